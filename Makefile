@@ -1,0 +1,47 @@
+# stepdeploy - the two commands:  make demo   and   make test
+# Both create/refresh a local virtualenv (.venv) with the pinned toolchain on first use.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.stamp
+export PYTHONPATH := $(CURDIR)/layers/common:$(CURDIR)/local
+export SAM_CLI_TELEMETRY := 0
+export AWS_DEFAULT_REGION ?= us-east-1
+
+.PHONY: demo test lint typecheck templates unit serve bench clean
+
+$(STAMP): requirements-dev.txt layers/common/requirements.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 required, found {sys.version.split()[0]}"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -r layers/common/requirements.txt
+	@touch $@
+
+## demo: run real deployments (v1 -> healthy v2 -> broken v3 rolled back) in the local AWS world
+demo: $(STAMP)
+	$(BIN)/python -m stepdeploy_local demo $(ARGS)
+
+## serve: the local world as a server on 127.0.0.1:5000 (aws --endpoint-url http://127.0.0.1:5000 ...)
+serve: $(STAMP)
+	$(BIN)/python -m stepdeploy_local serve $(ARGS)
+
+## test: lint, types, template validation and the whole test suite
+test: $(STAMP) lint typecheck templates unit
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check layers local functions tests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+	$(BIN)/mypy functions --explicit-package-bases
+
+templates: $(STAMP)
+	$(BIN)/sam validate --lint --template template.yaml --region $(AWS_DEFAULT_REGION)
+	$(BIN)/cfn-lint template.yaml stacks/*.yaml
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

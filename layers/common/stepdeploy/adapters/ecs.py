@@ -1,0 +1,53 @@
+"""Amazon ECS: service state, task definitions, service updates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..decisions import DeploymentView, ServiceView
+from ..errors import InvalidDeploymentRequest
+from .clients import client
+
+
+def describe_service(cluster: str, service: str) -> ServiceView:
+    out = client("ecs").describe_services(cluster=cluster, services=[service])
+    services = out.get("services", [])
+    if not services:
+        reasons = "; ".join(f"{f.get('arn')}: {f.get('reason')}" for f in out.get("failures", []))
+        raise InvalidDeploymentRequest(f"$.service: service {service!r} not found in cluster {cluster!r} ({reasons})")
+    raw = services[0]
+    deployments = tuple(
+        DeploymentView(
+            id=d.get("id", ""),
+            status=d.get("status", ""),
+            task_definition=d.get("taskDefinition", ""),
+            rollout_state=d.get("rolloutState"),
+            rollout_reason=d.get("rolloutStateReason", ""),
+            desired=int(d.get("desiredCount", 0)),
+            running=int(d.get("runningCount", 0)),
+            failed_tasks=int(d.get("failedTasks", 0)),
+        )
+        for d in raw.get("deployments", [])
+    )
+    return ServiceView(
+        cluster=cluster,
+        service=raw.get("serviceName", service),
+        status=raw.get("status", ""),
+        task_definition=raw.get("taskDefinition", ""),
+        deployments=deployments,
+    )
+
+
+def describe_task_definition(arn: str) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    out = client("ecs").describe_task_definition(taskDefinition=arn, include=["TAGS"])
+    return out["taskDefinition"], list(out.get("tags", []))
+
+
+def register_task_definition(spec: dict[str, Any]) -> str:
+    out = client("ecs").register_task_definition(**spec)
+    return str(out["taskDefinition"]["taskDefinitionArn"])
+
+
+def update_service(cluster: str, service: str, task_definition: str) -> str:
+    out = client("ecs").update_service(cluster=cluster, service=service, taskDefinition=task_definition)
+    return str(out["service"]["taskDefinition"])

@@ -1,0 +1,28 @@
+"""HTTP probe through the load balancer (standard library only)."""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+
+from ..decisions import ProbeResult
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+def probe(url: str, timeout_seconds: float) -> ProbeResult:
+    request = urllib.request.Request(url, headers={"User-Agent": "stepdeploy-health-gate/1"})
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_seconds) as response:  # noqa: S310 (http(s) only, validated)
+            body = response.read(MAX_BODY_BYTES).decode("utf-8", "replace")
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        body = exc.read(MAX_BODY_BYTES).decode("utf-8", "replace") if exc.fp else ""
+        status = exc.code
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return ProbeResult(status=None, body="", latency_ms=int((time.monotonic() - started) * 1000),
+                           error=f"{type(reason).__name__}: {reason}")
+    return ProbeResult(status=status, body=body, latency_ms=int((time.monotonic() - started) * 1000))

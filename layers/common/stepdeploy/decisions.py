@@ -1,0 +1,292 @@
+"""Pure decision functions: no I/O, no clock, no boto3. Everything here is unit-tested.
+
+The handlers gather observations through the adapters, hand them to these functions, and act on
+the answer. Terminal outcomes are raised as the workflow's named errors.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .errors import (
+    AlarmTriggered,
+    HealthCheckFailed,
+    InvalidDeploymentRequest,
+    RolloutFailed,
+    RolloutTimedOut,
+)
+from .models import BakeState, HealthPolicy, RolloutPolicy, RolloutState
+
+# --------------------------------------------------------------------------- observations
+
+
+@dataclass(frozen=True)
+class DeploymentView:
+    """One entry of an ECS service's ``deployments`` list."""
+
+    id: str
+    status: str  # PRIMARY | ACTIVE | INACTIVE
+    task_definition: str
+    rollout_state: str | None  # IN_PROGRESS | COMPLETED | FAILED (None without a circuit breaker)
+    rollout_reason: str
+    desired: int
+    running: int
+    failed_tasks: int = 0
+
+
+@dataclass(frozen=True)
+class ServiceView:
+    cluster: str
+    service: str
+    status: str
+    task_definition: str
+    deployments: tuple[DeploymentView, ...]
+
+    @property
+    def primary(self) -> DeploymentView | None:
+        return next((d for d in self.deployments if d.status == "PRIMARY"), None)
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    status: int | None
+    body: str
+    latency_ms: int
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class GateResult:
+    gate: str
+    passed: bool
+    detail: str
+
+
+# --------------------------------------------------------------------------- rollout
+
+
+def assess_rollout(view: ServiceView, expected_task_definition: str, state: RolloutState,
+                   policy: RolloutPolicy) -> RolloutState:
+    """Decide where a rollout stands after the wait just done. Raises on a terminal failure.
+
+    The services-stable waiter also "succeeds" after a circuit-breaker rollback, so COMPLETED is
+    only accepted when the PRIMARY deployment runs the revision that was deployed.
+    """
+    elapsed = state.elapsed_seconds + state.wait_seconds
+    polls = state.polls + 1
+    primary = view.primary
+    if view.status != "ACTIVE":
+        raise RolloutFailed(f"service {view.service} is {view.status}")
+    if primary is None:
+        raise RolloutFailed(f"service {view.service} has no PRIMARY deployment")
+    if primary.task_definition != expected_task_definition:
+        raise RolloutFailed(
+            f"the PRIMARY deployment of {view.service} runs {short_revision(primary.task_definition)}, "
+            f"not {short_revision(expected_task_definition)}: the deployment circuit breaker or another "
+            "deployment replaced it"
+        )
+    if primary.rollout_state == "FAILED":
+        raise RolloutFailed(
+            f"ECS rollout of {short_revision(expected_task_definition)} FAILED after {elapsed}s: "
+            f"{primary.rollout_reason or 'no reason given'} ({primary.failed_tasks} failed task(s))"
+        )
+    detail = f"{primary.running}/{primary.desired} tasks running, {len(view.deployments)} deployment(s)"
+    completed = primary.rollout_state == "COMPLETED" or (
+        primary.rollout_state is None and len(view.deployments) == 1 and primary.running == primary.desired
+    )
+    if completed:
+        return RolloutState(status="COMPLETED", elapsed_seconds=elapsed, polls=polls, wait_seconds=0, detail=detail)
+    remaining = policy.timeout_seconds - elapsed
+    if remaining <= 0:
+        raise RolloutTimedOut(
+            f"rollout of {short_revision(expected_task_definition)} still IN_PROGRESS after {elapsed}s "
+            f"(deadline {policy.timeout_seconds}s): {detail}"
+        )
+    return RolloutState(
+        status="IN_PROGRESS", elapsed_seconds=elapsed, polls=polls,
+        wait_seconds=min(policy.poll_seconds, remaining), detail=detail,
+    )
+
+
+def first_rollout_state(policy: RolloutPolicy) -> RolloutState:
+    """State after UpdateService: wait one poll interval before the first look."""
+    return RolloutState(status="IN_PROGRESS", elapsed_seconds=0, polls=0,
+                        wait_seconds=min(policy.poll_seconds, policy.timeout_seconds))
+
+
+# --------------------------------------------------------------------------- health gates
+
+
+def body_matches(body: str, expected: str | None, mode: str) -> bool:
+    if expected is None:
+        return True
+    if mode == "exact":
+        return body.strip() == expected.strip()
+    if mode == "contains":
+        return expected in body
+    return re.search(expected, body) is not None
+
+
+def probe_gate(result: ProbeResult, policy: HealthPolicy) -> GateResult:
+    if result.error is not None:
+        return GateResult("http", False, f"GET {policy.url} failed: {result.error}")
+    snippet = result.body.strip().replace("\n", " ")[:120]
+    if result.status != policy.expected_status:
+        return GateResult("http", False, f"GET {policy.url} returned HTTP {result.status}, "
+                                         f"expected {policy.expected_status} (body {snippet!r})")
+    if not body_matches(result.body, policy.expected_body, policy.body_match):
+        return GateResult("http", False, f"GET {policy.url} returned HTTP {result.status} with body {snippet!r}, "
+                                         f"expected {policy.body_match} {policy.expected_body!r}")
+    if result.latency_ms > policy.max_latency_ms:
+        return GateResult("http", False, f"GET {policy.url} took {result.latency_ms} ms, "
+                                         f"limit {policy.max_latency_ms} ms")
+    return GateResult("http", True, f"HTTP {result.status} {snippet!r} in {result.latency_ms} ms")
+
+
+def target_gate(states: Sequence[tuple[str, str]]) -> GateResult:
+    """``states`` is (target id, state) for each registered target. Draining targets are ignored."""
+    live = [(t, s) for t, s in states if s != "draining"]
+    if not live:
+        return GateResult("targets", False, "no registered targets (outside draining)")
+    bad = [f"{t}={s}" for t, s in live if s != "healthy"]
+    if bad:
+        return GateResult("targets", False, f"{len(bad)}/{len(live)} targets not healthy: {', '.join(bad[:5])}")
+    return GateResult("targets", True, f"{len(live)}/{len(live)} targets healthy")
+
+
+def primary_gate(view: ServiceView, expected_task_definition: str) -> GateResult:
+    primary = view.primary
+    if primary is None or primary.task_definition != expected_task_definition:
+        running = short_revision(primary.task_definition) if primary else "nothing"
+        return GateResult("primary", False, f"PRIMARY deployment runs {running}, "
+                                            f"expected {short_revision(expected_task_definition)}")
+    return GateResult("primary", True, f"PRIMARY runs {short_revision(expected_task_definition)}")
+
+
+def alarm_gate(alarm_states: Mapping[str, str], names: Iterable[str]) -> GateResult:
+    wanted = list(names)
+    missing = [n for n in wanted if n not in alarm_states]
+    if missing:
+        return GateResult("alarms", False, f"alarm(s) not found: {', '.join(missing)}")
+    firing = [n for n in wanted if alarm_states[n] == "ALARM"]
+    if firing:
+        return GateResult("alarms", False, f"in ALARM: {', '.join(firing)}")
+    return GateResult("alarms", True, f"{len(wanted)} alarm(s) not in ALARM")
+
+
+def advance_bake(state: BakeState, gates: Sequence[GateResult], policy: HealthPolicy, revision: str) -> BakeState:
+    """Fold one round of gate results into the bake state. Raises the named error on failure.
+
+    - an alarm in ALARM fails at once (``AlarmTriggered``);
+    - the PRIMARY deployment not running the revision fails at once (``RolloutFailed``);
+    - otherwise ``unhealthy_threshold`` consecutive failing rounds fail (``HealthCheckFailed``);
+    - ``healthy_threshold`` consecutive passing rounds pass; ``max_checks`` bounds the window.
+    """
+    checks = state.checks + 1
+    results = [asdict(g) for g in gates]
+    by_gate = {g.gate: g for g in gates}
+    label = short_revision(revision)
+    if "alarms" in by_gate and not by_gate["alarms"].passed:
+        raise AlarmTriggered(f"{label}: {by_gate['alarms'].detail} (check {checks})")
+    if "primary" in by_gate and not by_gate["primary"].passed:
+        raise RolloutFailed(f"{label}: {by_gate['primary'].detail} (check {checks})")
+    failed = [g for g in gates if not g.passed]
+    if failed:
+        failures, passes = state.failures + 1, 0
+        if failures >= policy.unhealthy_threshold:
+            raise HealthCheckFailed(
+                f"{label} failed {failures} consecutive health check(s): "
+                + "; ".join(g.detail for g in failed)
+            )
+    else:
+        failures, passes = 0, state.passes + 1
+        if passes >= policy.healthy_threshold:
+            return BakeState(status="PASSED", checks=checks, passes=passes, failures=0, wait_seconds=0, last=results)
+    if checks >= policy.max_checks:
+        raise HealthCheckFailed(
+            f"{label} did not pass {policy.healthy_threshold} consecutive checks within {policy.max_checks} "
+            f"checks; last: " + "; ".join(g.detail for g in gates)
+        )
+    return BakeState(status="CHECKING", checks=checks, passes=passes, failures=failures,
+                     wait_seconds=policy.interval_seconds, last=results)
+
+
+# --------------------------------------------------------------------------- task definitions
+
+#: Keys of DescribeTaskDefinition's output that RegisterTaskDefinition accepts.
+REGISTERABLE_KEYS = (
+    "family", "taskRoleArn", "executionRoleArn", "networkMode", "containerDefinitions", "volumes",
+    "placementConstraints", "requiresCompatibilities", "cpu", "memory", "pidMode", "ipcMode",
+    "proxyConfiguration", "inferenceAccelerators", "ephemeralStorage", "runtimePlatform",
+    "enableFaultInjection",
+)
+
+
+def choose_container(task_definition: Mapping[str, Any], requested: str | None) -> str:
+    names = [c["name"] for c in task_definition.get("containerDefinitions", [])]
+    if requested is not None:
+        if requested not in names:
+            raise InvalidDeploymentRequest(
+                f"$.service.container: no container {requested!r} in {short_revision(task_definition.get('taskDefinitionArn', ''))}; "
+                f"containers: {', '.join(names) or 'none'}"
+            )
+        return requested
+    if len(names) != 1:
+        raise InvalidDeploymentRequest(
+            f"$.service.container: the task definition has {len(names)} containers ({', '.join(names)}); name one"
+        )
+    return names[0]
+
+
+def next_task_definition(current: Mapping[str, Any], container: str, image_uri: str,
+                         tags: Sequence[Mapping[str, str]] = ()) -> dict[str, Any]:
+    """RegisterTaskDefinition input: the current revision with ``container`` pinned to ``image_uri``."""
+    spec: dict[str, Any] = {k: json.loads(json.dumps(current[k])) for k in REGISTERABLE_KEYS if k in current}
+    found = False
+    for definition in spec.get("containerDefinitions", []):
+        if definition["name"] == container:
+            definition["image"] = image_uri
+            found = True
+    if not found:
+        raise InvalidDeploymentRequest(f"$.service.container: no container {container!r} in the task definition")
+    if tags:
+        spec["tags"] = [dict(t) for t in tags]
+    return spec
+
+
+def container_image(task_definition: Mapping[str, Any], container: str) -> str:
+    for definition in task_definition.get("containerDefinitions", []):
+        if definition["name"] == container:
+            return str(definition["image"])
+    return ""
+
+
+# --------------------------------------------------------------------------- reporting
+
+
+def short_revision(task_definition_arn: str) -> str:
+    """``arn:...:task-definition/web:7`` -> ``web:7``."""
+    return task_definition_arn.rsplit("/", 1)[-1] if task_definition_arn else "?"
+
+
+def describe_failure(error: Mapping[str, Any] | None) -> tuple[str, str]:
+    """(error name, human cause) from a Catch's ``{"Error", "Cause"}``.
+
+    Lambda errors carry a JSON cause with ``errorMessage``; service and States.* errors carry text.
+    """
+    if not error:
+        return "DeploymentFailed", "no error details were captured"
+    name = str(error.get("Error") or "DeploymentFailed")
+    cause = error.get("Cause")
+    if isinstance(cause, str):
+        try:
+            parsed = json.loads(cause)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict) and "errorMessage" in parsed:
+            cause = str(parsed["errorMessage"])
+    return name, str(cause or name)[:32000]

@@ -1,0 +1,52 @@
+"""The error vocabulary of the deploy workflow.
+
+Every class name here is an ``ErrorEquals`` name in ``statemachine/deploy.asl.json`` and the
+``Error`` an execution can end with. A contract test keeps the two lists identical.
+
+Lambda reports an unhandled exception to Step Functions as ``Error = <class name>`` and
+``Cause = {"errorMessage": ..., "errorType": ...}``, so the message of each error is written for
+the human who reads the failed execution: what happened and what to do next.
+"""
+
+from __future__ import annotations
+
+
+class DeploymentError(Exception):
+    """Base class: a deployment-level failure with a human-readable cause."""
+
+
+class InvalidDeploymentRequest(DeploymentError):
+    """The input is malformed or refers to something that does not exist. Nothing was changed."""
+
+
+class RolloutFailed(DeploymentError):
+    """ECS reported the rollout FAILED, or the service is not running the deployed revision."""
+
+
+class RolloutTimedOut(DeploymentError):
+    """The rollout was still in progress when its deadline passed."""
+
+
+class HealthCheckFailed(DeploymentError):
+    """A health gate (HTTP probe, target health) failed during the bake window."""
+
+
+class AlarmTriggered(DeploymentError):
+    """A configured CloudWatch alarm was in ALARM during the bake window."""
+
+
+class RollbackFailed(DeploymentError):
+    """The rollback could not be completed or the restored revision failed its gates."""
+
+
+#: Errors raised by stepdeploy code and named in the state machine, in one place.
+WORKFLOW_ERRORS: tuple[type[DeploymentError], ...] = (
+    InvalidDeploymentRequest,
+    RolloutFailed,
+    RolloutTimedOut,
+    HealthCheckFailed,
+    AlarmTriggered,
+    RollbackFailed,
+)
+
+ERROR_NAMES: frozenset[str] = frozenset(cls.__name__ for cls in WORKFLOW_ERRORS)

@@ -1,0 +1,323 @@
+"""Input and output models of the deploy workflow.
+
+Plain dataclasses with explicit validation (pydantic would triple the cold-import time of every
+function). ``DeploymentRequest.from_input`` is the one place where workflow input is validated; it
+raises :class:`~stepdeploy.errors.InvalidDeploymentRequest` naming the offending field. Every other
+model is produced by stepdeploy itself and parsed back with ``from_dict`` between states.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, TypeVar
+
+from .errors import InvalidDeploymentRequest
+
+T = TypeVar("T")
+
+#: Step Functions caps a payload at 256 KiB; requests are a few hundred bytes, anything near the
+#: cap is a mistake (or an attack) and is refused before it costs anything.
+MAX_REQUEST_BYTES = 32 * 1024
+
+TRIGGERS = ("manual", "ecr", "codepipeline", "verify")
+BODY_MATCH_MODES = ("exact", "contains", "regex")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,254}$")
+_ARN_OR_NAME = re.compile(r"^(arn:aws[a-z-]*:ecs:[a-z0-9-]+:\d{12}:[a-z-]+/[A-Za-z0-9/_\-]+|[A-Za-z0-9_\-]{1,255})$")
+_REPOSITORY = re.compile(r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$")
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
+_DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
+_URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
+_ALARM = re.compile(r"^[^\x00-\x1f]{1,255}$")
+
+
+def _fail(path: str, message: str) -> InvalidDeploymentRequest:
+    return InvalidDeploymentRequest(f"{path}: {message}")
+
+
+def _obj(value: Any, path: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise _fail(path, f"expected an object, got {type(value).__name__}")
+    return value
+
+
+def _only(value: Mapping[str, Any], path: str, allowed: set[str]) -> None:
+    unknown = sorted(set(value) - allowed)
+    if unknown:
+        raise _fail(path, f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+
+
+def _str(value: Mapping[str, Any], key: str, path: str, pattern: re.Pattern[str] | None = None,
+         default: str | None = None, required: bool = False) -> str | None:
+    raw = value.get(key, default)
+    if raw is None:
+        if required:
+            raise _fail(f"{path}.{key}", "is required")
+        return None
+    if not isinstance(raw, str):
+        raise _fail(f"{path}.{key}", f"expected a string, got {type(raw).__name__}")
+    if pattern is not None and not pattern.match(raw):
+        raise _fail(f"{path}.{key}", f"invalid value {raw[:80]!r}")
+    return raw
+
+
+def _int(value: Mapping[str, Any], key: str, path: str, default: int, low: int, high: int) -> int:
+    raw = value.get(key, default)
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        raise _fail(f"{path}.{key}", f"expected an integer, got {type(raw).__name__}")
+    if not low <= raw <= high:
+        raise _fail(f"{path}.{key}", f"must be between {low} and {high}, got {raw}")
+    return raw
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """Deployment defaults, configured per stack (template parameters -> function environment)."""
+
+    expected_status: int = 200
+    expected_body: str = "OK"
+    body_match: str = "exact"
+    probe_timeout_seconds: int = 5
+    interval_seconds: int = 15
+    healthy_threshold: int = 3
+    unhealthy_threshold: int = 2
+    max_checks: int = 12
+    max_latency_ms: int = 2000
+    rollout_timeout_seconds: int = 900
+    rollout_poll_seconds: int = 30
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Defaults:
+        """Read ``DEFAULT_*`` variables; malformed values are a configuration error, not ignored."""
+        values: dict[str, Any] = {}
+        for name, fld in cls.__dataclass_fields__.items():
+            raw = env.get(f"DEFAULT_{name.upper()}")
+            if raw is None or raw == "":
+                continue
+            if isinstance(fld.default, int):
+                try:
+                    values[name] = int(raw)
+                except ValueError as exc:
+                    raise ValueError(f"environment DEFAULT_{name.upper()} must be an integer: {raw!r}") from exc
+            else:
+                values[name] = raw
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class ServiceRef:
+    cluster: str
+    service: str
+    container: str | None = None
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """What the caller asked for. Resolved to an immutable digest before anything is changed."""
+
+    repository: str
+    tag: str | None = None
+    digest: str | None = None
+
+
+@dataclass(frozen=True)
+class HealthPolicy:
+    url: str
+    expected_status: int
+    expected_body: str | None
+    body_match: str
+    probe_timeout_seconds: int
+    interval_seconds: int
+    healthy_threshold: int
+    unhealthy_threshold: int
+    max_checks: int
+    max_latency_ms: int
+    target_group_arn: str | None = None
+    alarm_names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RolloutPolicy:
+    timeout_seconds: int
+    poll_seconds: int
+
+
+@dataclass(frozen=True)
+class DeploymentRequest:
+    service: ServiceRef
+    image: ImageSpec
+    health: HealthPolicy
+    rollout: RolloutPolicy
+    trigger: str = "manual"
+    reason: str | None = None
+
+    @classmethod
+    def from_input(cls, payload: Any, defaults: Defaults) -> DeploymentRequest:
+        """Validate raw workflow input. Raises InvalidDeploymentRequest naming the bad field."""
+        if isinstance(payload, str | bytes):
+            raw = payload.encode() if isinstance(payload, str) else payload
+            if len(raw) > MAX_REQUEST_BYTES:
+                raise _fail("$", f"request is {len(raw)} bytes; the limit is {MAX_REQUEST_BYTES}")
+            try:
+                payload = json.loads(raw)
+            except ValueError as exc:
+                raise _fail("$", f"not valid JSON ({exc})") from exc
+        else:
+            size = len(json.dumps(payload, default=str))
+            if size > MAX_REQUEST_BYTES:
+                raise _fail("$", f"request is {size} bytes; the limit is {MAX_REQUEST_BYTES}")
+        top = _obj(payload, "$")
+        _only(top, "$", {"service", "image", "health", "rollout", "trigger", "reason"})
+
+        svc = _obj(top.get("service"), "$.service")
+        _only(svc, "$.service", {"cluster", "service", "container"})
+        service = ServiceRef(
+            cluster=_req(_str(svc, "cluster", "$.service", _ARN_OR_NAME, required=True)),
+            service=_req(_str(svc, "service", "$.service", _ARN_OR_NAME, required=True)),
+            container=_str(svc, "container", "$.service", _NAME),
+        )
+
+        img = _obj(top.get("image"), "$.image")
+        _only(img, "$.image", {"repository", "tag", "digest"})
+        image = ImageSpec(
+            repository=_req(_str(img, "repository", "$.image", _REPOSITORY, required=True)),
+            tag=_str(img, "tag", "$.image", _TAG),
+            digest=_str(img, "digest", "$.image", _DIGEST),
+        )
+        if image.tag is None and image.digest is None:
+            raise _fail("$.image", "give a tag or a digest (sha256:...)")
+
+        hl = _obj(top.get("health"), "$.health")
+        _only(hl, "$.health", {
+            "url", "expected_status", "expected_body", "body_match", "probe_timeout_seconds",
+            "interval_seconds", "healthy_threshold", "unhealthy_threshold", "max_checks",
+            "max_latency_ms", "target_group_arn", "alarm_names",
+        })
+        alarms_raw = hl.get("alarm_names", [])
+        if not isinstance(alarms_raw, list) or not all(isinstance(a, str) and _ALARM.match(a) for a in alarms_raw):
+            raise _fail("$.health.alarm_names", "expected a list of alarm names")
+        if len(alarms_raw) > 100:
+            raise _fail("$.health.alarm_names", "at most 100 alarms")
+        expected_body = hl.get("expected_body", defaults.expected_body)
+        if expected_body is not None and (not isinstance(expected_body, str) or len(expected_body) > 4096):
+            raise _fail("$.health.expected_body", "expected a string of at most 4096 characters, or null")
+        body_match = _req(_str(hl, "body_match", "$.health", default=defaults.body_match))
+        if body_match not in BODY_MATCH_MODES:
+            raise _fail("$.health.body_match", f"must be one of {', '.join(BODY_MATCH_MODES)}")
+        if body_match == "regex" and expected_body is not None:
+            try:
+                re.compile(expected_body)
+            except re.error as exc:
+                raise _fail("$.health.expected_body", f"invalid regular expression: {exc}") from exc
+        tg = _str(hl, "target_group_arn", "$.health")
+        if tg is not None and (not tg.startswith("arn:aws") or ":targetgroup/" not in tg):
+            raise _fail("$.health.target_group_arn", "expected an ELBv2 target group ARN")
+        health = HealthPolicy(
+            url=_req(_str(hl, "url", "$.health", _URL, required=True)),
+            expected_status=_int(hl, "expected_status", "$.health", defaults.expected_status, 100, 599),
+            expected_body=expected_body,
+            body_match=body_match,
+            probe_timeout_seconds=_int(hl, "probe_timeout_seconds", "$.health", defaults.probe_timeout_seconds, 1, 30),
+            interval_seconds=_int(hl, "interval_seconds", "$.health", defaults.interval_seconds, 5, 300),
+            healthy_threshold=_int(hl, "healthy_threshold", "$.health", defaults.healthy_threshold, 1, 20),
+            unhealthy_threshold=_int(hl, "unhealthy_threshold", "$.health", defaults.unhealthy_threshold, 1, 20),
+            max_checks=_int(hl, "max_checks", "$.health", defaults.max_checks, 1, 100),
+            max_latency_ms=_int(hl, "max_latency_ms", "$.health", defaults.max_latency_ms, 1, 30000),
+            target_group_arn=tg,
+            alarm_names=tuple(alarms_raw),
+        )
+        if health.max_checks < health.healthy_threshold:
+            raise _fail("$.health.max_checks", "must be at least healthy_threshold")
+
+        ro = _obj(top.get("rollout", {}), "$.rollout")
+        _only(ro, "$.rollout", {"timeout_seconds", "poll_seconds"})
+        rollout = RolloutPolicy(
+            timeout_seconds=_int(ro, "timeout_seconds", "$.rollout", defaults.rollout_timeout_seconds, 60, 7200),
+            poll_seconds=_int(ro, "poll_seconds", "$.rollout", defaults.rollout_poll_seconds, 5, 600),
+        )
+        trigger = _req(_str(top, "trigger", "$", default="manual"))
+        if trigger not in TRIGGERS:
+            raise _fail("$.trigger", f"must be one of {', '.join(TRIGGERS)}")
+        reason = _str(top, "reason", "$")
+        if reason is not None and len(reason) > 1024:
+            raise _fail("$.reason", "at most 1024 characters")
+        return cls(service=service, image=image, health=health, rollout=rollout, trigger=trigger, reason=reason)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DeploymentRequest:
+        """Parse a request this code produced earlier (already validated)."""
+        h = dict(data["health"])
+        h["alarm_names"] = tuple(h.get("alarm_names", ()))
+        return cls(
+            service=ServiceRef(**data["service"]),
+            image=ImageSpec(**data["image"]),
+            health=HealthPolicy(**h),
+            rollout=RolloutPolicy(**data["rollout"]),
+            trigger=data.get("trigger", "manual"),
+            reason=data.get("reason"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["health"]["alarm_names"] = list(self.health.alarm_names)
+        return out
+
+
+def _req(value: T | None) -> T:
+    assert value is not None  # guaranteed by required=True / a default
+    return value
+
+
+@dataclass(frozen=True)
+class ResolvedImage:
+    repository: str
+    digest: str
+    uri: str
+    tag: str | None = None
+
+
+@dataclass(frozen=True)
+class Revision:
+    """The task-definition revisions a deployment moves between."""
+
+    previous: str
+    new: str
+    container: str
+    image: str
+
+
+@dataclass
+class BakeState:
+    """Progress of the health gates over the bake window (carried between polls in the state)."""
+
+    status: str = "CHECKING"  # CHECKING | PASSED
+    checks: int = 0
+    passes: int = 0
+    failures: int = 0
+    wait_seconds: int = 0
+    last: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> BakeState:
+        if not data:
+            return cls()
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+@dataclass
+class RolloutState:
+    """Progress of the rollout poll loop (carried between polls in the state)."""
+
+    status: str = "IN_PROGRESS"  # IN_PROGRESS | COMPLETED
+    elapsed_seconds: int = 0
+    polls: int = 0
+    wait_seconds: int = 0
+    detail: str = ""
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> RolloutState:
+        if not data:
+            return cls()
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})

@@ -1,0 +1,200 @@
+"""Every fix stepdeploy's local world applies to moto, in one place.
+
+moto is pinned exactly (requirements-dev.txt) because these patches reach into its internals.
+Each patch is listed in :data:`PATCHES` and covered by a contract test in
+``tests/contract/test_emulator_contract.py`` that fails loudly if an upgrade changes the behaviour
+it relies on (or makes the patch unnecessary).
+
+The patches only route moto to hooks (:class:`Hooks`); the behaviour behind the hooks (virtual
+clock, in-process Lambda runtime, ECS rollout model, target health) lives in the world's own
+modules. Nothing in stepdeploy's orchestrator code knows about any of this.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import threading
+import time as _time
+import types
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import clock as _clock
+
+
+@dataclass
+class Hooks:
+    """What the patched moto calls into. A World installs its own."""
+
+    #: (moto LambdaFunction, event) -> (payload JSON, errored, log text)
+    invoke_lambda: Callable[[Any, Any], tuple[str, bool, str]] | None = None
+    #: (ecs backend, service, previous task definition ARN) after a successful UpdateService
+    service_updated: Callable[[Any, Any, str | None], None] | None = None
+    #: (ecs backend, service) before a service is described
+    service_observed: Callable[[Any, Any], None] | None = None
+    #: (target group ARN) -> list of moto FakeHealthStatus, or None to let moto answer
+    target_health: Callable[[str], list[Any] | None] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+HOOKS = Hooks()
+_applied = False
+_lock = threading.Lock()
+
+
+def _virtual_datetime_module() -> types.ModuleType:
+    """A stand-in for the ``datetime`` module whose ``datetime.now()`` reads the virtual clock."""
+
+    class VirtualDatetime(_dt.datetime):
+        @classmethod
+        def now(cls, tz: _dt.tzinfo | None = None) -> _dt.datetime:  # type: ignore[override]
+            return _clock.current().now(tz)
+
+        @classmethod
+        def utcnow(cls) -> _dt.datetime:  # type: ignore[override]
+            return _clock.current().now(None)
+
+    shim = types.ModuleType("datetime_virtual")
+    shim.__dict__.update({k: getattr(_dt, k) for k in dir(_dt) if not k.startswith("__")})
+    shim.datetime = VirtualDatetime  # type: ignore[attr-defined]
+    return shim
+
+
+class _VirtualTime(types.ModuleType):
+    """A stand-in for the ``time`` module whose ``sleep`` advances the virtual clock."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(_time, name)
+
+    @staticmethod
+    def sleep(seconds: float) -> None:
+        _clock.current().advance(seconds)
+
+
+# ----------------------------------------------------------------------------------- patches
+
+
+def _patch_wait_state() -> None:
+    """Wait states block on a threading.Event for the full duration; advance the clock instead."""
+    from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
+
+    def _wait_interval(self: Any, env: Any, wait_seconds: int) -> None:
+        _clock.current().advance(wait_seconds)
+
+    wait_function.WaitFunction._wait_interval = _wait_interval
+
+
+def _patch_retry_sleep() -> None:
+    """Retry intervals call time.sleep; route them to the virtual clock."""
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+
+    retrier_decl.time = _VirtualTime("time_virtual")  # type: ignore[attr-defined]
+
+
+def _patch_timestamps() -> None:
+    """History events, execution start/stop dates, $$.State.EnteredTime and Wait Timestamp use
+    datetime.now(); make them read the virtual clock so durations reflect virtual waits."""
+    from moto.stepfunctions.parser import models as parser_models
+    from moto.stepfunctions.parser.asl.component.state import state
+    from moto.stepfunctions.parser.asl.component.state.wait.wait_function import timestamp
+    from moto.stepfunctions.parser.asl.eval.event import event_manager
+    from moto.stepfunctions.parser.backend import execution
+
+    shim = _virtual_datetime_module()
+    for module in (event_manager, execution, state, parser_models, timestamp):
+        module.datetime = shim  # type: ignore[attr-defined]
+
+
+def _patch_execution_name() -> None:
+    """StartExecution without a name gets the ARN '...:None'; AWS generates a UUID."""
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    original = StepFunctionsParserBackend.start_execution
+
+    def start_execution(self: Any, state_machine_arn: str, name: str | None = None, *args: Any, **kwargs: Any) -> Any:
+        return original(self, state_machine_arn, name or str(uuid.uuid4()), *args, **kwargs)
+
+    StepFunctionsParserBackend.start_execution = start_execution  # type: ignore[method-assign]
+
+
+def _patch_lambda_invoke() -> None:
+    """Lambda invoke needs Docker; run the handler in-process through HOOKS.invoke_lambda."""
+    from moto.awslambda.models import LambdaFunction
+
+    original = LambdaFunction._invoke_lambda
+
+    def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
+        if HOOKS.invoke_lambda is None:
+            return original(self, event)
+        return HOOKS.invoke_lambda(self, event)
+
+    LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign]
+
+
+def _patch_ecs_rollouts() -> None:
+    """UpdateService only swaps the task definition (no PRIMARY/ACTIVE deployments, no rollout);
+    let the world's rollout model maintain ``deployments`` over virtual time."""
+    from moto.ecs.models import EC2ContainerServiceBackend
+
+    original_update = EC2ContainerServiceBackend.update_service
+    original_describe = EC2ContainerServiceBackend.describe_services
+
+    def update_service(self: Any, service_properties: dict[str, Any]) -> Any:
+        cluster = service_properties.get("cluster", "default")
+        name = str(service_properties.get("service", "")).split("/")[-1]
+        previous = self._get_service(cluster, name).task_definition
+        service = original_update(self, service_properties)
+        if HOOKS.service_updated is not None:
+            HOOKS.service_updated(self, service, previous)
+        return service
+
+    def describe_services(self: Any, cluster_str: str, service_names_or_arns: list[str]) -> Any:
+        services, failures = original_describe(self, cluster_str, service_names_or_arns)
+        if HOOKS.service_observed is not None:
+            for service in services:
+                HOOKS.service_observed(self, service)
+        return services, failures
+
+    EC2ContainerServiceBackend.update_service = update_service  # type: ignore[method-assign]
+    EC2ContainerServiceBackend.describe_services = describe_services  # type: ignore[method-assign]
+
+
+def _patch_target_health() -> None:
+    """ELBv2 targets are always healthy; let the world answer for the target groups it models."""
+    from moto.elbv2.models import ELBv2Backend
+
+    original = ELBv2Backend.describe_target_health
+
+    def describe_target_health(self: Any, target_group_arn: str, targets: list[dict[str, Any]]) -> Any:
+        if HOOKS.target_health is not None and not targets:
+            answer = HOOKS.target_health(target_group_arn)
+            if answer is not None:
+                return answer
+        return original(self, target_group_arn, targets)
+
+    ELBv2Backend.describe_target_health = describe_target_health  # type: ignore[method-assign]
+
+
+#: name -> (patch, what it fixes). The contract tests iterate over this.
+PATCHES: dict[str, tuple[Callable[[], None], str]] = {
+    "wait_state": (_patch_wait_state, "Wait states sleep in wall time"),
+    "retry_sleep": (_patch_retry_sleep, "Retry intervals sleep in wall time"),
+    "timestamps": (_patch_timestamps, "execution timestamps ignore the virtual clock"),
+    "execution_name": (_patch_execution_name, "StartExecution without a name yields ARN ...:None"),
+    "lambda_invoke": (_patch_lambda_invoke, "Lambda invoke requires Docker"),
+    "ecs_rollouts": (_patch_ecs_rollouts, "UpdateService has no deployments or rollout progress"),
+    "target_health": (_patch_target_health, "ELBv2 targets are always healthy"),
+}
+
+
+def apply() -> None:
+    """Apply every patch once per process (idempotent)."""
+    global _applied
+    with _lock:
+        if _applied:
+            return
+        for patch, _ in PATCHES.values():
+            patch()
+        _applied = True

@@ -1,0 +1,202 @@
+"""An in-process Lambda runtime for the functions declared in template.yaml.
+
+Each function's ``app.py`` is loaded by path under a unique module name (they are all called
+``app``), with the layer directories on ``sys.path`` as ``/opt/python`` would be on Lambda. An
+invocation runs with the function's environment from the template and a real Lambda context
+object. Invocations are serialised (the environment is process-wide), recorded with the AWS API
+calls they made, and can be made to fail through :meth:`LambdaRuntime.fail_next` (fault injection).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from . import clock
+from .template import FunctionSpec
+
+
+@dataclass
+class LocalLambdaContext:
+    """The attributes and method of the context object Lambda passes to a Python handler."""
+
+    function_name: str
+    memory_limit_in_mb: int
+    invoked_function_arn: str
+    aws_request_id: str
+    timeout_s: int
+    function_version: str = "$LATEST"
+    log_group_name: str = ""
+    log_stream_name: str = ""
+    _deadline: float = 0.0
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(int((self._deadline - time.monotonic()) * 1000), 0)
+
+
+@dataclass
+class Invocation:
+    function: str
+    request_id: str
+    started: float  # virtual
+    duration_ms: float  # wall
+    error: str | None
+    aws_calls: list[tuple[str, str]] = field(default_factory=list)  # (boto3 service name, operation)
+
+
+@dataclass
+class LoadedFunction:
+    spec: FunctionSpec
+    name: str
+    arn: str
+    environment: dict[str, str]
+    module: ModuleType | None = None
+
+
+_recording = threading.local()
+_api_hook_installed = False
+
+
+def _install_api_recorder() -> None:
+    """Record (service, operation) of every boto3 call made inside an invocation."""
+    global _api_hook_installed
+    if _api_hook_installed:
+        return
+    from botocore.client import BaseClient
+
+    original = BaseClient._make_api_call
+
+    def _make_api_call(self: Any, operation_name: str, api_params: Any) -> Any:
+        calls = getattr(_recording, "calls", None)
+        if calls is not None:
+            calls.append((self.meta.service_model.service_name, operation_name))
+        return original(self, operation_name, api_params)
+
+    BaseClient._make_api_call = _make_api_call  # type: ignore[method-assign]
+    _api_hook_installed = True
+
+
+class LambdaRuntime:
+    def __init__(self, region: str, account_id: str, layer_dirs: list[Path],
+                 env_overrides: dict[str, str] | None = None) -> None:
+        self.region, self.account_id = region, account_id
+        self.functions: dict[str, LoadedFunction] = {}
+        self.invocations: list[Invocation] = []
+        self._faults: dict[str, list[tuple[str, str]]] = {}
+        self._lock = threading.RLock()
+        self._env_overrides = env_overrides or {}
+        for layer in layer_dirs:
+            if str(layer) not in sys.path:
+                sys.path.insert(0, str(layer))
+        _install_api_recorder()
+
+    def register(self, spec: FunctionSpec, name: str, arn: str, environment: dict[str, str]) -> None:
+        self.functions[name] = LoadedFunction(spec=spec, name=name, arn=arn, environment=environment)
+
+    def by_logical_id(self, logical_id: str) -> LoadedFunction:
+        return next(f for f in self.functions.values() if f.spec.logical_id == logical_id)
+
+    # ----------------------------------------------------------------- fault injection
+
+    def fail_next(self, logical_id: str, error_type: str = "RuntimeError", message: str = "injected fault",
+                  times: int = 1) -> None:
+        """Make the next ``times`` invocations of a function fail with ``error_type`` (as Lambda
+        reports an unhandled exception) before the handler runs."""
+        self.by_logical_id(logical_id)  # validate the name
+        with self._lock:
+            self._faults.setdefault(logical_id, []).extend([(error_type, message)] * times)
+
+    # ----------------------------------------------------------------- invocation
+
+    def _load(self, fn: LoadedFunction) -> ModuleType:
+        if fn.module is None:
+            module_file, attr = fn.spec.handler.rsplit(".", 1)
+            path = fn.spec.code_dir / f"{module_file.replace('.', '/')}.py"
+            unique = f"stepdeploy_fn_{fn.spec.logical_id}"
+            spec = importlib.util.spec_from_file_location(unique, path)
+            if spec is None or spec.loader is None:
+                raise ImportError(f"cannot load {path}")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[unique] = module
+            spec.loader.exec_module(module)
+            fn.module = module
+        return fn.module
+
+    @contextmanager
+    def _environment(self, fn: LoadedFunction, context: LocalLambdaContext) -> Iterator[None]:
+        saved = dict(os.environ)
+        os.environ.update({
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_LAMBDA_FUNCTION_NAME": fn.name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.spec.memory_mb),
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_{fn.spec.runtime}",
+            "_HANDLER": fn.spec.handler,
+            **fn.environment,
+            **self._env_overrides,
+        })
+        try:
+            yield
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+    def invoke(self, function_name: str, event: Any) -> tuple[str, bool, str]:
+        """Run a handler; returns (payload JSON, errored, logs) like moto's Docker path."""
+        fn = self.functions[function_name]
+        if isinstance(event, str | bytes):
+            event = json.loads(event or "{}")
+        request_id = str(uuid.uuid4())
+        context = LocalLambdaContext(
+            function_name=fn.name, memory_limit_in_mb=fn.spec.memory_mb, invoked_function_arn=fn.arn,
+            aws_request_id=request_id, timeout_s=fn.spec.timeout_s,
+            log_group_name=f"/aws/lambda/{fn.name}", log_stream_name=f"local/[$LATEST]{request_id[:8]}",
+            _deadline=time.monotonic() + fn.spec.timeout_s,
+        )
+        with self._lock:
+            record = Invocation(fn.spec.logical_id, request_id, clock.current().time(), 0.0, None)
+            started = time.perf_counter()
+            _recording.calls = record.aws_calls
+            try:
+                faults = self._faults.get(fn.spec.logical_id)
+                if faults:
+                    error_type, message = faults.pop(0)
+                    raise _InjectedFault(error_type, message)
+                handler = getattr(self._load(fn), fn.spec.handler.rsplit(".", 1)[1])
+                with self._environment(fn, context):
+                    result = handler(event, context)
+                payload, errored = json.dumps(result), False
+            except Exception as exc:  # noqa: BLE001 - reported to Step Functions as Lambda does
+                error_type = exc.error_type if isinstance(exc, _InjectedFault) else type(exc).__name__
+                record.error = error_type
+                payload = json.dumps({
+                    "errorMessage": str(exc),
+                    "errorType": error_type,
+                    "requestId": request_id,
+                    "stackTrace": traceback.format_tb(exc.__traceback__)[-5:],
+                })
+                errored = True
+            finally:
+                _recording.calls = None
+                record.duration_ms = (time.perf_counter() - started) * 1000
+                self.invocations.append(record)
+        return payload, errored, ""
+
+
+class _InjectedFault(Exception):
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type

@@ -1,0 +1,98 @@
+"""The workload: how an image behaves once deployed, and a real HTTP server standing in for the ALB.
+
+An image's behaviour is an :class:`ImageProfile`, chosen when the image is pushed to the local
+world or changed later through ``World.faults``. The profiles cover the failure modes a deploy
+pipeline meets: the TechChallengeApp "HTTP 200 but the database is down" case, HTTP 500, slow
+responses, tasks that never become healthy (circuit breaker) and rollouts that never finish.
+"""
+
+from __future__ import annotations
+
+import http.server
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class ImageProfile:
+    name: str
+    status: int = 200
+    body: str = "OK"
+    latency_ms: int = 0
+    targets: str = "healthy"  # target health once its tasks run: healthy | unhealthy
+    rollout: str = "complete"  # complete | fail (circuit breaker) | stall
+    rollout_seconds: int = 120  # virtual seconds until COMPLETED (or FAILED)
+    alarms: tuple[str, ...] = ()  # alarms that go into ALARM while this image serves traffic
+
+    def with_changes(self, **changes: object) -> ImageProfile:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+PROFILES: dict[str, ImageProfile] = {
+    "healthy": ImageProfile("healthy"),
+    "db-down": ImageProfile("db-down", body="Error: db connection down"),
+    "http-500": ImageProfile("http-500", status=500, body="Internal Server Error", targets="unhealthy"),
+    "slow": ImageProfile("slow", latency_ms=1500),
+    "never-healthy": ImageProfile("never-healthy", status=503, body="Service Unavailable", targets="unhealthy",
+                                  rollout="fail", rollout_seconds=240),
+    "stalled": ImageProfile("stalled", rollout="stall"),
+    "alarming": ImageProfile("alarming", alarms=("*",)),
+}
+
+
+def profile(name_or_profile: str | ImageProfile) -> ImageProfile:
+    if isinstance(name_or_profile, ImageProfile):
+        return name_or_profile
+    try:
+        return PROFILES[name_or_profile]
+    except KeyError:
+        raise ValueError(f"unknown image profile {name_or_profile!r}; known: {', '.join(PROFILES)}") from None
+
+
+class WorkloadServer:
+    """HTTP server on 127.0.0.1 answering as the image that currently serves the service.
+
+    ``serving`` returns the profile of the image the load balancer routes to right now (the world's
+    rollout model decides), or None when no task is serving (HTTP 503, as an ALB answers).
+    """
+
+    def __init__(self, serving: Callable[[], ImageProfile | None], health_path: str) -> None:
+        self.health_path = health_path
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server API)
+                current = serving()
+                if current is None:
+                    status, body, latency = 503, "503 Service Temporarily Unavailable", 0
+                elif self.path.split("?")[0] == owner.health_path:
+                    status, body, latency = current.status, current.body, current.latency_ms
+                else:
+                    status, body, latency = (200 if current.status < 500 else current.status), "todo app", current.latency_ms
+                if latency:
+                    time.sleep(latency / 1000)
+                data = body.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "text/plain; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - quiet
+                return
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="workload-http", daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}{self.health_path}"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

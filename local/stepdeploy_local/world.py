@@ -1,0 +1,468 @@
+"""The local AWS world: moto + the compatibility patches + stepdeploy deployed from template.yaml.
+
+    with World() as world:
+        app = world.create_service()                 # cluster, service running v1, ALB, alarms
+        world.push_image(app.repository, "v2")       # healthy
+        run = world.deploy(app.request("v2"))        # the real ASL, the real handlers
+        assert run.status == "SUCCEEDED"
+
+Faults are injected through ``world.faults`` only (see :class:`Faults`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import clock, compat, template
+from .model import RolloutModel
+from .runtime import LambdaRuntime
+from .workload import ImageProfile, WorkloadServer, profile
+
+ACCOUNT_ID = "123456789012"
+TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+
+
+@dataclass
+class AppService:
+    """A service the world created, and what a deployment request needs to target it."""
+
+    world: World
+    cluster: str
+    service: str
+    container: str
+    repository: str
+    target_group_arn: str
+    alarm_names: tuple[str, ...]
+    health_url: str
+
+    def request(self, tag: str | None = None, digest: str | None = None, **overrides: Any) -> dict[str, Any]:
+        """A manual deployment request (the documented input schema) for an image of this service."""
+        image: dict[str, Any] = {"repository": self.repository}
+        if tag:
+            image["tag"] = tag
+        if digest:
+            image["digest"] = digest
+        req: dict[str, Any] = {
+            "service": {"cluster": self.cluster, "service": self.service, "container": self.container},
+            "image": image,
+            "health": {"url": self.health_url, "target_group_arn": self.target_group_arn,
+                       "alarm_names": list(self.alarm_names)},
+            "trigger": "manual",
+        }
+        for key, value in overrides.items():
+            if isinstance(value, dict) and isinstance(req.get(key), dict):
+                req[key] = {**req[key], **value}
+            else:
+                req[key] = value
+        return req
+
+    def running_task_definition(self) -> str:
+        out = self.world.client("ecs").describe_services(cluster=self.cluster, services=[self.service])
+        return str(out["services"][0]["taskDefinition"])
+
+    def running_image(self) -> str:
+        td = self.world.client("ecs").describe_task_definition(taskDefinition=self.running_task_definition())
+        return next(c["image"] for c in td["taskDefinition"]["containerDefinitions"] if c["name"] == self.container)
+
+
+@dataclass
+class StateStep:
+    name: str
+    entered: float  # virtual seconds since execution start
+    exited: float | None = None
+
+
+@dataclass
+class ExecutionResult:
+    arn: str
+    name: str
+    status: str
+    error: str | None
+    cause: str | None
+    output: dict[str, Any] | None
+    input: dict[str, Any]
+    events: list[dict[str, Any]]
+    virtual_seconds: float
+    wall_seconds: float
+
+    @property
+    def steps(self) -> list[StateStep]:
+        start = self.events[0]["timestamp"].timestamp() if self.events else 0.0
+        steps: list[StateStep] = []
+        for e in self.events:
+            t = e["timestamp"].timestamp() - start
+            if e["type"].endswith("StateEntered"):
+                steps.append(StateStep(e["stateEnteredEventDetails"]["name"], t))
+            elif e["type"].endswith("StateExited") and steps:
+                steps[-1].exited = t
+        return steps
+
+    @property
+    def state_transitions(self) -> int:
+        """States entered, plus Lambda retries (each retry is a billed transition)."""
+        entered = sum(1 for e in self.events if e["type"].endswith("StateEntered"))
+        scheduled = sum(1 for e in self.events if e["type"] == "LambdaFunctionScheduled")
+        tasks = sum(1 for e in self.events if e["type"] == "TaskStateEntered")
+        return entered + max(scheduled - tasks, 0)
+
+    @property
+    def path(self) -> list[str]:
+        return [s.name for s in self.steps]
+
+
+class Faults:
+    """The one API for injecting faults into the local world."""
+
+    def __init__(self, world: World) -> None:
+        self._world = world
+
+    def set_image_profile(self, repository: str, tag_or_digest: str, image_profile: str | ImageProfile) -> None:
+        """Change how an already pushed image behaves (e.g. the database goes down for v1)."""
+        digest = self._world.digest_of(repository, tag_or_digest)
+        self._world.image_profiles[digest] = profile(image_profile)
+
+    def fail_lambda(self, logical_id: str, error_type: str = "RuntimeError", message: str = "injected fault",
+                    times: int = 1) -> None:
+        """The next ``times`` invocations of a function fail with ``error_type`` before running."""
+        self._world.runtime.fail_next(logical_id, error_type, message, times)
+
+
+class World:
+    def __init__(self, region: str = "us-east-1", stack_name: str = "stepdeploy-local",
+                 function_log_level: str = "WARNING", server_port: int | None = None) -> None:
+        self.region, self.stack_name = region, stack_name
+        self.function_log_level = function_log_level
+        self.server_port = server_port
+        self.clock = clock.VirtualClock()
+        self.image_profiles: dict[str, ImageProfile] = {}
+        self.services: list[AppService] = []
+        self.faults = Faults(self)
+        self.outputs: dict[str, str] = {}
+        self._servers: list[WorkloadServer] = []
+        self._mock: Any = None
+        self._moto_server: Any = None
+        self._clients: dict[str, Any] = {}
+        self._saved_env: dict[str, str] | None = None
+        self.runtime: LambdaRuntime
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def __enter__(self) -> World:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self) -> World:
+        from moto import mock_aws
+
+        from stepdeploy.adapters import clients as stepdeploy_clients
+
+        self._saved_env = dict(os.environ)
+        os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                           "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": self.region,
+                           "AWS_REGION": self.region, "MOTO_ALLOW_NONEXISTENT_REGION": "true"})
+        for noisy in ("moto", "werkzeug", "botocore"):
+            logging.getLogger(noisy).setLevel(logging.CRITICAL)
+        compat.apply()
+        clock.install(self.clock)
+        self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
+        self._mock.start()
+        stepdeploy_clients.reset()
+        if self.server_port is not None:
+            from moto.server import ThreadedMotoServer
+
+            self._moto_server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.server_port, verbose=False)
+            self._moto_server.start()
+        self._deploy_stack()
+        return self
+
+    def close(self) -> None:
+        from stepdeploy.adapters import clients as stepdeploy_clients
+
+        try:
+            self._stop_executions()
+        finally:
+            for server in self._servers:
+                server.close()
+            self._servers.clear()
+            if self._moto_server is not None:
+                self._moto_server.stop()
+                self._moto_server = None
+            compat.HOOKS.invoke_lambda = compat.HOOKS.service_updated = None
+            compat.HOOKS.service_observed = None
+            compat.HOOKS.target_health = None
+            if self._mock is not None:
+                self._mock.stop()
+                self._mock = None
+            stepdeploy_clients.reset()
+            self._clients.clear()
+            if self._saved_env is not None:
+                os.environ.clear()
+                os.environ.update(self._saved_env)
+
+    def _stop_executions(self) -> None:
+        """Executions run on daemon threads: stop the running ones before the mock goes away."""
+        if "DeployStateMachineArn" not in self.outputs:
+            return
+        sfn = self.client("stepfunctions")
+        running = [ex["executionArn"] for ex in sfn.list_executions(
+            stateMachineArn=self.outputs["DeployStateMachineArn"], statusFilter="RUNNING")["executions"]]
+        for arn in running:
+            sfn.stop_execution(executionArn=arn, error="WorldClosed", cause="local world closed")
+        deadline = time.monotonic() + 5
+        while running and time.monotonic() < deadline:
+            running = [a for a in running if sfn.describe_execution(executionArn=a)["status"] == "RUNNING"]
+            time.sleep(0.01)
+
+    def client(self, service: str) -> Any:
+        import boto3
+
+        if service not in self._clients:
+            self._clients[service] = boto3.client(service, region_name=self.region)
+        return self._clients[service]
+
+    # ------------------------------------------------------------------ the stepdeploy stack
+
+    def _deploy_stack(self) -> None:
+        """Create stepdeploy's own resources as template.yaml declares them."""
+        tpl = template.load()
+        resources = tpl["Resources"]
+        refs: dict[str, str] = {}
+        attrs: dict[str, str] = {}
+        pseudo = {"AWS::Region": self.region, "AWS::AccountId": ACCOUNT_ID, "AWS::StackName": self.stack_name,
+                  "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com"}
+        params = template.parameter_defaults(tpl)
+
+        for logical, res in resources.items():
+            props = res.get("Properties", {})
+            if res["Type"] == "AWS::DynamoDB::Table":
+                name = f"{self.stack_name}-{logical}"
+                table = self.client("dynamodb").create_table(
+                    TableName=name, KeySchema=props["KeySchema"], AttributeDefinitions=props["AttributeDefinitions"],
+                    BillingMode=props.get("BillingMode", "PAY_PER_REQUEST"))["TableDescription"]
+                refs[logical], attrs[f"{logical}.Arn"] = name, table["TableArn"]
+            elif res["Type"] == "AWS::SNS::Topic":
+                arn = self.client("sns").create_topic(Name=f"{self.stack_name}-{logical}")["TopicArn"]
+                refs[logical], attrs[f"{logical}.TopicName"] = arn, arn.rsplit(":", 1)[-1]
+                queue = self.client("sqs").create_queue(QueueName=f"{self.stack_name}-{logical}-observer")["QueueUrl"]
+                qarn = self.client("sqs").get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+                self.client("sns").subscribe(TopicArn=arn, Protocol="sqs", Endpoint=qarn,
+                                             Attributes={"RawMessageDelivery": "false"})
+                self.outputs[f"{logical}ObserverQueueUrl"] = queue
+            elif res["Type"] == "AWS::Serverless::LayerVersion":
+                refs[logical] = f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:layer:{self.stack_name}-{logical}:1"
+
+        role = self.client("iam").create_role(
+            RoleName=f"{self.stack_name}-role",
+            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))["Role"]["Arn"]
+
+        # functions: names first (their environment may reference each other), then create them
+        specs = template.functions(tpl)
+        for spec in specs:
+            name = f"{self.stack_name}-{spec.logical_id}"
+            refs[spec.logical_id] = name
+            attrs[f"{spec.logical_id}.Arn"] = f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:function:{name}"
+        resolver = template.Resolver(params, refs, attrs, pseudo)
+        overrides = {"POWERTOOLS_LOG_LEVEL": self.function_log_level}
+        if self.function_log_level in ("WARNING", "ERROR", "CRITICAL"):
+            overrides["POWERTOOLS_METRICS_DISABLED"] = "true"
+        self.runtime = LambdaRuntime(self.region, ACCOUNT_ID, template.layer_dirs(tpl), overrides)
+        import io
+        import zipfile
+
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            zf.writestr("app.py", "# executed in-process by stepdeploy_local.runtime\n")
+        lam = self.client("lambda")
+        for spec in specs:
+            env = {k: str(resolver.resolve(v)) for k, v in spec.environment.items()}
+            name = refs[spec.logical_id]
+            lam.create_function(FunctionName=name, Runtime=spec.runtime, Role=role, Handler=spec.handler,
+                                Code={"ZipFile": buf.getvalue()}, MemorySize=spec.memory_mb, Timeout=spec.timeout_s,
+                                Environment={"Variables": env})
+            self.runtime.register(spec, name, attrs[f"{spec.logical_id}.Arn"], env)
+
+        runtime = self.runtime
+        compat.HOOKS.invoke_lambda = lambda fn, event: runtime.invoke(fn.function_name, event)
+
+        for logical, res in resources.items():
+            if res["Type"] != "AWS::Serverless::StateMachine":
+                continue
+            props = res["Properties"]
+            definition = (template.ROOT / props["DefinitionUri"]).read_text()
+            for key, value in props.get("DefinitionSubstitutions", {}).items():
+                definition = definition.replace("${" + key + "}", str(resolver.resolve(value)))
+            name = str(resolver.resolve(props.get("Name", logical)))
+            arn = self.client("stepfunctions").create_state_machine(
+                name=name, definition=definition, roleArn=role, type=props.get("Type", "STANDARD"))["stateMachineArn"]
+            self.outputs[f"{logical}Arn"] = arn
+        self.outputs["DeploymentsTableName"] = refs["DeploymentsTable"]
+        self.outputs["NotificationTopicArn"] = refs["NotificationTopic"]
+
+        from moto.ecs.models import ecs_backends
+        from moto.elbv2.models import elbv2_backends
+
+        ecs_backend = ecs_backends[ACCOUNT_ID][self.region]
+        elb_backend = elbv2_backends[ACCOUNT_ID][self.region]
+        self.model = RolloutModel(self.profile_of_image, ACCOUNT_ID, self.region)
+        compat.HOOKS.service_updated = self.model.service_updated
+        compat.HOOKS.service_observed = self.model.service_observed
+        compat.HOOKS.target_health = lambda tg: self.model.target_health(ecs_backend, tg)
+        self._ecs_backend, self._elb_backend = ecs_backend, elb_backend
+
+    # ------------------------------------------------------------------ images
+
+    def push_image(self, repository: str, tag: str, image_profile: str | ImageProfile = "healthy") -> str:
+        """Push an image (a manifest) to ECR and decide how it behaves when deployed. Returns the digest."""
+        ecr = self.client("ecr")
+        try:
+            ecr.create_repository(repositoryName=repository)
+        except ecr.exceptions.RepositoryAlreadyExistsException:
+            pass
+        config_digest = "sha256:" + hashlib.sha256(f"{repository}:{tag}:{time.time_ns()}".encode()).hexdigest()
+        manifest = json.dumps({
+            "schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 1470, "digest": config_digest},
+            "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 2811478,
+                        "digest": "sha256:" + hashlib.sha256(f"layer:{repository}:{tag}".encode()).hexdigest()}],
+        })
+        digest = str(ecr.put_image(repositoryName=repository, imageManifest=manifest, imageTag=tag)["image"]["imageId"]["imageDigest"])
+        self.image_profiles[digest] = profile(image_profile)
+        return digest
+
+    def digest_of(self, repository: str, tag_or_digest: str) -> str:
+        if tag_or_digest.startswith("sha256:"):
+            return tag_or_digest
+        images = self.client("ecr").describe_images(repositoryName=repository, imageIds=[{"imageTag": tag_or_digest}])
+        return str(images["imageDetails"][0]["imageDigest"])
+
+    def image_uri(self, repository: str, tag_or_digest: str) -> str:
+        uri = self.client("ecr").describe_repositories(repositoryNames=[repository])["repositories"][0]["repositoryUri"]
+        return f"{uri}@{self.digest_of(repository, tag_or_digest)}"
+
+    def profile_of_image(self, image_uri: str) -> ImageProfile:
+        digest = image_uri.rsplit("@", 1)[-1] if "@" in image_uri else ""
+        return self.image_profiles.get(digest, profile("healthy"))
+
+    # ------------------------------------------------------------------ the application
+
+    def create_service(self, cluster: str = "techchallenge", service: str = "web", repository: str = "techchallengeapp",
+                       tag: str = "v1", image_profile: str | ImageProfile = "healthy", desired: int = 2,
+                       container: str = "app", port: int = 3000, health_path: str = "/healthcheck/") -> AppService:
+        """An ECS Fargate service behind an ALB, running ``repository:tag``, with its alarms."""
+        self.push_image(repository, tag, image_profile)
+        ec2, ecs, elb, cw = self.client("ec2"), self.client("ecs"), self.client("elbv2"), self.client("cloudwatch")
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
+        azs = [f"{self.region}a", f"{self.region}b"]
+        public = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=az)["Subnet"]["SubnetId"]
+                  for i, az in enumerate(azs)]
+        private = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{10 + i}.0/24", AvailabilityZone=az)["Subnet"]["SubnetId"]
+                   for i, az in enumerate(azs)]
+        alb_sg = ec2.create_security_group(GroupName=f"{service}-alb", Description="alb", VpcId=vpc)["GroupId"]
+        task_sg = ec2.create_security_group(GroupName=f"{service}-tasks", Description="tasks", VpcId=vpc)["GroupId"]
+        lb = elb.create_load_balancer(Name=f"{service}-alb", Subnets=public, SecurityGroups=[alb_sg],
+                                      Scheme="internet-facing", Type="application")["LoadBalancers"][0]
+        tg = elb.create_target_group(Name=f"{service}-tg", Protocol="HTTP", Port=port, VpcId=vpc, TargetType="ip",
+                                     HealthCheckPath=health_path, Matcher={"HttpCode": "200"})["TargetGroups"][0]
+        elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=80,
+                            DefaultActions=[{"Type": "forward", "TargetGroupArn": tg["TargetGroupArn"]}])
+        alarm_names = (f"{service}-target-5xx", f"{service}-unhealthy-hosts")
+        for name, metric in zip(alarm_names, ("HTTPCode_Target_5XX_Count", "UnHealthyHostCount"), strict=True):
+            cw.put_metric_alarm(AlarmName=name, Namespace="AWS/ApplicationELB", MetricName=metric, Statistic="Sum",
+                                Period=60, EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold",
+                                Dimensions=[{"Name": "TargetGroup", "Value": tg["TargetGroupArn"].split(":")[-1]}])
+            cw.set_alarm_state(AlarmName=name, StateValue="OK", StateReason="initial")
+        ecs.create_cluster(clusterName=cluster)
+        td = ecs.register_task_definition(
+            family=service, networkMode="awsvpc", requiresCompatibilities=["FARGATE"], cpu="256", memory="512",
+            executionRoleArn=f"arn:aws:iam::{ACCOUNT_ID}:role/{service}-execution",
+            containerDefinitions=[{
+                "name": container, "image": self.image_uri(repository, tag), "essential": True,
+                "command": ["serve"], "portMappings": [{"containerPort": port, "protocol": "tcp"}],
+                "environment": [{"name": "VTT_DBTYPE", "value": "postgres"}, {"name": "VTT_LISTENHOST", "value": "0.0.0.0"}],
+            }])["taskDefinition"]["taskDefinitionArn"]
+        ecs.create_service(
+            cluster=cluster, serviceName=service, taskDefinition=td, desiredCount=desired, launchType="FARGATE",
+            loadBalancers=[{"targetGroupArn": tg["TargetGroupArn"], "containerName": container, "containerPort": port}],
+            networkConfiguration={"awsvpcConfiguration": {"subnets": private, "securityGroups": [task_sg],
+                                                          "assignPublicIp": "DISABLED"}},
+            deploymentConfiguration={"deploymentCircuitBreaker": {"enable": True, "rollback": True},
+                                     "maximumPercent": 200, "minimumHealthyPercent": 100})
+        self.model.adopt(self._ecs_backend, cluster, service, container, tg["TargetGroupArn"], alarm_names)
+        backend = self._ecs_backend
+        server = WorkloadServer(lambda: self.model.serving_profile(backend, cluster, service), health_path)
+        self._servers.append(server)
+        app = AppService(self, cluster, service, container, repository, tg["TargetGroupArn"], alarm_names, server.url)
+        self.services.append(app)
+        return app
+
+    # ------------------------------------------------------------------ executions
+
+    def start_deployment(self, request: Any, name: str | None = None) -> str:
+        body = request if isinstance(request, str) else json.dumps(request)
+        kwargs: dict[str, Any] = {"stateMachineArn": self.outputs["DeployStateMachineArn"], "input": body}
+        if name:
+            kwargs["name"] = name
+        return str(self.client("stepfunctions").start_execution(**kwargs)["executionArn"])
+
+    def wait(self, execution_arn: str, timeout: float = 120.0,
+             on_event: Callable[[dict[str, Any], float], None] | None = None) -> ExecutionResult:
+        sfn = self.client("stepfunctions")
+        started = time.monotonic()
+        seen = 0
+        t0: float | None = None
+        while True:
+            desc = sfn.describe_execution(executionArn=execution_arn)
+            if on_event is not None:
+                events = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+                for e in events[seen:]:
+                    t0 = t0 if t0 is not None else e["timestamp"].timestamp()
+                    on_event(e, e["timestamp"].timestamp() - t0)
+                seen = len(events)
+            if desc["status"] in TERMINAL:
+                break
+            if time.monotonic() - started > timeout:
+                raise TimeoutError(f"execution {execution_arn} still {desc['status']} after {timeout}s wall time")
+            time.sleep(0.005)
+        events = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+        stop = desc.get("stopDate") or desc["startDate"]
+        return ExecutionResult(
+            arn=execution_arn, name=desc["name"], status=desc["status"], error=desc.get("error"),
+            cause=desc.get("cause"), output=json.loads(desc["output"]) if desc.get("output") else None,
+            input=json.loads(desc.get("input") or "null"), events=events,
+            virtual_seconds=(stop - desc["startDate"]).total_seconds(), wall_seconds=time.monotonic() - started,
+        )
+
+    def deploy(self, request: Any, name: str | None = None, timeout: float = 120.0,
+               on_event: Callable[[dict[str, Any], float], None] | None = None) -> ExecutionResult:
+        return self.wait(self.start_deployment(request, name), timeout, on_event)
+
+    # ------------------------------------------------------------------ inspection
+
+    def record(self, app: AppService, deployment_id: str) -> dict[str, Any] | None:
+        from stepdeploy.adapters import records
+
+        return records.get_record(self.outputs["DeploymentsTableName"], f"{app.cluster}/{app.service}", deployment_id)
+
+    def notifications(self) -> list[dict[str, Any]]:
+        """Messages published to the notification topic (drained from an observer queue)."""
+        sqs, out = self.client("sqs"), []
+        url = self.outputs["NotificationTopicObserverQueueUrl"]
+        while True:
+            msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+            if not msgs:
+                return out
+            for m in msgs:
+                body = json.loads(m["Body"])
+                out.append({"subject": body.get("Subject"), "message": json.loads(body["Message"]),
+                            "attributes": {k: v.get("Value") for k, v in body.get("MessageAttributes", {}).items()}})
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])

@@ -1,0 +1,500 @@
+"""Static checks of the application stack template (stacks/app.yaml).
+
+The template is parsed with a YAML loader that understands the CloudFormation
+short-form intrinsic tags, then the properties that matter for security,
+availability and the orchestrator's contract are asserted; cfn-lint is run on
+the file as well.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml  # type: ignore[import-untyped, unused-ignore]
+
+TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "stacks" / "app.yaml"
+
+PRIVATE_SUBNETS = [{"Ref": "PrivateSubnet1"}, {"Ref": "PrivateSubnet2"}]
+PUBLIC_SUBNETS = [{"Ref": "PublicSubnet1"}, {"Ref": "PublicSubnet2"}]
+
+
+class CfnLoader(yaml.SafeLoader):  # type: ignore[misc, unused-ignore]
+    """SafeLoader that turns CloudFormation short-form tags into long form."""
+
+
+def _construct_intrinsic(
+    loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node
+) -> dict[str, Any]:
+    value: Any
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    elif isinstance(node, yaml.MappingNode):
+        value = loader.construct_mapping(node, deep=True)
+    else:  # pragma: no cover - yaml has no other node kinds
+        raise yaml.constructor.ConstructorError(
+            None, None, f"unexpected node {node!r}", node.start_mark
+        )
+
+    if tag_suffix == "Ref":
+        return {"Ref": value}
+    if tag_suffix == "Condition":
+        return {"Condition": value}
+    if tag_suffix == "GetAtt" and isinstance(value, str):
+        resource, _, attribute = value.partition(".")
+        return {"Fn::GetAtt": [resource, attribute]}
+    return {f"Fn::{tag_suffix}": value}
+
+
+CfnLoader.add_multi_constructor("!", _construct_intrinsic)
+
+
+def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as handle:
+        data = yaml.load(handle, Loader=CfnLoader)
+    assert isinstance(data, dict)
+    return data
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return load_template()
+
+
+def resources_of_type(
+    template: dict[str, Any], resource_type: str
+) -> dict[str, dict[str, Any]]:
+    return {
+        name: resource
+        for name, resource in template["Resources"].items()
+        if resource["Type"] == resource_type
+    }
+
+
+def props(template: dict[str, Any], logical_id: str) -> dict[str, Any]:
+    resource = template["Resources"][logical_id]
+    properties = resource["Properties"]
+    assert isinstance(properties, dict)
+    return properties
+
+
+def ingress_rules(template: dict[str, Any], group_id: str) -> Iterator[dict[str, Any]]:
+    """Inline rules of the group plus standalone SecurityGroupIngress resources on it."""
+    yield from props(template, group_id).get("SecurityGroupIngress", [])
+    for resource in resources_of_type(
+        template, "AWS::EC2::SecurityGroupIngress"
+    ).values():
+        if resource["Properties"]["GroupId"] == {"Ref": group_id}:
+            yield resource["Properties"]
+
+
+def default_of(template: dict[str, Any], value: Any) -> Any:
+    """Resolve a literal or a {"Ref": Parameter} to the parameter's default."""
+    if isinstance(value, dict) and set(value) == {"Ref"}:
+        return template["Parameters"][value["Ref"]]["Default"]
+    return value
+
+
+def as_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    assert isinstance(value, str) and value.lower() in {"true", "false"}, value
+    return value.lower() == "true"
+
+
+def as_int(value: Any) -> int:
+    return int(value)
+
+
+# ------------------------------------------------------------------ the loader
+
+
+def test_loader_converts_short_form_tags() -> None:
+    text = "a: !Ref X\nb: !GetAtt A.B.C\nc: !Select [0, !GetAZs '']\nd: !Sub '${X}'\n"
+    data = yaml.load(text, Loader=CfnLoader)
+    assert data == {
+        "a": {"Ref": "X"},
+        "b": {"Fn::GetAtt": ["A", "B.C"]},
+        "c": {"Fn::Select": [0, {"Fn::GetAZs": ""}]},
+        "d": {"Fn::Sub": "${X}"},
+    }
+
+
+def test_plain_cloudformation_without_sam_transform(template: dict[str, Any]) -> None:
+    assert template["AWSTemplateFormatVersion"] == "2010-09-09"
+    assert "Transform" not in template
+    assert template["Description"].strip()
+
+
+# ------------------------------------------------------------------- database
+
+
+def test_no_db_instance_is_publicly_accessible(template: dict[str, Any]) -> None:
+    instances = resources_of_type(template, "AWS::RDS::DBInstance")
+    assert len(instances) == 2
+    for name, instance in instances.items():
+        assert instance["Properties"]["PubliclyAccessible"] is False, name
+        assert instance["Properties"]["DBClusterIdentifier"] == {
+            "Ref": "DatabaseCluster"
+        }
+
+
+def test_db_writer_and_reader_are_in_different_azs(template: dict[str, Any]) -> None:
+    writer = props(template, "DatabaseWriterInstance")["AvailabilityZone"]
+    reader = props(template, "DatabaseReaderInstance")["AvailabilityZone"]
+    assert writer == {"Fn::Select": [0, {"Fn::GetAZs": ""}]}
+    assert reader == {"Fn::Select": [1, {"Fn::GetAZs": ""}]}
+    assert (
+        template["Resources"]["DatabaseReaderInstance"]["DependsOn"]
+        == "DatabaseWriterInstance"
+    )
+
+
+def test_db_subnet_group_uses_only_private_subnets(template: dict[str, Any]) -> None:
+    assert props(template, "DatabaseSubnetGroup")["SubnetIds"] == PRIVATE_SUBNETS
+    assert props(template, "DatabaseCluster")["DBSubnetGroupName"] == {
+        "Ref": "DatabaseSubnetGroup"
+    }
+
+
+def test_no_password_parameter_and_managed_master_password(
+    template: dict[str, Any],
+) -> None:
+    offending = [
+        name
+        for name in template["Parameters"]
+        if "password" in name.lower() or "secret" in name.lower()
+    ]
+    assert offending == []
+    cluster = props(template, "DatabaseCluster")
+    assert cluster["ManageMasterUserPassword"] is True
+    assert "MasterUserPassword" not in cluster
+
+
+def test_cluster_is_aurora_postgresql_encrypted_and_backed_up(
+    template: dict[str, Any],
+) -> None:
+    cluster = props(template, "DatabaseCluster")
+    assert cluster["Engine"] == "aurora-postgresql"
+    assert str(default_of(template, cluster["EngineVersion"])).startswith("15.")
+    assert cluster["StorageEncrypted"] is True
+    assert as_int(default_of(template, cluster["BackupRetentionPeriod"])) == 7
+    assert cluster["VpcSecurityGroupIds"] == [{"Ref": "DatabaseSecurityGroup"}]
+
+
+def test_cluster_deletion_protection_and_snapshot_policies(
+    template: dict[str, Any],
+) -> None:
+    cluster_resource = template["Resources"]["DatabaseCluster"]
+    assert cluster_resource["DeletionPolicy"] == "Snapshot"
+    assert cluster_resource["UpdateReplacePolicy"] == "Snapshot"
+    assert (
+        as_bool(
+            default_of(template, cluster_resource["Properties"]["DeletionProtection"])
+        )
+        is True
+    )
+
+
+# -------------------------------------------------------------------- network
+
+
+def test_two_azs_are_used(template: dict[str, Any]) -> None:
+    expected = {
+        "PublicSubnet1": 0,
+        "PrivateSubnet1": 0,
+        "PublicSubnet2": 1,
+        "PrivateSubnet2": 1,
+    }
+    subnets = resources_of_type(template, "AWS::EC2::Subnet")
+    assert set(subnets) == set(expected)
+    for name, index in expected.items():
+        assert subnets[name]["Properties"]["AvailabilityZone"] == {
+            "Fn::Select": [index, {"Fn::GetAZs": ""}]
+        }
+
+
+def test_private_subnets_route_through_nat_and_public_through_igw(
+    template: dict[str, Any],
+) -> None:
+    assert props(template, "PublicDefaultRoute")["GatewayId"] == {
+        "Ref": "InternetGateway"
+    }
+    assert props(template, "PrivateDefaultRoute1")["NatGatewayId"] == {
+        "Ref": "NatGateway1"
+    }
+    assert props(template, "PrivateDefaultRoute2")["NatGatewayId"] == {
+        "Fn::If": ["NatPerAz", {"Ref": "NatGateway2"}, {"Ref": "NatGateway1"}]
+    }
+    assert template["Parameters"]["NatGatewayMode"]["AllowedValues"] == [
+        "single",
+        "per-az",
+    ]
+    assert template["Resources"]["NatGateway2"]["Condition"] == "NatPerAz"
+
+
+def test_ecs_service_runs_in_private_subnets_without_public_ip(
+    template: dict[str, Any],
+) -> None:
+    awsvpc = props(template, "Service")["NetworkConfiguration"]["AwsvpcConfiguration"]
+    assert awsvpc["Subnets"] == PRIVATE_SUBNETS
+    assert awsvpc["AssignPublicIp"] == "DISABLED"
+    assert awsvpc["SecurityGroups"] == [{"Ref": "TaskSecurityGroup"}]
+
+
+def test_alb_is_in_public_subnets(template: dict[str, Any]) -> None:
+    alb = props(template, "LoadBalancer")
+    assert alb["Subnets"] == PUBLIC_SUBNETS
+    assert alb["Scheme"] == "internet-facing"
+    assert alb["SecurityGroups"] == [{"Ref": "LoadBalancerSecurityGroup"}]
+
+
+def test_security_group_chain(template: dict[str, Any]) -> None:
+    db_rules = list(ingress_rules(template, "DatabaseSecurityGroup"))
+    assert db_rules, "database SG has no ingress"
+    for rule in db_rules:
+        assert rule["SourceSecurityGroupId"] == {"Ref": "TaskSecurityGroup"}
+        assert (rule["FromPort"], rule["ToPort"]) == (5432, 5432)
+        assert "CidrIp" not in rule and "CidrIpv6" not in rule
+
+    task_rules = list(ingress_rules(template, "TaskSecurityGroup"))
+    assert task_rules, "task SG has no ingress"
+    for rule in task_rules:
+        assert rule["SourceSecurityGroupId"] == {"Ref": "LoadBalancerSecurityGroup"}
+        assert rule["FromPort"] == rule["ToPort"] == {"Ref": "ContainerPort"}
+        assert "CidrIp" not in rule and "CidrIpv6" not in rule
+
+    alb_rules = list(ingress_rules(template, "LoadBalancerSecurityGroup"))
+    assert sorted((r["FromPort"], r["CidrIp"]) for r in alb_rules) == [
+        (80, "0.0.0.0/0"),
+        (443, "0.0.0.0/0"),
+    ]
+
+
+def test_security_group_egress_is_restricted(template: dict[str, Any]) -> None:
+    alb_egress = props(template, "LoadBalancerSecurityGroup")["SecurityGroupEgress"]
+    assert alb_egress == [
+        {
+            "Description": alb_egress[0]["Description"],
+            "IpProtocol": "tcp",
+            "FromPort": {"Ref": "ContainerPort"},
+            "ToPort": {"Ref": "ContainerPort"},
+            "DestinationSecurityGroupId": {"Ref": "TaskSecurityGroup"},
+        }
+    ]
+    db_egress = props(template, "DatabaseSecurityGroup")["SecurityGroupEgress"]
+    assert [rule["CidrIp"] for rule in db_egress] == ["127.0.0.1/32"]
+
+
+# -------------------------------------------------------------- ECS and ALB
+
+
+def test_task_definition_environment_and_secret(template: dict[str, Any]) -> None:
+    task = props(template, "TaskDefinition")
+    assert task["RequiresCompatibilities"] == ["FARGATE"]
+    assert task["NetworkMode"] == "awsvpc"
+    (container,) = task["ContainerDefinitions"]
+    assert container["Command"] == {"Ref": "ContainerCommand"}
+    assert template["Parameters"]["ContainerCommand"]["Type"] == "CommaDelimitedList"
+    assert template["Parameters"]["ContainerCommand"]["Default"] == "serve"
+    assert template["Parameters"]["ContainerPort"]["Default"] == 3000
+    env = {item["Name"]: item["Value"] for item in container["Environment"]}
+    assert env["VTT_DBTYPE"] == "postgres"
+    assert env["VTT_LISTENHOST"] == "0.0.0.0"
+    assert env["VTT_LISTENPORT"] == {"Ref": "ContainerPort"}
+    assert env["VTT_DBHOST"] == {"Fn::GetAtt": ["DatabaseCluster", "Endpoint.Address"]}
+    assert env["VTT_DBPORT"] == {"Fn::GetAtt": ["DatabaseCluster", "Endpoint.Port"]}
+    assert env["VTT_DBUSER"] == {"Ref": "DatabaseUsername"}
+    assert env["VTT_DBNAME"] == {"Ref": "DatabaseName"}
+    assert "VTT_DBPASSWORD" not in env
+    assert container["Secrets"] == [
+        {
+            "Name": "VTT_DBPASSWORD",
+            "ValueFrom": {
+                "Fn::Sub": "${DatabaseCluster.MasterUserSecret.SecretArn}:password::"
+            },
+        }
+    ]
+    assert container["LogConfiguration"]["LogDriver"] == "awslogs"
+    assert container["LogConfiguration"]["Options"]["awslogs-group"] == {
+        "Ref": "LogGroup"
+    }
+
+
+def test_execution_role_can_read_only_the_database_secret(
+    template: dict[str, Any],
+) -> None:
+    role = props(template, "TaskExecutionRole")
+    statements = [
+        s for policy in role["Policies"] for s in policy["PolicyDocument"]["Statement"]
+    ]
+    secret_statements = [
+        s for s in statements if s["Action"] == "secretsmanager:GetSecretValue"
+    ]
+    assert secret_statements == [
+        {
+            "Effect": "Allow",
+            "Action": "secretsmanager:GetSecretValue",
+            "Resource": {
+                "Fn::GetAtt": ["DatabaseCluster", "MasterUserSecret.SecretArn"]
+            },
+        }
+    ]
+
+
+def test_service_circuit_breaker_with_rollback(template: dict[str, Any]) -> None:
+    service = props(template, "Service")
+    breaker = service["DeploymentConfiguration"]["DeploymentCircuitBreaker"]
+    assert breaker == {"Enable": True, "Rollback": True}
+    assert service["LaunchType"] == "FARGATE"
+    assert as_int(default_of(template, service["DesiredCount"])) == 2
+    assert service["LoadBalancers"] == [
+        {
+            "ContainerName": {"Ref": "ContainerName"},
+            "ContainerPort": {"Ref": "ContainerPort"},
+            "TargetGroupArn": {"Ref": "TargetGroup"},
+        }
+    ]
+
+
+def test_container_insights_enabled(template: dict[str, Any]) -> None:
+    settings = props(template, "EcsCluster")["ClusterSettings"]
+    assert {"Name": "containerInsights", "Value": "enabled"} in settings
+
+
+def test_autoscaling_min_capacity_and_cpu_memory_policies(
+    template: dict[str, Any],
+) -> None:
+    target = props(template, "ScalableTarget")
+    assert target["ScalableDimension"] == "ecs:service:DesiredCount"
+    assert as_int(default_of(template, target["MinCapacity"])) >= 2
+    assert as_int(default_of(template, target["MaxCapacity"])) >= as_int(
+        default_of(template, target["MinCapacity"])
+    )
+
+    metric_types = set()
+    for policy in resources_of_type(
+        template, "AWS::ApplicationAutoScaling::ScalingPolicy"
+    ).values():
+        policy_props = policy["Properties"]
+        assert policy_props["PolicyType"] == "TargetTrackingScaling"
+        assert policy_props["ScalingTargetId"] == {"Ref": "ScalableTarget"}
+        config = policy_props["TargetTrackingScalingPolicyConfiguration"]
+        metric_types.add(
+            config["PredefinedMetricSpecification"]["PredefinedMetricType"]
+        )
+    assert metric_types == {
+        "ECSServiceAverageCPUUtilization",
+        "ECSServiceAverageMemoryUtilization",
+    }
+
+
+def test_target_group_health_check(template: dict[str, Any]) -> None:
+    target_group = props(template, "TargetGroup")
+    assert target_group["TargetType"] == "ip"
+    assert target_group["HealthCheckPath"] == {"Ref": "HealthCheckPath"}
+    assert template["Parameters"]["HealthCheckPath"]["Default"] == "/healthcheck/"
+    assert target_group["Matcher"] == {"HttpCode": "200"}
+
+
+def test_https_listener_and_redirect_are_conditional(template: dict[str, Any]) -> None:
+    assert template["Conditions"]["HasCertificate"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "CertificateArn"}, ""]}]
+    }
+    assert template["Parameters"]["CertificateArn"]["Default"] == ""
+    https = template["Resources"]["HttpsListener"]
+    assert https["Condition"] == "HasCertificate"
+    assert https["Properties"]["Port"] == 443
+    condition, with_cert, without_cert = props(template, "HttpListener")[
+        "DefaultActions"
+    ]["Fn::If"]
+    assert condition == "HasCertificate"
+    assert with_cert[0]["Type"] == "redirect"
+    assert with_cert[0]["RedirectConfig"]["Protocol"] == "HTTPS"
+    assert without_cert == [
+        {"Type": "forward", "TargetGroupArn": {"Ref": "TargetGroup"}}
+    ]
+
+
+def test_alarms_for_health_gates(template: dict[str, Any]) -> None:
+    alarms = resources_of_type(template, "AWS::CloudWatch::Alarm")
+    metrics = {
+        alarm["Properties"]["MetricName"]: alarm["Properties"]
+        for alarm in alarms.values()
+    }
+    assert set(metrics) == {
+        "HTTPCode_Target_5XX_Count",
+        "UnHealthyHostCount",
+        "TargetResponseTime",
+    }
+    for alarm in metrics.values():
+        assert alarm["Namespace"] == "AWS/ApplicationELB"
+        threshold = alarm["Threshold"]
+        assert (
+            isinstance(threshold, dict) and threshold["Ref"] in template["Parameters"]
+        )
+    unhealthy_dimensions = {
+        d["Name"]: d["Value"] for d in metrics["UnHealthyHostCount"]["Dimensions"]
+    }
+    assert unhealthy_dimensions["TargetGroup"] == {
+        "Fn::GetAtt": ["TargetGroup", "TargetGroupFullName"]
+    }
+    alarm_names = template["Outputs"]["AlarmNames"]["Value"]["Fn::Join"]
+    assert alarm_names[0] == ","
+    assert sorted(ref["Ref"] for ref in alarm_names[1]) == sorted(alarms)
+
+
+# -------------------------------------------------------------------- outputs
+
+EXPECTED_OUTPUTS = {
+    "ClusterName",
+    "ServiceName",
+    "LoadBalancerDNSName",
+    "HealthCheckUrl",
+    "TargetGroupArn",
+    "AlarmNames",
+    "DatabaseEndpoint",
+    "DatabaseSecretArn",
+    "TaskDefinitionArn",
+    "ContainerName",
+    "VpcId",
+    "PublicSubnetIds",
+    "PrivateSubnetIds",
+    "TaskSecurityGroupId",
+}
+
+
+def test_expected_outputs_exist(template: dict[str, Any]) -> None:
+    outputs = template["Outputs"]
+    missing = EXPECTED_OUTPUTS - set(outputs)
+    assert missing == set()
+    assert outputs["DatabaseSecretArn"]["Value"] == {
+        "Fn::GetAtt": ["DatabaseCluster", "MasterUserSecret.SecretArn"]
+    }
+    assert (
+        outputs["HealthCheckUrl"]["Value"]["Fn::Sub"][0]
+        == "${Scheme}://${Host}${HealthCheckPath}"
+    )
+
+
+def test_no_hard_coded_account_or_region() -> None:
+    text = TEMPLATE_PATH.read_text(encoding="utf-8")
+    assert "us-east-1" not in text
+    for token in text.replace('"', " ").split():
+        assert not (token.isdigit() and len(token) == 12), (
+            f"account-like literal {token}"
+        )
+
+
+# -------------------------------------------------------------------- cfn-lint
+
+
+def test_cfn_lint_reports_nothing() -> None:
+    cfnlint_api = pytest.importorskip("cfnlint.api")
+    config = cfnlint_api.ManualArgs(include_checks=["I"])
+    matches = cfnlint_api.lint_file(TEMPLATE_PATH, config=config)
+    assert [str(match) for match in matches] == []
