@@ -10,6 +10,7 @@ calls they made, and can be made to fail through :meth:`LambdaRuntime.fail_next`
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import os
 import sys
@@ -54,6 +55,7 @@ class Invocation:
     duration_ms: float  # wall
     error: str | None
     aws_calls: list[tuple[str, str]] = field(default_factory=list)  # (boto3 service name, operation)
+    logs: str = ""
 
 
 @dataclass
@@ -67,6 +69,35 @@ class LoadedFunction:
 
 _recording = threading.local()
 _api_hook_installed = False
+_stdout_proxy_installed = False
+
+
+class _ThreadRoutedStdout:
+    """sys.stdout stand-in: writes from a thread inside an invocation go to that invocation's log
+    buffer (as Lambda sends a function's stdout to CloudWatch Logs); other writes pass through."""
+
+    def __init__(self, passthrough: Any) -> None:
+        self._passthrough = passthrough
+
+    def _target(self) -> Any:
+        buf = getattr(_recording, "logs", None)
+        return buf if buf is not None else self._passthrough
+
+    def write(self, text: str) -> int:
+        return int(self._target().write(text))
+
+    def flush(self) -> None:
+        self._target().flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._passthrough, name)
+
+
+def _install_stdout_proxy() -> None:
+    global _stdout_proxy_installed
+    if not _stdout_proxy_installed:
+        sys.stdout = _ThreadRoutedStdout(sys.stdout)  # type: ignore[assignment]
+        _stdout_proxy_installed = True
 
 
 def _install_api_recorder() -> None:
@@ -101,6 +132,7 @@ class LambdaRuntime:
             if str(layer) not in sys.path:
                 sys.path.insert(0, str(layer))
         _install_api_recorder()
+        _install_stdout_proxy()
 
     def register(self, spec: FunctionSpec, name: str, arn: str, environment: dict[str, str]) -> None:
         self.functions[name] = LoadedFunction(spec=spec, name=name, arn=arn, environment=environment)
@@ -170,6 +202,7 @@ class LambdaRuntime:
             record = Invocation(fn.spec.logical_id, request_id, clock.current().time(), 0.0, None)
             started = time.perf_counter()
             _recording.calls = record.aws_calls
+            _recording.logs = io.StringIO()
             try:
                 faults = self._faults.get(fn.spec.logical_id)
                 if faults:
@@ -191,9 +224,10 @@ class LambdaRuntime:
                 errored = True
             finally:
                 _recording.calls = None
+                record.logs, _recording.logs = _recording.logs.getvalue(), None
                 record.duration_ms = (time.perf_counter() - started) * 1000
                 self.invocations.append(record)
-        return payload, errored, ""
+        return payload, errored, record.logs
 
 
 class _InjectedFault(Exception):

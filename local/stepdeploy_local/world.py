@@ -136,7 +136,7 @@ class Faults:
 
 class World:
     def __init__(self, region: str = "us-east-1", stack_name: str = "stepdeploy-local",
-                 function_log_level: str = "WARNING", server_port: int | None = None) -> None:
+                 function_log_level: str | None = None, server_port: int | None = None) -> None:
         self.region, self.stack_name = region, stack_name
         self.function_log_level = function_log_level
         self.server_port = server_port
@@ -271,9 +271,7 @@ class World:
             refs[spec.logical_id] = name
             attrs[f"{spec.logical_id}.Arn"] = f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:function:{name}"
         resolver = template.Resolver(params, refs, attrs, pseudo)
-        overrides = {"POWERTOOLS_LOG_LEVEL": self.function_log_level}
-        if self.function_log_level in ("WARNING", "ERROR", "CRITICAL"):
-            overrides["POWERTOOLS_METRICS_DISABLED"] = "true"
+        overrides = {"POWERTOOLS_LOG_LEVEL": self.function_log_level} if self.function_log_level else {}
         self.runtime = LambdaRuntime(self.region, ACCOUNT_ID, template.layer_dirs(tpl), overrides)
         import io
         import zipfile
@@ -418,7 +416,7 @@ class World:
              on_event: Callable[[dict[str, Any], float], None] | None = None) -> ExecutionResult:
         sfn = self.client("stepfunctions")
         started = time.monotonic()
-        seen = 0
+        seen, poll = 0, 0.002
         t0: float | None = None
         while True:
             desc = sfn.describe_execution(executionArn=execution_arn)
@@ -432,7 +430,8 @@ class World:
                 break
             if time.monotonic() - started > timeout:
                 raise TimeoutError(f"execution {execution_arn} still {desc['status']} after {timeout}s wall time")
-            time.sleep(0.005)
+            time.sleep(poll)
+            poll = min(poll * 1.5, 0.05)
         events = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
         stop = desc.get("stopDate") or desc["startDate"]
         return ExecutionResult(
