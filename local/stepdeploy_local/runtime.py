@@ -125,7 +125,7 @@ class LambdaRuntime:
         self.region, self.account_id = region, account_id
         self.functions: dict[str, LoadedFunction] = {}
         self.invocations: list[Invocation] = []
-        self._faults: dict[str, list[tuple[str, str]]] = {}
+        self._faults: dict[str, list[tuple[str, str] | None]] = {}
         self._lock = threading.RLock()
         self._env_overrides = env_overrides or {}
         for layer in layer_dirs:
@@ -143,12 +143,14 @@ class LambdaRuntime:
     # ----------------------------------------------------------------- fault injection
 
     def fail_next(self, logical_id: str, error_type: str = "RuntimeError", message: str = "injected fault",
-                  times: int = 1) -> None:
-        """Make the next ``times`` invocations of a function fail with ``error_type`` (as Lambda
-        reports an unhandled exception) before the handler runs."""
+                  times: int = 1, after: int = 0) -> None:
+        """Let ``after`` invocations of a function run, then make the following ``times`` fail with
+        ``error_type`` (as Lambda reports an unhandled exception) before the handler runs."""
         self.by_logical_id(logical_id)  # validate the name
+        if times < 1 or after < 0:
+            raise ValueError("times must be >= 1 and after >= 0")
         with self._lock:
-            self._faults.setdefault(logical_id, []).extend([(error_type, message)] * times)
+            self._faults.setdefault(logical_id, []).extend([None] * after + [(error_type, message)] * times)
 
     # ----------------------------------------------------------------- invocation
 
@@ -205,9 +207,9 @@ class LambdaRuntime:
             _recording.logs = io.StringIO()
             try:
                 faults = self._faults.get(fn.spec.logical_id)
-                if faults:
-                    error_type, message = faults.pop(0)
-                    raise _InjectedFault(error_type, message)
+                fault = faults.pop(0) if faults else None
+                if fault is not None:
+                    raise _InjectedFault(*fault)
                 handler = getattr(self._load(fn), fn.spec.handler.rsplit(".", 1)[1])
                 with self._environment(fn, context):
                     result = handler(event, context)

@@ -129,9 +129,10 @@ class Faults:
         self._world.image_profiles[digest] = profile(image_profile)
 
     def fail_lambda(self, logical_id: str, error_type: str = "RuntimeError", message: str = "injected fault",
-                    times: int = 1) -> None:
-        """The next ``times`` invocations of a function fail with ``error_type`` before running."""
-        self._world.runtime.fail_next(logical_id, error_type, message, times)
+                    times: int = 1, after: int = 0) -> None:
+        """After ``after`` good invocations, the next ``times`` invocations of the function (its
+        logical id in template.yaml) fail with ``error_type`` before the handler runs."""
+        self._world.runtime.fail_next(logical_id, error_type, message, times, after)
 
 
 class World:

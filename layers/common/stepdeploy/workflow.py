@@ -102,6 +102,7 @@ def record_outcome(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
     state = event["state"]
     request = state.get("request") or {}
     revision = state.get("revision") or {}
+    current = (state.get("current") or {}).get("task_definition")
     failure_name, failure_cause = decisions.describe_failure(state.get("failure"))
     rollback_name, rollback_cause = decisions.describe_failure(state.get("rollback_failure"))
     if outcome == "SUCCEEDED":
@@ -127,9 +128,9 @@ def record_outcome(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
         "image_digest": (state.get("image") or {}).get("digest"),
         "image_tag": (state.get("image") or {}).get("tag"),
         "image_uri": (state.get("image") or {}).get("uri"),
-        "previous_task_definition": revision.get("previous"),
+        "previous_task_definition": revision.get("previous") or current,
         "new_task_definition": revision.get("new"),
-        "running_task_definition": active.get("task_definition") if outcome != "FAILED" else revision.get("previous"),
+        "running_task_definition": active.get("task_definition") if outcome != "FAILED" else current,
         "outcome": outcome,
         "error": error,
         "cause": cause,
