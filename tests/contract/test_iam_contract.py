@@ -1,0 +1,69 @@
+"""Contract: every AWS API the functions call (observed while running the workflow) is allowed by
+an IAM statement of that function in template.yaml."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from stepdeploy_local import World, template
+
+IAM_PREFIX = {"ecs": "ecs", "ecr": "ecr", "elbv2": "elasticloadbalancing", "cloudwatch": "cloudwatch",
+              "dynamodb": "dynamodb", "sns": "sns", "stepfunctions": "states", "lambda": "lambda",
+              "codepipeline": "codepipeline", "cloudformation": "cloudformation", "events": "events"}
+
+
+def _allowed(tpl: dict[str, Any], logical_id: str) -> set[str]:
+    actions: set[str] = set()
+    for policy in tpl["Resources"][logical_id]["Properties"].get("Policies", []):
+        for st in policy.get("Statement", []):
+            if st["Effect"] == "Allow":
+                acts = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+                actions |= {a.lower() for a in acts}
+    return actions
+
+
+@pytest.fixture(scope="module")
+def observed() -> dict[str, set[tuple[str, str]]]:
+    calls: dict[str, set[tuple[str, str]]] = {}
+    with World(function_log_level="ERROR") as world:
+        app = world.create_service(tag="v1")
+        world.push_image(app.repository, "v2")
+        world.push_image(app.repository, "v3", "db-down")
+        assert world.deploy(app.request("v2")).status == "SUCCEEDED"
+        assert world.deploy(app.request("v3")).error == "HealthCheckFailed"
+        for inv in world.runtime.invocations:
+            calls.setdefault(inv.function, set()).update(inv.aws_calls)
+    return calls
+
+
+def test_every_observed_call_is_allowed(observed: dict[str, set[tuple[str, str]]]) -> None:
+    tpl = template.load()
+    assert set(observed) == {f.logical_id for f in template.functions(tpl)}, "every function ran"
+    missing = []
+    for function, calls in observed.items():
+        allowed = _allowed(tpl, function)
+        for service, operation in sorted(calls):
+            action = f"{IAM_PREFIX[service]}:{operation}".lower()
+            if action not in allowed:
+                missing.append(f"{function}: {action}")
+    assert missing == []
+
+
+def test_the_calls_cover_every_adapter_operation(observed: dict[str, set[tuple[str, str]]]) -> None:
+    seen = {op for calls in observed.values() for _, op in calls}
+    assert seen >= {"DescribeRepositories", "DescribeImages", "DescribeServices", "DescribeTaskDefinition",
+                    "RegisterTaskDefinition", "UpdateService", "DescribeTargetHealth", "DescribeAlarms",
+                    "PutItem", "Publish"}
+
+
+def test_no_function_is_granted_more_than_it_uses(observed: dict[str, set[tuple[str, str]]]) -> None:
+    """Least privilege: an action in a function's policy that the function never calls is a smell.
+    Allowed exceptions are listed with their reason."""
+    implicit = {"RegisterRevisionFunction": {"ecs:tagresource", "iam:passrole"}}  # authorised by RegisterTaskDefinition
+    tpl = template.load()
+    for function, calls in observed.items():
+        used = {f"{IAM_PREFIX[s]}:{o}".lower() for s, o in calls}
+        extra = _allowed(tpl, function) - used - implicit.get(function, set())
+        assert extra == set(), f"{function} is granted unused actions {extra}"
