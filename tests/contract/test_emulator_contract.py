@@ -1,0 +1,125 @@
+"""Contract for every fix in stepdeploy_local.compat: each behaviour the local world relies on.
+
+moto is pinned exactly; an upgrade must pass these before the pin moves. Each test names the
+patch it covers (compat.PATCHES keys), and one test checks that none is left uncovered.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib.metadata import version
+from typing import Any
+
+import pytest
+
+from stepdeploy_local import World, compat
+from stepdeploy_local.world import AppService
+
+COVERED: set[str] = set()
+
+
+def covers(*names: str) -> Any:
+    COVERED.update(names)
+    return pytest.mark.parametrize("_patch", [names], ids=["+".join(names)])
+
+
+def _machine(world: World, definition: dict[str, Any]) -> str:
+    role = world.client("iam").create_role(RoleName=f"r{len(definition['States'])}{id(definition)}",
+                                           AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    return str(world.client("stepfunctions").create_state_machine(
+        name=f"contract-{id(definition)}", definition=json.dumps(definition), roleArn=role)["stateMachineArn"])
+
+
+def _run(world: World, machine: str, payload: dict[str, Any] | None = None, name: str | None = None) -> Any:
+    sfn = world.client("stepfunctions")
+    kwargs = {"stateMachineArn": machine, "input": json.dumps(payload or {})}
+    if name:
+        kwargs["name"] = name
+    return world.wait(sfn.start_execution(**kwargs)["executionArn"], timeout=30)
+
+
+def test_moto_is_the_pinned_version() -> None:
+    assert version("moto") == "5.2.5", "compat patches were verified against moto 5.2.5 only"
+
+
+@covers("wait_state", "timestamps")
+def test_wait_states_advance_the_virtual_clock(world: World, _patch: tuple[str, ...]) -> None:
+    machine = _machine(world, {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 3600, "End": True}}})
+    result = _run(world, machine)
+    assert result.status == "SUCCEEDED"
+    assert result.wall_seconds < 20  # would be an hour without the patch
+    assert 3600 <= result.virtual_seconds < 3660  # DescribeExecution start/stop on the virtual clock
+    entered = result.events[1]["timestamp"]
+    exited = next(e for e in result.events if e["type"] == "WaitStateExited")["timestamp"]
+    assert (exited - entered).total_seconds() >= 3600  # history events on the virtual clock
+
+
+@covers("retry_sleep", "lambda_invoke")
+def test_retry_intervals_advance_the_virtual_clock(world: World, _patch: tuple[str, ...]) -> None:
+    fn = world.runtime.by_logical_id("CheckRolloutFunction")
+    world.faults.fail_lambda("CheckRolloutFunction", "Boom", times=2)
+    machine = _machine(world, {"StartAt": "T", "States": {"T": {
+        "Type": "Task", "Resource": fn.arn, "End": True,
+        "Retry": [{"ErrorEquals": ["Boom"], "IntervalSeconds": 600, "MaxAttempts": 2, "BackoffRate": 2}],
+        "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Caught"}]}, "Caught": {"Type": "Pass", "End": True}}})
+    result = _run(world, machine)
+    # two injected failures, retried after 600 s and 1200 s, then the real handler ran (and failed on {})
+    assert [e["type"] for e in result.events].count("LambdaFunctionFailed") == 3
+    assert result.virtual_seconds >= 1800
+    failures = [e for e in result.events if e["type"] == "LambdaFunctionFailed"]
+    assert failures[-1]["lambdaFunctionFailedEventDetails"]["error"] == "KeyError"  # the handler itself ran
+
+
+@covers("execution_name")
+def test_start_execution_without_a_name_gets_a_uuid(world: World, _patch: tuple[str, ...]) -> None:
+    machine = _machine(world, {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
+    a, b = _run(world, machine), _run(world, machine)
+    assert a.name != b.name and len(a.name) == 36 and a.name != "None"
+
+
+@covers("lambda_invoke")
+def test_lambda_invoke_runs_the_handler_in_process(world: World, _patch: tuple[str, ...]) -> None:
+    fn = world.runtime.by_logical_id("ValidateRequestFunction")
+    out = world.client("lambda").invoke(FunctionName=fn.name, Payload=json.dumps({"input": {}, "deployment_id": "x"}))
+    assert out["FunctionError"] == "Handled"
+    body = json.loads(out["Payload"].read())
+    assert body["errorType"] == "InvalidDeploymentRequest"
+    assert body["errorMessage"].startswith("$.service")
+
+
+@covers("ecs_rollouts")
+def test_update_service_starts_a_rollout_that_completes_in_virtual_time(
+        world: World, app: AppService, _patch: tuple[str, ...]) -> None:
+    ecs = world.client("ecs")
+    world.push_image(app.repository, "v2")
+    td = ecs.describe_task_definition(taskDefinition=app.running_task_definition())["taskDefinition"]
+    td["containerDefinitions"][0]["image"] = world.image_uri(app.repository, "v2")
+    new = ecs.register_task_definition(family=td["family"], containerDefinitions=td["containerDefinitions"],
+                                       networkMode="awsvpc", requiresCompatibilities=["FARGATE"], cpu="256",
+                                       memory="512")["taskDefinition"]["taskDefinitionArn"]
+    ecs.update_service(cluster=app.cluster, service=app.service, taskDefinition=new)
+    svc = ecs.describe_services(cluster=app.cluster, services=[app.service])["services"][0]
+    assert [(d["status"], d["rolloutState"]) for d in svc["deployments"]] == [("PRIMARY", "IN_PROGRESS"),
+                                                                             ("ACTIVE", "COMPLETED")]
+    assert svc["deployments"][0]["taskDefinition"] == new
+    world.clock.advance(120)
+    svc = ecs.describe_services(cluster=app.cluster, services=[app.service])["services"][0]
+    assert [(d["status"], d["rolloutState"], d["runningCount"]) for d in svc["deployments"]] == [
+        ("PRIMARY", "COMPLETED", 2)]
+
+
+@covers("target_health")
+def test_target_health_follows_the_serving_image(world: World, app: AppService, _patch: tuple[str, ...]) -> None:
+    elb = world.client("elbv2")
+
+    def states() -> list[str]:
+        out = elb.describe_target_health(TargetGroupArn=app.target_group_arn)["TargetHealthDescriptions"]
+        return sorted(d["TargetHealth"]["State"] for d in out)
+
+    assert states() == ["healthy", "healthy"]
+    world.faults.set_image_profile(app.repository, "v1", "http-500")
+    assert states() == ["unhealthy", "unhealthy"]
+
+
+def test_every_patch_is_covered() -> None:
+    assert set(compat.PATCHES) == COVERED
