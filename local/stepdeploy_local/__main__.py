@@ -40,8 +40,10 @@ def run_demo(world: World) -> int:
     print("stepdeploy local demo: the real state machine (statemachine/deploy.asl.json) and the real")
     print("handlers (functions/*/app.py) against an embedded AWS (moto) on a virtual clock.\n")
     app: AppService = world.create_service(tag="v1")
-    print(f"service {app.cluster}/{app.service} runs {app.repository}:v1 as {_revision(app.running_task_definition())};"
-          f" the load balancer answers at {app.health_url}")
+    print(
+        f"service {app.cluster}/{app.service} runs {app.repository}:v1 as {_revision(app.running_task_definition())};"
+        f" the load balancer answers at {app.health_url}"
+    )
     world.push_image(app.repository, "v2", "healthy")
     world.push_image(app.repository, "v3", "db-down")
     print("pushed v2 (healthy) and v3 (answers HTTP 200 'Error: db connection down')\n")
@@ -58,8 +60,16 @@ def run_demo(world: World) -> int:
 
     header = ("deployment", "outcome", "error", "virtual time", "transitions", "wall", "running after", "expected")
     table = [header] + [
-        (f"{app.repository}:{tag}", r.status, r.error or "-", f"{r.virtual_seconds:.0f}s", str(r.state_transitions),
-         f"{r.wall_seconds:.1f}s", after, "yes" if ok else "NO")
+        (
+            f"{app.repository}:{tag}",
+            r.status,
+            r.error or "-",
+            f"{r.virtual_seconds:.0f}s",
+            str(r.state_transitions),
+            f"{r.wall_seconds:.1f}s",
+            after,
+            "yes" if ok else "NO",
+        )
         for tag, r, after, ok in rows
     ]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
@@ -83,10 +93,14 @@ def _wait_forever(world: World, port: int) -> None:
     print(f"  aws --endpoint-url http://127.0.0.1:{port} stepfunctions list-executions --state-machine-arn {arn}")
     if app is not None:
         example = json.dumps(app.request("v2"))
-        print(f"  aws --endpoint-url http://127.0.0.1:{port} stepfunctions start-execution --state-machine-arn {arn} "
-              f"--input '{example}'")
-        print(f"  aws --endpoint-url http://127.0.0.1:{port} ecs describe-services --cluster {app.cluster} "
-              f"--services {app.service}")
+        print(
+            f"  aws --endpoint-url http://127.0.0.1:{port} stepfunctions start-execution --state-machine-arn {arn} "
+            f"--input '{example}'"
+        )
+        print(
+            f"  aws --endpoint-url http://127.0.0.1:{port} ecs describe-services --cluster {app.cluster} "
+            f"--services {app.service}"
+        )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
@@ -100,13 +114,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stepdeploy_local", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="deploy a healthy and a broken image; exit 0 when every outcome is expected")
-    demo.add_argument("--keep-running", action="store_true",
-                      help="after the demo, keep the world running as a server on 127.0.0.1 (see --port)")
+    demo.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="after the demo, keep the world running as a server on 127.0.0.1 (see --port)",
+    )
     serve = sub.add_parser("serve", help="run the local world as a server on 127.0.0.1 with a seeded service")
     for p in (demo, serve):
         p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"server port (default {DEFAULT_PORT})")
-        p.add_argument("--function-log-level", default="ERROR",
-                       help="POWERTOOLS_LOG_LEVEL for the functions in the local world (default ERROR)")
+        p.add_argument(
+            "--function-log-level",
+            default="ERROR",
+            help="POWERTOOLS_LOG_LEVEL for the functions in the local world (default ERROR)",
+        )
     args = parser.parse_args(argv)
 
     keep = args.command == "serve" or args.keep_running

@@ -22,7 +22,7 @@ class VirtualClock:
         return time.time() + self._offset
 
     def now(self, tz: _dt.tzinfo | None = None) -> _dt.datetime:
-        value = _dt.datetime.fromtimestamp(self.time(), tz=_dt.timezone.utc)
+        value = _dt.datetime.fromtimestamp(self.time(), tz=_dt.UTC)
         if tz is None:
             return value.replace(tzinfo=None)  # naive, like datetime.now()
         return value.astimezone(tz)

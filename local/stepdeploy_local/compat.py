@@ -83,7 +83,7 @@ def _patch_wait_state() -> None:
     def _wait_interval(self: Any, env: Any, wait_seconds: int) -> None:
         _clock.current().advance(wait_seconds)
 
-    wait_function.WaitFunction._wait_interval = _wait_interval
+    wait_function.WaitFunction._wait_interval = _wait_interval  # type: ignore[method-assign]
 
 
 def _patch_retry_sleep() -> None:

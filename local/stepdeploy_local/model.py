@@ -42,6 +42,13 @@ class ModelledService:
     deployments: list[Deployment] = field(default_factory=list)  # newest first; [0] is PRIMARY
 
 
+TARGET_REASONS = {
+    "unhealthy": "Target.ResponseCodeMismatch",
+    "initial": "Elb.RegistrationInProgress",
+    "draining": "Target.DeregistrationInProgress",
+}
+
+
 class RolloutModel:
     def __init__(self, profile_of: Any, account_id: str, region: str) -> None:
         self._profile_of = profile_of  # image URI -> ImageProfile
@@ -53,16 +60,38 @@ class RolloutModel:
 
     # ------------------------------------------------------------------ registration
 
-    def adopt(self, backend: Any, cluster: str, name: str, container: str, target_group_arn: str | None,
-              alarm_names: tuple[str, ...]) -> None:
+    def adopt(
+        self,
+        backend: Any,
+        cluster: str,
+        name: str,
+        container: str,
+        target_group_arn: str | None,
+        alarm_names: tuple[str, ...],
+    ) -> None:
         """Start modelling a service that already runs its current revision (COMPLETED)."""
         with self._lock:
             service = backend._get_service(cluster, name)
-            svc = ModelledService(cluster=cluster, name=name, desired=service.desired_count, container=container,
-                                  target_group_arn=target_group_arn, alarm_names=alarm_names)
+            svc = ModelledService(
+                cluster=cluster,
+                name=name,
+                desired=service.desired_count,
+                container=container,
+                target_group_arn=target_group_arn,
+                alarm_names=alarm_names,
+            )
             td = service.task_definition
-            svc.deployments = [Deployment(self._new_id(), td, self._image(backend, td, container), clock.current().time(),
-                                          state="COMPLETED", reason="ECS deployment completed.", running=service.desired_count)]
+            svc.deployments = [
+                Deployment(
+                    self._new_id(),
+                    td,
+                    self._image(backend, td, container),
+                    clock.current().time(),
+                    state="COMPLETED",
+                    reason="ECS deployment completed.",
+                    running=service.desired_count,
+                )
+            ]
             self._services[(service.cluster_name, name)] = svc
             if target_group_arn:
                 self._tg_index[target_group_arn] = svc
@@ -90,8 +119,12 @@ class RolloutModel:
             self._advance(backend, svc)
             primary = svc.deployments[0]
             if target != primary.task_definition:
-                svc.deployments.insert(0, Deployment(self._new_id(), target, self._image(backend, target, svc.container),
-                                                     clock.current().time()))
+                svc.deployments.insert(
+                    0,
+                    Deployment(
+                        self._new_id(), target, self._image(backend, target, svc.container), clock.current().time()
+                    ),
+                )
                 self._prune(svc)
             self._write_back(backend, service, svc)
 
@@ -118,15 +151,19 @@ class RolloutModel:
             svc.deployments = [primary]
         elif prof.rollout == "fail" and age >= prof.rollout_seconds:
             primary.state, primary.running = "FAILED", 0
-            primary.reason = ("ECS deployment circuit breaker: tasks failed to start or failed ELB health checks. "
-                              "Rolling back to the last completed deployment.")
+            primary.reason = (
+                "ECS deployment circuit breaker: tasks failed to start or failed ELB health checks. "
+                "Rolling back to the last completed deployment."
+            )
             restore = next((d for d in svc.deployments[1:] if d.state == "COMPLETED"), None)
             if restore is not None:
                 svc.deployments.insert(0, Deployment(self._new_id(), restore.task_definition, restore.image, now))
                 self._prune(svc)
         else:
             fraction = min(age / max(prof.rollout_seconds, 1), 1.0)
-            primary.running = 0 if prof.rollout == "fail" else int(svc.desired * fraction * (0.5 if prof.rollout == "stall" else 1))
+            primary.running = (
+                0 if prof.rollout == "fail" else int(svc.desired * fraction * (0.5 if prof.rollout == "stall" else 1))
+            )
 
     @staticmethod
     def _prune(svc: ModelledService) -> None:
@@ -213,6 +250,6 @@ class RolloutModel:
                 else:
                     state = "draining"
                 for k in range(d.running):
-                    reason = None if state == "healthy" else f"Target.{'ResponseCodeMismatch' if state == 'unhealthy' else 'RegistrationInProgress' if state == 'initial' else 'DeregistrationInProgress'}"
+                    reason = TARGET_REASONS.get(state)
                     out.append(FakeHealthStatus(f"10.0.{n + 1}.{k + 10}", "3000", "traffic-port", state, reason))
             return out

@@ -107,7 +107,7 @@ def _install_api_recorder() -> None:
         return
     from botocore.client import BaseClient
 
-    original = BaseClient._make_api_call
+    original = BaseClient._make_api_call  # type: ignore[attr-defined]
 
     def _make_api_call(self: Any, operation_name: str, api_params: Any) -> Any:
         calls = getattr(_recording, "calls", None)
@@ -115,13 +115,14 @@ def _install_api_recorder() -> None:
             calls.append((self.meta.service_model.service_name, operation_name))
         return original(self, operation_name, api_params)
 
-    BaseClient._make_api_call = _make_api_call  # type: ignore[method-assign]
+    BaseClient._make_api_call = _make_api_call  # type: ignore[attr-defined]
     _api_hook_installed = True
 
 
 class LambdaRuntime:
-    def __init__(self, region: str, account_id: str, layer_dirs: list[Path],
-                 env_overrides: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, region: str, account_id: str, layer_dirs: list[Path], env_overrides: dict[str, str] | None = None
+    ) -> None:
         self.region, self.account_id = region, account_id
         self.functions: dict[str, LoadedFunction] = {}
         self.invocations: list[Invocation] = []
@@ -142,8 +143,14 @@ class LambdaRuntime:
 
     # ----------------------------------------------------------------- fault injection
 
-    def fail_next(self, logical_id: str, error_type: str = "RuntimeError", message: str = "injected fault",
-                  times: int = 1, after: int = 0) -> None:
+    def fail_next(
+        self,
+        logical_id: str,
+        error_type: str = "RuntimeError",
+        message: str = "injected fault",
+        times: int = 1,
+        after: int = 0,
+    ) -> None:
         """Let ``after`` invocations of a function run, then make the following ``times`` fail with
         ``error_type`` (as Lambda reports an unhandled exception) before the handler runs."""
         self.by_logical_id(logical_id)  # validate the name
@@ -156,7 +163,7 @@ class LambdaRuntime:
 
     def _load(self, fn: LoadedFunction) -> ModuleType:
         if fn.module is None:
-            module_file, attr = fn.spec.handler.rsplit(".", 1)
+            module_file = fn.spec.handler.rsplit(".", 1)[0]
             path = fn.spec.code_dir / f"{module_file.replace('.', '/')}.py"
             unique = f"stepdeploy_fn_{fn.spec.logical_id}"
             spec = importlib.util.spec_from_file_location(unique, path)
@@ -171,17 +178,19 @@ class LambdaRuntime:
     @contextmanager
     def _environment(self, fn: LoadedFunction, context: LocalLambdaContext) -> Iterator[None]:
         saved = dict(os.environ)
-        os.environ.update({
-            "AWS_REGION": self.region,
-            "AWS_DEFAULT_REGION": self.region,
-            "AWS_LAMBDA_FUNCTION_NAME": fn.name,
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.spec.memory_mb),
-            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-            "AWS_EXECUTION_ENV": f"AWS_Lambda_{fn.spec.runtime}",
-            "_HANDLER": fn.spec.handler,
-            **fn.environment,
-            **self._env_overrides,
-        })
+        os.environ.update(
+            {
+                "AWS_REGION": self.region,
+                "AWS_DEFAULT_REGION": self.region,
+                "AWS_LAMBDA_FUNCTION_NAME": fn.name,
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.spec.memory_mb),
+                "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+                "AWS_EXECUTION_ENV": f"AWS_Lambda_{fn.spec.runtime}",
+                "_HANDLER": fn.spec.handler,
+                **fn.environment,
+                **self._env_overrides,
+            }
+        )
         try:
             yield
         finally:
@@ -195,9 +204,13 @@ class LambdaRuntime:
             event = json.loads(event or "{}")
         request_id = str(uuid.uuid4())
         context = LocalLambdaContext(
-            function_name=fn.name, memory_limit_in_mb=fn.spec.memory_mb, invoked_function_arn=fn.arn,
-            aws_request_id=request_id, timeout_s=fn.spec.timeout_s,
-            log_group_name=f"/aws/lambda/{fn.name}", log_stream_name=f"local/[$LATEST]{request_id[:8]}",
+            function_name=fn.name,
+            memory_limit_in_mb=fn.spec.memory_mb,
+            invoked_function_arn=fn.arn,
+            aws_request_id=request_id,
+            timeout_s=fn.spec.timeout_s,
+            log_group_name=f"/aws/lambda/{fn.name}",
+            log_stream_name=f"local/[$LATEST]{request_id[:8]}",
             _deadline=time.monotonic() + fn.spec.timeout_s,
         )
         with self._lock:
@@ -217,12 +230,14 @@ class LambdaRuntime:
             except Exception as exc:  # noqa: BLE001 - reported to Step Functions as Lambda does
                 error_type = exc.error_type if isinstance(exc, _InjectedFault) else type(exc).__name__
                 record.error = error_type
-                payload = json.dumps({
-                    "errorMessage": str(exc),
-                    "errorType": error_type,
-                    "requestId": request_id,
-                    "stackTrace": traceback.format_tb(exc.__traceback__)[-5:],
-                })
+                payload = json.dumps(
+                    {
+                        "errorMessage": str(exc),
+                        "errorType": error_type,
+                        "requestId": request_id,
+                        "stackTrace": traceback.format_tb(exc.__traceback__)[-5:],
+                    }
+                )
                 errored = True
             finally:
                 _recording.calls = None

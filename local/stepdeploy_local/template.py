@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 
 
-class _CfnLoader(yaml.SafeLoader):
+class _CfnLoader(yaml.SafeLoader):  # type: ignore[misc]
     pass
 
 
@@ -39,7 +39,8 @@ _CfnLoader.add_multi_constructor("!", _construct_tag)
 
 def load(path: Path = TEMPLATE) -> dict[str, Any]:
     with path.open() as fh:
-        return yaml.load(fh, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+        doc: dict[str, Any] = yaml.load(fh, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    return doc
 
 
 @dataclass(frozen=True)
@@ -63,22 +64,27 @@ def functions(template: dict[str, Any], root: Path = ROOT) -> list[FunctionSpec]
         props = {**glob, **res.get("Properties", {})}
         env = dict(glob.get("Environment", {}).get("Variables", {}))
         env.update(res.get("Properties", {}).get("Environment", {}).get("Variables", {}))
-        specs.append(FunctionSpec(
-            logical_id=logical_id,
-            code_dir=(root / props["CodeUri"]).resolve(),
-            handler=props["Handler"],
-            runtime=props["Runtime"],
-            memory_mb=int(props.get("MemorySize", 128)),
-            timeout_s=int(props.get("Timeout", 3)),
-            environment=env,
-            architectures=tuple(props.get("Architectures", ["x86_64"])),
-        ))
+        specs.append(
+            FunctionSpec(
+                logical_id=logical_id,
+                code_dir=(root / props["CodeUri"]).resolve(),
+                handler=props["Handler"],
+                runtime=props["Runtime"],
+                memory_mb=int(props.get("MemorySize", 128)),
+                timeout_s=int(props.get("Timeout", 3)),
+                environment=env,
+                architectures=tuple(props.get("Architectures", ["x86_64"])),
+            )
+        )
     return specs
 
 
 def layer_dirs(template: dict[str, Any], root: Path = ROOT) -> list[Path]:
-    return [(root / r["Properties"]["ContentUri"]).resolve()
-            for r in template["Resources"].values() if r["Type"] == "AWS::Serverless::LayerVersion"]
+    return [
+        (root / r["Properties"]["ContentUri"]).resolve()
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::Serverless::LayerVersion"
+    ]
 
 
 def parameter_defaults(template: dict[str, Any]) -> dict[str, str]:
@@ -88,8 +94,14 @@ def parameter_defaults(template: dict[str, Any]) -> dict[str, str]:
 class Resolver:
     """Resolves intrinsic functions against the physical ids/attributes the world created."""
 
-    def __init__(self, params: dict[str, str], refs: dict[str, str], attrs: dict[str, str],
-                 pseudo: dict[str, str], conditions: dict[str, bool] | None = None) -> None:
+    def __init__(
+        self,
+        params: dict[str, str],
+        refs: dict[str, str],
+        attrs: dict[str, str],
+        pseudo: dict[str, str],
+        conditions: dict[str, bool] | None = None,
+    ) -> None:
         self.params, self.refs, self.attrs = params, refs, attrs
         self.pseudo = pseudo
         self.conditions = conditions or {}
@@ -113,7 +125,7 @@ class Resolver:
             return value
         if len(value) != 1:
             return {k: self.resolve(v) for k, v in value.items()}
-        (key, arg), = value.items()
+        ((key, arg),) = value.items()
         if key == "Ref":
             return self._ref(arg)
         if key == "Fn::GetAtt":

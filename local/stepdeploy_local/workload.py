@@ -35,8 +35,14 @@ PROFILES: dict[str, ImageProfile] = {
     "db-down": ImageProfile("db-down", body="Error: db connection down"),
     "http-500": ImageProfile("http-500", status=500, body="Internal Server Error", targets="unhealthy"),
     "slow": ImageProfile("slow", latency_ms=1500),
-    "never-healthy": ImageProfile("never-healthy", status=503, body="Service Unavailable", targets="unhealthy",
-                                  rollout="fail", rollout_seconds=240),
+    "never-healthy": ImageProfile(
+        "never-healthy",
+        status=503,
+        body="Service Unavailable",
+        targets="unhealthy",
+        rollout="fail",
+        rollout_seconds=240,
+    ),
     "stalled": ImageProfile("stalled", rollout="stall"),
     "alarming": ImageProfile("alarming", alarms=("*",)),
 }
@@ -63,14 +69,18 @@ class WorkloadServer:
         owner = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server API)
+            def do_GET(self) -> None:
                 current = serving()
                 if current is None:
                     status, body, latency = 503, "503 Service Temporarily Unavailable", 0
                 elif self.path.split("?")[0] == owner.health_path:
                     status, body, latency = current.status, current.body, current.latency_ms
                 else:
-                    status, body, latency = (200 if current.status < 500 else current.status), "todo app", current.latency_ms
+                    status, body, latency = (
+                        (200 if current.status < 500 else current.status),
+                        "todo app",
+                        current.latency_ms,
+                    )
                 if latency:
                     time.sleep(latency / 1000)
                 data = body.encode()
@@ -90,8 +100,8 @@ class WorkloadServer:
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}{self.health_path}"
+        port = self._server.server_address[1]
+        return f"http://127.0.0.1:{port}{self.health_path}"
 
     def close(self) -> None:
         self._server.shutdown()

@@ -11,13 +11,14 @@ Faults are injected through ``world.faults`` only (see :class:`Faults`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from . import clock, compat, template
@@ -52,8 +53,11 @@ class AppService:
         req: dict[str, Any] = {
             "service": {"cluster": self.cluster, "service": self.service, "container": self.container},
             "image": image,
-            "health": {"url": self.health_url, "target_group_arn": self.target_group_arn,
-                       "alarm_names": list(self.alarm_names)},
+            "health": {
+                "url": self.health_url,
+                "target_group_arn": self.target_group_arn,
+                "alarm_names": list(self.alarm_names),
+            },
             "trigger": "manual",
         }
         for key, value in overrides.items():
@@ -69,7 +73,9 @@ class AppService:
 
     def running_image(self) -> str:
         td = self.world.client("ecs").describe_task_definition(taskDefinition=self.running_task_definition())
-        return next(c["image"] for c in td["taskDefinition"]["containerDefinitions"] if c["name"] == self.container)
+        return next(
+            str(c["image"]) for c in td["taskDefinition"]["containerDefinitions"] if c["name"] == self.container
+        )
 
 
 @dataclass
@@ -128,16 +134,27 @@ class Faults:
         digest = self._world.digest_of(repository, tag_or_digest)
         self._world.image_profiles[digest] = profile(image_profile)
 
-    def fail_lambda(self, logical_id: str, error_type: str = "RuntimeError", message: str = "injected fault",
-                    times: int = 1, after: int = 0) -> None:
+    def fail_lambda(
+        self,
+        logical_id: str,
+        error_type: str = "RuntimeError",
+        message: str = "injected fault",
+        times: int = 1,
+        after: int = 0,
+    ) -> None:
         """After ``after`` good invocations, the next ``times`` invocations of the function (its
         logical id in template.yaml) fail with ``error_type`` before the handler runs."""
         self._world.runtime.fail_next(logical_id, error_type, message, times, after)
 
 
 class World:
-    def __init__(self, region: str = "us-east-1", stack_name: str = "stepdeploy-local",
-                 function_log_level: str | None = None, server_port: int | None = None) -> None:
+    def __init__(
+        self,
+        region: str = "us-east-1",
+        stack_name: str = "stepdeploy-local",
+        function_log_level: str | None = None,
+        server_port: int | None = None,
+    ) -> None:
         self.region, self.stack_name = region, stack_name
         self.function_log_level = function_log_level
         self.server_port = server_port
@@ -163,13 +180,19 @@ class World:
 
     def start(self) -> World:
         from moto import mock_aws
-
         from stepdeploy.adapters import clients as stepdeploy_clients
 
         self._saved_env = dict(os.environ)
-        os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                           "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": self.region,
-                           "AWS_REGION": self.region, "MOTO_ALLOW_NONEXISTENT_REGION": "true"})
+        os.environ.update(
+            {
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_SESSION_TOKEN": "testing",
+                "AWS_DEFAULT_REGION": self.region,
+                "AWS_REGION": self.region,
+                "MOTO_ALLOW_NONEXISTENT_REGION": "true",
+            }
+        )
         for noisy in ("moto", "werkzeug", "botocore"):
             logging.getLogger(noisy).setLevel(logging.CRITICAL)
         compat.apply()
@@ -214,8 +237,12 @@ class World:
         if "DeployStateMachineArn" not in self.outputs:
             return
         sfn = self.client("stepfunctions")
-        running = [ex["executionArn"] for ex in sfn.list_executions(
-            stateMachineArn=self.outputs["DeployStateMachineArn"], statusFilter="RUNNING")["executions"]]
+        running = [
+            ex["executionArn"]
+            for ex in sfn.list_executions(
+                stateMachineArn=self.outputs["DeployStateMachineArn"], statusFilter="RUNNING"
+            )["executions"]
+        ]
         for arn in running:
             sfn.stop_execution(executionArn=arn, error="WorldClosed", cause="local world closed")
         deadline = time.monotonic() + 5
@@ -227,7 +254,7 @@ class World:
         import boto3
 
         if service not in self._clients:
-            self._clients[service] = boto3.client(service, region_name=self.region)
+            self._clients[service] = boto3.client(service, region_name=self.region)  # type: ignore[call-overload]
         return self._clients[service]
 
     # ------------------------------------------------------------------ the stepdeploy stack
@@ -238,8 +265,13 @@ class World:
         resources = tpl["Resources"]
         refs: dict[str, str] = {}
         attrs: dict[str, str] = {}
-        pseudo = {"AWS::Region": self.region, "AWS::AccountId": ACCOUNT_ID, "AWS::StackName": self.stack_name,
-                  "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com"}
+        pseudo = {
+            "AWS::Region": self.region,
+            "AWS::AccountId": ACCOUNT_ID,
+            "AWS::StackName": self.stack_name,
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+        }
         params = template.parameter_defaults(tpl)
 
         for logical, res in resources.items():
@@ -247,23 +279,30 @@ class World:
             if res["Type"] == "AWS::DynamoDB::Table":
                 name = f"{self.stack_name}-{logical}"
                 table = self.client("dynamodb").create_table(
-                    TableName=name, KeySchema=props["KeySchema"], AttributeDefinitions=props["AttributeDefinitions"],
-                    BillingMode=props.get("BillingMode", "PAY_PER_REQUEST"))["TableDescription"]
+                    TableName=name,
+                    KeySchema=props["KeySchema"],
+                    AttributeDefinitions=props["AttributeDefinitions"],
+                    BillingMode=props.get("BillingMode", "PAY_PER_REQUEST"),
+                )["TableDescription"]
                 refs[logical], attrs[f"{logical}.Arn"] = name, table["TableArn"]
             elif res["Type"] == "AWS::SNS::Topic":
                 arn = self.client("sns").create_topic(Name=f"{self.stack_name}-{logical}")["TopicArn"]
                 refs[logical], attrs[f"{logical}.TopicName"] = arn, arn.rsplit(":", 1)[-1]
                 queue = self.client("sqs").create_queue(QueueName=f"{self.stack_name}-{logical}-observer")["QueueUrl"]
-                qarn = self.client("sqs").get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-                self.client("sns").subscribe(TopicArn=arn, Protocol="sqs", Endpoint=qarn,
-                                             Attributes={"RawMessageDelivery": "false"})
+                qarn = self.client("sqs").get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])[
+                    "Attributes"
+                ]["QueueArn"]
+                self.client("sns").subscribe(
+                    TopicArn=arn, Protocol="sqs", Endpoint=qarn, Attributes={"RawMessageDelivery": "false"}
+                )
                 self.outputs[f"{logical}ObserverQueueUrl"] = queue
             elif res["Type"] == "AWS::Serverless::LayerVersion":
                 refs[logical] = f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:layer:{self.stack_name}-{logical}:1"
 
         role = self.client("iam").create_role(
             RoleName=f"{self.stack_name}-role",
-            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))["Role"]["Arn"]
+            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+        )["Role"]["Arn"]
 
         # functions: names first (their environment may reference each other), then create them
         specs = template.functions(tpl)
@@ -284,9 +323,16 @@ class World:
         for spec in specs:
             env = {k: str(resolver.resolve(v)) for k, v in spec.environment.items()}
             name = refs[spec.logical_id]
-            lam.create_function(FunctionName=name, Runtime=spec.runtime, Role=role, Handler=spec.handler,
-                                Code={"ZipFile": buf.getvalue()}, MemorySize=spec.memory_mb, Timeout=spec.timeout_s,
-                                Environment={"Variables": env})
+            lam.create_function(
+                FunctionName=name,
+                Runtime=spec.runtime,
+                Role=role,
+                Handler=spec.handler,
+                Code={"ZipFile": buf.getvalue()},
+                MemorySize=spec.memory_mb,
+                Timeout=spec.timeout_s,
+                Environment={"Variables": env},
+            )
             self.runtime.register(spec, name, attrs[f"{spec.logical_id}.Arn"], env)
 
         runtime = self.runtime
@@ -301,7 +347,8 @@ class World:
                 definition = definition.replace("${" + key + "}", str(resolver.resolve(value)))
             name = str(resolver.resolve(props.get("Name", logical)))
             arn = self.client("stepfunctions").create_state_machine(
-                name=name, definition=definition, roleArn=role, type=props.get("Type", "STANDARD"))["stateMachineArn"]
+                name=name, definition=definition, roleArn=role, type=props.get("Type", "STANDARD")
+            )["stateMachineArn"]
             self.outputs[f"{logical}Arn"] = arn
         self.outputs["DeploymentsTableName"] = refs["DeploymentsTable"]
         self.outputs["NotificationTopicArn"] = refs["NotificationTopic"]
@@ -322,18 +369,32 @@ class World:
     def push_image(self, repository: str, tag: str, image_profile: str | ImageProfile = "healthy") -> str:
         """Push an image (a manifest) to ECR and decide how it behaves when deployed. Returns the digest."""
         ecr = self.client("ecr")
-        try:
+        with contextlib.suppress(ecr.exceptions.RepositoryAlreadyExistsException):
             ecr.create_repository(repositoryName=repository)
-        except ecr.exceptions.RepositoryAlreadyExistsException:
-            pass
         config_digest = "sha256:" + hashlib.sha256(f"{repository}:{tag}:{time.time_ns()}".encode()).hexdigest()
-        manifest = json.dumps({
-            "schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-            "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 1470, "digest": config_digest},
-            "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 2811478,
-                        "digest": "sha256:" + hashlib.sha256(f"layer:{repository}:{tag}".encode()).hexdigest()}],
-        })
-        digest = str(ecr.put_image(repositoryName=repository, imageManifest=manifest, imageTag=tag)["image"]["imageId"]["imageDigest"])
+        manifest = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                "config": {
+                    "mediaType": "application/vnd.docker.container.image.v1+json",
+                    "size": 1470,
+                    "digest": config_digest,
+                },
+                "layers": [
+                    {
+                        "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                        "size": 2811478,
+                        "digest": "sha256:" + hashlib.sha256(f"layer:{repository}:{tag}".encode()).hexdigest(),
+                    }
+                ],
+            }
+        )
+        digest = str(
+            ecr.put_image(repositoryName=repository, imageManifest=manifest, imageTag=tag)["image"]["imageId"][
+                "imageDigest"
+            ]
+        )
         self.image_profiles[digest] = profile(image_profile)
         return digest
 
@@ -353,49 +414,104 @@ class World:
 
     # ------------------------------------------------------------------ the application
 
-    def create_service(self, cluster: str = "techchallenge", service: str = "web", repository: str = "techchallengeapp",
-                       tag: str = "v1", image_profile: str | ImageProfile = "healthy", desired: int = 2,
-                       container: str = "app", port: int = 3000, health_path: str = "/healthcheck/") -> AppService:
+    def create_service(
+        self,
+        cluster: str = "techchallenge",
+        service: str = "web",
+        repository: str = "techchallengeapp",
+        tag: str = "v1",
+        image_profile: str | ImageProfile = "healthy",
+        desired: int = 2,
+        container: str = "app",
+        port: int = 3000,
+        health_path: str = "/healthcheck/",
+    ) -> AppService:
         """An ECS Fargate service behind an ALB, running ``repository:tag``, with its alarms."""
         self.push_image(repository, tag, image_profile)
         ec2, ecs, elb, cw = self.client("ec2"), self.client("ecs"), self.client("elbv2"), self.client("cloudwatch")
         vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
         ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
         azs = [f"{self.region}a", f"{self.region}b"]
-        public = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=az)["Subnet"]["SubnetId"]
-                  for i, az in enumerate(azs)]
-        private = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{10 + i}.0/24", AvailabilityZone=az)["Subnet"]["SubnetId"]
-                   for i, az in enumerate(azs)]
+        public = [
+            ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=az)["Subnet"]["SubnetId"]
+            for i, az in enumerate(azs)
+        ]
+        private = [
+            ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{10 + i}.0/24", AvailabilityZone=az)["Subnet"]["SubnetId"]
+            for i, az in enumerate(azs)
+        ]
         alb_sg = ec2.create_security_group(GroupName=f"{service}-alb", Description="alb", VpcId=vpc)["GroupId"]
         task_sg = ec2.create_security_group(GroupName=f"{service}-tasks", Description="tasks", VpcId=vpc)["GroupId"]
-        lb = elb.create_load_balancer(Name=f"{service}-alb", Subnets=public, SecurityGroups=[alb_sg],
-                                      Scheme="internet-facing", Type="application")["LoadBalancers"][0]
-        tg = elb.create_target_group(Name=f"{service}-tg", Protocol="HTTP", Port=port, VpcId=vpc, TargetType="ip",
-                                     HealthCheckPath=health_path, Matcher={"HttpCode": "200"})["TargetGroups"][0]
-        elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=80,
-                            DefaultActions=[{"Type": "forward", "TargetGroupArn": tg["TargetGroupArn"]}])
+        lb = elb.create_load_balancer(
+            Name=f"{service}-alb", Subnets=public, SecurityGroups=[alb_sg], Scheme="internet-facing", Type="application"
+        )["LoadBalancers"][0]
+        tg = elb.create_target_group(
+            Name=f"{service}-tg",
+            Protocol="HTTP",
+            Port=port,
+            VpcId=vpc,
+            TargetType="ip",
+            HealthCheckPath=health_path,
+            Matcher={"HttpCode": "200"},
+        )["TargetGroups"][0]
+        elb.create_listener(
+            LoadBalancerArn=lb["LoadBalancerArn"],
+            Protocol="HTTP",
+            Port=80,
+            DefaultActions=[{"Type": "forward", "TargetGroupArn": tg["TargetGroupArn"]}],
+        )
         alarm_names = (f"{service}-target-5xx", f"{service}-unhealthy-hosts")
         for name, metric in zip(alarm_names, ("HTTPCode_Target_5XX_Count", "UnHealthyHostCount"), strict=True):
-            cw.put_metric_alarm(AlarmName=name, Namespace="AWS/ApplicationELB", MetricName=metric, Statistic="Sum",
-                                Period=60, EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold",
-                                Dimensions=[{"Name": "TargetGroup", "Value": tg["TargetGroupArn"].split(":")[-1]}])
+            cw.put_metric_alarm(
+                AlarmName=name,
+                Namespace="AWS/ApplicationELB",
+                MetricName=metric,
+                Statistic="Sum",
+                Period=60,
+                EvaluationPeriods=1,
+                Threshold=1,
+                ComparisonOperator="GreaterThanOrEqualToThreshold",
+                Dimensions=[{"Name": "TargetGroup", "Value": tg["TargetGroupArn"].split(":")[-1]}],
+            )
             cw.set_alarm_state(AlarmName=name, StateValue="OK", StateReason="initial")
         ecs.create_cluster(clusterName=cluster)
         td = ecs.register_task_definition(
-            family=service, networkMode="awsvpc", requiresCompatibilities=["FARGATE"], cpu="256", memory="512",
+            family=service,
+            networkMode="awsvpc",
+            requiresCompatibilities=["FARGATE"],
+            cpu="256",
+            memory="512",
             executionRoleArn=f"arn:aws:iam::{ACCOUNT_ID}:role/{service}-execution",
-            containerDefinitions=[{
-                "name": container, "image": self.image_uri(repository, tag), "essential": True,
-                "command": ["serve"], "portMappings": [{"containerPort": port, "protocol": "tcp"}],
-                "environment": [{"name": "VTT_DBTYPE", "value": "postgres"}, {"name": "VTT_LISTENHOST", "value": "0.0.0.0"}],
-            }])["taskDefinition"]["taskDefinitionArn"]
+            containerDefinitions=[
+                {
+                    "name": container,
+                    "image": self.image_uri(repository, tag),
+                    "essential": True,
+                    "command": ["serve"],
+                    "portMappings": [{"containerPort": port, "protocol": "tcp"}],
+                    "environment": [
+                        {"name": "VTT_DBTYPE", "value": "postgres"},
+                        {"name": "VTT_LISTENHOST", "value": "0.0.0.0"},
+                    ],
+                }
+            ],
+        )["taskDefinition"]["taskDefinitionArn"]
         ecs.create_service(
-            cluster=cluster, serviceName=service, taskDefinition=td, desiredCount=desired, launchType="FARGATE",
+            cluster=cluster,
+            serviceName=service,
+            taskDefinition=td,
+            desiredCount=desired,
+            launchType="FARGATE",
             loadBalancers=[{"targetGroupArn": tg["TargetGroupArn"], "containerName": container, "containerPort": port}],
-            networkConfiguration={"awsvpcConfiguration": {"subnets": private, "securityGroups": [task_sg],
-                                                          "assignPublicIp": "DISABLED"}},
-            deploymentConfiguration={"deploymentCircuitBreaker": {"enable": True, "rollback": True},
-                                     "maximumPercent": 200, "minimumHealthyPercent": 100})
+            networkConfiguration={
+                "awsvpcConfiguration": {"subnets": private, "securityGroups": [task_sg], "assignPublicIp": "DISABLED"}
+            },
+            deploymentConfiguration={
+                "deploymentCircuitBreaker": {"enable": True, "rollback": True},
+                "maximumPercent": 200,
+                "minimumHealthyPercent": 100,
+            },
+        )
         self.model.adopt(self._ecs_backend, cluster, service, container, tg["TargetGroupArn"], alarm_names)
         backend = self._ecs_backend
         server = WorkloadServer(lambda: self.model.serving_profile(backend, cluster, service), health_path)
@@ -413,8 +529,12 @@ class World:
             kwargs["name"] = name
         return str(self.client("stepfunctions").start_execution(**kwargs)["executionArn"])
 
-    def wait(self, execution_arn: str, timeout: float = 120.0,
-             on_event: Callable[[dict[str, Any], float], None] | None = None) -> ExecutionResult:
+    def wait(
+        self,
+        execution_arn: str,
+        timeout: float = 120.0,
+        on_event: Callable[[dict[str, Any], float], None] | None = None,
+    ) -> ExecutionResult:
         sfn = self.client("stepfunctions")
         started = time.monotonic()
         seen, poll = 0, 0.002
@@ -436,14 +556,25 @@ class World:
         events = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
         stop = desc.get("stopDate") or desc["startDate"]
         return ExecutionResult(
-            arn=execution_arn, name=desc["name"], status=desc["status"], error=desc.get("error"),
-            cause=desc.get("cause"), output=json.loads(desc["output"]) if desc.get("output") else None,
-            input=json.loads(desc.get("input") or "null"), events=events,
-            virtual_seconds=(stop - desc["startDate"]).total_seconds(), wall_seconds=time.monotonic() - started,
+            arn=execution_arn,
+            name=desc["name"],
+            status=desc["status"],
+            error=desc.get("error"),
+            cause=desc.get("cause"),
+            output=json.loads(desc["output"]) if desc.get("output") else None,
+            input=json.loads(desc.get("input") or "null"),
+            events=events,
+            virtual_seconds=(stop - desc["startDate"]).total_seconds(),
+            wall_seconds=time.monotonic() - started,
         )
 
-    def deploy(self, request: Any, name: str | None = None, timeout: float = 120.0,
-               on_event: Callable[[dict[str, Any], float], None] | None = None) -> ExecutionResult:
+    def deploy(
+        self,
+        request: Any,
+        name: str | None = None,
+        timeout: float = 120.0,
+        on_event: Callable[[dict[str, Any], float], None] | None = None,
+    ) -> ExecutionResult:
         return self.wait(self.start_deployment(request, name), timeout, on_event)
 
     # ------------------------------------------------------------------ inspection
@@ -455,7 +586,8 @@ class World:
 
     def notifications(self) -> list[dict[str, Any]]:
         """Messages published to the notification topic (drained from an observer queue)."""
-        sqs, out = self.client("sqs"), []
+        sqs = self.client("sqs")
+        out: list[dict[str, Any]] = []
         url = self.outputs["NotificationTopicObserverQueueUrl"]
         while True:
             msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
@@ -463,6 +595,11 @@ class World:
                 return out
             for m in msgs:
                 body = json.loads(m["Body"])
-                out.append({"subject": body.get("Subject"), "message": json.loads(body["Message"]),
-                            "attributes": {k: v.get("Value") for k, v in body.get("MessageAttributes", {}).items()}})
+                out.append(
+                    {
+                        "subject": body.get("Subject"),
+                        "message": json.loads(body["Message"]),
+                        "attributes": {k: v.get("Value") for k, v in body.get("MessageAttributes", {}).items()},
+                    }
+                )
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])

@@ -8,14 +8,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from stepdeploy.errors import ERROR_NAMES
 from stepdeploy_local import template
 
 ROOT = Path(__file__).resolve().parents[2]
 ASL_PATH = ROOT / "statemachine" / "deploy.asl.json"
-LAMBDA_TRANSIENT = {"Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
-                    "Lambda.ClientExecutionTimeoutException"}
+LAMBDA_TRANSIENT = {
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.ClientExecutionTimeoutException",
+}
 BOUNDED_TASKS = {"CheckRollout", "CheckHealth"}  # their Lambdas raise once a deadline / max_checks is reached
 
 
@@ -59,12 +62,29 @@ def test_definition_passes_cfn_lint_state_machine_schema(asl: dict[str, Any], tm
     doc = {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Resources": {
-            "Role": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": {
-                "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"},
-                                                        "Action": "sts:AssumeRole"}]}}},
-            "Machine": {"Type": "AWS::StepFunctions::StateMachine", "Properties": {
-                "RoleArn": {"Fn::GetAtt": ["Role", "Arn"]}, "Definition": asl,
-                "DefinitionSubstitutions": {s: f"arn:aws:lambda:us-east-1:123456789012:function:{s}" for s in subs}}},
+            "Role": {
+                "Type": "AWS::IAM::Role",
+                "Properties": {
+                    "AssumeRolePolicyDocument": {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Principal": {"Service": "states.amazonaws.com"},
+                                "Action": "sts:AssumeRole",
+                            }
+                        ],
+                    }
+                },
+            },
+            "Machine": {
+                "Type": "AWS::StepFunctions::StateMachine",
+                "Properties": {
+                    "RoleArn": {"Fn::GetAtt": ["Role", "Arn"]},
+                    "Definition": asl,
+                    "DefinitionSubstitutions": {s: f"arn:aws:lambda:us-east-1:123456789012:function:{s}" for s in subs},
+                },
+            },
         },
     }
     matches = lint_all(json.dumps(doc))
@@ -137,8 +157,11 @@ def test_substitutions_match_the_template_functions(asl: dict[str, Any], tpl: di
     for key, value in subs.items():
         assert value == {"Fn::GetAtt": [key.removesuffix("Arn"), "Arn"]}
         assert key.removesuffix("Arn") in functions
-    invoked = {p["LambdaInvokePolicy"]["FunctionName"]["Ref"] for p in machine["Properties"]["Policies"]
-               if "LambdaInvokePolicy" in p}
+    invoked = {
+        p["LambdaInvokePolicy"]["FunctionName"]["Ref"]
+        for p in machine["Properties"]["Policies"]
+        if "LambdaInvokePolicy" in p
+    }
     assert invoked == functions, "the state machine may invoke exactly its own functions"
 
 

@@ -11,7 +11,6 @@ from importlib.metadata import version
 from typing import Any
 
 import pytest
-
 from stepdeploy_local import World, compat
 from stepdeploy_local.world import AppService
 
@@ -24,10 +23,14 @@ def covers(*names: str) -> Any:
 
 
 def _machine(world: World, definition: dict[str, Any]) -> str:
-    role = world.client("iam").create_role(RoleName=f"r{len(definition['States'])}{id(definition)}",
-                                           AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-    return str(world.client("stepfunctions").create_state_machine(
-        name=f"contract-{id(definition)}", definition=json.dumps(definition), roleArn=role)["stateMachineArn"])
+    role = world.client("iam").create_role(
+        RoleName=f"r{len(definition['States'])}{id(definition)}", AssumeRolePolicyDocument="{}"
+    )["Role"]["Arn"]
+    return str(
+        world.client("stepfunctions").create_state_machine(
+            name=f"contract-{id(definition)}", definition=json.dumps(definition), roleArn=role
+        )["stateMachineArn"]
+    )
 
 
 def _run(world: World, machine: str, payload: dict[str, Any] | None = None, name: str | None = None) -> Any:
@@ -58,10 +61,22 @@ def test_wait_states_advance_the_virtual_clock(world: World, _patch: tuple[str, 
 def test_retry_intervals_advance_the_virtual_clock(world: World, _patch: tuple[str, ...]) -> None:
     fn = world.runtime.by_logical_id("CheckRolloutFunction")
     world.faults.fail_lambda("CheckRolloutFunction", "Boom", times=2)
-    machine = _machine(world, {"StartAt": "T", "States": {"T": {
-        "Type": "Task", "Resource": fn.arn, "End": True,
-        "Retry": [{"ErrorEquals": ["Boom"], "IntervalSeconds": 600, "MaxAttempts": 2, "BackoffRate": 2}],
-        "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Caught"}]}, "Caught": {"Type": "Pass", "End": True}}})
+    machine = _machine(
+        world,
+        {
+            "StartAt": "T",
+            "States": {
+                "T": {
+                    "Type": "Task",
+                    "Resource": fn.arn,
+                    "End": True,
+                    "Retry": [{"ErrorEquals": ["Boom"], "IntervalSeconds": 600, "MaxAttempts": 2, "BackoffRate": 2}],
+                    "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Caught"}],
+                },
+                "Caught": {"Type": "Pass", "End": True},
+            },
+        },
+    )
     result = _run(world, machine)
     # two injected failures, retried after 600 s and 1200 s, then the real handler ran (and failed on {})
     assert [e["type"] for e in result.events].count("LambdaFunctionFailed") == 3
@@ -89,23 +104,32 @@ def test_lambda_invoke_runs_the_handler_in_process(world: World, _patch: tuple[s
 
 @covers("ecs_rollouts")
 def test_update_service_starts_a_rollout_that_completes_in_virtual_time(
-        world: World, app: AppService, _patch: tuple[str, ...]) -> None:
+    world: World, app: AppService, _patch: tuple[str, ...]
+) -> None:
     ecs = world.client("ecs")
     world.push_image(app.repository, "v2")
     td = ecs.describe_task_definition(taskDefinition=app.running_task_definition())["taskDefinition"]
     td["containerDefinitions"][0]["image"] = world.image_uri(app.repository, "v2")
-    new = ecs.register_task_definition(family=td["family"], containerDefinitions=td["containerDefinitions"],
-                                       networkMode="awsvpc", requiresCompatibilities=["FARGATE"], cpu="256",
-                                       memory="512")["taskDefinition"]["taskDefinitionArn"]
+    new = ecs.register_task_definition(
+        family=td["family"],
+        containerDefinitions=td["containerDefinitions"],
+        networkMode="awsvpc",
+        requiresCompatibilities=["FARGATE"],
+        cpu="256",
+        memory="512",
+    )["taskDefinition"]["taskDefinitionArn"]
     ecs.update_service(cluster=app.cluster, service=app.service, taskDefinition=new)
     svc = ecs.describe_services(cluster=app.cluster, services=[app.service])["services"][0]
-    assert [(d["status"], d["rolloutState"]) for d in svc["deployments"]] == [("PRIMARY", "IN_PROGRESS"),
-                                                                             ("ACTIVE", "COMPLETED")]
+    assert [(d["status"], d["rolloutState"]) for d in svc["deployments"]] == [
+        ("PRIMARY", "IN_PROGRESS"),
+        ("ACTIVE", "COMPLETED"),
+    ]
     assert svc["deployments"][0]["taskDefinition"] == new
     world.clock.advance(120)
     svc = ecs.describe_services(cluster=app.cluster, services=[app.service])["services"][0]
     assert [(d["status"], d["rolloutState"], d["runningCount"]) for d in svc["deployments"]] == [
-        ("PRIMARY", "COMPLETED", 2)]
+        ("PRIMARY", "COMPLETED", 2)
+    ]
 
 
 @covers("target_health")

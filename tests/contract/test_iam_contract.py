@@ -6,12 +6,21 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from stepdeploy_local import World, template
 
-IAM_PREFIX = {"ecs": "ecs", "ecr": "ecr", "elbv2": "elasticloadbalancing", "cloudwatch": "cloudwatch",
-              "dynamodb": "dynamodb", "sns": "sns", "stepfunctions": "states", "lambda": "lambda",
-              "codepipeline": "codepipeline", "cloudformation": "cloudformation", "events": "events"}
+IAM_PREFIX = {
+    "ecs": "ecs",
+    "ecr": "ecr",
+    "elbv2": "elasticloadbalancing",
+    "cloudwatch": "cloudwatch",
+    "dynamodb": "dynamodb",
+    "sns": "sns",
+    "stepfunctions": "states",
+    "lambda": "lambda",
+    "codepipeline": "codepipeline",
+    "cloudformation": "cloudformation",
+    "events": "events",
+}
 
 
 def _allowed(tpl: dict[str, Any], logical_id: str) -> set[str]:
@@ -53,9 +62,18 @@ def test_every_observed_call_is_allowed(observed: dict[str, set[tuple[str, str]]
 
 def test_the_calls_cover_every_adapter_operation(observed: dict[str, set[tuple[str, str]]]) -> None:
     seen = {op for calls in observed.values() for _, op in calls}
-    assert seen >= {"DescribeRepositories", "DescribeImages", "DescribeServices", "DescribeTaskDefinition",
-                    "RegisterTaskDefinition", "UpdateService", "DescribeTargetHealth", "DescribeAlarms",
-                    "PutItem", "Publish"}
+    assert seen >= {
+        "DescribeRepositories",
+        "DescribeImages",
+        "DescribeServices",
+        "DescribeTaskDefinition",
+        "RegisterTaskDefinition",
+        "UpdateService",
+        "DescribeTargetHealth",
+        "DescribeAlarms",
+        "PutItem",
+        "Publish",
+    }
 
 
 def test_no_function_is_granted_more_than_it_uses(observed: dict[str, set[tuple[str, str]]]) -> None:

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from stepdeploy.models import Defaults
 from stepdeploy_local import template
 
@@ -49,8 +48,9 @@ def test_no_secrets_in_plain_parameters(tpl: dict[str, Any]) -> None:
         doc = template.load(path)
         for name, param in doc.get("Parameters", {}).items():
             text = f"{name} {param.get('Description', '')}"
-            assert not (SECRETISH.search(name) and param.get("Type") == "String" and not param.get("NoEcho")), \
+            assert not (SECRETISH.search(name) and param.get("Type") == "String" and not param.get("NoEcho")), (
                 f"{path.name}: parameter {name} looks like a secret ({text})"
+            )
 
 
 def test_function_environment_provides_every_setting(tpl: dict[str, Any]) -> None:
@@ -81,8 +81,9 @@ def _imports(path: Path) -> set[str]:
 def test_boto3_only_in_adapters() -> None:
     files = list((ROOT / "layers").rglob("*.py")) + list((ROOT / "functions").rglob("*.py"))
     assert files
-    offenders = [str(p.relative_to(ROOT)) for p in files
-                 if {"boto3", "botocore"} & _imports(p) and "adapters" not in p.parts]
+    offenders = [
+        str(p.relative_to(ROOT)) for p in files if {"boto3", "botocore"} & _imports(p) and "adapters" not in p.parts
+    ]
     assert offenders == []
 
 
@@ -98,7 +99,12 @@ def test_handlers_import_without_side_effects() -> None:
         "assert clients.client.cache_info().currsize == 0\n"
         "print('ok')\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(ROOT / "layers" / "common")},
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={"PYTHONPATH": str(ROOT / "layers" / "common")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"

@@ -25,9 +25,7 @@ class CfnLoader(yaml.SafeLoader):  # type: ignore[misc, unused-ignore]
     """SafeLoader that turns CloudFormation short-form tags into long form."""
 
 
-def _construct_intrinsic(
-    loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node
-) -> dict[str, Any]:
+def _construct_intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
     value: Any
     if isinstance(node, yaml.ScalarNode):
         value = loader.construct_scalar(node)
@@ -36,9 +34,7 @@ def _construct_intrinsic(
     elif isinstance(node, yaml.MappingNode):
         value = loader.construct_mapping(node, deep=True)
     else:  # pragma: no cover - yaml has no other node kinds
-        raise yaml.constructor.ConstructorError(
-            None, None, f"unexpected node {node!r}", node.start_mark
-        )
+        raise yaml.constructor.ConstructorError(None, None, f"unexpected node {node!r}", node.start_mark)
 
     if tag_suffix == "Ref":
         return {"Ref": value}
@@ -65,14 +61,8 @@ def template() -> dict[str, Any]:
     return load_template()
 
 
-def resources_of_type(
-    template: dict[str, Any], resource_type: str
-) -> dict[str, dict[str, Any]]:
-    return {
-        name: resource
-        for name, resource in template["Resources"].items()
-        if resource["Type"] == resource_type
-    }
+def resources_of_type(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
+    return {name: resource for name, resource in template["Resources"].items() if resource["Type"] == resource_type}
 
 
 def props(template: dict[str, Any], logical_id: str) -> dict[str, Any]:
@@ -85,9 +75,7 @@ def props(template: dict[str, Any], logical_id: str) -> dict[str, Any]:
 def ingress_rules(template: dict[str, Any], group_id: str) -> Iterator[dict[str, Any]]:
     """Inline rules of the group plus standalone SecurityGroupIngress resources on it."""
     yield from props(template, group_id).get("SecurityGroupIngress", [])
-    for resource in resources_of_type(
-        template, "AWS::EC2::SecurityGroupIngress"
-    ).values():
+    for resource in resources_of_type(template, "AWS::EC2::SecurityGroupIngress").values():
         if resource["Properties"]["GroupId"] == {"Ref": group_id}:
             yield resource["Properties"]
 
@@ -138,9 +126,7 @@ def test_no_db_instance_is_publicly_accessible(template: dict[str, Any]) -> None
     assert len(instances) == 2
     for name, instance in instances.items():
         assert instance["Properties"]["PubliclyAccessible"] is False, name
-        assert instance["Properties"]["DBClusterIdentifier"] == {
-            "Ref": "DatabaseCluster"
-        }
+        assert instance["Properties"]["DBClusterIdentifier"] == {"Ref": "DatabaseCluster"}
 
 
 def test_db_writer_and_reader_are_in_different_azs(template: dict[str, Any]) -> None:
@@ -148,27 +134,18 @@ def test_db_writer_and_reader_are_in_different_azs(template: dict[str, Any]) -> 
     reader = props(template, "DatabaseReaderInstance")["AvailabilityZone"]
     assert writer == {"Fn::Select": [0, {"Fn::GetAZs": ""}]}
     assert reader == {"Fn::Select": [1, {"Fn::GetAZs": ""}]}
-    assert (
-        template["Resources"]["DatabaseReaderInstance"]["DependsOn"]
-        == "DatabaseWriterInstance"
-    )
+    assert template["Resources"]["DatabaseReaderInstance"]["DependsOn"] == "DatabaseWriterInstance"
 
 
 def test_db_subnet_group_uses_only_private_subnets(template: dict[str, Any]) -> None:
     assert props(template, "DatabaseSubnetGroup")["SubnetIds"] == PRIVATE_SUBNETS
-    assert props(template, "DatabaseCluster")["DBSubnetGroupName"] == {
-        "Ref": "DatabaseSubnetGroup"
-    }
+    assert props(template, "DatabaseCluster")["DBSubnetGroupName"] == {"Ref": "DatabaseSubnetGroup"}
 
 
 def test_no_password_parameter_and_managed_master_password(
     template: dict[str, Any],
 ) -> None:
-    offending = [
-        name
-        for name in template["Parameters"]
-        if "password" in name.lower() or "secret" in name.lower()
-    ]
+    offending = [name for name in template["Parameters"] if "password" in name.lower() or "secret" in name.lower()]
     assert offending == []
     cluster = props(template, "DatabaseCluster")
     assert cluster["ManageMasterUserPassword"] is True
@@ -192,12 +169,7 @@ def test_cluster_deletion_protection_and_snapshot_policies(
     cluster_resource = template["Resources"]["DatabaseCluster"]
     assert cluster_resource["DeletionPolicy"] == "Snapshot"
     assert cluster_resource["UpdateReplacePolicy"] == "Snapshot"
-    assert (
-        as_bool(
-            default_of(template, cluster_resource["Properties"]["DeletionProtection"])
-        )
-        is True
-    )
+    assert as_bool(default_of(template, cluster_resource["Properties"]["DeletionProtection"])) is True
 
 
 # -------------------------------------------------------------------- network
@@ -213,20 +185,14 @@ def test_two_azs_are_used(template: dict[str, Any]) -> None:
     subnets = resources_of_type(template, "AWS::EC2::Subnet")
     assert set(subnets) == set(expected)
     for name, index in expected.items():
-        assert subnets[name]["Properties"]["AvailabilityZone"] == {
-            "Fn::Select": [index, {"Fn::GetAZs": ""}]
-        }
+        assert subnets[name]["Properties"]["AvailabilityZone"] == {"Fn::Select": [index, {"Fn::GetAZs": ""}]}
 
 
 def test_private_subnets_route_through_nat_and_public_through_igw(
     template: dict[str, Any],
 ) -> None:
-    assert props(template, "PublicDefaultRoute")["GatewayId"] == {
-        "Ref": "InternetGateway"
-    }
-    assert props(template, "PrivateDefaultRoute1")["NatGatewayId"] == {
-        "Ref": "NatGateway1"
-    }
+    assert props(template, "PublicDefaultRoute")["GatewayId"] == {"Ref": "InternetGateway"}
+    assert props(template, "PrivateDefaultRoute1")["NatGatewayId"] == {"Ref": "NatGateway1"}
     assert props(template, "PrivateDefaultRoute2")["NatGatewayId"] == {
         "Fn::If": ["NatPerAz", {"Ref": "NatGateway2"}, {"Ref": "NatGateway1"}]
     }
@@ -314,34 +280,24 @@ def test_task_definition_environment_and_secret(template: dict[str, Any]) -> Non
     assert container["Secrets"] == [
         {
             "Name": "VTT_DBPASSWORD",
-            "ValueFrom": {
-                "Fn::Sub": "${DatabaseCluster.MasterUserSecret.SecretArn}:password::"
-            },
+            "ValueFrom": {"Fn::Sub": "${DatabaseCluster.MasterUserSecret.SecretArn}:password::"},
         }
     ]
     assert container["LogConfiguration"]["LogDriver"] == "awslogs"
-    assert container["LogConfiguration"]["Options"]["awslogs-group"] == {
-        "Ref": "LogGroup"
-    }
+    assert container["LogConfiguration"]["Options"]["awslogs-group"] == {"Ref": "LogGroup"}
 
 
 def test_execution_role_can_read_only_the_database_secret(
     template: dict[str, Any],
 ) -> None:
     role = props(template, "TaskExecutionRole")
-    statements = [
-        s for policy in role["Policies"] for s in policy["PolicyDocument"]["Statement"]
-    ]
-    secret_statements = [
-        s for s in statements if s["Action"] == "secretsmanager:GetSecretValue"
-    ]
+    statements = [s for policy in role["Policies"] for s in policy["PolicyDocument"]["Statement"]]
+    secret_statements = [s for s in statements if s["Action"] == "secretsmanager:GetSecretValue"]
     assert secret_statements == [
         {
             "Effect": "Allow",
             "Action": "secretsmanager:GetSecretValue",
-            "Resource": {
-                "Fn::GetAtt": ["DatabaseCluster", "MasterUserSecret.SecretArn"]
-            },
+            "Resource": {"Fn::GetAtt": ["DatabaseCluster", "MasterUserSecret.SecretArn"]},
         }
     ]
 
@@ -372,21 +328,15 @@ def test_autoscaling_min_capacity_and_cpu_memory_policies(
     target = props(template, "ScalableTarget")
     assert target["ScalableDimension"] == "ecs:service:DesiredCount"
     assert as_int(default_of(template, target["MinCapacity"])) >= 2
-    assert as_int(default_of(template, target["MaxCapacity"])) >= as_int(
-        default_of(template, target["MinCapacity"])
-    )
+    assert as_int(default_of(template, target["MaxCapacity"])) >= as_int(default_of(template, target["MinCapacity"]))
 
     metric_types = set()
-    for policy in resources_of_type(
-        template, "AWS::ApplicationAutoScaling::ScalingPolicy"
-    ).values():
+    for policy in resources_of_type(template, "AWS::ApplicationAutoScaling::ScalingPolicy").values():
         policy_props = policy["Properties"]
         assert policy_props["PolicyType"] == "TargetTrackingScaling"
         assert policy_props["ScalingTargetId"] == {"Ref": "ScalableTarget"}
         config = policy_props["TargetTrackingScalingPolicyConfiguration"]
-        metric_types.add(
-            config["PredefinedMetricSpecification"]["PredefinedMetricType"]
-        )
+        metric_types.add(config["PredefinedMetricSpecification"]["PredefinedMetricType"])
     assert metric_types == {
         "ECSServiceAverageCPUUtilization",
         "ECSServiceAverageMemoryUtilization",
@@ -402,30 +352,21 @@ def test_target_group_health_check(template: dict[str, Any]) -> None:
 
 
 def test_https_listener_and_redirect_are_conditional(template: dict[str, Any]) -> None:
-    assert template["Conditions"]["HasCertificate"] == {
-        "Fn::Not": [{"Fn::Equals": [{"Ref": "CertificateArn"}, ""]}]
-    }
+    assert template["Conditions"]["HasCertificate"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "CertificateArn"}, ""]}]}
     assert template["Parameters"]["CertificateArn"]["Default"] == ""
     https = template["Resources"]["HttpsListener"]
     assert https["Condition"] == "HasCertificate"
     assert https["Properties"]["Port"] == 443
-    condition, with_cert, without_cert = props(template, "HttpListener")[
-        "DefaultActions"
-    ]["Fn::If"]
+    condition, with_cert, without_cert = props(template, "HttpListener")["DefaultActions"]["Fn::If"]
     assert condition == "HasCertificate"
     assert with_cert[0]["Type"] == "redirect"
     assert with_cert[0]["RedirectConfig"]["Protocol"] == "HTTPS"
-    assert without_cert == [
-        {"Type": "forward", "TargetGroupArn": {"Ref": "TargetGroup"}}
-    ]
+    assert without_cert == [{"Type": "forward", "TargetGroupArn": {"Ref": "TargetGroup"}}]
 
 
 def test_alarms_for_health_gates(template: dict[str, Any]) -> None:
     alarms = resources_of_type(template, "AWS::CloudWatch::Alarm")
-    metrics = {
-        alarm["Properties"]["MetricName"]: alarm["Properties"]
-        for alarm in alarms.values()
-    }
+    metrics = {alarm["Properties"]["MetricName"]: alarm["Properties"] for alarm in alarms.values()}
     assert set(metrics) == {
         "HTTPCode_Target_5XX_Count",
         "UnHealthyHostCount",
@@ -434,15 +375,9 @@ def test_alarms_for_health_gates(template: dict[str, Any]) -> None:
     for alarm in metrics.values():
         assert alarm["Namespace"] == "AWS/ApplicationELB"
         threshold = alarm["Threshold"]
-        assert (
-            isinstance(threshold, dict) and threshold["Ref"] in template["Parameters"]
-        )
-    unhealthy_dimensions = {
-        d["Name"]: d["Value"] for d in metrics["UnHealthyHostCount"]["Dimensions"]
-    }
-    assert unhealthy_dimensions["TargetGroup"] == {
-        "Fn::GetAtt": ["TargetGroup", "TargetGroupFullName"]
-    }
+        assert isinstance(threshold, dict) and threshold["Ref"] in template["Parameters"]
+    unhealthy_dimensions = {d["Name"]: d["Value"] for d in metrics["UnHealthyHostCount"]["Dimensions"]}
+    assert unhealthy_dimensions["TargetGroup"] == {"Fn::GetAtt": ["TargetGroup", "TargetGroupFullName"]}
     alarm_names = template["Outputs"]["AlarmNames"]["Value"]["Fn::Join"]
     assert alarm_names[0] == ","
     assert sorted(ref["Ref"] for ref in alarm_names[1]) == sorted(alarms)
@@ -472,22 +407,15 @@ def test_expected_outputs_exist(template: dict[str, Any]) -> None:
     outputs = template["Outputs"]
     missing = EXPECTED_OUTPUTS - set(outputs)
     assert missing == set()
-    assert outputs["DatabaseSecretArn"]["Value"] == {
-        "Fn::GetAtt": ["DatabaseCluster", "MasterUserSecret.SecretArn"]
-    }
-    assert (
-        outputs["HealthCheckUrl"]["Value"]["Fn::Sub"][0]
-        == "${Scheme}://${Host}${HealthCheckPath}"
-    )
+    assert outputs["DatabaseSecretArn"]["Value"] == {"Fn::GetAtt": ["DatabaseCluster", "MasterUserSecret.SecretArn"]}
+    assert outputs["HealthCheckUrl"]["Value"]["Fn::Sub"][0] == "${Scheme}://${Host}${HealthCheckPath}"
 
 
 def test_no_hard_coded_account_or_region() -> None:
     text = TEMPLATE_PATH.read_text(encoding="utf-8")
     assert "us-east-1" not in text
     for token in text.replace('"', " ").split():
-        assert not (token.isdigit() and len(token) == 12), (
-            f"account-like literal {token}"
-        )
+        assert not (token.isdigit() and len(token) == 12), f"account-like literal {token}"
 
 
 # -------------------------------------------------------------------- cfn-lint

@@ -438,12 +438,7 @@ def test_inconsistent_defaults_are_reported_against_the_field() -> None:
         parse(minimal(), Defaults(healthy_threshold=5, max_checks=4))
 
 
-# --------------------------------------------------------------------------- known validation bugs
-
-TRAILING_NEWLINE = (
-    "models.py validates with pattern.match() and a '$' anchor (models.py:27-33, used at :61 and :199); "
-    "'$' also matches before a trailing newline, so 'value\\n' passes validation"
-)
+# --------------------------------------------------------------------------- edge cases
 
 
 @pytest.mark.parametrize(
@@ -458,7 +453,6 @@ TRAILING_NEWLINE = (
         pytest.param(_health(alarm_names=["web-5xx\n"]), "$.health.alarm_names", id="alarm-name"),
     ],
 )
-@pytest.mark.xfail(strict=True, reason=TRAILING_NEWLINE)
 def test_trailing_newline_is_rejected(mutate: Mutation, path: str) -> None:
     payload = mutate(copy.deepcopy(minimal()))
 
@@ -468,27 +462,13 @@ def test_trailing_newline_is_rejected(mutate: Mutation, path: str) -> None:
     assert str(caught.value).startswith(f"{path}: ")
 
 
-@pytest.mark.parametrize(
-    ("mutate", "path"),
-    [
-        pytest.param(_health(body_match=None), "$.health.body_match", id="body_match-null"),
-        pytest.param(_set(None, "trigger", None), "$.trigger", id="trigger-null"),
-    ],
-)
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="an explicit null for a defaulted string field returns None from _str (dict.get ignores the default "
-    "when the key exists) and _req's assert fires (models.py:206/:240 -> :269): AssertionError, not "
-    "InvalidDeploymentRequest",
-)
-def test_explicit_null_for_defaulted_string_is_invalid_request(mutate: Mutation, path: str) -> None:
-    payload = mutate(copy.deepcopy(minimal()))
+def test_explicit_null_for_a_defaulted_string_takes_the_default() -> None:
+    payload = _set(None, "trigger", None)(_health(body_match=None)(copy.deepcopy(minimal())))
 
-    with pytest.raises(InvalidDeploymentRequest) as caught:
-        parse(payload)
+    request = parse(payload)
 
-    assert str(caught.value).startswith(f"{path}: ")
+    assert request.trigger == "manual"
+    assert request.health.body_match == Defaults().body_match
 
 
 # --------------------------------------------------------------------------- Defaults.from_env

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from stepdeploy_local.__main__ import main
 
 

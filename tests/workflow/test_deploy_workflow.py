@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from stepdeploy_local import World
 from stepdeploy_local.world import AppService, ExecutionResult
 
@@ -18,8 +17,9 @@ def revision(arn: str) -> str:
     return arn.rsplit("/", 1)[-1]
 
 
-def assert_record(world: World, app: AppService, result: ExecutionResult, outcome: str, error: str | None,
-                  running: str) -> dict[str, Any]:
+def assert_record(
+    world: World, app: AppService, result: ExecutionResult, outcome: str, error: str | None, running: str
+) -> dict[str, Any]:
     record = world.record(app, result.name)
     assert record is not None, "no deployment record written"
     assert record["outcome"] == outcome
@@ -149,7 +149,7 @@ def test_transient_lambda_errors_are_retried(world: World, app: AppService) -> N
     assert revision(app.running_task_definition()) == "web:2"
     retries = [e for e in result.events if e["type"] == "LambdaFunctionFailed"]
     assert len(retries) == 2
-    assert result.state_transitions == len([s for s in result.steps]) + 2
+    assert result.state_transitions == len(result.steps) + 2
 
 
 def test_rollback_that_fails_verification_ends_rollback_failed_and_alerts(world: World, app: AppService) -> None:

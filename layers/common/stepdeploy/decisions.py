@@ -69,8 +69,9 @@ class GateResult:
 # --------------------------------------------------------------------------- rollout
 
 
-def assess_rollout(view: ServiceView, expected_task_definition: str, state: RolloutState,
-                   policy: RolloutPolicy) -> RolloutState:
+def assess_rollout(
+    view: ServiceView, expected_task_definition: str, state: RolloutState, policy: RolloutPolicy
+) -> RolloutState:
     """Decide where a rollout stands after the wait just done. Raises on a terminal failure.
 
     The services-stable waiter also "succeeds" after a circuit-breaker rollback, so COMPLETED is
@@ -107,15 +108,19 @@ def assess_rollout(view: ServiceView, expected_task_definition: str, state: Roll
             f"(deadline {policy.timeout_seconds}s): {detail}"
         )
     return RolloutState(
-        status="IN_PROGRESS", elapsed_seconds=elapsed, polls=polls,
-        wait_seconds=min(policy.poll_seconds, remaining), detail=detail,
+        status="IN_PROGRESS",
+        elapsed_seconds=elapsed,
+        polls=polls,
+        wait_seconds=min(policy.poll_seconds, remaining),
+        detail=detail,
     )
 
 
 def first_rollout_state(policy: RolloutPolicy) -> RolloutState:
     """State after UpdateService: wait one poll interval before the first look."""
-    return RolloutState(status="IN_PROGRESS", elapsed_seconds=0, polls=0,
-                        wait_seconds=min(policy.poll_seconds, policy.timeout_seconds))
+    return RolloutState(
+        status="IN_PROGRESS", elapsed_seconds=0, polls=0, wait_seconds=min(policy.poll_seconds, policy.timeout_seconds)
+    )
 
 
 # --------------------------------------------------------------------------- health gates
@@ -136,14 +141,22 @@ def probe_gate(result: ProbeResult, policy: HealthPolicy) -> GateResult:
         return GateResult("http", False, f"GET {policy.url} failed: {result.error}")
     snippet = result.body.strip().replace("\n", " ")[:120]
     if result.status != policy.expected_status:
-        return GateResult("http", False, f"GET {policy.url} returned HTTP {result.status}, "
-                                         f"expected {policy.expected_status} (body {snippet!r})")
+        return GateResult(
+            "http",
+            False,
+            f"GET {policy.url} returned HTTP {result.status}, expected {policy.expected_status} (body {snippet!r})",
+        )
     if not body_matches(result.body, policy.expected_body, policy.body_match):
-        return GateResult("http", False, f"GET {policy.url} returned HTTP {result.status} with body {snippet!r}, "
-                                         f"expected {policy.body_match} {policy.expected_body!r}")
+        return GateResult(
+            "http",
+            False,
+            f"GET {policy.url} returned HTTP {result.status} with body {snippet!r}, "
+            f"expected {policy.body_match} {policy.expected_body!r}",
+        )
     if result.latency_ms > policy.max_latency_ms:
-        return GateResult("http", False, f"GET {policy.url} took {result.latency_ms} ms, "
-                                         f"limit {policy.max_latency_ms} ms")
+        return GateResult(
+            "http", False, f"GET {policy.url} took {result.latency_ms} ms, limit {policy.max_latency_ms} ms"
+        )
     return GateResult("http", True, f"HTTP {result.status} {snippet!r} in {result.latency_ms} ms")
 
 
@@ -162,8 +175,9 @@ def primary_gate(view: ServiceView, expected_task_definition: str) -> GateResult
     primary = view.primary
     if primary is None or primary.task_definition != expected_task_definition:
         running = short_revision(primary.task_definition) if primary else "nothing"
-        return GateResult("primary", False, f"PRIMARY deployment runs {running}, "
-                                            f"expected {short_revision(expected_task_definition)}")
+        return GateResult(
+            "primary", False, f"PRIMARY deployment runs {running}, expected {short_revision(expected_task_definition)}"
+        )
     return GateResult("primary", True, f"PRIMARY runs {short_revision(expected_task_definition)}")
 
 
@@ -199,8 +213,7 @@ def advance_bake(state: BakeState, gates: Sequence[GateResult], policy: HealthPo
         failures, passes = state.failures + 1, 0
         if failures >= policy.unhealthy_threshold:
             raise HealthCheckFailed(
-                f"{label} failed {failures} consecutive health check(s): "
-                + "; ".join(g.detail for g in failed)
+                f"{label} failed {failures} consecutive health check(s): " + "; ".join(g.detail for g in failed)
             )
     else:
         failures, passes = 0, state.passes + 1
@@ -211,17 +224,36 @@ def advance_bake(state: BakeState, gates: Sequence[GateResult], policy: HealthPo
             f"{label} did not pass {policy.healthy_threshold} consecutive checks within {policy.max_checks} "
             f"checks; last: " + "; ".join(g.detail for g in gates)
         )
-    return BakeState(status="CHECKING", checks=checks, passes=passes, failures=failures,
-                     wait_seconds=policy.interval_seconds, last=results)
+    return BakeState(
+        status="CHECKING",
+        checks=checks,
+        passes=passes,
+        failures=failures,
+        wait_seconds=policy.interval_seconds,
+        last=results,
+    )
 
 
 # --------------------------------------------------------------------------- task definitions
 
 #: Keys of DescribeTaskDefinition's output that RegisterTaskDefinition accepts.
 REGISTERABLE_KEYS = (
-    "family", "taskRoleArn", "executionRoleArn", "networkMode", "containerDefinitions", "volumes",
-    "placementConstraints", "requiresCompatibilities", "cpu", "memory", "pidMode", "ipcMode",
-    "proxyConfiguration", "inferenceAccelerators", "ephemeralStorage", "runtimePlatform",
+    "family",
+    "taskRoleArn",
+    "executionRoleArn",
+    "networkMode",
+    "containerDefinitions",
+    "volumes",
+    "placementConstraints",
+    "requiresCompatibilities",
+    "cpu",
+    "memory",
+    "pidMode",
+    "ipcMode",
+    "proxyConfiguration",
+    "inferenceAccelerators",
+    "ephemeralStorage",
+    "runtimePlatform",
     "enableFaultInjection",
 )
 
@@ -231,7 +263,8 @@ def choose_container(task_definition: Mapping[str, Any], requested: str | None) 
     if requested is not None:
         if requested not in names:
             raise InvalidDeploymentRequest(
-                f"$.service.container: no container {requested!r} in {short_revision(task_definition.get('taskDefinitionArn', ''))}; "
+                f"$.service.container: no container {requested!r} in "
+                f"{short_revision(task_definition.get('taskDefinitionArn', ''))}; "
                 f"containers: {', '.join(names) or 'none'}"
             )
         return requested
@@ -239,11 +272,12 @@ def choose_container(task_definition: Mapping[str, Any], requested: str | None) 
         raise InvalidDeploymentRequest(
             f"$.service.container: the task definition has {len(names)} containers ({', '.join(names)}); name one"
         )
-    return names[0]
+    return str(names[0])
 
 
-def next_task_definition(current: Mapping[str, Any], container: str, image_uri: str,
-                         tags: Sequence[Mapping[str, str]] = ()) -> dict[str, Any]:
+def next_task_definition(
+    current: Mapping[str, Any], container: str, image_uri: str, tags: Sequence[Mapping[str, str]] = ()
+) -> dict[str, Any]:
     """RegisterTaskDefinition input: the current revision with ``container`` pinned to ``image_uri``."""
     spec: dict[str, Any] = {k: json.loads(json.dumps(current[k])) for k in REGISTERABLE_KEYS if k in current}
     found = False

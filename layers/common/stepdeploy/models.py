@@ -49,16 +49,24 @@ def _only(value: Mapping[str, Any], path: str, allowed: set[str]) -> None:
         raise _fail(path, f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
 
 
-def _str(value: Mapping[str, Any], key: str, path: str, pattern: re.Pattern[str] | None = None,
-         default: str | None = None, required: bool = False) -> str | None:
-    raw = value.get(key, default)
+def _str(
+    value: Mapping[str, Any],
+    key: str,
+    path: str,
+    pattern: re.Pattern[str] | None = None,
+    default: str | None = None,
+    required: bool = False,
+) -> str | None:
+    raw = value.get(key)
+    if raw is None:  # absent or explicit null: the default applies
+        raw = default
     if raw is None:
         if required:
             raise _fail(f"{path}.{key}", "is required")
         return None
     if not isinstance(raw, str):
         raise _fail(f"{path}.{key}", f"expected a string, got {type(raw).__name__}")
-    if pattern is not None and not pattern.match(raw):
+    if pattern is not None and not pattern.fullmatch(raw):
         raise _fail(f"{path}.{key}", f"invalid value {raw[:80]!r}")
     return raw
 
@@ -190,13 +198,26 @@ class DeploymentRequest:
             raise _fail("$.image", "give a tag or a digest (sha256:...)")
 
         hl = _obj(top.get("health"), "$.health")
-        _only(hl, "$.health", {
-            "url", "expected_status", "expected_body", "body_match", "probe_timeout_seconds",
-            "interval_seconds", "healthy_threshold", "unhealthy_threshold", "max_checks",
-            "max_latency_ms", "target_group_arn", "alarm_names",
-        })
+        _only(
+            hl,
+            "$.health",
+            {
+                "url",
+                "expected_status",
+                "expected_body",
+                "body_match",
+                "probe_timeout_seconds",
+                "interval_seconds",
+                "healthy_threshold",
+                "unhealthy_threshold",
+                "max_checks",
+                "max_latency_ms",
+                "target_group_arn",
+                "alarm_names",
+            },
+        )
         alarms_raw = hl.get("alarm_names", [])
-        if not isinstance(alarms_raw, list) or not all(isinstance(a, str) and _ALARM.match(a) for a in alarms_raw):
+        if not isinstance(alarms_raw, list) or not all(isinstance(a, str) and _ALARM.fullmatch(a) for a in alarms_raw):
             raise _fail("$.health.alarm_names", "expected a list of alarm names")
         if len(alarms_raw) > 100:
             raise _fail("$.health.alarm_names", "at most 100 alarms")

@@ -33,7 +33,7 @@ def lambda_entry(handler: Handler) -> Handler:
         log.append_keys(deployment_id=deployment_id, function=handler.__module__)
         try:
             return log.inject_lambda_context(handler)(event, context)
-        except Exception as exc:  # noqa: BLE001 - logged, then re-raised for the state machine's Catch
+        except Exception as exc:
             log.warning("step failed", extra={"error": type(exc).__name__, "cause": str(exc)})
             raise
         finally:
@@ -47,5 +47,3 @@ def count(name: str, value: float = 1, **dimensions: str) -> None:
     with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=NAMESPACE) as metric:
         for key, dim in dimensions.items():
             metric.add_dimension(name=key, value=dim)
-
-

@@ -11,6 +11,7 @@ from typing import Any
 
 from . import decisions, observability
 from .adapters import cloudwatch, ecr, ecs, elbv2, http_probe, records
+from .errors import InvalidDeploymentRequest
 from .models import BakeState, DeploymentRequest, HealthPolicy, RolloutPolicy, RolloutState
 from .settings import Settings
 
@@ -23,7 +24,7 @@ def validate_request(event: dict[str, Any], settings: Settings) -> dict[str, Any
     image = ecr.resolve_image(request.image)
     view = ecs.describe_service(request.service.cluster, request.service.service)
     if view.status != "ACTIVE":
-        raise decisions.InvalidDeploymentRequest(f"$.service: service {view.service} is {view.status}")
+        raise InvalidDeploymentRequest(f"$.service: service {view.service} is {view.status}")
     task_definition, _ = ecs.describe_task_definition(view.task_definition)
     container = decisions.choose_container(task_definition, request.service.container)
     return {
@@ -45,8 +46,12 @@ def register_revision(event: dict[str, Any]) -> dict[str, Any]:
     task_definition, tags = ecs.describe_task_definition(current["task_definition"])
     spec = decisions.next_task_definition(task_definition, current["container"], event["image"]["uri"], tags)
     new_arn = ecs.register_task_definition(spec)
-    return {"previous": current["task_definition"], "new": new_arn,
-            "container": current["container"], "image": event["image"]["uri"]}
+    return {
+        "previous": current["task_definition"],
+        "new": new_arn,
+        "container": current["container"],
+        "image": event["image"]["uri"],
+    }
 
 
 def update_service(event: dict[str, Any]) -> dict[str, Any]:
@@ -54,23 +59,33 @@ def update_service(event: dict[str, Any]) -> dict[str, Any]:
     cluster, service, target = event["cluster"], event["service"], event["task_definition"]
     view = ecs.describe_service(cluster, service)
     primary = view.primary
-    if (primary is not None and primary.task_definition == target and primary.rollout_state == "COMPLETED"
-            and len(view.deployments) == 1):
+    if (
+        primary is not None
+        and primary.task_definition == target
+        and primary.rollout_state == "COMPLETED"
+        and len(view.deployments) == 1
+    ):
         changed = False  # already there (a rollback before the update took effect): nothing to do
     else:
         ecs.update_service(cluster, service, target)
         changed = True
     policy = RolloutPolicy(**event["rollout"])
-    return {"phase": event["phase"], "task_definition": target, "changed": changed,
-            "rollout": asdict(decisions.first_rollout_state(policy)), "bake": None}
+    return {
+        "phase": event["phase"],
+        "task_definition": target,
+        "changed": changed,
+        "rollout": asdict(decisions.first_rollout_state(policy)),
+        "bake": None,
+    }
 
 
 def check_rollout(event: dict[str, Any]) -> dict[str, Any]:
     request = DeploymentRequest.from_dict(event["request"])
     active = event["active"]
     view = ecs.describe_service(request.service.cluster, request.service.service)
-    state = decisions.assess_rollout(view, active["task_definition"], RolloutState.from_dict(active["rollout"]),
-                                     request.rollout)
+    state = decisions.assess_rollout(
+        view, active["task_definition"], RolloutState.from_dict(active["rollout"]), request.rollout
+    )
     return asdict(state)
 
 
@@ -80,7 +95,9 @@ def gate_round(request: DeploymentRequest, revision: str) -> list[decisions.Gate
     gates = [decisions.probe_gate(http_probe.probe(policy.url, policy.probe_timeout_seconds), policy)]
     if policy.target_group_arn:
         gates.append(decisions.target_gate(elbv2.target_states(policy.target_group_arn)))
-    gates.append(decisions.primary_gate(ecs.describe_service(request.service.cluster, request.service.service), revision))
+    gates.append(
+        decisions.primary_gate(ecs.describe_service(request.service.cluster, request.service.service), revision)
+    )
     if policy.alarm_names:
         gates.append(decisions.alarm_gate(cloudwatch.alarm_states(policy.alarm_names), policy.alarm_names))
     return gates
@@ -89,8 +106,12 @@ def gate_round(request: DeploymentRequest, revision: str) -> list[decisions.Gate
 def check_health(event: dict[str, Any]) -> dict[str, Any]:
     request = DeploymentRequest.from_dict(event["request"])
     active = event["active"]
-    state = decisions.advance_bake(BakeState.from_dict(active.get("bake")), gate_round(request, active["task_definition"]),
-                                   request.health, active["task_definition"])
+    state = decisions.advance_bake(
+        BakeState.from_dict(active.get("bake")),
+        gate_round(request, active["task_definition"]),
+        request.health,
+        active["task_definition"],
+    )
     return asdict(state)
 
 
@@ -109,13 +130,17 @@ def record_outcome(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
         error, cause = None, None
     elif outcome == "ROLLBACK_FAILED":
         error = "RollbackFailed"
-        cause = (f"deployment failed ({failure_name}: {failure_cause}); rollback to "
-                 f"{decisions.short_revision(revision.get('previous', ''))} then failed "
-                 f"({rollback_name}: {rollback_cause}). The service needs attention.")
+        cause = (
+            f"deployment failed ({failure_name}: {failure_cause}); rollback to "
+            f"{decisions.short_revision(revision.get('previous', ''))} then failed "
+            f"({rollback_name}: {rollback_cause}). The service needs attention."
+        )
     elif outcome == "ROLLED_BACK":
         error = failure_name
-        cause = (f"{failure_cause} -- rolled back to {decisions.short_revision(revision.get('previous', ''))}, "
-                 "which passed its health gates")
+        cause = (
+            f"{failure_cause} -- rolled back to {decisions.short_revision(revision.get('previous', ''))}, "
+            "which passed its health gates"
+        )
     else:
         error, cause = failure_name, f"{failure_cause} -- the service was not changed"
     active = state.get("active") or {}
@@ -140,7 +165,9 @@ def record_outcome(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
         "ended_at": event.get("ended_at"),
     }
     records.put_record(settings.deployments_table, record)
-    severity = {"SUCCEEDED": "INFO", "ROLLED_BACK": "WARNING", "FAILED": "WARNING", "ROLLBACK_FAILED": "CRITICAL"}[outcome]
+    severity = {"SUCCEEDED": "INFO", "ROLLED_BACK": "WARNING", "FAILED": "WARNING", "ROLLBACK_FAILED": "CRITICAL"}[
+        outcome
+    ]
     subject = f"stepdeploy {outcome}: {record['service']} {record['image_tag'] or record['image_digest'] or ''}"
     if outcome == "ROLLBACK_FAILED":
         subject = "ALERT " + subject

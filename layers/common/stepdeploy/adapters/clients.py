@@ -12,7 +12,7 @@ def client(service: str) -> Any:
     import boto3  # deferred: keeps module import cheap and free of side effects
     from botocore.config import Config
 
-    return boto3.client(service, config=Config(retries={"mode": "standard", "max_attempts": 3}))
+    return boto3.client(service, config=Config(retries={"mode": "standard", "max_attempts": 3}))  # type: ignore[call-overload]
 
 
 def reset() -> None:

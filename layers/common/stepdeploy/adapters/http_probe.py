@@ -12,7 +12,8 @@ MAX_BODY_BYTES = 64 * 1024
 
 
 def probe(url: str, timeout_seconds: float) -> ProbeResult:
-    request = urllib.request.Request(url, headers={"User-Agent": "stepdeploy-health-gate/1"})
+    # the URL was validated as http(s) by DeploymentRequest.from_input
+    request = urllib.request.Request(url, headers={"User-Agent": "stepdeploy-health-gate/1"})  # noqa: S310
     started = time.monotonic()
     try:
         with urllib.request.urlopen(request, timeout=timeout_seconds) as response:  # noqa: S310 (http(s) only, validated)
@@ -23,6 +24,10 @@ def probe(url: str, timeout_seconds: float) -> ProbeResult:
         status = exc.code
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        return ProbeResult(status=None, body="", latency_ms=int((time.monotonic() - started) * 1000),
-                           error=f"{type(reason).__name__}: {reason}")
+        return ProbeResult(
+            status=None,
+            body="",
+            latency_ms=int((time.monotonic() - started) * 1000),
+            error=f"{type(reason).__name__}: {reason}",
+        )
     return ProbeResult(status=status, body=body, latency_ms=int((time.monotonic() - started) * 1000))

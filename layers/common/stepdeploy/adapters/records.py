@@ -39,6 +39,8 @@ def publish(topic_arn: str, subject: str, message: dict[str, Any], severity: str
         TopicArn=topic_arn,
         Subject=subject[:100],
         Message=json.dumps(message, default=str, indent=2),
-        MessageAttributes={"severity": {"DataType": "String", "StringValue": severity},
-                           "outcome": {"DataType": "String", "StringValue": str(message.get("outcome", ""))}},
+        MessageAttributes={
+            "severity": {"DataType": "String", "StringValue": severity},
+            "outcome": {"DataType": "String", "StringValue": str(message.get("outcome", ""))},
+        },
     )
