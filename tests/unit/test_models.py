@@ -11,6 +11,7 @@ import copy
 import json
 from collections.abc import Callable
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -623,3 +624,9 @@ def test_rollout_state_round_trip_ignores_unknown_keys() -> None:
     assert RolloutState.from_dict({"elapsed_seconds": 30, "wait_seconds": 30}) == RolloutState(
         elapsed_seconds=30, wait_seconds=30
     )
+
+
+@pytest.mark.parametrize("sample", sorted((Path(__file__).resolve().parents[2] / "events").glob("manual-*.json")))
+def test_documented_manual_samples_are_valid(sample: Path) -> None:
+    request = DeploymentRequest.from_input(sample.read_text(), Defaults())
+    assert request.service.cluster == "techchallenge"

@@ -7,7 +7,6 @@ import socket
 import time
 
 import boto3
-
 from stepdeploy_local import World
 
 
@@ -23,8 +22,13 @@ def test_external_client_starts_and_inspects_an_execution() -> None:
         app = world.create_service(tag="v1")
         world.push_image(app.repository, "v2")
         endpoint = f"http://127.0.0.1:{port}"
-        sfn = boto3.client("stepfunctions", endpoint_url=endpoint, region_name=world.region,
-                           aws_access_key_id="testing", aws_secret_access_key="testing")
+        sfn = boto3.client(
+            "stepfunctions",
+            endpoint_url=endpoint,
+            region_name=world.region,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
         [machine] = sfn.list_state_machines()["stateMachines"]
         arn = sfn.start_execution(stateMachineArn=machine["stateMachineArn"], input=json.dumps(app.request("v2")))[
             "executionArn"
@@ -34,8 +38,13 @@ def test_external_client_starts_and_inspects_an_execution() -> None:
             assert time.monotonic() < deadline
             time.sleep(0.05)
         assert status == "SUCCEEDED"
-        ecs = boto3.client("ecs", endpoint_url=endpoint, region_name=world.region,
-                           aws_access_key_id="testing", aws_secret_access_key="testing")
+        ecs = boto3.client(
+            "ecs",
+            endpoint_url=endpoint,
+            region_name=world.region,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
         svc = ecs.describe_services(cluster=app.cluster, services=[app.service])["services"][0]
         assert svc["taskDefinition"].endswith("web:2")
         assert [d["rolloutState"] for d in svc["deployments"]] == ["COMPLETED"]
