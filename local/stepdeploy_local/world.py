@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import logging
 import os
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -313,9 +315,6 @@ class World:
         resolver = template.Resolver(params, refs, attrs, pseudo)
         overrides = {"POWERTOOLS_LOG_LEVEL": self.function_log_level} if self.function_log_level else {}
         self.runtime = LambdaRuntime(self.region, ACCOUNT_ID, template.layer_dirs(tpl), overrides)
-        import io
-        import zipfile
-
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w") as zf:
             zf.writestr("app.py", "# executed in-process by stepdeploy_local.runtime\n")
