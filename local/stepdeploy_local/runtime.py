@@ -177,25 +177,29 @@ class LambdaRuntime:
 
     @contextmanager
     def _environment(self, fn: LoadedFunction, context: LocalLambdaContext) -> Iterator[None]:
-        saved = dict(os.environ)
-        os.environ.update(
-            {
-                "AWS_REGION": self.region,
-                "AWS_DEFAULT_REGION": self.region,
-                "AWS_LAMBDA_FUNCTION_NAME": fn.name,
-                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.spec.memory_mb),
-                "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-                "AWS_EXECUTION_ENV": f"AWS_Lambda_{fn.spec.runtime}",
-                "_HANDLER": fn.spec.handler,
-                **fn.environment,
-                **self._env_overrides,
-            }
-        )
+        values = {
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_LAMBDA_FUNCTION_NAME": fn.name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.spec.memory_mb),
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_{fn.spec.runtime}",
+            "_HANDLER": fn.spec.handler,
+            **fn.environment,
+            **self._env_overrides,
+        }
+        # set and restore only these keys; never clear() or copy the whole environment, which other
+        # threads (boto3 configuration lookups) may be reading at the same time
+        saved = {key: os.environ.get(key) for key in values}
+        os.environ.update(values)
         try:
             yield
         finally:
-            os.environ.clear()
-            os.environ.update(saved)
+            for key, old in saved.items():
+                if old is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = old
 
     def invoke(self, function_name: str, event: Any) -> tuple[str, bool, str]:
         """Run a handler; returns (payload JSON, errored, logs) like moto's Docker path."""
