@@ -36,6 +36,10 @@ class Hooks:
     service_observed: Callable[[Any, Any], None] | None = None
     #: (target group ARN) -> list of moto FakeHealthStatus, or None to let moto answer
     target_health: Callable[[str], list[Any] | None] | None = None
+    #: (rule name, target dict, event) for EventBridge targets that are state machines or functions
+    deliver_event: Callable[[str, dict[str, Any], dict[str, Any]], None] | None = None
+    #: (execution ARN, state machine ARN, name, status) when an execution ends
+    execution_ended: Callable[[str, str, str, str], None] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -177,6 +181,50 @@ def _patch_target_health() -> None:
     ELBv2Backend.describe_target_health = describe_target_health  # type: ignore[method-assign]
 
 
+def _patch_event_targets() -> None:
+    """put_events raises NotImplementedError for Step Functions and Lambda targets; deliver them
+    through HOOKS.deliver_event, with ``time`` as the ISO-8601 string EventBridge sends."""
+    from moto.events.models import Rule
+
+    original = Rule.send_to_targets
+
+    def send_to_targets(self: Any, original_event: dict[str, Any], transform_input: bool = True) -> None:
+        ours = [t for t in self.targets if t["Arn"].split(":")[2] in ("states", "lambda")]
+        if ours and HOOKS.deliver_event is not None and self.event_pattern.matches_event(original_event):
+            event = dict(original_event)
+            event.pop("ingestion-time", None)
+            if isinstance(event.get("time"), int | float):
+                event["time"] = _dt.datetime.fromtimestamp(event["time"], tz=_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            for target in ours:
+                HOOKS.deliver_event(self.name, target, event)
+        rest = [t for t in self.targets if t not in ours]
+        if rest:
+            saved = self.targets
+            self.targets = rest
+            try:
+                original(self, original_event, transform_input)  # type: ignore[arg-type]
+            finally:
+                self.targets = saved
+
+    Rule.send_to_targets = send_to_targets  # type: ignore[method-assign, assignment]
+
+
+def _patch_execution_status_events() -> None:
+    """Step Functions emits 'Step Functions Execution Status Change' to EventBridge; moto does not."""
+    from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
+
+    original = BaseExecutionWorkerCommunication._reflect_execution_status
+
+    def _reflect_execution_status(self: Any) -> None:
+        original(self)  # type: ignore[no-untyped-call]
+        if HOOKS.execution_ended is not None:
+            ex = self.execution
+            status = getattr(ex.exec_status, "value", str(ex.exec_status))
+            HOOKS.execution_ended(ex.exec_arn, ex.state_machine_arn, ex.name, status)
+
+    BaseExecutionWorkerCommunication._reflect_execution_status = _reflect_execution_status  # type: ignore[method-assign]
+
+
 #: name -> (patch, what it fixes). The contract tests iterate over this.
 PATCHES: dict[str, tuple[Callable[[], None], str]] = {
     "wait_state": (_patch_wait_state, "Wait states sleep in wall time"),
@@ -186,6 +234,8 @@ PATCHES: dict[str, tuple[Callable[[], None], str]] = {
     "lambda_invoke": (_patch_lambda_invoke, "Lambda invoke requires Docker"),
     "ecs_rollouts": (_patch_ecs_rollouts, "UpdateService has no deployments or rollout progress"),
     "target_health": (_patch_target_health, "ELBv2 targets are always healthy"),
+    "event_targets": (_patch_event_targets, "EventBridge cannot deliver to Step Functions or Lambda targets"),
+    "execution_status_events": (_patch_execution_status_events, "no execution status change events"),
 }
 
 

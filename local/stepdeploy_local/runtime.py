@@ -129,6 +129,8 @@ class LambdaRuntime:
         self._faults: dict[str, list[tuple[str, str] | None]] = {}
         self._lock = threading.RLock()
         self._env_overrides = env_overrides or {}
+        self._baseline = set(os.environ)
+        self._introduced: set[str] = set()
         for layer in layer_dirs:
             if str(layer) not in sys.path:
                 sys.path.insert(0, str(layer))
@@ -188,18 +190,15 @@ class LambdaRuntime:
             **fn.environment,
             **self._env_overrides,
         }
-        # set and restore only these keys; never clear() or copy the whole environment, which other
-        # threads (boto3 configuration lookups) may be reading at the same time
-        saved = {key: os.environ.get(key) for key in values}
+        # Keys are set, never removed: other threads (boto3 in the Step Functions engine, the caller)
+        # read the environment concurrently, and botocore tests `KEY in os.environ` then reads it, so a
+        # removal can race it. A key an earlier invocation introduced that this function does not
+        # define is blanked instead; the World restores the whole environment when it closes.
+        for key in self._introduced - values.keys():
+            values[key] = ""
+        self._introduced.update(k for k in values if k not in self._baseline)
         os.environ.update(values)
-        try:
-            yield
-        finally:
-            for key, old in saved.items():
-                if old is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = old
+        yield
 
     def invoke(self, function_name: str, event: Any) -> tuple[str, bool, str]:
         """Run a handler; returns (payload JSON, errored, logs) like moto's Docker path."""

@@ -12,6 +12,7 @@ Faults are injected through ``world.faults`` only (see :class:`Faults`).
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
 import hashlib
 import io
 import json
@@ -156,8 +157,10 @@ class World:
         stack_name: str = "stepdeploy-local",
         function_log_level: str | None = None,
         server_port: int | None = None,
+        parameters: dict[str, str] | None = None,
     ) -> None:
         self.region, self.stack_name = region, stack_name
+        self.parameters = dict(parameters or {})  # template parameter overrides, as with sam deploy
         self.function_log_level = function_log_level
         self.server_port = server_port
         self.clock = clock.VirtualClock()
@@ -171,6 +174,8 @@ class World:
         self._clients: dict[str, Any] = {}
         self._saved_env: dict[str, str] | None = None
         self.runtime: LambdaRuntime
+        self.rules: dict[str, dict[str, Any]] = {}
+        self.deliveries: list[tuple[str, str]] = []
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -225,6 +230,7 @@ class World:
             compat.HOOKS.invoke_lambda = compat.HOOKS.service_updated = None
             compat.HOOKS.service_observed = None
             compat.HOOKS.target_health = None
+            compat.HOOKS.deliver_event = compat.HOOKS.execution_ended = None
             if self._mock is not None:
                 self._mock.stop()
                 self._mock = None
@@ -275,18 +281,36 @@ class World:
             "AWS::URLSuffix": "amazonaws.com",
         }
         params = template.parameter_defaults(tpl)
+        unknown = set(self.parameters) - set(params)
+        if unknown:
+            raise ValueError(f"unknown template parameter(s): {', '.join(sorted(unknown))}")
+        params.update(self.parameters)
 
         for logical, res in resources.items():
             props = res.get("Properties", {})
             if res["Type"] == "AWS::DynamoDB::Table":
                 name = f"{self.stack_name}-{logical}"
+                extra = (
+                    {"GlobalSecondaryIndexes": props["GlobalSecondaryIndexes"]}
+                    if "GlobalSecondaryIndexes" in props
+                    else {}
+                )
                 table = self.client("dynamodb").create_table(
                     TableName=name,
                     KeySchema=props["KeySchema"],
                     AttributeDefinitions=props["AttributeDefinitions"],
                     BillingMode=props.get("BillingMode", "PAY_PER_REQUEST"),
+                    **extra,
                 )["TableDescription"]
                 refs[logical], attrs[f"{logical}.Arn"] = name, table["TableArn"]
+                self.outputs[f"{logical}Name"] = name
+            elif res["Type"] == "AWS::SQS::Queue":
+                url = self.client("sqs").create_queue(QueueName=f"{self.stack_name}-{logical}")["QueueUrl"]
+                qarn = self.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+                    "QueueArn"
+                ]
+                refs[logical], attrs[f"{logical}.Arn"] = url, qarn
+                self.outputs[f"{logical}Url"] = url
             elif res["Type"] == "AWS::SNS::Topic":
                 arn = self.client("sns").create_topic(Name=f"{self.stack_name}-{logical}")["TopicArn"]
                 refs[logical], attrs[f"{logical}.TopicName"] = arn, arn.rsplit(":", 1)[-1]
@@ -349,8 +373,17 @@ class World:
                 name=name, definition=definition, roleArn=role, type=props.get("Type", "STANDARD")
             )["stateMachineArn"]
             self.outputs[f"{logical}Arn"] = arn
-        self.outputs["DeploymentsTableName"] = refs["DeploymentsTable"]
         self.outputs["NotificationTopicArn"] = refs["NotificationTopic"]
+        refs.update(
+            {
+                logical: arn
+                for logical, arn in ((k[: -len("Arn")], v) for k, v in self.outputs.items())
+                if logical in resources and resources[logical]["Type"] == "AWS::Serverless::StateMachine"
+            }
+        )
+        self._create_event_rules(resources, template.Resolver(params, refs, attrs, pseudo))
+        compat.HOOKS.deliver_event = self._deliver_event
+        compat.HOOKS.execution_ended = self._execution_ended
 
         from moto.ecs.models import ecs_backends
         from moto.elbv2.models import elbv2_backends
@@ -362,6 +395,124 @@ class World:
         compat.HOOKS.service_observed = self.model.service_observed
         compat.HOOKS.target_health = lambda tg: self.model.target_health(ecs_backend, tg)
         self._ecs_backend, self._elb_backend = ecs_backend, elb_backend
+
+    def _create_event_rules(self, resources: dict[str, Any], resolver: template.Resolver) -> None:
+        """EventBridge rules declared as SAM ``Events`` of type EventBridgeRule, with their targets."""
+        events = self.client("events")
+        for logical, res in resources.items():
+            for event_name, spec in (res.get("Properties", {}).get("Events") or {}).items():
+                if spec["Type"] not in ("EventBridgeRule", "CloudWatchEvent"):
+                    continue
+                props = spec["Properties"]
+                rule = f"{self.stack_name}-{logical}-{event_name}"[:64]
+                events.put_rule(Name=rule, EventPattern=json.dumps(resolver.resolve(props["Pattern"])))
+                if res["Type"] == "AWS::Serverless::StateMachine":
+                    arn = self.outputs[f"{logical}Arn"]
+                else:
+                    arn = self.runtime.by_logical_id(logical).arn
+                target: dict[str, Any] = {"Id": event_name, "Arn": arn}
+                if "DeadLetterConfig" in props and "Arn" in props["DeadLetterConfig"]:
+                    target["DeadLetterConfig"] = {"Arn": resolver.resolve(props["DeadLetterConfig"]["Arn"])}
+                if "RetryPolicy" in props:
+                    target["RetryPolicy"] = props["RetryPolicy"]
+                events.put_targets(Rule=rule, Targets=[target])
+                self.rules[rule] = target
+
+    def _deliver_event(self, rule: str, target: dict[str, Any], event: dict[str, Any]) -> None:
+        """EventBridge -> target. A delivery that fails goes to the target's dead-letter queue."""
+        arn = target["Arn"]
+        try:
+            if arn.split(":")[2] == "states":
+                out = self.client("stepfunctions").start_execution(stateMachineArn=arn, input=json.dumps(event))
+                self.deliveries.append((rule, str(out["executionArn"])))
+            else:
+                payload, errored, _ = self.runtime.invoke(arn.rsplit(":", 1)[-1], event)
+                self.deliveries.append((rule, f"{arn} -> {'error' if errored else 'ok'}: {payload[:200]}"))
+        except Exception as exc:  # noqa: BLE001 - EventBridge gives up and dead-letters the event
+            dlq = target.get("DeadLetterConfig", {}).get("Arn")
+            self.deliveries.append((rule, f"FAILED {type(exc).__name__}: {exc}"))
+            if dlq:
+                url = self.client("sqs").get_queue_url(QueueName=dlq.rsplit(":", 1)[-1])["QueueUrl"]
+                self.client("sqs").send_message(
+                    QueueUrl=url,
+                    MessageBody=json.dumps(event),
+                    MessageAttributes={"ERROR_MESSAGE": {"DataType": "String", "StringValue": str(exc)[:256]}},
+                )
+
+    def _execution_ended(self, execution_arn: str, state_machine_arn: str, name: str, status: str) -> None:
+        detail = {"executionArn": execution_arn, "stateMachineArn": state_machine_arn, "name": name, "status": status}
+        self.client("events").put_events(
+            Entries=[
+                {
+                    "Source": "aws.states",
+                    "DetailType": "Step Functions Execution Status Change",
+                    "Detail": json.dumps(detail),
+                    "Resources": [execution_arn],
+                }
+            ]
+        )
+
+    # ------------------------------------------------------------------ registry and triggers
+
+    def register(
+        self,
+        app: AppService,
+        name: str | None = None,
+        tag_filter: dict[str, str] | None = None,
+        allow_digest_only: bool = False,
+        **request: Any,
+    ) -> str:
+        """Put a registry entry mapping ``app.repository`` (+ tag filter) to the service."""
+        from stepdeploy.adapters import registry as registry_table
+
+        body = app.request("unused")
+        body.pop("image")
+        body.pop("trigger")
+        for key, value in request.items():
+            body[key] = {**body.get(key, {}), **value} if isinstance(value, dict) else value
+        entry = {
+            "name": name or f"{app.cluster}/{app.service}",
+            "repository": app.repository,
+            "tag_filter": tag_filter or {"mode": "glob", "pattern": "*"},
+            "allow_digest_only": allow_digest_only,
+            "request": body,
+        }
+        registry_table.put_entry(self.outputs["RegistryTableName"], entry)
+        return str(entry["name"])
+
+    def ecr_push_event(
+        self,
+        repository: str,
+        tag: str | None,
+        digest: str | None = None,
+        *,
+        action: str = "PUSH",
+        result: str = "SUCCESS",
+        pushed: float | None = None,
+    ) -> dict[str, Any]:
+        """The EventBridge entry ECR emits for a push (``digest`` defaults to the tag's digest)."""
+        detail: dict[str, Any] = {
+            "result": result,
+            "repository-name": repository,
+            "action-type": action,
+            "image-digest": digest or self.digest_of(repository, str(tag)),
+        }
+        if tag is not None:
+            detail["image-tag"] = tag
+        when = _dt.datetime.fromtimestamp(pushed if pushed is not None else self.clock.time(), tz=_dt.UTC)
+        return {
+            "Source": "aws.ecr",
+            "DetailType": "ECR Image Action",
+            "Detail": json.dumps(detail),
+            "Time": when,
+            "Resources": [],
+        }
+
+    def put_events(self, *entries: dict[str, Any]) -> list[str]:
+        """Send entries to the default bus; returns the executions the rules started."""
+        before = len(self.deliveries)
+        self.client("events").put_events(Entries=list(entries))
+        return [arn for _, arn in self.deliveries[before:] if arn.startswith("arn:aws:states")]
 
     # ------------------------------------------------------------------ images
 

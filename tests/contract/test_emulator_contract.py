@@ -7,6 +7,7 @@ patch it covers (compat.PATCHES keys), and one test checks that none is left unc
 from __future__ import annotations
 
 import json
+import time
 from importlib.metadata import version
 from typing import Any
 
@@ -94,12 +95,12 @@ def test_start_execution_without_a_name_gets_a_uuid(world: World, _patch: tuple[
 
 @covers("lambda_invoke")
 def test_lambda_invoke_runs_the_handler_in_process(world: World, _patch: tuple[str, ...]) -> None:
-    fn = world.runtime.by_logical_id("ValidateRequestFunction")
+    fn = world.runtime.by_logical_id("NormalizeRequestFunction")
     out = world.client("lambda").invoke(FunctionName=fn.name, Payload=json.dumps({"input": {}, "deployment_id": "x"}))
     assert out["FunctionError"] == "Handled"
     body = json.loads(out["Payload"].read())
     assert body["errorType"] == "InvalidDeploymentRequest"
-    assert body["errorMessage"].startswith("$.service")
+    assert body["errorMessage"].startswith("$: unrecognised input")
 
 
 @covers("ecs_rollouts")
@@ -143,6 +144,43 @@ def test_target_health_follows_the_serving_image(world: World, app: AppService, 
     assert states() == ["healthy", "healthy"]
     world.faults.set_image_profile(app.repository, "v1", "http-500")
     assert states() == ["unhealthy", "unhealthy"]
+
+
+@covers("event_targets")
+def test_eventbridge_delivers_to_state_machine_targets(world: World, _patch: tuple[str, ...]) -> None:
+    machine = _machine(world, {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
+    events = world.client("events")
+    events.put_rule(Name="contract-rule", EventPattern=json.dumps({"source": ["contract.test"]}))
+    events.put_targets(Rule="contract-rule", Targets=[{"Id": "m", "Arn": machine}])
+    [arn] = world.put_events({"Source": "contract.test", "DetailType": "x", "Detail": json.dumps({"k": 1})})
+    result = world.wait(arn)
+    assert result.status == "SUCCEEDED"
+    assert result.input["detail"] == {"k": 1} and result.input["source"] == "contract.test"
+    assert result.input["time"].endswith("Z") and "T" in result.input["time"]  # ISO-8601, as EventBridge sends
+    assert world.put_events({"Source": "other", "DetailType": "x", "Detail": "{}"}) == []  # pattern still applies
+
+
+@covers("execution_status_events")
+def test_execution_end_emits_a_status_change_event(world: World, _patch: tuple[str, ...]) -> None:
+    sqs, events = world.client("sqs"), world.client("events")
+    url = sqs.create_queue(QueueName="status-changes")["QueueUrl"]
+    qarn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(
+        Name="status",
+        EventPattern=json.dumps({"source": ["aws.states"], "detail-type": ["Step Functions Execution Status Change"]}),
+    )
+    events.put_targets(Rule="status", Targets=[{"Id": "q", "Arn": qarn}])
+    machine = _machine(world, {"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "Nope"}}})
+    result = _run(world, machine)
+    messages: list[dict[str, Any]] = []
+    for _ in range(100):  # the event is emitted right after the status flips (asynchronously, as on AWS)
+        messages = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0).get("Messages", [])
+        if messages:
+            break
+        time.sleep(0.02)
+    [message] = messages
+    detail = json.loads(message["Body"])["detail"]
+    assert detail == {"executionArn": result.arn, "stateMachineArn": machine, "name": result.name, "status": "FAILED"}
 
 
 def test_every_patch_is_covered() -> None:

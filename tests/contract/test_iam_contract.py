@@ -3,6 +3,7 @@ an IAM statement of that function in template.yaml."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -41,7 +42,29 @@ def observed() -> dict[str, set[tuple[str, str]]]:
         world.push_image(app.repository, "v2")
         world.push_image(app.repository, "v3", "db-down")
         assert world.deploy(app.request("v2")).status == "SUCCEEDED"
-        assert world.deploy(app.request("v3")).error == "HealthCheckFailed"
+        assert world.deploy(app.request("v3")).error == "HealthCheckFailed"  # FAILED: ReleaseLock runs
+        world.register(app, tag_filter={"mode": "glob", "pattern": "v*"})
+        t = world.clock.time()
+        world.push_image(app.repository, "v4")
+        [arn] = world.put_events(world.ecr_push_event(app.repository, "v4", pushed=t))
+        assert world.wait(arn).status == "SUCCEEDED"
+        [arn] = world.put_events(world.ecr_push_event(app.repository, "v2", pushed=t - 60))
+        assert world.wait(arn).path[-1] == "Skipped"  # stale: the guard releases its lock
+        assert world.deploy({"mode": "verify", "target": "techchallenge/web"}).status == "SUCCEEDED"
+        world.push_image(app.repository, "v5", "stalled")  # aborted mid-rollout: ReleaseLock frees the lock
+        arn = world.start_deployment(app.request("v5"))
+        sfn = world.client("stepfunctions")
+        while not any(e["type"] == "WaitStateEntered" for e in sfn.get_execution_history(executionArn=arn)["events"]):
+            time.sleep(0.01)
+        sfn.stop_execution(executionArn=arn)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any(
+            c == ("dynamodb", "DeleteItem")
+            for i in world.runtime.invocations
+            if i.function == "ReleaseLockFunction"
+            for c in i.aws_calls
+        ):
+            time.sleep(0.02)
         for inv in world.runtime.invocations:
             calls.setdefault(inv.function, set()).update(inv.aws_calls)
     return calls

@@ -28,7 +28,7 @@ def validated(world: World, app: AppService) -> dict[str, Any]:
     world.push_image(app.repository, "v2")
     return ok(
         world,
-        "ValidateRequestFunction",
+        "NormalizeRequestFunction",
         {"input": app.request("v2"), "deployment_id": "d-1", "started_at": "2026-01-01T00:00:00Z"},
     )
 
@@ -51,7 +51,7 @@ def test_validate_resolves_digest_and_current_revision(
 def test_validate_reports_missing_service_by_field(world: World, app: AppService) -> None:
     errored, body = invoke(
         world,
-        "ValidateRequestFunction",
+        "NormalizeRequestFunction",
         {"input": app.request("v1", service={"service": "ghost"}), "deployment_id": "d"},
     )
     assert errored and body["errorType"] == "InvalidDeploymentRequest"

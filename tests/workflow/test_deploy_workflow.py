@@ -45,7 +45,7 @@ def test_healthy_update_deploys_and_records(world: World, app: AppService) -> No
     assert all(g["passed"] for g in record["gate_results"])
     # the rollout took 120 virtual seconds; the execution reports virtual time, not wall time
     assert result.virtual_seconds >= 120
-    assert result.path[:4] == ["Validate", "RegisterRevision", "Deploy", "WaitRollout"]
+    assert result.path[:6] == ["Normalize", "Guard", "GuardDecision", "RegisterRevision", "Deploy", "WaitRollout"]
     assert result.path[-2:] == ["RecordSucceeded", "Deployed"]
     [note] = world.notifications()
     assert note["attributes"]["outcome"] == "SUCCEEDED" and note["attributes"]["severity"] == "INFO"
@@ -195,7 +195,7 @@ def test_bad_input_is_rejected_and_changes_nothing(world: World, app: AppService
 
     assert (result.status, result.error) == ("FAILED", "InvalidDeploymentRequest")
     assert result.cause and result.cause.startswith("$.")
-    assert result.path == ["Validate", "ExplainRejection", "Rejected"]
+    assert result.path == ["Normalize", "ExplainRejection", "Rejected"]
     assert world.client("ecs").list_task_definitions()["taskDefinitionArns"] == before
     assert revision(app.running_task_definition()) == "web:1"
     table = world.outputs["DeploymentsTableName"]

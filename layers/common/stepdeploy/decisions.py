@@ -6,6 +6,7 @@ the answer. Terminal outcomes are raised as the workflow's named errors.
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -14,6 +15,7 @@ from typing import Any
 
 from .errors import (
     AlarmTriggered,
+    DeploymentInProgress,
     HealthCheckFailed,
     InvalidDeploymentRequest,
     RolloutFailed,
@@ -297,6 +299,35 @@ def container_image(task_definition: Mapping[str, Any], container: str) -> str:
         if definition["name"] == container:
             return str(definition["image"])
     return ""
+
+
+# --------------------------------------------------------------------------- guarantees
+
+
+def to_epoch(timestamp: str) -> float:
+    """ISO-8601 (``...Z`` or ``+00:00``, as ECR events and Step Functions write them) -> epoch seconds."""
+    return _dt.datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+
+
+def digest_of(image_uri: str) -> str | None:
+    return image_uri.rsplit("@", 1)[1] if "@" in image_uri else None
+
+
+def queue_wait(
+    waited_seconds: int, poll_seconds: int, timeout_seconds: int, holder: Mapping[str, str], service: str
+) -> int:
+    """How long to wait before trying the lock again; DeploymentInProgress once the queue timeout passes."""
+    if waited_seconds >= timeout_seconds:
+        raise DeploymentInProgress(
+            f"{service} is being deployed by {holder.get('deployment_id', '?')}; waited {waited_seconds}s "
+            f"(queue timeout {timeout_seconds}s). Nothing was changed: retry when it has finished."
+        )
+    return min(poll_seconds, timeout_seconds - waited_seconds)
+
+
+def is_stale(pushed_at: float, last: Mapping[str, str] | None) -> bool:
+    """An image pushed before the last deployed one must not replace it."""
+    return last is not None and float(last.get("pushed_at", "0")) > pushed_at
 
 
 # --------------------------------------------------------------------------- reporting

@@ -19,6 +19,18 @@ class InvalidDeploymentRequest(DeploymentError):
     """The input is malformed or refers to something that does not exist. Nothing was changed."""
 
 
+class UnregisteredRepository(DeploymentError):
+    """No registry entry covers the pushed repository (or named target). Nothing was changed."""
+
+
+class TagFilterMismatch(DeploymentError):
+    """The repository is registered, but the tag does not match its filter. Nothing was changed."""
+
+
+class DeploymentInProgress(DeploymentError):
+    """Another deployment held the service's lock for longer than the queue timeout. Nothing was changed."""
+
+
 class RolloutFailed(DeploymentError):
     """ECS reported the rollout FAILED, or the service is not running the deployed revision."""
 
@@ -42,6 +54,9 @@ class RollbackFailed(DeploymentError):
 #: Errors raised by stepdeploy code and named in the state machine, in one place.
 WORKFLOW_ERRORS: tuple[type[DeploymentError], ...] = (
     InvalidDeploymentRequest,
+    UnregisteredRepository,
+    TagFilterMismatch,
+    DeploymentInProgress,
     RolloutFailed,
     RolloutTimedOut,
     HealthCheckFailed,

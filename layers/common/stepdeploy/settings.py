@@ -8,21 +8,42 @@ from dataclasses import dataclass
 
 from .models import Defaults
 
+REQUIRED = ("DEPLOYMENTS_TABLE", "NOTIFICATION_TOPIC_ARN", "REGISTRY_TABLE", "CONTROL_TABLE")
+
 
 @dataclass(frozen=True)
 class Settings:
     deployments_table: str
     notification_topic_arn: str
+    registry_table: str
+    control_table: str
     defaults: Defaults
+    queue_timeout_seconds: int = 1800
+    queue_poll_seconds: int = 30
+    lock_lease_seconds: int = 18000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        missing = [k for k in ("DEPLOYMENTS_TABLE", "NOTIFICATION_TOPIC_ARN") if not env.get(k)]
+        missing = [k for k in REQUIRED if not env.get(k)]
         if missing:
             raise RuntimeError(f"function misconfigured: environment variable(s) {', '.join(missing)} not set")
+        numbers = {}
+        for name, key in (
+            ("queue_timeout_seconds", "QUEUE_TIMEOUT_SECONDS"),
+            ("queue_poll_seconds", "QUEUE_POLL_SECONDS"),
+            ("lock_lease_seconds", "LOCK_LEASE_SECONDS"),
+        ):
+            if env.get(key):
+                try:
+                    numbers[name] = int(env[key])
+                except ValueError as exc:
+                    raise RuntimeError(f"function misconfigured: {key} must be an integer") from exc
         return cls(
             deployments_table=env["DEPLOYMENTS_TABLE"],
             notification_topic_arn=env["NOTIFICATION_TOPIC_ARN"],
+            registry_table=env["REGISTRY_TABLE"],
+            control_table=env["CONTROL_TABLE"],
             defaults=Defaults.from_env(env),
+            **numbers,
         )

@@ -6,43 +6,218 @@ what to do, acts, and returns a JSON-ready dict that the state machine stores in
 
 from __future__ import annotations
 
-from dataclasses import asdict
+import time
+from dataclasses import asdict, replace
 from typing import Any
 
-from . import decisions, observability
-from .adapters import cloudwatch, ecr, ecs, elbv2, http_probe, records
-from .errors import InvalidDeploymentRequest
+from . import decisions, observability, registry, triggers
+from .adapters import cloudwatch, control, ecr, ecs, elbv2, http_probe, records
+from .adapters import registry as registry_table
+from .errors import InvalidDeploymentRequest, TagFilterMismatch, UnregisteredRepository
 from .models import BakeState, DeploymentRequest, HealthPolicy, RolloutPolicy, RolloutState
+from .registry import RegistryEntry
 from .settings import Settings
 
-OUTCOMES = ("SUCCEEDED", "ROLLED_BACK", "FAILED", "ROLLBACK_FAILED")
+OUTCOMES = ("SUCCEEDED", "ROLLED_BACK", "FAILED", "ROLLBACK_FAILED", "SKIPPED")
 
 
-def validate_request(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """Validate the input and check, read-only, that the service, container and image exist."""
-    request = DeploymentRequest.from_input(event.get("input"), settings.defaults)
+def _entry_for(intent: triggers.Intent, settings: Settings) -> RegistryEntry:
+    if intent.target is not None:
+        item = registry_table.get_entry(settings.registry_table, intent.target)
+        if item is None:
+            raise UnregisteredRepository(f"$.target: {intent.target!r} is not in the stepdeploy registry")
+        entry = RegistryEntry.from_item(item)
+        if intent.tag is not None and intent.mode == "deploy" and not entry.matches(intent.tag):
+            raise TagFilterMismatch(
+                f"tag {intent.tag!r} does not match {entry.name}'s filter ({entry.describe_filter()})"
+            )
+        return entry
+    assert intent.repository is not None
+    items = registry_table.entries_for_repository(settings.registry_table, intent.repository)
+    return registry.select([RegistryEntry.from_item(i) for i in items], intent.repository, intent.tag)
+
+
+def normalize_request(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """Turn any trigger into one validated request; resolve the image; read-only checks.
+
+    Raises InvalidDeploymentRequest, UnregisteredRepository or TagFilterMismatch: nothing is changed.
+    """
+    intent = triggers.parse(event.get("input"))
+    target = intent.target
+    if intent.explicit is not None:
+        request = DeploymentRequest.from_input(intent.explicit, settings.defaults)
+    else:
+        entry = _entry_for(intent, settings)
+        target = entry.name
+        if intent.mode == "verify":
+            service = entry.request.get("service", {})
+            view = ecs.describe_service(str(service.get("cluster")), str(service.get("service")))
+            task_definition, _ = ecs.describe_task_definition(view.task_definition)
+            running = decisions.container_image(
+                task_definition, decisions.choose_container(task_definition, service.get("container"))
+            )
+            _, tag, digest = triggers.parse_image_uri(running, "running image")
+            image_spec = {"digest": digest} if digest else {"tag": tag}
+        else:
+            image_spec = {k: v for k, v in (("tag", intent.tag), ("digest", intent.digest)) if v}
+        request = entry.build_request(image_spec, intent.trigger, intent.reason, settings.defaults)
+        if intent.container is not None:
+            if request.service.container not in (None, intent.container):
+                raise InvalidDeploymentRequest(
+                    f"$[0].name: container {intent.container!r} is not {entry.name}'s container "
+                    f"{request.service.container!r}"
+                )
+            request = replace(request, service=replace(request.service, container=intent.container))
     image = ecr.resolve_image(request.image)
     view = ecs.describe_service(request.service.cluster, request.service.service)
     if view.status != "ACTIVE":
         raise InvalidDeploymentRequest(f"$.service: service {view.service} is {view.status}")
     task_definition, _ = ecs.describe_task_definition(view.task_definition)
     container = decisions.choose_container(task_definition, request.service.container)
+    started_at = event.get("started_at")
+    when = intent.event_time or started_at
     return {
         "deployment_id": event["deployment_id"],
-        "started_at": event.get("started_at"),
+        "started_at": started_at,
         "request": request.to_dict(),
         "image": asdict(image),
+        "intent": {
+            "trigger": request.trigger,
+            "mode": intent.mode,
+            "target": target,
+            "redeploy": intent.redeploy,
+            "pushed_at": decisions.to_epoch(when) if when else 0.0,
+            "service_key": f"{request.service.cluster}/{request.service.service}",
+        },
         "current": {
             "task_definition": view.task_definition,
             "container": container,
             "image": decisions.container_image(task_definition, container),
         },
+        "guard": {"action": "START", "waited_seconds": 0, "wait_seconds": 0},
     }
+
+
+def _current(request: DeploymentRequest, container: str) -> dict[str, Any]:
+    view = ecs.describe_service(request.service.cluster, request.service.service)
+    task_definition, _ = ecs.describe_task_definition(view.task_definition)
+    return {
+        "task_definition": view.task_definition,
+        "container": container,
+        "image": decisions.container_image(task_definition, container),
+    }
+
+
+def _verify_target(settings: Settings, service_key: str, current_td: str, family_revisions: list[str]) -> str:
+    """Where verify mode rolls back to: the last revision stepdeploy verified, else the one before."""
+    last = control.get_last(settings.control_table, service_key)
+    if last and last.get("task_definition") and last["task_definition"] != current_td:
+        return last["task_definition"]
+    older = [arn for arn in family_revisions if _revision_number(arn) < _revision_number(current_td)]
+    return max(older, key=_revision_number) if older else current_td
+
+
+def _revision_number(arn: str) -> int:
+    return int(arn.rsplit(":", 1)[-1])
+
+
+def guard_deployment(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """Exactly once, one at a time, newest wins: dedupe, per-service lock (queued), stale-image guard."""
+    request = DeploymentRequest.from_dict(event["request"])
+    intent, image = event["intent"], event["image"]
+    key, holder, deployment_id = intent["service_key"], event["execution_arn"], event["deployment_id"]
+    previous = event.get("guard") or {}
+    waited = int(previous.get("waited_seconds", 0)) + int(previous.get("wait_seconds", 0))
+    deploy = intent["mode"] == "deploy"
+
+    def skip(reason: str, detail: str, release: bool) -> dict[str, Any]:
+        if release:
+            control.release_lock(settings.control_table, key, holder)
+        return {"action": "SKIP", "reason": reason, "detail": detail, "waited_seconds": waited, "wait_seconds": 0}
+
+    if deploy and not intent["redeploy"] and decisions.digest_of(event["current"]["image"]) == image["digest"]:
+        return skip("AlreadyRunning", f"{key} already runs {image['digest']}: nothing to do", release=False)
+    now = int(time.time())
+    holder_item = control.acquire_lock(
+        settings.control_table, key, holder, deployment_id, now, settings.lock_lease_seconds
+    )
+    if holder_item is not None:
+        wait = decisions.queue_wait(
+            waited, settings.queue_poll_seconds, settings.queue_timeout_seconds, holder_item, key
+        )
+        return {
+            "action": "WAIT",
+            "reason": "DeploymentInProgress",
+            "detail": f"{key} is locked by {holder_item.get('deployment_id', '?')}",
+            "waited_seconds": waited,
+            "wait_seconds": wait,
+        }
+    current = _current(request, event["current"]["container"])
+    if deploy and not intent["redeploy"]:
+        if decisions.digest_of(current["image"]) == image["digest"]:
+            return skip("AlreadyRunning", f"{key} already runs {image['digest']}: nothing to do", release=True)
+        if intent["trigger"] == "ecr" and decisions.is_stale(
+            float(intent["pushed_at"]), control.get_last(settings.control_table, key)
+        ):
+            last = control.get_last(settings.control_table, key) or {}
+            return skip(
+                "StaleImage",
+                f"{image['digest']} was pushed before {last.get('digest')}, which "
+                f"{last.get('deployment_id')} deployed: an older push never replaces a newer one",
+                release=True,
+            )
+        prior = control.claim_digest(settings.control_table, key, image["digest"], deployment_id, now)
+        if prior is not None:
+            return skip(
+                "Duplicate",
+                f"{image['digest']} was already deployed to {key} by {prior} "
+                "(set redeploy: true to deploy it again on purpose)",
+                release=True,
+            )
+    out: dict[str, Any] = {
+        "action": "PROCEED",
+        "reason": "",
+        "detail": "",
+        "waited_seconds": waited,
+        "wait_seconds": 0,
+        "current": current,
+    }
+    if not deploy:
+        family = ecs.list_revisions(current["task_definition"])
+        previous_td = _verify_target(settings, key, current["task_definition"], family)
+        out["revision"] = {
+            "previous": previous_td,
+            "new": current["task_definition"],
+            "container": current["container"],
+            "image": current["image"],
+        }
+        out["active"] = {
+            "phase": "deploy",
+            "task_definition": current["task_definition"],
+            "changed": False,
+            "rollout": asdict(RolloutState(wait_seconds=0)),
+            "bake": None,
+        }
+    return out
+
+
+def release_lock(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """EventBridge 'Step Functions Execution Status Change' (FAILED/TIMED_OUT/ABORTED): free its locks."""
+    detail = event.get("detail") or {}
+    arn = detail.get("executionArn")
+    if not isinstance(arn, str):
+        raise ValueError("not a Step Functions execution status change event (no detail.executionArn)")
+    released = [
+        key
+        for key in control.locks_held_by(settings.control_table, arn)
+        if control.release_lock(settings.control_table, key, arn)
+    ]
+    return {"execution": arn, "status": detail.get("status"), "released": released}
 
 
 def register_revision(event: dict[str, Any]) -> dict[str, Any]:
     """Register the current revision again with the container pinned to the new image digest."""
-    current = event["current"]
+    current = event["current"]  # as seen under the lock (Guard)
     task_definition, tags = ecs.describe_task_definition(current["task_definition"])
     spec = decisions.next_task_definition(task_definition, current["container"], event["image"]["uri"], tags)
     new_arn = ecs.register_task_definition(spec)
@@ -126,8 +301,11 @@ def record_outcome(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
     current = (state.get("current") or {}).get("task_definition")
     failure_name, failure_cause = decisions.describe_failure(state.get("failure"))
     rollback_name, rollback_cause = decisions.describe_failure(state.get("rollback_failure"))
+    guard = state.get("guard") or {}
     if outcome == "SUCCEEDED":
         error, cause = None, None
+    elif outcome == "SKIPPED":
+        error, cause = None, f"skipped ({guard.get('reason')}): {guard.get('detail')}"
     elif outcome == "ROLLBACK_FAILED":
         error = "RollbackFailed"
         cause = (
@@ -155,7 +333,9 @@ def record_outcome(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
         "image_uri": (state.get("image") or {}).get("uri"),
         "previous_task_definition": revision.get("previous") or current,
         "new_task_definition": revision.get("new"),
-        "running_task_definition": active.get("task_definition") if outcome != "FAILED" else current,
+        "running_task_definition": active.get("task_definition") if outcome not in ("FAILED", "SKIPPED") else current,
+        "mode": (state.get("intent") or {}).get("mode", "deploy"),
+        "skip_reason": guard.get("reason") if outcome == "SKIPPED" else None,
         "outcome": outcome,
         "error": error,
         "cause": cause,
@@ -165,9 +345,26 @@ def record_outcome(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
         "ended_at": event.get("ended_at"),
     }
     records.put_record(settings.deployments_table, record)
-    severity = {"SUCCEEDED": "INFO", "ROLLED_BACK": "WARNING", "FAILED": "WARNING", "ROLLBACK_FAILED": "CRITICAL"}[
-        outcome
-    ]
+    intent = state.get("intent") or {}
+    key = intent.get("service_key", record["service"])
+    if outcome == "SUCCEEDED" and record["image_digest"]:
+        control.set_last(
+            settings.control_table,
+            key,
+            str(record["image_digest"]),
+            str(intent.get("pushed_at", 0)),
+            str(record["running_task_definition"]),
+            str(state["deployment_id"]),
+        )
+    if event.get("execution_arn"):
+        control.release_lock(settings.control_table, key, str(event["execution_arn"]))
+    severity = {
+        "SUCCEEDED": "INFO",
+        "SKIPPED": "INFO",
+        "ROLLED_BACK": "WARNING",
+        "FAILED": "WARNING",
+        "ROLLBACK_FAILED": "CRITICAL",
+    }[outcome]
     subject = f"stepdeploy {outcome}: {record['service']} {record['image_tag'] or record['image_digest'] or ''}"
     if outcome == "ROLLBACK_FAILED":
         subject = "ALERT " + subject

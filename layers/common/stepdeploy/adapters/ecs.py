@@ -51,3 +51,10 @@ def register_task_definition(spec: dict[str, Any]) -> str:
 def update_service(cluster: str, service: str, task_definition: str) -> str:
     out = client("ecs").update_service(cluster=cluster, service=service, taskDefinition=task_definition)
     return str(out["service"]["taskDefinition"])
+
+
+def list_revisions(task_definition_arn: str) -> list[str]:
+    """Active revisions of the task definition's family (newest first, at most 100)."""
+    family = task_definition_arn.rsplit("/", 1)[-1].rsplit(":", 1)[0]
+    out = client("ecs").list_task_definitions(familyPrefix=family, status="ACTIVE", sort="DESC", maxResults=100)
+    return [arn for arn in out.get("taskDefinitionArns", []) if arn.rsplit("/", 1)[-1].rsplit(":", 1)[0] == family]

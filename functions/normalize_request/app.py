@@ -1,4 +1,4 @@
-"""Validate the workflow input and check, read-only, that the service and image exist."""
+"""Turn any trigger (ECR push, CodePipeline, manual, verify) into one validated request. Read-only."""
 
 from typing import Any
 
@@ -9,4 +9,4 @@ from stepdeploy.settings import Settings
 
 @lambda_entry
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return workflow.validate_request(event, Settings.from_env())
+    return workflow.normalize_request(event, Settings.from_env())

@@ -1,0 +1,100 @@
+"""The service registry: which ECR repository (and tags) deploy to which service, and how.
+
+An entry lives in the registry DynamoDB table (changeable without redeploying code)::
+
+    {
+      "name": "techchallenge/web",                 # the target name (partition key)
+      "repository": "techchallengeapp",            # ECR repository (GSI by-repository)
+      "tag_filter": {"mode": "glob", "pattern": "v*"},   # exact | glob | regex
+      "allow_digest_only": false,                  # deploy pushes that carry no tag?
+      "request": {"service": {...}, "health": {...}, "rollout": {...}}   # a DeploymentRequest template
+    }
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import InvalidDeploymentRequest, TagFilterMismatch, UnregisteredRepository
+from .models import Defaults, DeploymentRequest
+
+FILTER_MODES = ("exact", "glob", "regex")
+
+
+@dataclass(frozen=True)
+class RegistryEntry:
+    name: str
+    repository: str
+    filter_mode: str
+    pattern: str
+    allow_digest_only: bool
+    request: Mapping[str, Any]
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> RegistryEntry:
+        """Validate a registry item; a broken entry is reported, never guessed around."""
+        name = str(item.get("name", "?"))
+        try:
+            tag_filter = item.get("tag_filter") or {"mode": "glob", "pattern": "*"}
+            mode, pattern = tag_filter["mode"], tag_filter["pattern"]
+            if mode not in FILTER_MODES or not isinstance(pattern, str):
+                raise ValueError(f"tag_filter.mode must be one of {', '.join(FILTER_MODES)}")
+            if mode == "regex":
+                re.compile(pattern)
+            entry = cls(
+                name=name,
+                repository=str(item["repository"]),
+                filter_mode=mode,
+                pattern=pattern,
+                allow_digest_only=bool(item.get("allow_digest_only", False)),
+                request=dict(item["request"]),
+            )
+        except (KeyError, TypeError, ValueError, re.error) as exc:
+            raise InvalidDeploymentRequest(f"registry entry {name!r} is invalid: {exc}") from exc
+        return entry
+
+    def matches(self, tag: str | None) -> bool:
+        if tag is None:
+            return self.allow_digest_only
+        if self.filter_mode == "exact":
+            return tag == self.pattern
+        if self.filter_mode == "glob":
+            return fnmatch.fnmatchcase(tag, self.pattern)
+        return re.fullmatch(self.pattern, tag) is not None
+
+    def describe_filter(self) -> str:
+        digest = "digest-only pushes allowed" if self.allow_digest_only else "digest-only pushes not deployed"
+        return f"{self.filter_mode} {self.pattern!r}, {digest}"
+
+    def build_request(
+        self, image: Mapping[str, Any], trigger: str, reason: str | None, defaults: Defaults
+    ) -> DeploymentRequest:
+        body = {**self.request, "image": {"repository": self.repository, **image}, "trigger": trigger}
+        if reason:
+            body["reason"] = reason
+        try:
+            return DeploymentRequest.from_input(body, defaults)
+        except InvalidDeploymentRequest as exc:
+            raise InvalidDeploymentRequest(f"registry entry {self.name!r}: {exc}") from exc
+
+
+def select(entries: Sequence[RegistryEntry], repository: str, tag: str | None) -> RegistryEntry:
+    """The one entry that covers (repository, tag). Raises the named rejection otherwise."""
+    candidates = [e for e in entries if e.repository == repository]
+    if not candidates:
+        raise UnregisteredRepository(f"repository {repository!r} is not in the stepdeploy registry: nothing deployed")
+    matching = [e for e in candidates if e.matches(tag)]
+    if not matching:
+        filters = "; ".join(f"{e.name}: {e.describe_filter()}" for e in candidates)
+        what = f"tag {tag!r}" if tag else "a push without a tag"
+        raise TagFilterMismatch(f"{what} of {repository!r} matches no registry filter ({filters}): nothing deployed")
+    if len(matching) > 1:
+        names = ", ".join(e.name for e in matching)
+        raise InvalidDeploymentRequest(
+            f"{repository}:{tag} matches several registry entries ({names}); make their tag filters disjoint"
+        )
+    return matching[0]

@@ -1,0 +1,199 @@
+"""Turn whatever started the execution into one ``Intent``: pure parsing, no I/O.
+
+Accepted inputs (shape decides; ``docs/input-schema.json`` documents them):
+
+- an ECR push event as EventBridge delivers it (``source: aws.ecr``, ``detail-type: ECR Image Action``);
+- CodePipeline Step Functions invoke action, ``InputType: FilePath``: the content of
+  ``imagedefinitions.json`` (a list of ``{name, imageUri}``) or ``imageDetail.json`` (``{ImageURI}``);
+- a registry deploy: ``{"target": "<registry name>", "image": {"tag"|"digest"}, ...}`` (manual, or a
+  CodePipeline ``Literal`` input);
+- verify-after-deploy: ``{"mode": "verify", "target": "<registry name>"}``;
+- an explicit request with ``service``/``image``/``health`` (see ``DeploymentRequest.from_input``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import InvalidDeploymentRequest
+from .models import MAX_REQUEST_BYTES
+
+_IMAGE_URI = re.compile(
+    r"^(?P<registry>[a-z0-9.\-]+(?::\d+)?)/(?P<repository>[a-z0-9][a-z0-9._/\-]*?)"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}))?(?:@(?P<digest>sha256:[a-f0-9]{64}))?$"
+)
+_TARGET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,127}$")
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
+_DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
+_REPOSITORY = re.compile(r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$")
+
+
+@dataclass(frozen=True)
+class Intent:
+    """What the trigger asks for, before the registry and AWS are consulted."""
+
+    trigger: str  # manual | ecr | codepipeline | verify
+    mode: str = "deploy"  # deploy | verify
+    target: str | None = None  # registry name
+    repository: str | None = None
+    tag: str | None = None
+    digest: str | None = None
+    container: str | None = None
+    event_time: str | None = None
+    redeploy: bool = False
+    reason: str | None = None
+    explicit: Mapping[str, Any] | None = None  # a full DeploymentRequest input
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        out["explicit"] = dict(self.explicit) if self.explicit is not None else None
+        return out
+
+
+def _fail(path: str, message: str) -> InvalidDeploymentRequest:
+    return InvalidDeploymentRequest(f"{path}: {message}")
+
+
+def _text(value: Mapping[str, Any], key: str, path: str, pattern: re.Pattern[str], required: bool = True) -> str | None:
+    raw = value.get(key)
+    if raw is None:
+        if required:
+            raise _fail(f"{path}.{key}", "is required")
+        return None
+    if not isinstance(raw, str) or not pattern.fullmatch(raw):
+        raise _fail(f"{path}.{key}", f"invalid value {str(raw)[:80]!r}")
+    return raw
+
+
+def parse_image_uri(uri: Any, path: str) -> tuple[str, str | None, str | None]:
+    """``<registry>/<repo>[:tag][@digest]`` -> (repository, tag, digest)."""
+    if not isinstance(uri, str) or len(uri) > 1024:
+        raise _fail(path, "expected an image URI string")
+    match = _IMAGE_URI.fullmatch(uri)
+    if match is None or not (match["tag"] or match["digest"]):
+        raise _fail(path, f"not an image URI with a tag or digest: {uri[:120]!r}")
+    return match["repository"], match["tag"], match["digest"]
+
+
+def parse(payload: Any) -> Intent:
+    """Classify and validate the execution input. Raises InvalidDeploymentRequest."""
+    if isinstance(payload, str | bytes):
+        raw = payload.encode() if isinstance(payload, str) else payload
+        if len(raw) > MAX_REQUEST_BYTES:
+            raise _fail("$", f"request is {len(raw)} bytes; the limit is {MAX_REQUEST_BYTES}")
+        try:
+            payload = json.loads(raw)
+        except ValueError as exc:
+            raise _fail("$", f"not valid JSON ({exc})") from exc
+    size = len(json.dumps(payload, default=str))
+    if size > MAX_REQUEST_BYTES:
+        raise _fail("$", f"request is {size} bytes; the limit is {MAX_REQUEST_BYTES}")
+    if isinstance(payload, list):
+        return _image_definitions(payload)
+    if not isinstance(payload, Mapping):
+        raise _fail("$", f"expected an object or an imagedefinitions.json list, got {type(payload).__name__}")
+    if "detail-type" in payload or payload.get("source") == "aws.ecr":
+        return _ecr_event(payload)
+    if "ImageURI" in payload:
+        if set(payload) - {"ImageURI"}:
+            raise _fail("$", "imageDetail.json has only ImageURI")
+        repository, tag, digest = parse_image_uri(payload["ImageURI"], "$.ImageURI")
+        return Intent(trigger="codepipeline", repository=repository, tag=tag, digest=digest)
+    if payload.get("mode") == "verify":
+        unknown = set(payload) - {"mode", "target", "reason", "trigger"}
+        if unknown:
+            raise _fail("$", f"unknown field(s) for verify: {', '.join(sorted(unknown))}")
+        return Intent(
+            trigger="verify", mode="verify", target=_text(payload, "target", "$", _TARGET), reason=_reason(payload)
+        )
+    if "mode" in payload:
+        raise _fail("$.mode", "must be 'verify' (omit it to deploy)")
+    if "target" in payload:
+        return _registry_deploy(payload)
+    if "service" in payload:
+        redeploy = payload.get("redeploy", False)
+        if not isinstance(redeploy, bool):
+            raise _fail("$.redeploy", "expected true or false")
+        explicit = {k: v for k, v in payload.items() if k != "redeploy"}
+        trigger = explicit.get("trigger") or "manual"
+        return Intent(trigger=str(trigger), explicit=explicit, redeploy=redeploy)
+    raise _fail(
+        "$",
+        "unrecognised input: expected an ECR push event, imagedefinitions.json, imageDetail.json, "
+        "{target, image}, {mode: verify, target} or an explicit {service, image, health} request",
+    )
+
+
+def _reason(payload: Mapping[str, Any]) -> str | None:
+    reason = payload.get("reason")
+    if reason is not None and (not isinstance(reason, str) or len(reason) > 1024):
+        raise _fail("$.reason", "expected a string of at most 1024 characters")
+    return reason
+
+
+def _registry_deploy(payload: Mapping[str, Any]) -> Intent:
+    unknown = set(payload) - {"target", "image", "redeploy", "reason", "trigger"}
+    if unknown:
+        raise _fail(
+            "$", f"unknown field(s) {', '.join(sorted(unknown))}; allowed: image, reason, redeploy, target, trigger"
+        )
+    target = _text(payload, "target", "$", _TARGET)
+    image = payload.get("image")
+    if not isinstance(image, Mapping):
+        raise _fail("$.image", "expected an object with tag or digest")
+    if set(image) - {"tag", "digest"}:
+        raise _fail("$.image", "only tag and digest (the repository comes from the registry)")
+    tag = _text(image, "tag", "$.image", _TAG, required=False)
+    digest = _text(image, "digest", "$.image", _DIGEST, required=False)
+    if tag is None and digest is None:
+        raise _fail("$.image", "give a tag or a digest (sha256:...)")
+    redeploy = payload.get("redeploy", False)
+    if not isinstance(redeploy, bool):
+        raise _fail("$.redeploy", "expected true or false")
+    trigger = payload.get("trigger", "manual")
+    if trigger not in ("manual", "codepipeline"):
+        raise _fail("$.trigger", "must be manual or codepipeline")
+    return Intent(trigger=trigger, target=target, tag=tag, digest=digest, redeploy=redeploy, reason=_reason(payload))
+
+
+def _ecr_event(event: Mapping[str, Any]) -> Intent:
+    if event.get("source") != "aws.ecr":
+        raise _fail("$.source", f"expected aws.ecr, got {str(event.get('source'))[:60]!r}")
+    if event.get("detail-type") != "ECR Image Action":
+        raise _fail("$.detail-type", f"expected 'ECR Image Action', got {str(event.get('detail-type'))[:60]!r}")
+    detail = event.get("detail")
+    if not isinstance(detail, Mapping):
+        raise _fail("$.detail", "expected an object")
+    if detail.get("action-type") != "PUSH":
+        raise _fail("$.detail.action-type", f"only PUSH deploys, got {str(detail.get('action-type'))[:20]!r}")
+    if detail.get("result") != "SUCCESS":
+        raise _fail("$.detail.result", f"only SUCCESS deploys, got {str(detail.get('result'))[:20]!r}")
+    repository = _text(detail, "repository-name", "$.detail", _REPOSITORY)
+    digest = _text(detail, "image-digest", "$.detail", _DIGEST)
+    tag = _text(detail, "image-tag", "$.detail", _TAG, required=False)
+    when = event.get("time")
+    if when is not None and not isinstance(when, str):
+        raise _fail("$.time", "expected an ISO-8601 string")
+    return Intent(trigger="ecr", repository=repository, tag=tag, digest=digest, event_time=when)
+
+
+def _image_definitions(items: list[Any]) -> Intent:
+    if not items:
+        raise _fail("$", "imagedefinitions.json is empty")
+    if len(items) > 10:
+        raise _fail("$", "imagedefinitions.json lists more than 10 containers")
+    parsed = []
+    for i, item in enumerate(items):
+        if not isinstance(item, Mapping) or set(item) != {"name", "imageUri"}:
+            raise _fail(f"$[{i}]", 'expected {"name", "imageUri"}')
+        if not isinstance(item["name"], str) or not item["name"]:
+            raise _fail(f"$[{i}].name", "expected a container name")
+        parsed.append((item["name"], *parse_image_uri(item["imageUri"], f"$[{i}].imageUri")))
+    if len(parsed) != 1:
+        raise _fail("$", "stepdeploy deploys one container image per execution; list exactly one")
+    container, repository, tag, digest = parsed[0]
+    return Intent(trigger="codepipeline", repository=repository, tag=tag, digest=digest, container=container)
