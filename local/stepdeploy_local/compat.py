@@ -225,6 +225,55 @@ def _patch_execution_status_events() -> None:
     BaseExecutionWorkerCommunication._reflect_execution_status = _reflect_execution_status  # type: ignore[method-assign]
 
 
+class PipelineJobs:
+    """CodePipeline job state for the emulated job APIs (moto has none)."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, dict[str, Any]] = {}
+
+    def create(self, job_id: str, data: dict[str, Any]) -> None:
+        self.jobs[job_id] = {"data": data, "results": []}
+
+
+JOBS = PipelineJobs()
+
+
+def _patch_codepipeline_jobs() -> None:
+    """GetJobDetails, PutJobSuccessResult and PutJobFailureResult are not implemented in moto."""
+    import json
+
+    from moto.codepipeline.responses import CodePipelineResponse
+    from moto.core.exceptions import JsonRESTError
+
+    def _job(self: Any) -> dict[str, Any]:
+        job_id = self._get_param("jobId")
+        if job_id not in JOBS.jobs:
+            raise JsonRESTError("JobNotFoundException", f"job {job_id} not found")
+        return JOBS.jobs[job_id]
+
+    def get_job_details(self: Any) -> str:
+        job = _job(self)
+        return json.dumps({"jobDetails": {"id": self._get_param("jobId"), "data": job["data"]}})
+
+    def put_job_success_result(self: Any) -> str:
+        _job(self)["results"].append(
+            {
+                "kind": "success",
+                "continuationToken": self._get_param("continuationToken"),
+                "executionDetails": self._get_param("executionDetails"),
+            }
+        )
+        return "{}"
+
+    def put_job_failure_result(self: Any) -> str:
+        _job(self)["results"].append({"kind": "failure", "failureDetails": self._get_param("failureDetails")})
+        return "{}"
+
+    CodePipelineResponse.get_job_details = get_job_details  # type: ignore[attr-defined]
+    CodePipelineResponse.put_job_success_result = put_job_success_result  # type: ignore[attr-defined]
+    CodePipelineResponse.put_job_failure_result = put_job_failure_result  # type: ignore[attr-defined]
+
+
 #: name -> (patch, what it fixes). The contract tests iterate over this.
 PATCHES: dict[str, tuple[Callable[[], None], str]] = {
     "wait_state": (_patch_wait_state, "Wait states sleep in wall time"),
@@ -236,6 +285,7 @@ PATCHES: dict[str, tuple[Callable[[], None], str]] = {
     "target_health": (_patch_target_health, "ELBv2 targets are always healthy"),
     "event_targets": (_patch_event_targets, "EventBridge cannot deliver to Step Functions or Lambda targets"),
     "execution_status_events": (_patch_execution_status_events, "no execution status change events"),
+    "codepipeline_jobs": (_patch_codepipeline_jobs, "CodePipeline job APIs are not implemented"),
 }
 
 

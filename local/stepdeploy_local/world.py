@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import time
+import uuid
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -336,6 +337,11 @@ class World:
             name = f"{self.stack_name}-{spec.logical_id}"
             refs[spec.logical_id] = name
             attrs[f"{spec.logical_id}.Arn"] = f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:function:{name}"
+        early = template.Resolver(params, refs, attrs, pseudo)
+        for logical, res in resources.items():  # a state machine's ARN is known from its name
+            if res["Type"] == "AWS::Serverless::StateMachine":
+                name = str(early.resolve(res["Properties"].get("Name", logical)))
+                refs[logical] = f"arn:aws:states:{self.region}:{ACCOUNT_ID}:stateMachine:{name}"
         resolver = template.Resolver(params, refs, attrs, pseudo)
         overrides = {"POWERTOOLS_LOG_LEVEL": self.function_log_level} if self.function_log_level else {}
         self.runtime = LambdaRuntime(self.region, ACCOUNT_ID, template.layer_dirs(tpl), overrides)
@@ -374,13 +380,6 @@ class World:
             )["stateMachineArn"]
             self.outputs[f"{logical}Arn"] = arn
         self.outputs["NotificationTopicArn"] = refs["NotificationTopic"]
-        refs.update(
-            {
-                logical: arn
-                for logical, arn in ((k[: -len("Arn")], v) for k, v in self.outputs.items())
-                if logical in resources and resources[logical]["Type"] == "AWS::Serverless::StateMachine"
-            }
-        )
         self._create_event_rules(resources, template.Resolver(params, refs, attrs, pseudo))
         compat.HOOKS.deliver_event = self._deliver_event
         compat.HOOKS.execution_ended = self._execution_ended
@@ -513,6 +512,58 @@ class World:
         before = len(self.deliveries)
         self.client("events").put_events(Entries=list(entries))
         return [arn for _, arn in self.deliveries[before:] if arn.startswith("arn:aws:states")]
+
+    def run_pipeline_job(
+        self, user_parameters: Any, files: dict[str, Any] | None = None, max_invocations: int = 500
+    ) -> dict[str, Any]:
+        """Act as CodePipeline for a Lambda invoke action: create the job (with a zipped input
+        artifact holding ``files``), invoke the function, re-invoke it with each continuation token,
+        until it reports success or failure. Returns the job's results."""
+        job_id = str(uuid.uuid4())
+        function = self.runtime.by_logical_id("PipelineJobFunction").name
+        params = user_parameters if isinstance(user_parameters, str) else json.dumps(user_parameters)
+        data: dict[str, Any] = {
+            "actionConfiguration": {"configuration": {"FunctionName": function, "UserParameters": params}},
+            "inputArtifacts": [],
+            "outputArtifacts": [],
+            "artifactCredentials": {"accessKeyId": "testing", "secretAccessKey": "testing", "sessionToken": "testing"},
+        }
+        if files is not None:
+            s3 = self.client("s3")
+            with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+                s3.create_bucket(Bucket="codepipeline-artifacts-local")
+            buf = io.BytesIO()
+            with zipfile.ZipFile(buf, "w") as zf:
+                for name, content in files.items():
+                    zf.writestr(name, content if isinstance(content, str) else json.dumps(content))
+            key = f"pipeline/BuildOutput/{job_id[:8]}.zip"
+            s3.put_object(Bucket="codepipeline-artifacts-local", Key=key, Body=buf.getvalue())
+            location = {"bucketName": "codepipeline-artifacts-local", "objectKey": key}
+            data["inputArtifacts"].append({"name": "BuildOutput", "location": {"type": "S3", "s3Location": location}})
+        compat.JOBS.create(job_id, data)
+        lam = self.client("lambda")
+        token: str | None = None
+        results: list[dict[str, Any]] = compat.JOBS.jobs[job_id]["results"]
+        for invocation in range(1, max_invocations + 1):
+            job_data = dict(data, continuationToken=token) if token else data
+            event = {"CodePipeline.job": {"id": job_id, "accountId": ACCOUNT_ID, "data": job_data}}
+            lam.invoke(FunctionName=function, Payload=json.dumps(event))
+            if len(results) < invocation:  # the function did not report: the pipeline would hang
+                return {"job": job_id, "status": "HUNG", "invocations": invocation, "results": results}
+            last = results[-1]
+            if last["kind"] == "failure":
+                return {
+                    "job": job_id,
+                    "status": "Failed",
+                    "invocations": invocation,
+                    "results": results,
+                    "failure": last["failureDetails"],
+                }
+            token = last.get("continuationToken")
+            if not token:
+                return {"job": job_id, "status": "Succeeded", "invocations": invocation, "results": results}
+            time.sleep(0.005)  # CodePipeline re-invokes about once a minute; here, soon
+        return {"job": job_id, "status": "HUNG", "invocations": max_invocations, "results": results}
 
     # ------------------------------------------------------------------ images
 

@@ -183,5 +183,20 @@ def test_execution_end_emits_a_status_change_event(world: World, _patch: tuple[s
     assert detail == {"executionArn": result.arn, "stateMachineArn": machine, "name": result.name, "status": "FAILED"}
 
 
+@covers("codepipeline_jobs")
+def test_codepipeline_job_apis_are_emulated(world: World, _patch: tuple[str, ...]) -> None:
+    compat.JOBS.create("job-1", {"actionConfiguration": {"configuration": {"UserParameters": "{}"}}})
+    cp = world.client("codepipeline")
+    assert cp.get_job_details(jobId="job-1")["jobDetails"]["data"]["actionConfiguration"]["configuration"] == {
+        "UserParameters": "{}"
+    }
+    cp.put_job_success_result(jobId="job-1", continuationToken="t-1")
+    cp.put_job_failure_result(jobId="job-1", failureDetails={"type": "JobFailed", "message": "m"})
+    assert [r["kind"] for r in compat.JOBS.jobs["job-1"]["results"]] == ["success", "failure"]
+    assert compat.JOBS.jobs["job-1"]["results"][0]["continuationToken"] == "t-1"
+    with pytest.raises(cp.exceptions.JobNotFoundException):
+        cp.put_job_success_result(jobId="nope")
+
+
 def test_every_patch_is_covered() -> None:
     assert set(compat.PATCHES) == COVERED

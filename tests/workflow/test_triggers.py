@@ -315,3 +315,64 @@ def test_bad_trigger_input_is_rejected_and_touches_nothing(
     assert ecs.list_task_definitions()["taskDefinitionArns"] == before
     assert revision(registered.running_task_definition()) == "web:1"
     assert world.client("dynamodb").scan(TableName=world.outputs["DeploymentsTableName"])["Count"] == 0
+
+
+def test_codepipeline_lambda_action_follows_the_deployment_to_success(world: World, registered: AppService) -> None:
+    world.push_image(registered.repository, "v2")
+    job = world.run_pipeline_job(
+        {"target": "techchallenge/web", "file": "imageDetail.json"},
+        {"imageDetail.json": {"ImageURI": world.image_uri(registered.repository, "v2")}},
+    )
+
+    assert job["status"] == "Succeeded", job
+    assert job["invocations"] >= 2  # at least one continuation
+    assert [r["kind"] for r in job["results"]] == ["success"] * job["invocations"]
+    assert all(r["continuationToken"] for r in job["results"][:-1]) and not job["results"][-1]["continuationToken"]
+    assert revision(registered.running_task_definition()) == "web:2"
+
+
+def test_codepipeline_lambda_action_fails_the_job_when_the_deployment_fails(
+    world: World, registered: AppService
+) -> None:
+    world.push_image(registered.repository, "v2", "db-down")
+    job = world.run_pipeline_job({"target": "techchallenge/web", "image": {"tag": "v2"}})
+
+    assert job["status"] == "Failed"
+    assert job["failure"]["type"] == "JobFailed"
+    assert "HealthCheckFailed" in job["failure"]["message"] and "rolled back" in job["failure"]["message"]
+    assert revision(registered.running_task_definition()) == "web:1"
+
+
+@pytest.mark.parametrize(
+    ("params", "files", "fragment"),
+    [
+        ("not json", None, "not valid JSON"),
+        ("[1, 2]", None, "must be a JSON object"),
+        ("", None, "UserParameters must be a JSON object"),
+        ({"target": "techchallenge/web", "colour": "blue"}, None, "unknown key(s) colour"),
+        ({"target": "techchallenge/web"}, None, "needs {target, image}"),
+        ({"file": "imageDetail.json"}, None, "expected one input artifact"),
+        ({"file": "imageDetail.json"}, {"other.json": "{}"}, "not found in the input artifact"),
+        ({"file": "imageDetail.json"}, {"imageDetail.json": "{oops"}, "is not valid JSON"),
+        (
+            {"target": "techchallenge/web", "file": "imagedefinitions.json"},
+            {"imagedefinitions.json": "[]"},
+            "imagedefinitions.json is empty",
+        ),
+    ],
+)
+def test_codepipeline_lambda_action_reports_bad_configuration_and_touches_nothing(
+    world: World, registered: AppService, params: Any, files: dict[str, Any] | None, fragment: str
+) -> None:
+    job = world.run_pipeline_job(params, files)
+
+    assert job["status"] == "Failed" and job["invocations"] == 1
+    assert job["failure"]["type"] == "ConfigurationError"
+    assert fragment in job["failure"]["message"]
+    assert (
+        world.client("stepfunctions").list_executions(stateMachineArn=world.outputs["DeployStateMachineArn"])[
+            "executions"
+        ]
+        == []
+    )
+    assert control_items(world) == []

@@ -6,12 +6,14 @@ what to do, acts, and returns a JSON-ready dict that the state machine stores in
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, replace
 from typing import Any
 
-from . import decisions, observability, registry, triggers
+from . import decisions, observability, pipeline, registry, triggers
 from .adapters import cloudwatch, control, ecr, ecs, elbv2, http_probe, records
+from .adapters import pipeline as pipeline_io
 from .adapters import registry as registry_table
 from .errors import InvalidDeploymentRequest, TagFilterMismatch, UnregisteredRepository
 from .models import BakeState, DeploymentRequest, HealthPolicy, RolloutPolicy, RolloutState
@@ -371,3 +373,44 @@ def record_outcome(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
     records.publish(settings.notification_topic_arn, subject, record, severity)
     observability.count("DeploymentOutcome", outcome=outcome)
     return {"outcome": outcome, "error": error, "cause": cause}
+
+
+def pipeline_job(event: dict[str, Any], state_machine_arn: str) -> dict[str, Any]:
+    """CodePipeline Lambda invoke action. Always ends with PutJobSuccessResult or PutJobFailureResult."""
+    job = pipeline.job_id(event)
+    if job is None:
+        raise ValueError("not a CodePipeline job event (no CodePipeline.job.id)")
+    arn: str | None = None
+    try:
+        if not state_machine_arn:
+            raise pipeline.JobConfigurationError("the function has no STATE_MACHINE_ARN")
+        parsed = pipeline.parse_job(event)
+        if parsed.continuation_token:
+            arn = str(json.loads(parsed.continuation_token)["executionArn"])
+        else:
+            params = parsed.user_parameters
+            content = None
+            if "file" in params:
+                if len(parsed.artifacts) != 1:
+                    raise pipeline.JobConfigurationError(
+                        f"expected one input artifact holding {params['file']}, got {len(parsed.artifacts)}"
+                    )
+                bucket, key = next(iter(parsed.artifacts.values()))
+                content = pipeline_io.read_artifact_file(bucket, key, parsed.credentials, str(params["file"]))
+            payload = pipeline.execution_input(params, content)
+            arn = pipeline_io.start_execution(state_machine_arn, pipeline.execution_name(job), payload)
+        status = pipeline_io.describe_execution(arn)
+        report = pipeline.report_for(status["status"], status["error"], status["cause"], arn)
+        if report.kind == "continue":
+            pipeline_io.succeed(job, report.message, continuation_token=json.dumps({"executionArn": arn}))
+        elif report.kind == "success":
+            pipeline_io.succeed(job, report.message)
+        else:
+            pipeline_io.fail(job, report.message, report.failure_type, arn)
+        return {"job": job, "result": report.kind, "execution": arn, "message": report.message}
+    except (pipeline.JobConfigurationError, InvalidDeploymentRequest) as exc:
+        pipeline_io.fail(job, f"configuration error: {exc}", "ConfigurationError", arn)
+        return {"job": job, "result": "failure", "execution": arn, "message": str(exc)}
+    except Exception as exc:  # noqa: BLE001 - the pipeline must never hang on a job nobody reports
+        pipeline_io.fail(job, f"stepdeploy job action error: {type(exc).__name__}: {exc}", "JobFailed", arn)
+        return {"job": job, "result": "failure", "execution": arn, "message": str(exc)}

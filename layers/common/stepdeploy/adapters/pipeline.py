@@ -1,0 +1,57 @@
+"""CodePipeline job results, the job's input artifact (S3, with the job's credentials), executions."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from collections.abc import Mapping
+from typing import Any
+
+from .clients import client
+
+
+def read_artifact_file(bucket: str, key: str, credentials: Mapping[str, str], name: str) -> str | None:
+    """One file from a zipped pipeline artifact, read with the temporary credentials of the job."""
+    import boto3
+
+    s3 = boto3.client(
+        "s3",
+        aws_access_key_id=credentials.get("accessKeyId"),
+        aws_secret_access_key=credentials.get("secretAccessKey"),
+        aws_session_token=credentials.get("sessionToken"),
+    )
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    with zipfile.ZipFile(io.BytesIO(body)) as archive:
+        names = [n for n in archive.namelist() if n.rsplit("/", 1)[-1] == name]
+        return archive.read(names[0]).decode("utf-8") if names else None
+
+
+def start_execution(state_machine_arn: str, name: str, payload: Any) -> str:
+    sfn = client("stepfunctions")
+    try:
+        return str(
+            sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=json.dumps(payload))["executionArn"]
+        )
+    except sfn.exceptions.ExecutionAlreadyExists:
+        return f"{state_machine_arn.replace(':stateMachine:', ':execution:')}:{name}"
+
+
+def describe_execution(execution_arn: str) -> dict[str, Any]:
+    out = client("stepfunctions").describe_execution(executionArn=execution_arn)
+    return {"status": out["status"], "error": out.get("error"), "cause": out.get("cause")}
+
+
+def succeed(job_id: str, summary: str, continuation_token: str | None = None) -> None:
+    kwargs: dict[str, Any] = {"jobId": job_id, "executionDetails": {"summary": summary[:2048], "percentComplete": 100}}
+    if continuation_token:
+        kwargs["continuationToken"] = continuation_token
+        kwargs["executionDetails"]["percentComplete"] = 50
+    client("codepipeline").put_job_success_result(**kwargs)
+
+
+def fail(job_id: str, message: str, failure_type: str, external_id: str | None = None) -> None:
+    details: dict[str, Any] = {"type": failure_type, "message": message[:5000]}
+    if external_id:
+        details["externalExecutionId"] = external_id
+    client("codepipeline").put_job_failure_result(jobId=job_id, failureDetails=details)
