@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from .world import AppService, ExecutionResult, World
@@ -36,53 +37,139 @@ def _revision(arn: str) -> str:
     return arn.rsplit("/", 1)[-1]
 
 
+@dataclass
+class Row:
+    label: str
+    trigger: str
+    result: ExecutionResult
+    after: str
+    expected: str
+    outcome: str = ""
+    ok: bool = False
+
+
+def _outcome(world: World, app: AppService, result: ExecutionResult) -> str:
+    if result.status == "SUCCEEDED" and result.path and result.path[-1] == "Skipped":
+        record = world.record(app, result.name) or {}
+        return f"SKIPPED ({record.get('skip_reason')})"
+    return result.status if result.status == "SUCCEEDED" else f"{result.status} {result.error}"
+
+
 def run_demo(world: World) -> int:
     print("stepdeploy local demo: the real state machine (statemachine/deploy.asl.json) and the real")
     print("handlers (functions/*/app.py) against an embedded AWS (moto) on a virtual clock.\n")
     app: AppService = world.create_service(tag="v1")
+    target = world.register(app, tag_filter={"mode": "glob", "pattern": "v*"}, allow_digest_only=True)
     print(
         f"service {app.cluster}/{app.service} runs {app.repository}:v1 as {_revision(app.running_task_definition())};"
         f" the load balancer answers at {app.health_url}"
     )
+    print(f"registry: {app.repository} (tags v*) -> {target}\n")
+    rows: list[Row] = []
+
+    def run(label: str, trigger: str, arn: str, expected: str) -> Row:
+        result = world.wait(arn, on_event=_progress(label))
+        record = world.record(app, result.name) or {}
+        after = record.get("running_task_definition") or app.running_task_definition()
+        row = Row(label, trigger, result, _revision(str(after)), expected)
+        row.outcome = _outcome(world, app, result)
+        row.ok = row.outcome == expected
+        rows.append(row)
+        print()
+        return row
+
+    # 1-2: manual deployments (StartExecution with the documented input)
     world.push_image(app.repository, "v2", "healthy")
     world.push_image(app.repository, "v3", "db-down")
-    print("pushed v2 (healthy) and v3 (answers HTTP 200 'Error: db connection down')\n")
+    print("pushed v2 (healthy) and v3 (answers HTTP 200 'Error: db connection down')")
+    print(f"deploy {app.repository}:v2 (manual)")
+    run("v2", "manual", world.start_deployment(app.request("v2"), name=f"demo-v2-{int(time.time())}"), "SUCCEEDED")
+    print(f"deploy {app.repository}:v3 (manual)")
+    run(
+        "v3",
+        "manual",
+        world.start_deployment(app.request("v3"), name=f"demo-v3-{int(time.time())}"),
+        "FAILED HealthCheckFailed",
+    )
 
-    plan = [("v2", "SUCCEEDED", None), ("v3", "FAILED", "HealthCheckFailed")]
-    rows: list[tuple[str, ExecutionResult, str, bool]] = []
-    for tag, want_status, want_error in plan:
-        print(f"deploy {app.repository}:{tag}")
-        result = world.deploy(app.request(tag), name=f"demo-{tag}-{int(time.time())}", on_event=_progress(tag))
-        after = _revision(app.running_task_definition())
-        ok = result.status == want_status and result.error == want_error
-        rows.append((tag, result, after, ok))
-        print()
+    # 3-4: an ECR push through EventBridge, then the same event delivered again
+    t = world.clock.time()
+    world.push_image(app.repository, "v4", "healthy")
+    event = world.ecr_push_event(app.repository, "v4", pushed=t)
+    print("ECR push of v4 -> EventBridge rule -> state machine")
+    [arn] = world.put_events(event)
+    run("v4", "ecr", arn, "SUCCEEDED")
+    print("the same ECR event delivered again (EventBridge delivers at least once)")
+    [arn] = world.put_events(event)
+    run("v4 again", "ecr", arn, "SKIPPED (AlreadyRunning)")
 
-    header = ("deployment", "outcome", "error", "virtual time", "transitions", "wall", "running after", "expected")
+    # 5: two pushes racing: the second waits for the first, then deploys
+    world.push_image(app.repository, "v5", "healthy")
+    world.push_image(app.repository, "v6", "healthy")
+    print("two pushes racing: v5, then v6 while v5 is rolling out")
+    [first] = world.put_events(world.ecr_push_event(app.repository, "v5", pushed=t + 10))
+    _wait_for(world, first, "Deploy")
+    [second] = world.put_events(world.ecr_push_event(app.repository, "v6", pushed=t + 20))
+    run("v5", "ecr", first, "SUCCEEDED")
+    row = run("v6 (queued)", "ecr", second, "SUCCEEDED")
+    row.ok = row.ok and "QueueWait" in row.result.path
+
+    # 6: a late event for an image pushed before v6
+    world.push_image(app.repository, "v5-hotfix", "healthy")
+    print("a late ECR event for an image pushed before v6 (v5-hotfix)")
+    [arn] = world.put_events(world.ecr_push_event(app.repository, "v5-hotfix", pushed=t + 15))
+    run("v5-hotfix", "ecr", arn, "SKIPPED (StaleImage)")
+
+    # 7: CodePipeline (Lambda invoke action with an imageDetail.json artifact)
+    world.push_image(app.repository, "v7", "healthy")
+    print("CodePipeline job: build output imageDetail.json for v7 -> Lambda invoke action -> state machine")
+    job = world.run_pipeline_job(
+        {"target": target, "file": "imageDetail.json"},
+        {"imageDetail.json": {"ImageURI": world.image_uri(app.repository, "v7")}},
+    )
+    arn = f"{world.outputs['DeployStateMachineArn'].replace(':stateMachine:', ':execution:')}:codepipeline-{job['job']}"
+    row = run("v7", "codepipeline", arn, "SUCCEEDED")
+    row.ok = row.ok and job["status"] == "Succeeded"
+    print(
+        f"  CodePipeline job {job['job'][:8]}: {job['status']} after {job['invocations']} invocation(s) "
+        "(continuation tokens while the deployment ran)\n"
+    )
+
+    header = ("deployment", "trigger", "outcome", "virtual time", "transitions", "wall", "service runs", "expected")
     table = [header] + [
         (
-            f"{app.repository}:{tag}",
-            r.status,
-            r.error or "-",
-            f"{r.virtual_seconds:.0f}s",
-            str(r.state_transitions),
-            f"{r.wall_seconds:.1f}s",
-            after,
-            "yes" if ok else "NO",
+            r.label,
+            r.trigger,
+            r.outcome,
+            f"{r.result.virtual_seconds:.0f}s",
+            str(r.result.state_transitions),
+            f"{r.result.wall_seconds:.1f}s",
+            r.after,
+            "yes" if r.ok else "NO",
         )
-        for tag, r, after, ok in rows
+        for r in rows
     ]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    for i, row in enumerate(table):
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+    for i, cells in enumerate(table):
+        print("  ".join(cell.ljust(w) for cell, w in zip(cells, widths, strict=True)))
         if i == 0:
             print("  ".join("-" * w for w in widths))
-    failed = [r for r in rows if r[1].status == "FAILED"]
-    for tag, r, _, _ in failed:
-        print(f"\n{tag} cause: {r.cause}")
-    all_ok = all(ok for *_, ok in rows)
+    for r in rows:
+        if r.result.status == "FAILED":
+            print(f"\n{r.label} cause: {r.result.cause}")
+    all_ok = all(r.ok for r in rows)
     print("\nall outcomes as expected" if all_ok else "\nUNEXPECTED OUTCOME(S)")
     return 0 if all_ok else 1
+
+
+def _wait_for(world: World, arn: str, state: str, timeout: float = 30) -> None:
+    sfn, deadline = world.client("stepfunctions"), time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        history = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+        if any(e.get("stateEnteredEventDetails", {}).get("name") == state for e in history):
+            return
+        time.sleep(0.01)
+    raise TimeoutError(f"{arn} never reached {state}")
 
 
 def _wait_forever(world: World, port: int) -> None:
@@ -113,7 +200,11 @@ def _wait_forever(world: World, port: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stepdeploy_local", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="deploy a healthy and a broken image; exit 0 when every outcome is expected")
+    demo = sub.add_parser(
+        "demo",
+        help="manual, ECR and CodePipeline deployments incl. a rollback, a duplicate, a race "
+        "and a stale push; exit 0 when every outcome is expected",
+    )
     demo.add_argument(
         "--keep-running",
         action="store_true",
