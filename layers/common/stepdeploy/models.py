@@ -22,6 +22,19 @@ T = TypeVar("T")
 #: cap is a mistake (or an attack) and is refused before it costs anything.
 MAX_REQUEST_BYTES = 32 * 1024
 
+#: Allowed ranges of the integer fields (validation and docs/input-schema.json use this table).
+INT_RANGES: dict[str, tuple[int, int]] = {
+    "health.expected_status": (100, 599),
+    "health.probe_timeout_seconds": (1, 30),
+    "health.interval_seconds": (5, 300),
+    "health.healthy_threshold": (1, 20),
+    "health.unhealthy_threshold": (1, 20),
+    "health.max_checks": (1, 100),
+    "health.max_latency_ms": (1, 30000),
+    "rollout.timeout_seconds": (60, 7200),
+    "rollout.poll_seconds": (5, 600),
+}
+
 TRIGGERS = ("manual", "ecr", "codepipeline", "verify")
 BODY_MATCH_MODES = ("exact", "contains", "regex")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,254}$")
@@ -237,15 +250,35 @@ class DeploymentRequest:
             raise _fail("$.health.target_group_arn", "expected an ELBv2 target group ARN")
         health = HealthPolicy(
             url=_req(_str(hl, "url", "$.health", _URL, required=True)),
-            expected_status=_int(hl, "expected_status", "$.health", defaults.expected_status, 100, 599),
+            expected_status=_int(
+                hl, "expected_status", "$.health", defaults.expected_status, *INT_RANGES["health.expected_status"]
+            ),
             expected_body=expected_body,
             body_match=body_match,
-            probe_timeout_seconds=_int(hl, "probe_timeout_seconds", "$.health", defaults.probe_timeout_seconds, 1, 30),
-            interval_seconds=_int(hl, "interval_seconds", "$.health", defaults.interval_seconds, 5, 300),
-            healthy_threshold=_int(hl, "healthy_threshold", "$.health", defaults.healthy_threshold, 1, 20),
-            unhealthy_threshold=_int(hl, "unhealthy_threshold", "$.health", defaults.unhealthy_threshold, 1, 20),
-            max_checks=_int(hl, "max_checks", "$.health", defaults.max_checks, 1, 100),
-            max_latency_ms=_int(hl, "max_latency_ms", "$.health", defaults.max_latency_ms, 1, 30000),
+            probe_timeout_seconds=_int(
+                hl,
+                "probe_timeout_seconds",
+                "$.health",
+                defaults.probe_timeout_seconds,
+                *INT_RANGES["health.probe_timeout_seconds"],
+            ),
+            interval_seconds=_int(
+                hl, "interval_seconds", "$.health", defaults.interval_seconds, *INT_RANGES["health.interval_seconds"]
+            ),
+            healthy_threshold=_int(
+                hl, "healthy_threshold", "$.health", defaults.healthy_threshold, *INT_RANGES["health.healthy_threshold"]
+            ),
+            unhealthy_threshold=_int(
+                hl,
+                "unhealthy_threshold",
+                "$.health",
+                defaults.unhealthy_threshold,
+                *INT_RANGES["health.unhealthy_threshold"],
+            ),
+            max_checks=_int(hl, "max_checks", "$.health", defaults.max_checks, *INT_RANGES["health.max_checks"]),
+            max_latency_ms=_int(
+                hl, "max_latency_ms", "$.health", defaults.max_latency_ms, *INT_RANGES["health.max_latency_ms"]
+            ),
             target_group_arn=tg,
             alarm_names=tuple(alarms_raw),
         )
@@ -255,8 +288,16 @@ class DeploymentRequest:
         ro = _obj(top.get("rollout", {}), "$.rollout")
         _only(ro, "$.rollout", {"timeout_seconds", "poll_seconds"})
         rollout = RolloutPolicy(
-            timeout_seconds=_int(ro, "timeout_seconds", "$.rollout", defaults.rollout_timeout_seconds, 60, 7200),
-            poll_seconds=_int(ro, "poll_seconds", "$.rollout", defaults.rollout_poll_seconds, 5, 600),
+            timeout_seconds=_int(
+                ro,
+                "timeout_seconds",
+                "$.rollout",
+                defaults.rollout_timeout_seconds,
+                *INT_RANGES["rollout.timeout_seconds"],
+            ),
+            poll_seconds=_int(
+                ro, "poll_seconds", "$.rollout", defaults.rollout_poll_seconds, *INT_RANGES["rollout.poll_seconds"]
+            ),
         )
         trigger = _req(_str(top, "trigger", "$", default="manual"))
         if trigger not in TRIGGERS:

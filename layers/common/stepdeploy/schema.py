@@ -1,0 +1,166 @@
+"""JSON Schema of every input the deploy state machine accepts, generated from the input model.
+
+``python -m stepdeploy.schema > docs/input-schema.json`` regenerates the documented schema; a test
+keeps the file equal to this output and validates every sample in ``events/`` against it.
+The workflow's own validation (``models``, ``triggers``) is stricter where a schema cannot express a
+rule (e.g. tag or digest required, max_checks >= healthy_threshold); the patterns and ranges are shared.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from . import models, triggers
+
+_DEFAULTS = models.Defaults()
+_DEFAULT_OF = {
+    "health.expected_status": _DEFAULTS.expected_status,
+    "health.probe_timeout_seconds": _DEFAULTS.probe_timeout_seconds,
+    "health.interval_seconds": _DEFAULTS.interval_seconds,
+    "health.healthy_threshold": _DEFAULTS.healthy_threshold,
+    "health.unhealthy_threshold": _DEFAULTS.unhealthy_threshold,
+    "health.max_checks": _DEFAULTS.max_checks,
+    "health.max_latency_ms": _DEFAULTS.max_latency_ms,
+    "rollout.timeout_seconds": _DEFAULTS.rollout_timeout_seconds,
+    "rollout.poll_seconds": _DEFAULTS.rollout_poll_seconds,
+}
+
+
+def _str(pattern: Any, description: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {"type": "string", "pattern": pattern.pattern}
+    if description:
+        out["description"] = description
+    return out
+
+
+def _ints(section: str) -> dict[str, Any]:
+    return {
+        key.split(".", 1)[1]: {"type": "integer", "minimum": low, "maximum": high, "default": _DEFAULT_OF[key]}
+        for key, (low, high) in models.INT_RANGES.items()
+        if key.startswith(section + ".")
+    }
+
+
+def _obj(properties: dict[str, Any], required: list[str], description: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": False,
+    }
+    if description:
+        out["description"] = description
+    return out
+
+
+def input_schema() -> dict[str, Any]:
+    image_by_ref = _obj(
+        {"tag": _str(models._TAG), "digest": _str(models._DIGEST)},
+        [],
+        "tag or digest (the repository comes from the registry); resolved to a digest",
+    )
+    explicit = _obj(
+        {
+            "service": _obj(
+                {
+                    "cluster": _str(models._ARN_OR_NAME),
+                    "service": _str(models._ARN_OR_NAME),
+                    "container": _str(models._NAME, "required when the task has several containers"),
+                },
+                ["cluster", "service"],
+            ),
+            "image": _obj(
+                {"repository": _str(models._REPOSITORY), "tag": _str(models._TAG), "digest": _str(models._DIGEST)},
+                ["repository"],
+            ),
+            "health": _obj(
+                {
+                    "url": _str(models._URL, "health endpoint through the load balancer"),
+                    "expected_body": {
+                        "type": ["string", "null"],
+                        "maxLength": 4096,
+                        "default": _DEFAULTS.expected_body,
+                    },
+                    "body_match": {"enum": list(models.BODY_MATCH_MODES), "default": _DEFAULTS.body_match},
+                    "target_group_arn": {"type": "string", "pattern": r"^arn:aws[a-z-]*:.*:targetgroup/"},
+                    "alarm_names": {"type": "array", "items": _str(models._ALARM), "maxItems": 100},
+                    **_ints("health"),
+                },
+                ["url"],
+            ),
+            "rollout": _obj(_ints("rollout"), []),
+            "trigger": {"enum": list(models.TRIGGERS), "default": "manual"},
+            "reason": {"type": "string", "maxLength": 1024},
+            "redeploy": {"type": "boolean", "default": False},
+        },
+        ["service", "image", "health"],
+        "An explicit request: everything given in the input.",
+    )
+    by_target = _obj(
+        {
+            "target": _str(triggers._TARGET, "registry entry name"),
+            "image": image_by_ref,
+            "redeploy": {
+                "type": "boolean",
+                "default": False,
+                "description": "deploy even if this digest was deployed before (known-good redeploy)",
+            },
+            "reason": {"type": "string", "maxLength": 1024},
+            "trigger": {"enum": ["manual", "codepipeline"], "default": "manual"},
+        },
+        ["target", "image"],
+        "Deploy an image to a registered target (manual, or a CodePipeline Literal input).",
+    )
+    verify = _obj(
+        {
+            "mode": {"const": "verify"},
+            "target": _str(triggers._TARGET),
+            "reason": {"type": "string"},
+            "trigger": {"const": "verify"},
+        },
+        ["mode", "target"],
+        "Run the health gates on what is deployed; roll back to the last verified revision if they fail.",
+    )
+    ecr_event = {
+        "type": "object",
+        "description": "ECR push, as EventBridge delivers it",
+        "required": ["source", "detail-type", "detail"],
+        "properties": {
+            "source": {"const": "aws.ecr"},
+            "detail-type": {"const": "ECR Image Action"},
+            "time": {"type": "string"},
+            "detail": {
+                "type": "object",
+                "required": ["action-type", "result", "repository-name", "image-digest"],
+                "properties": {
+                    "action-type": {"const": "PUSH"},
+                    "result": {"const": "SUCCESS"},
+                    "repository-name": _str(triggers._REPOSITORY),
+                    "image-digest": _str(triggers._DIGEST),
+                    "image-tag": _str(triggers._TAG),
+                },
+            },
+        },
+    }
+    image_definitions = {
+        "type": "array",
+        "minItems": 1,
+        "maxItems": 1,
+        "description": "CodePipeline FilePath input: imagedefinitions.json (one container)",
+        "items": _obj(
+            {"name": {"type": "string", "minLength": 1}, "imageUri": {"type": "string"}}, ["name", "imageUri"]
+        ),
+    }
+    image_detail = _obj({"ImageURI": {"type": "string"}}, ["ImageURI"], "CodePipeline FilePath input: imageDetail.json")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://stepdeploy.dev/schemas/deploy-input.json",
+        "title": "stepdeploy deploy state machine input",
+        "description": f"At most {models.MAX_REQUEST_BYTES} bytes. One of the shapes below.",
+        "oneOf": [explicit, by_target, verify, ecr_event, image_definitions, image_detail],
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(input_schema(), indent=2))
