@@ -9,6 +9,7 @@ below. The same data is written as JSON to ``.bench/bench-<UTC timestamp>.json``
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -174,14 +175,19 @@ def cost(world: World, result: ExecutionResult, memory: dict[str, int]) -> tuple
     return len(invocations), gb_s, usd
 
 
-def run_scenario(name: str, setup: Callable[[World, Any], None], memory: dict[str, int]) -> ScenarioResult:
+def run_scenario(
+    name: str,
+    setup: Callable[[World, Any], None],
+    memory: dict[str, int],
+    deploy: Callable[[World, Any], ExecutionResult] | None = None,
+) -> ScenarioResult:
     t0 = time.monotonic()
     out = ScenarioResult(name)
     try:
         with World(function_log_level="ERROR") as world:
             app = world.create_service(tag="v1")
             setup(world, app)
-            result = world.deploy(app.request("v2"), timeout=300.0)
+            result = deploy(world, app) if deploy else world.deploy(app.request("v2"), timeout=300.0)
             out.outcome, out.error = result.status, result.error
             out.state_transitions = result.state_transitions
             out.lambda_invocations, out.lambda_gb_seconds, out.cost_usd = cost(world, result, memory)
@@ -206,11 +212,21 @@ def scenarios() -> list[ScenarioResult]:
     def broken(world: World, app: Any) -> None:
         world.push_image(app.repository, "v2", "db-down")
 
+    def pipeline(world: World, app: Any) -> ExecutionResult:
+        """CodePipeline Lambda invoke action with an imageDetail.json artifact (re-invoked every ~60 s)."""
+        target = world.register(app, allow_digest_only=True)
+        job = world.run_pipeline_job(
+            {"target": target, "file": "imageDetail.json"},
+            {"imageDetail.json": {"ImageURI": world.image_uri(app.repository, "v2")}},
+        )
+        machine = world.outputs["DeployStateMachineArn"].replace(":stateMachine:", ":execution:")
+        return world.wait(f"{machine}:codepipeline-{job['job']}")
+
     return [
         run_scenario("1 healthy update, 5-min rollout", healthy, memory),
         run_scenario("2 broken image (db-down) rolled back", broken, memory),
         ScenarioResult("3 first provisioning", implemented=False, note=NA_NOT_IMPLEMENTED),
-        ScenarioResult("4 CodePipeline-invoked deploy", implemented=False, note=NA_NOT_IMPLEMENTED),
+        run_scenario("4 CodePipeline-invoked deploy", healthy, memory, pipeline),
     ]
 
 
@@ -376,7 +392,9 @@ def print_timings(data: dict[str, Any]) -> None:
 
 
 def measure_throughput() -> dict[str, Any]:
-    out: dict[str, Any] = {"services": THROUGHPUT_SERVICES, "locks": "n/a (no per-service lock yet)"}
+    """20 services, two racing ECR pushes each (40 executions at once), checking the per-service lock:
+    no two executions of one service may be between RegisterRevision and their Record step at once."""
+    out: dict[str, Any] = {"services": THROUGHPUT_SERVICES, "locks": "?"}
     try:
         with World(function_log_level="ERROR") as world:
             t_setup = time.monotonic()
@@ -385,12 +403,23 @@ def measure_throughput() -> dict[str, Any]:
                 for i in range(THROUGHPUT_SERVICES)
             ]
             for app in apps:
+                world.register(app)
                 world.push_image(app.repository, "v2", "healthy")
+                world.push_image(app.repository, "v3", "healthy")
             out["setup_wall_seconds"] = time.monotonic() - t_setup
             t0 = time.monotonic()
-            arns = [world.start_deployment(app.request("v2")) for app in apps]
-            results = [world.wait(arn, timeout=600.0) for arn in arns]
+            now = world.clock.time()
+            by_service: dict[str, list[str]] = {}
+            for app in apps:
+                for offset, tag in ((0, "v2"), (1, "v3")):
+                    arns = world.put_events(world.ecr_push_event(app.repository, tag, pushed=now + offset))
+                    by_service.setdefault(app.service, []).extend(arns)
+            results_by_service = {s: [world.wait(a, timeout=600.0) for a in arns] for s, arns in by_service.items()}
             wall = time.monotonic() - t0
+            results = [r for rs in results_by_service.values() for r in rs]
+            violations = sum(_overlaps(rs) for rs in results_by_service.values())
+            newest = sum(app.running_image().endswith(world.digest_of(app.repository, "v3")) for app in apps)
+            out["locks"] = f"{violations} violation(s); newest image running on {newest}/{len(apps)} services"
     except Exception as exc:  # noqa: BLE001 - reported as n/a
         out["error"] = f"n/a ({type(exc).__name__}: {exc})"
         return out
@@ -410,6 +439,24 @@ def measure_throughput() -> dict[str, Any]:
     return out
 
 
+def _window(result: ExecutionResult) -> tuple[float, float] | None:
+    """(entered RegisterRevision, entered its Record step) on the shared virtual clock, if it deployed."""
+    times = {
+        e["stateEnteredEventDetails"]["name"]: e["timestamp"].timestamp()
+        for e in reversed(result.events)
+        if "stateEnteredEventDetails" in e
+    }
+    if "RegisterRevision" not in times:
+        return None
+    end = min(t for name, t in times.items() if name.startswith("Record"))
+    return times["RegisterRevision"], end
+
+
+def _overlaps(results: list[ExecutionResult]) -> int:
+    windows = sorted(w for w in map(_window, results) if w is not None)
+    return sum(1 for a, b in itertools.pairwise(windows) if b[0] < a[1])
+
+
 def print_throughput(data: dict[str, Any]) -> None:
     if "error" in data:
         rows = [[str(data["services"]), data["error"], "-", "-", data["locks"]]]
@@ -425,7 +472,7 @@ def print_throughput(data: dict[str, Any]) -> None:
             ]
         ]
     section(
-        "Throughput: services deploying at once in one world",
+        "Throughput: 20 services x 2 racing ECR pushes at once, one world",
         table(["services", "outcomes", "wall s", "deployments/min (wall)", "per-service locks"], rows),
     )
     causes = data.get("failure_causes") or []

@@ -514,7 +514,11 @@ class World:
         return [arn for _, arn in self.deliveries[before:] if arn.startswith("arn:aws:states")]
 
     def run_pipeline_job(
-        self, user_parameters: Any, files: dict[str, Any] | None = None, max_invocations: int = 500
+        self,
+        user_parameters: Any,
+        files: dict[str, Any] | None = None,
+        max_invocations: int = 500,
+        reinvoke_seconds: float = 60.0,
     ) -> dict[str, Any]:
         """Act as CodePipeline for a Lambda invoke action: create the job (with a zipped input
         artifact holding ``files``), invoke the function, re-invoke it with each continuation token,
@@ -562,7 +566,11 @@ class World:
             token = last.get("continuationToken")
             if not token:
                 return {"job": job_id, "status": "Succeeded", "invocations": invocation, "results": results}
-            time.sleep(0.005)  # CodePipeline re-invokes about once a minute; here, soon
+            # CodePipeline invokes again about a minute later: wait for a virtual minute to pass (the
+            # execution's own waits move the clock), or half a second of wall time at most
+            since, deadline = self.clock.time(), time.monotonic() + 0.5
+            while self.clock.time() - since < reinvoke_seconds and time.monotonic() < deadline:
+                time.sleep(0.002)
         return {"job": job_id, "status": "HUNG", "invocations": max_invocations, "results": results}
 
     # ------------------------------------------------------------------ images
