@@ -108,7 +108,7 @@ def run_demo(world: World) -> int:
     world.push_image(app.repository, "v6", "healthy")
     print("two pushes racing: v5, then v6 while v5 is rolling out")
     [first] = world.put_events(world.ecr_push_event(app.repository, "v5", pushed=t + 10))
-    _wait_for(world, first, "Deploy")
+    world.wait_for_state(first, "Deploy")
     [second] = world.put_events(world.ecr_push_event(app.repository, "v6", pushed=t + 20))
     run("v5", "ecr", first, "SUCCEEDED")
     row = run("v6 (queued)", "ecr", second, "SUCCEEDED")
@@ -160,16 +160,6 @@ def run_demo(world: World) -> int:
     all_ok = all(r.ok for r in rows)
     print("\nall outcomes as expected" if all_ok else "\nUNEXPECTED OUTCOME(S)")
     return 0 if all_ok else 1
-
-
-def _wait_for(world: World, arn: str, state: str, timeout: float = 30) -> None:
-    sfn, deadline = world.client("stepfunctions"), time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        history = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
-        if any(e.get("stateEnteredEventDetails", {}).get("name") == state for e in history):
-            return
-        time.sleep(0.01)
-    raise TimeoutError(f"{arn} never reached {state}")
 
 
 def _wait_forever(world: World, port: int) -> None:

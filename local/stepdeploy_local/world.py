@@ -777,6 +777,16 @@ class World:
             wall_seconds=time.monotonic() - started,
         )
 
+    def wait_for_state(self, execution_arn: str, state: str, timeout: float = 30.0) -> None:
+        """Block until the execution has entered ``state`` (e.g. to start a racing deployment)."""
+        sfn, deadline = self.client("stepfunctions"), time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            history = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+            if any(e.get("stateEnteredEventDetails", {}).get("name") == state for e in history):
+                return
+            time.sleep(0.01)
+        raise TimeoutError(f"{execution_arn} did not enter {state} within {timeout}s")
+
     def deploy(
         self,
         request: Any,

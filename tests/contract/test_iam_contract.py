@@ -66,10 +66,8 @@ def observed() -> dict[str, set[tuple[str, str]]]:
         assert world.run_pipeline_job("not json")["status"] == "Failed"
         world.push_image(app.repository, "v5", "stalled")  # aborted mid-rollout: ReleaseLock frees the lock
         arn = world.start_deployment(app.request("v5"))
-        sfn = world.client("stepfunctions")
-        while not any(e["type"] == "WaitStateEntered" for e in sfn.get_execution_history(executionArn=arn)["events"]):
-            time.sleep(0.01)
-        sfn.stop_execution(executionArn=arn)
+        world.wait_for_state(arn, "WaitRollout")
+        world.client("stepfunctions").stop_execution(executionArn=arn)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and not any(
             c == ("dynamodb", "DeleteItem")

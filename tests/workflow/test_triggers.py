@@ -35,16 +35,6 @@ def lock_of(world: World) -> list[dict[str, Any]]:
     return [i for i in control_items(world) if i["item"]["S"] == "LOCK"]
 
 
-def wait_for_state(world: World, arn: str, state: str, timeout: float = 30) -> None:
-    sfn, deadline = world.client("stepfunctions"), time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
-        if any(e.get("stateEnteredEventDetails", {}).get("name") == state for e in events):
-            return
-        time.sleep(0.01)
-    raise TimeoutError(f"{arn} never entered {state}")
-
-
 def entered_at(result: ExecutionResult, state: str) -> float:
     """Absolute (virtual-clock) time a state was first entered."""
     return next(
@@ -96,7 +86,7 @@ def test_concurrent_pushes_are_serialised_and_the_newest_wins(world: World, regi
     world.push_image(registered.repository, "v3", "healthy")
     t = world.clock.time()
     [a] = world.put_events(world.ecr_push_event(registered.repository, "v2", pushed=t))
-    wait_for_state(world, a, "Deploy")  # a holds the lock and is rolling out
+    world.wait_for_state(a, "Deploy")  # a holds the lock and is rolling out
     [b] = world.put_events(world.ecr_push_event(registered.repository, "v3", pushed=t + 1))
     first, second = world.wait(a), world.wait(b)
 
@@ -206,7 +196,7 @@ def test_verify_of_a_healthy_pipeline_deploy_succeeds(world: World, registered: 
 def test_lock_is_released_when_an_execution_is_aborted(world: World, registered: AppService) -> None:
     world.push_image(registered.repository, "v2", "stalled")
     [arn] = world.put_events(world.ecr_push_event(registered.repository, "v2"))
-    wait_for_state(world, arn, "WaitRollout")
+    world.wait_for_state(arn, "WaitRollout")
     assert len(lock_of(world)) == 1
 
     world.client("stepfunctions").stop_execution(executionArn=arn, error="Operator", cause="stopped by hand")
@@ -228,7 +218,7 @@ def test_queued_deployment_gives_up_with_a_named_error() -> None:
 def _queue_times_out(world: World, registered: AppService) -> None:
     world.push_image(registered.repository, "v2", "stalled")
     [a] = world.put_events(world.ecr_push_event(registered.repository, "v2"))
-    wait_for_state(world, a, "WaitRollout")
+    world.wait_for_state(a, "WaitRollout")
     world.push_image(registered.repository, "v3")
     b = world.deploy({"target": "techchallenge/web", "image": {"tag": "v3"}})
 

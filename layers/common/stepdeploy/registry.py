@@ -41,8 +41,12 @@ class RegistryEntry:
         try:
             tag_filter = item.get("tag_filter") or {"mode": "glob", "pattern": "*"}
             mode, pattern = tag_filter["mode"], tag_filter["pattern"]
-            if mode not in FILTER_MODES or not isinstance(pattern, str):
+            if mode not in FILTER_MODES:
                 raise ValueError(f"tag_filter.mode must be one of {', '.join(FILTER_MODES)}")
+            if not isinstance(pattern, str):
+                raise ValueError("tag_filter.pattern must be a string")
+            if not isinstance(item.get("allow_digest_only", False), bool):
+                raise ValueError("allow_digest_only must be true or false")
             if mode == "regex":
                 re.compile(pattern)
             entry = cls(
@@ -50,7 +54,7 @@ class RegistryEntry:
                 repository=str(item["repository"]),
                 filter_mode=mode,
                 pattern=pattern,
-                allow_digest_only=bool(item.get("allow_digest_only", False)),
+                allow_digest_only=item.get("allow_digest_only", False),
                 request=dict(item["request"]),
             )
         except (KeyError, TypeError, ValueError, re.error) as exc:
@@ -94,7 +98,8 @@ def select(entries: Sequence[RegistryEntry], repository: str, tag: str | None) -
         raise TagFilterMismatch(f"{what} of {repository!r} matches no registry filter ({filters}): nothing deployed")
     if len(matching) > 1:
         names = ", ".join(e.name for e in matching)
+        what = f"{repository}:{tag}" if tag else f"a push of {repository} without a tag"
         raise InvalidDeploymentRequest(
-            f"{repository}:{tag} matches several registry entries ({names}); make their tag filters disjoint"
+            f"{what} matches several registry entries ({names}); make their tag filters disjoint"
         )
     return matching[0]

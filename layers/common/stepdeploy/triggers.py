@@ -23,7 +23,8 @@ from .errors import InvalidDeploymentRequest
 from .models import MAX_REQUEST_BYTES
 
 _IMAGE_URI = re.compile(
-    r"^(?P<registry>[a-z0-9.\-]+(?::\d+)?)/(?P<repository>[a-z0-9][a-z0-9._/\-]*?)"
+    r"^(?P<registry>[a-z0-9.\-]+(?::\d+)?)/"
+    r"(?P<repository>(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*)"
     r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}))?(?:@(?P<digest>sha256:[a-f0-9]{64}))?$"
 )
 _TARGET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,127}$")
@@ -89,9 +90,10 @@ def parse(payload: Any) -> Intent:
             payload = json.loads(raw)
         except ValueError as exc:
             raise _fail("$", f"not valid JSON ({exc})") from exc
-    size = len(json.dumps(payload, default=str))
-    if size > MAX_REQUEST_BYTES:
-        raise _fail("$", f"request is {size} bytes; the limit is {MAX_REQUEST_BYTES}")
+    else:
+        size = len(json.dumps(payload, default=str))
+        if size > MAX_REQUEST_BYTES:
+            raise _fail("$", f"request is {size} bytes; the limit is {MAX_REQUEST_BYTES}")
     if isinstance(payload, list):
         return _image_definitions(payload)
     if not isinstance(payload, Mapping):
@@ -107,6 +109,8 @@ def parse(payload: Any) -> Intent:
         unknown = set(payload) - {"mode", "target", "reason", "trigger"}
         if unknown:
             raise _fail("$", f"unknown field(s) for verify: {', '.join(sorted(unknown))}")
+        if payload.get("trigger", "verify") != "verify":
+            raise _fail("$.trigger", "must be verify (or omitted) in verify mode")
         return Intent(
             trigger="verify", mode="verify", target=_text(payload, "target", "$", _TARGET), reason=_reason(payload)
         )
