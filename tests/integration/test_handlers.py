@@ -82,7 +82,7 @@ def test_update_service_starts_rollout_and_is_idempotent_for_rollback(
         "status": "IN_PROGRESS",
         "elapsed_seconds": 0,
         "polls": 0,
-        "wait_seconds": 30,
+        "wait_seconds": 60,
         "detail": "",
     }
     assert app.running_task_definition() == revision["new"]
@@ -97,10 +97,10 @@ def test_check_rollout_in_progress_then_completed(world: World, app: AppService,
     active = ok(world, "UpdateServiceFunction", {**base, "task_definition": revision["new"], "phase": "deploy"})
     event = {"request": validated["request"], "active": active}
     first = ok(world, "CheckRolloutFunction", event)
-    assert first["status"] == "IN_PROGRESS" and first["elapsed_seconds"] == 30 and first["polls"] == 1
+    assert first["status"] == "IN_PROGRESS" and first["elapsed_seconds"] == 60 and first["polls"] == 1
     world.clock.advance(120)
     second = ok(world, "CheckRolloutFunction", {**event, "active": {**active, "rollout": first}})
-    assert second["status"] == "COMPLETED" and second["elapsed_seconds"] == 60
+    assert second["status"] == "COMPLETED" and second["elapsed_seconds"] == 120
 
 
 def test_check_health_counts_consecutive_passes(world: World, app: AppService, validated: dict[str, Any]) -> None:

@@ -70,7 +70,7 @@ def test_minimal_request_gets_every_default() -> None:
         target_group_arn=None,
         alarm_names=(),
     )
-    assert req.rollout == RolloutPolicy(timeout_seconds=900, poll_seconds=30)
+    assert req.rollout == RolloutPolicy(timeout_seconds=900, poll_seconds=60)
     assert req.trigger == "manual"
     assert req.reason is None
 

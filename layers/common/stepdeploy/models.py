@@ -107,7 +107,7 @@ class Defaults:
     max_checks: int = 12
     max_latency_ms: int = 2000
     rollout_timeout_seconds: int = 900
-    rollout_poll_seconds: int = 30
+    rollout_poll_seconds: int = 60
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Defaults:
