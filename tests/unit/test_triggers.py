@@ -223,28 +223,6 @@ def test_explicit_request_redeploy_is_lifted_out_and_trigger_kept() -> None:
     assert intent.explicit["image"] == {"repository": "techchallengeapp", "tag": "v2"}
 
 
-def test_intent_to_dict_round_trips_fields() -> None:
-    payload = _load("manual-deploy.json")
-    out = parse(payload).to_dict()
-    assert set(out) == {
-        "trigger",
-        "mode",
-        "target",
-        "repository",
-        "tag",
-        "digest",
-        "container",
-        "event_time",
-        "redeploy",
-        "reason",
-        "explicit",
-    }
-    assert out["explicit"] == payload
-    assert type(out["explicit"]) is dict
-    assert json.loads(json.dumps(out)) == out
-    assert parse(_load("verify.json")).to_dict()["explicit"] is None
-
-
 # --------------------------------------------------------------------------- image URIs
 
 

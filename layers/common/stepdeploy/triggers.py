@@ -49,11 +49,6 @@ class Intent:
     reason: str | None = None
     explicit: Mapping[str, Any] | None = None  # a full DeploymentRequest input
 
-    def to_dict(self) -> dict[str, Any]:
-        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        out["explicit"] = dict(self.explicit) if self.explicit is not None else None
-        return out
-
 
 def _fail(path: str, message: str) -> InvalidDeploymentRequest:
     return InvalidDeploymentRequest(f"{path}: {message}")
