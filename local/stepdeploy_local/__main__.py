@@ -178,6 +178,21 @@ def _wait_forever(world: World, port: int) -> None:
             f"  aws --endpoint-url http://127.0.0.1:{port} ecs describe-services --cluster {app.cluster} "
             f"--services {app.service}"
         )
+        digest = world.digest_of(app.repository, "v3")
+        detail = json.dumps(
+            {
+                "result": "SUCCESS",
+                "repository-name": app.repository,
+                "action-type": "PUSH",
+                "image-digest": digest,
+                "image-tag": "v3",
+            }
+        )
+        entry = json.dumps([{"Source": "aws.ecr", "DetailType": "ECR Image Action", "Detail": detail}])
+        print(
+            f"  aws --endpoint-url http://127.0.0.1:{port} events put-events --entries '{entry}'"
+            "   # an ECR push of v3 (broken: watch it roll back)"
+        )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
@@ -217,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
             code = run_demo(world)
         else:
             app = world.create_service(tag="v1")
+            world.register(app, tag_filter={"mode": "glob", "pattern": "v*"})
             world.push_image(app.repository, "v2", "healthy")
             world.push_image(app.repository, "v3", "db-down")
             code = 0
