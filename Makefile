@@ -30,7 +30,7 @@ test: $(STAMP) lint typecheck templates unit
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check layers local functions tests
+	$(BIN)/ruff format --check layers local functions tests tools
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -626,9 +626,16 @@ def test_rollout_state_round_trip_ignores_unknown_keys() -> None:
     )
 
 
-@pytest.mark.parametrize("sample", sorted((Path(__file__).resolve().parents[2] / "events").glob("manual-*.json")))
-def test_documented_manual_samples_are_valid(sample: Path) -> None:
-    if "service" not in json.loads(sample.read_text()):
-        pytest.skip("a registry-target sample (tests/contract/test_input_schema.py covers it)")
+EXPLICIT_SAMPLES = [
+    p for p in sorted((Path(__file__).resolve().parents[2] / "events").glob("*.json")) if '"service"' in p.read_text()
+]
+
+
+def test_there_are_explicit_samples() -> None:
+    assert [p.name for p in EXPLICIT_SAMPLES] == ["manual-deploy.json", "manual-redeploy-digest.json"]
+
+
+@pytest.mark.parametrize("sample", EXPLICIT_SAMPLES, ids=[p.name for p in EXPLICIT_SAMPLES])
+def test_documented_explicit_samples_are_valid(sample: Path) -> None:
     request = DeploymentRequest.from_input(sample.read_text(), Defaults())
     assert request.service.cluster == "techchallenge"
