@@ -28,6 +28,7 @@ from stepdeploy.decisions import (
     probe_gate,
     short_revision,
     target_gate,
+    verify_rollback_target,
 )
 from stepdeploy.errors import (
     AlarmTriggered,
@@ -840,3 +841,16 @@ def test_describe_failure_truncates_cause() -> None:
 
     assert name == "RolloutFailed"
     assert cause == "x" * 32000
+
+
+def test_verify_rollback_target_prefers_the_last_verified_revision() -> None:
+    fam = [
+        "arn:aws:ecs:r:1:task-definition/web:5",
+        "arn:aws:ecs:r:1:task-definition/web:4",
+        "arn:aws:ecs:r:1:task-definition/web:2",
+    ]
+    cur = "arn:aws:ecs:r:1:task-definition/web:5"
+    assert verify_rollback_target("arn:aws:ecs:r:1:task-definition/web:2", cur, fam).endswith("web:2")
+    assert verify_rollback_target(None, cur, fam).endswith("web:4")  # newest older revision
+    assert verify_rollback_target(cur, cur, fam).endswith("web:4")  # last verified is the current one
+    assert verify_rollback_target(None, "arn:aws:ecs:r:1:task-definition/web:2", fam).endswith("web:2")  # none older

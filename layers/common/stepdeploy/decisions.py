@@ -325,6 +325,19 @@ def queue_wait(
     return min(poll_seconds, timeout_seconds - waited_seconds)
 
 
+def verify_rollback_target(last_verified: str | None, current: str, family_revisions: Sequence[str]) -> str:
+    """Where verify mode rolls back to: the last revision stepdeploy verified, else the family's
+    newest revision older than the current one, else nowhere (the current one)."""
+    if last_verified and last_verified != current:
+        return last_verified
+
+    def number(arn: str) -> int:
+        return int(arn.rsplit(":", 1)[-1])
+
+    older = [arn for arn in family_revisions if number(arn) < number(current)]
+    return max(older, key=number) if older else current
+
+
 def is_stale(pushed_at: float, last: Mapping[str, str] | None) -> bool:
     """An image pushed before the last deployed one must not replace it."""
     return last is not None and float(last.get("pushed_at", "0")) > pushed_at

@@ -110,19 +110,6 @@ def _current(request: DeploymentRequest, container: str) -> dict[str, Any]:
     }
 
 
-def _verify_target(settings: Settings, service_key: str, current_td: str, family_revisions: list[str]) -> str:
-    """Where verify mode rolls back to: the last revision stepdeploy verified, else the one before."""
-    last = control.get_last(settings.control_table, service_key)
-    if last and last.get("task_definition") and last["task_definition"] != current_td:
-        return last["task_definition"]
-    older = [arn for arn in family_revisions if _revision_number(arn) < _revision_number(current_td)]
-    return max(older, key=_revision_number) if older else current_td
-
-
-def _revision_number(arn: str) -> int:
-    return int(arn.rsplit(":", 1)[-1])
-
-
 def guard_deployment(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """Exactly once, one at a time, newest wins: dedupe, per-service lock (queued), stale-image guard."""
     request = DeploymentRequest.from_dict(event["request"])
@@ -137,6 +124,7 @@ def guard_deployment(event: dict[str, Any], settings: Settings) -> dict[str, Any
             control.release_lock(settings.control_table, key, holder)
         return {"action": "SKIP", "reason": reason, "detail": detail, "waited_seconds": waited, "wait_seconds": 0}
 
+    # checked before the lock (cheap, no write) and again under it (the service may have changed meanwhile)
     if deploy and not intent["redeploy"] and decisions.digest_of(event["current"]["image"]) == image["digest"]:
         return skip("AlreadyRunning", f"{key} already runs {image['digest']}: nothing to do", release=False)
     now = int(time.time())
@@ -158,10 +146,8 @@ def guard_deployment(event: dict[str, Any], settings: Settings) -> dict[str, Any
     if deploy and not intent["redeploy"]:
         if decisions.digest_of(current["image"]) == image["digest"]:
             return skip("AlreadyRunning", f"{key} already runs {image['digest']}: nothing to do", release=True)
-        if intent["trigger"] == "ecr" and decisions.is_stale(
-            float(intent["pushed_at"]), control.get_last(settings.control_table, key)
-        ):
-            last = control.get_last(settings.control_table, key) or {}
+        last = control.get_last(settings.control_table, key) if intent["trigger"] == "ecr" else None
+        if last is not None and decisions.is_stale(float(intent["pushed_at"]), last):
             return skip(
                 "StaleImage",
                 f"{image['digest']} was pushed before {last.get('digest')}, which "
@@ -185,8 +171,10 @@ def guard_deployment(event: dict[str, Any], settings: Settings) -> dict[str, Any
         "current": current,
     }
     if not deploy:
-        family = ecs.list_revisions(current["task_definition"])
-        previous_td = _verify_target(settings, key, current["task_definition"], family)
+        last_verified = (control.get_last(settings.control_table, key) or {}).get("task_definition")
+        previous_td = decisions.verify_rollback_target(
+            last_verified, current["task_definition"], ecs.list_revisions(current["task_definition"])
+        )
         out["revision"] = {
             "previous": previous_td,
             "new": current["task_definition"],
