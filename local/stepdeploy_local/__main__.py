@@ -104,12 +104,15 @@ def run_demo(world: World) -> int:
     run("v4 again", "ecr", arn, "SKIPPED (AlreadyRunning)")
 
     # 5: two pushes racing: the second waits for the first, then deploys
-    world.push_image(app.repository, "v5", "healthy")
+    # (v5's rollout is held until v6 is queued, so the race happens on every run)
+    world.push_image(app.repository, "v5", "stalled")
     world.push_image(app.repository, "v6", "healthy")
     print("two pushes racing: v5, then v6 while v5 is rolling out")
     [first] = world.put_events(world.ecr_push_event(app.repository, "v5", pushed=t + 10))
-    world.wait_for_state(first, "Deploy")
+    world.wait_for_state(first, "WaitRollout")
     [second] = world.put_events(world.ecr_push_event(app.repository, "v6", pushed=t + 20))
+    world.wait_for_state(second, "QueueWait")
+    world.faults.set_image_profile(app.repository, "v5", "healthy")
     run("v5", "ecr", first, "SUCCEEDED")
     row = run("v6 (queued)", "ecr", second, "SUCCEEDED")
     row.ok = row.ok and "QueueWait" in row.result.path

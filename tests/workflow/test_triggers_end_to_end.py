@@ -82,12 +82,14 @@ def test_redelivered_event_never_deploys_twice(world: World, registered: AppServ
 
 
 def test_concurrent_pushes_are_serialised_and_the_newest_wins(world: World, registered: AppService) -> None:
-    world.push_image(registered.repository, "v2", "healthy")
+    world.push_image(registered.repository, "v2", "stalled")  # held mid-rollout until b is queued
     world.push_image(registered.repository, "v3", "healthy")
     t = world.clock.time()
     [a] = world.put_events(world.ecr_push_event(registered.repository, "v2", pushed=t))
-    world.wait_for_state(a, "Deploy")  # a holds the lock and is rolling out
+    world.wait_for_state(a, "WaitRollout")  # a holds the lock and is rolling out
     [b] = world.put_events(world.ecr_push_event(registered.repository, "v3", pushed=t + 1))
+    world.wait_for_state(b, "QueueWait")
+    world.faults.set_image_profile(registered.repository, "v2", "healthy")  # a's rollout now completes
     first, second = world.wait(a), world.wait(b)
 
     assert first.status == second.status == "SUCCEEDED"
@@ -211,7 +213,7 @@ def test_lock_is_released_when_an_execution_is_aborted(world: World, registered:
 def test_queued_deployment_gives_up_with_a_named_error() -> None:
     with World(function_log_level="ERROR", parameters={"QueueTimeoutSeconds": "60"}) as world:
         registered = world.create_service(tag="v1")
-        world.register(registered, rollout={"timeout_seconds": 900})
+        world.register(registered, rollout={"timeout_seconds": 7200})  # a outlasts b's 60 s queue by far
         _queue_times_out(world, registered)
 
 
