@@ -34,6 +34,13 @@ ACCOUNT_ID = "123456789012"
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 
 
+def _merge(body: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Overrides replace top-level values; a dict override is merged into the dict it overrides."""
+    for key, value in overrides.items():
+        body[key] = {**body[key], **value} if isinstance(value, dict) and isinstance(body.get(key), dict) else value
+    return body
+
+
 @dataclass
 class AppService:
     """A service the world created, and what a deployment request needs to target it."""
@@ -47,29 +54,27 @@ class AppService:
     alarm_names: tuple[str, ...]
     health_url: str
 
-    def request(self, tag: str | None = None, digest: str | None = None, **overrides: Any) -> dict[str, Any]:
-        """A manual deployment request (the documented input schema) for an image of this service."""
-        image: dict[str, Any] = {"repository": self.repository}
-        if tag:
-            image["tag"] = tag
-        if digest:
-            image["digest"] = digest
-        req: dict[str, Any] = {
+    def target(self, **overrides: Any) -> dict[str, Any]:
+        """Where and how to deploy to this service: the ``service`` and ``health`` parts of a request
+        (a registry entry's ``request``), with ``overrides`` merged into each part."""
+        body: dict[str, Any] = {
             "service": {"cluster": self.cluster, "service": self.service, "container": self.container},
-            "image": image,
             "health": {
                 "url": self.health_url,
                 "target_group_arn": self.target_group_arn,
                 "alarm_names": list(self.alarm_names),
             },
-            "trigger": "manual",
         }
-        for key, value in overrides.items():
-            if isinstance(value, dict) and isinstance(req.get(key), dict):
-                req[key] = {**req[key], **value}
-            else:
-                req[key] = value
-        return req
+        return _merge(body, overrides)
+
+    def request(self, tag: str | None = None, digest: str | None = None, **overrides: Any) -> dict[str, Any]:
+        """A manual deployment request (the documented explicit input) for an image of this service."""
+        image: dict[str, Any] = {"repository": self.repository}
+        if tag:
+            image["tag"] = tag
+        if digest:
+            image["digest"] = digest
+        return _merge({**self.target(), "image": image, "trigger": "manual"}, overrides)
 
     def running_task_definition(self) -> str:
         out = self.world.client("ecs").describe_services(cluster=self.cluster, services=[self.service])
@@ -464,11 +469,7 @@ class World:
         """Put a registry entry mapping ``app.repository`` (+ tag filter) to the service."""
         from stepdeploy.adapters import registry as registry_table
 
-        body = app.request("unused")
-        body.pop("image")
-        body.pop("trigger")
-        for key, value in request.items():
-            body[key] = {**body.get(key, {}), **value} if isinstance(value, dict) else value
+        body = app.target(**request)
         entry = {
             "name": name or f"{app.cluster}/{app.service}",
             "repository": app.repository,
