@@ -274,6 +274,25 @@ def _patch_codepipeline_jobs() -> None:
     CodePipelineResponse.put_job_failure_result = put_job_failure_result  # type: ignore[attr-defined]
 
 
+def _patch_cfn_cidr() -> None:
+    """CloudFormation templates in moto cannot use Fn::Cidr (it is returned unevaluated)."""
+    import ipaddress
+
+    from moto.cloudformation import parsing
+
+    original = parsing.clean_json
+
+    def clean_json(resource_json: Any, resources_map: Any) -> Any:
+        if isinstance(resource_json, dict) and list(resource_json) == ["Fn::Cidr"]:
+            block, count, bits = (clean_json(v, resources_map) for v in resource_json["Fn::Cidr"])
+            network = ipaddress.ip_network(str(block), strict=False)
+            subnets = network.subnets(new_prefix=network.max_prefixlen - int(bits))
+            return [str(next(subnets)) for _ in range(int(count))]
+        return original(resource_json, resources_map)
+
+    parsing.clean_json = clean_json
+
+
 #: name -> (patch, what it fixes). The contract tests iterate over this.
 PATCHES: dict[str, tuple[Callable[[], None], str]] = {
     "wait_state": (_patch_wait_state, "Wait states sleep in wall time"),
@@ -286,6 +305,7 @@ PATCHES: dict[str, tuple[Callable[[], None], str]] = {
     "event_targets": (_patch_event_targets, "EventBridge cannot deliver to Step Functions or Lambda targets"),
     "execution_status_events": (_patch_execution_status_events, "no execution status change events"),
     "codepipeline_jobs": (_patch_codepipeline_jobs, "CodePipeline job APIs are not implemented"),
+    "cfn_cidr": (_patch_cfn_cidr, "CloudFormation Fn::Cidr is not evaluated"),
 }
 
 

@@ -198,5 +198,24 @@ def test_codepipeline_job_apis_are_emulated(world: World, _patch: tuple[str, ...
         cp.put_job_success_result(jobId="nope")
 
 
+@covers("cfn_cidr")
+def test_cloudformation_evaluates_fn_cidr(world: World, _patch: tuple[str, ...]) -> None:
+    template = {
+        "Resources": {
+            "Vpc": {"Type": "AWS::EC2::VPC", "Properties": {"CidrBlock": "10.20.0.0/16"}},
+            "B": {
+                "Type": "AWS::EC2::Subnet",
+                "Properties": {
+                    "VpcId": {"Ref": "Vpc"},
+                    "CidrBlock": {"Fn::Select": [1, {"Fn::Cidr": [{"Fn::GetAtt": ["Vpc", "CidrBlock"]}, 4, 8]}]},
+                },
+            },
+        }
+    }
+    world.client("cloudformation").create_stack(StackName="cidr", TemplateBody=json.dumps(template))
+    subnets = world.client("ec2").describe_subnets(Filters=[{"Name": "cidr-block", "Values": ["10.20.1.0/24"]}])
+    assert len(subnets["Subnets"]) == 1
+
+
 def test_every_patch_is_covered() -> None:
     assert set(compat.PATCHES) == COVERED
