@@ -50,6 +50,23 @@ def _fail(path: str, message: str) -> InvalidDeploymentRequest:
     return InvalidDeploymentRequest(f"{path}: {message}")
 
 
+def load_payload(payload: Any) -> Any:
+    """Workflow input as JSON values: text is parsed, and the size limit applies to its bytes as sent
+    (or, for already-parsed input, to its JSON encoding). Raises InvalidDeploymentRequest."""
+    if isinstance(payload, str | bytes):
+        raw = payload.encode() if isinstance(payload, str) else payload
+        if len(raw) > MAX_REQUEST_BYTES:
+            raise _fail("$", f"request is {len(raw)} bytes; the limit is {MAX_REQUEST_BYTES}")
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            raise _fail("$", f"not valid JSON ({exc})") from exc
+    size = len(json.dumps(payload, default=str))
+    if size > MAX_REQUEST_BYTES:
+        raise _fail("$", f"request is {size} bytes; the limit is {MAX_REQUEST_BYTES}")
+    return payload
+
+
 def _obj(value: Any, path: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise _fail(path, f"expected an object, got {type(value).__name__}")
@@ -177,19 +194,7 @@ class DeploymentRequest:
     @classmethod
     def from_input(cls, payload: Any, defaults: Defaults) -> DeploymentRequest:
         """Validate raw workflow input. Raises InvalidDeploymentRequest naming the bad field."""
-        if isinstance(payload, str | bytes):
-            raw = payload.encode() if isinstance(payload, str) else payload
-            if len(raw) > MAX_REQUEST_BYTES:
-                raise _fail("$", f"request is {len(raw)} bytes; the limit is {MAX_REQUEST_BYTES}")
-            try:
-                payload = json.loads(raw)
-            except ValueError as exc:
-                raise _fail("$", f"not valid JSON ({exc})") from exc
-        else:
-            size = len(json.dumps(payload, default=str))
-            if size > MAX_REQUEST_BYTES:
-                raise _fail("$", f"request is {size} bytes; the limit is {MAX_REQUEST_BYTES}")
-        top = _obj(payload, "$")
+        top = _obj(load_payload(payload), "$")
         _only(top, "$", {"service", "image", "health", "rollout", "trigger", "reason"})
 
         svc = _obj(top.get("service"), "$.service")

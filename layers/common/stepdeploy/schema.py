@@ -136,9 +136,9 @@ def input_schema() -> dict[str, Any]:
                 "properties": {
                     "action-type": {"const": "PUSH"},
                     "result": {"const": "SUCCESS"},
-                    "repository-name": _str(triggers._REPOSITORY),
-                    "image-digest": _str(triggers._DIGEST),
-                    "image-tag": _str(triggers._TAG),
+                    "repository-name": _str(models._REPOSITORY),
+                    "image-digest": _str(models._DIGEST),
+                    "image-tag": _str(models._TAG),
                 },
             },
         },

@@ -13,24 +13,25 @@ Accepted inputs (shape decides; ``docs/input-schema.json`` documents them):
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import InvalidDeploymentRequest
-from .models import MAX_REQUEST_BYTES
+from .models import _DIGEST, _REPOSITORY, _TAG, _fail, load_payload
 
+
+def _body(pattern: re.Pattern[str]) -> str:
+    """A ``^...$`` pattern without its anchors, to compose it into another pattern."""
+    return pattern.pattern.removeprefix("^").removesuffix("$")
+
+
+# repository, tag and digest are the same rules as in an explicit request (models)
 _IMAGE_URI = re.compile(
-    r"^(?P<registry>[a-z0-9.\-]+(?::\d+)?)/"
-    r"(?P<repository>(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*)"
-    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}))?(?:@(?P<digest>sha256:[a-f0-9]{64}))?$"
+    rf"^(?P<registry>[a-z0-9.\-]+(?::\d+)?)/(?P<repository>{_body(_REPOSITORY)})"
+    rf"(?::(?P<tag>{_body(_TAG)}))?(?:@(?P<digest>{_body(_DIGEST)}))?$"
 )
 _TARGET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,127}$")
-_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
-_DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
-_REPOSITORY = re.compile(r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$")
 
 
 @dataclass(frozen=True)
@@ -48,10 +49,6 @@ class Intent:
     redeploy: bool = False
     reason: str | None = None
     explicit: Mapping[str, Any] | None = None  # a full DeploymentRequest input
-
-
-def _fail(path: str, message: str) -> InvalidDeploymentRequest:
-    return InvalidDeploymentRequest(f"{path}: {message}")
 
 
 def _text(value: Mapping[str, Any], key: str, path: str, pattern: re.Pattern[str], required: bool = True) -> str | None:
@@ -77,18 +74,7 @@ def parse_image_uri(uri: Any, path: str) -> tuple[str, str | None, str | None]:
 
 def parse(payload: Any) -> Intent:
     """Classify and validate the execution input. Raises InvalidDeploymentRequest."""
-    if isinstance(payload, str | bytes):
-        raw = payload.encode() if isinstance(payload, str) else payload
-        if len(raw) > MAX_REQUEST_BYTES:
-            raise _fail("$", f"request is {len(raw)} bytes; the limit is {MAX_REQUEST_BYTES}")
-        try:
-            payload = json.loads(raw)
-        except ValueError as exc:
-            raise _fail("$", f"not valid JSON ({exc})") from exc
-    else:
-        size = len(json.dumps(payload, default=str))
-        if size > MAX_REQUEST_BYTES:
-            raise _fail("$", f"request is {size} bytes; the limit is {MAX_REQUEST_BYTES}")
+    payload = load_payload(payload)
     if isinstance(payload, list):
         return _image_definitions(payload)
     if not isinstance(payload, Mapping):

@@ -53,12 +53,8 @@ def normalize_request(event: dict[str, Any], settings: Settings) -> dict[str, An
         target = entry.name
         if intent.mode == "verify":
             service = entry.request.get("service", {})
-            view = ecs.describe_service(str(service.get("cluster")), str(service.get("service")))
-            task_definition, _ = ecs.describe_task_definition(view.task_definition)
-            running = decisions.container_image(
-                task_definition, decisions.choose_container(task_definition, service.get("container"))
-            )
-            _, tag, digest = triggers.parse_image_uri(running, "running image")
+            _, running = _running(str(service.get("cluster")), str(service.get("service")), service.get("container"))
+            _, tag, digest = triggers.parse_image_uri(running["image"], "running image")
             image_spec = {"digest": digest} if digest else {"tag": tag}
         else:
             image_spec = {k: v for k, v in (("tag", intent.tag), ("digest", intent.digest)) if v}
@@ -71,11 +67,9 @@ def normalize_request(event: dict[str, Any], settings: Settings) -> dict[str, An
                 )
             request = replace(request, service=replace(request.service, container=intent.container))
     image = ecr.resolve_image(request.image)
-    view = ecs.describe_service(request.service.cluster, request.service.service)
+    view, current = _running(request.service.cluster, request.service.service, request.service.container)
     if view.status != "ACTIVE":
         raise InvalidDeploymentRequest(f"$.service: service {view.service} is {view.status}")
-    task_definition, _ = ecs.describe_task_definition(view.task_definition)
-    container = decisions.choose_container(task_definition, request.service.container)
     started_at = event.get("started_at")
     when = intent.event_time or started_at
     return {
@@ -91,23 +85,18 @@ def normalize_request(event: dict[str, Any], settings: Settings) -> dict[str, An
             "pushed_at": decisions.to_epoch(when) if when else 0.0,
             "service_key": f"{request.service.cluster}/{request.service.service}",
         },
-        "current": {
-            "task_definition": view.task_definition,
-            "container": container,
-            "image": decisions.container_image(task_definition, container),
-        },
+        "current": current,
         "guard": {"action": "START", "waited_seconds": 0, "wait_seconds": 0},
     }
 
 
-def _current(request: DeploymentRequest, container: str) -> dict[str, Any]:
-    view = ecs.describe_service(request.service.cluster, request.service.service)
+def _running(cluster: str, service: str, container: str | None) -> tuple[decisions.ServiceView, dict[str, Any]]:
+    """The service and what it runs now: task definition, container (chosen as requested), image."""
+    view = ecs.describe_service(cluster, service)
     task_definition, _ = ecs.describe_task_definition(view.task_definition)
-    return {
-        "task_definition": view.task_definition,
-        "container": container,
-        "image": decisions.container_image(task_definition, container),
-    }
+    chosen = decisions.choose_container(task_definition, container)
+    image = decisions.container_image(task_definition, chosen)
+    return view, {"task_definition": view.task_definition, "container": chosen, "image": image}
 
 
 def guard_deployment(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
@@ -142,7 +131,7 @@ def guard_deployment(event: dict[str, Any], settings: Settings) -> dict[str, Any
             "waited_seconds": waited,
             "wait_seconds": wait,
         }
-    current = _current(request, event["current"]["container"])
+    _, current = _running(request.service.cluster, request.service.service, event["current"]["container"])
     if deploy and not intent["redeploy"]:
         if decisions.digest_of(current["image"]) == image["digest"]:
             return skip("AlreadyRunning", f"{key} already runs {image['digest']}: nothing to do", release=True)

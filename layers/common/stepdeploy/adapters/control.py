@@ -15,29 +15,35 @@ def _key(service: str, item: str) -> dict[str, Any]:
     return {"service": {"S": service}, "item": {"S": item}}
 
 
+def _put_unless(table: str, item: dict[str, Any], condition: str, values: dict[str, Any]) -> dict[str, str] | None:
+    """Conditional put. None when written; otherwise the item that stands in the way (consistent read)."""
+    ddb = client("dynamodb")
+    try:
+        ddb.put_item(TableName=table, Item=item, ConditionExpression=condition, ExpressionAttributeValues=values)
+        return None
+    except ddb.exceptions.ConditionalCheckFailedException:
+        key = {"service": item["service"], "item": item["item"]}
+        out = ddb.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item", {})
+        return {k: next(iter(v.values())) for k, v in out.items()}
+
+
 def acquire_lock(
     table: str, service: str, holder: str, deployment_id: str, now: int, lease_seconds: int
 ) -> dict[str, str] | None:
     """Take the lock, or return the current holder's item when someone else holds a live lease."""
-    ddb = client("dynamodb")
-    try:
-        ddb.put_item(
-            TableName=table,
-            Item={
-                **_key(service, "LOCK"),
-                "holder": {"S": holder},
-                "deployment_id": {"S": deployment_id},
-                "acquired_at": {"N": str(now)},
-                "lease_expires": {"N": str(now + lease_seconds)},
-                "expires_at": {"N": str(now + lease_seconds + 86400)},
-            },
-            ConditionExpression="attribute_not_exists(service) OR holder = :me OR lease_expires < :now",
-            ExpressionAttributeValues={":me": {"S": holder}, ":now": {"N": str(now)}},
-        )
-        return None
-    except ddb.exceptions.ConditionalCheckFailedException:
-        out = ddb.get_item(TableName=table, Key=_key(service, "LOCK"), ConsistentRead=True).get("Item", {})
-        return {k: next(iter(v.values())) for k, v in out.items()}
+    return _put_unless(
+        table,
+        {
+            **_key(service, "LOCK"),
+            "holder": {"S": holder},
+            "deployment_id": {"S": deployment_id},
+            "acquired_at": {"N": str(now)},
+            "lease_expires": {"N": str(now + lease_seconds)},
+            "expires_at": {"N": str(now + lease_seconds + 86400)},
+        },
+        "attribute_not_exists(service) OR holder = :me OR lease_expires < :now",
+        {":me": {"S": holder}, ":now": {"N": str(now)}},
+    )
 
 
 def release_lock(table: str, service: str, holder: str) -> bool:
@@ -57,22 +63,13 @@ def release_lock(table: str, service: str, holder: str) -> bool:
 
 def claim_digest(table: str, service: str, digest: str, deployment_id: str, now: int) -> str | None:
     """Claim (service, digest) for this deployment. Returns the earlier claimant, or None if claimed now."""
-    ddb = client("dynamodb")
-    try:
-        ddb.put_item(
-            TableName=table,
-            Item={
-                **_key(service, f"DIGEST#{digest}"),
-                "deployment_id": {"S": deployment_id},
-                "claimed_at": {"N": str(now)},
-            },
-            ConditionExpression="attribute_not_exists(service) OR deployment_id = :me",
-            ExpressionAttributeValues={":me": {"S": deployment_id}},
-        )
-        return None
-    except ddb.exceptions.ConditionalCheckFailedException:
-        out = ddb.get_item(TableName=table, Key=_key(service, f"DIGEST#{digest}"), ConsistentRead=True)
-        return str(out.get("Item", {}).get("deployment_id", {}).get("S", "?"))
+    prior = _put_unless(
+        table,
+        {**_key(service, f"DIGEST#{digest}"), "deployment_id": {"S": deployment_id}, "claimed_at": {"N": str(now)}},
+        "attribute_not_exists(service) OR deployment_id = :me",
+        {":me": {"S": deployment_id}},
+    )
+    return None if prior is None else prior.get("deployment_id", "?")
 
 
 def get_last(table: str, service: str) -> dict[str, str] | None:
