@@ -38,7 +38,7 @@ typecheck: $(STAMP)
 
 templates: $(STAMP)
 	$(BIN)/sam validate --lint --template template.yaml --region $(AWS_DEFAULT_REGION)
-	$(BIN)/cfn-lint template.yaml stacks/*.yaml
+	$(BIN)/cfn-lint template.yaml layers/common/stepdeploy/stacks/*.yaml examples/pipeline/pipeline.yaml
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

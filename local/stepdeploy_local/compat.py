@@ -40,6 +40,10 @@ class Hooks:
     deliver_event: Callable[[str, dict[str, Any], dict[str, Any]], None] | None = None
     #: (execution ARN, state machine ARN, name, status) when an execution ends
     execution_ended: Callable[[str, str, str, str], None] | None = None
+    #: (ecs backend, moto Tasks) before tasks are described: one-off tasks run and stop over virtual time
+    tasks_observed: Callable[[Any, list[Any]], None] | None = None
+    #: (host, port) -> (host, port) to connect to instead, or None (ALB DNS names -> workload servers)
+    endpoint: Callable[[str, int], tuple[str, int] | None] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -293,6 +297,102 @@ def _patch_cfn_cidr() -> None:
     parsing.clean_json = clean_json
 
 
+# ---- ECS one-off tasks and the load balancer's front door
+
+
+def _patch_ecs_tasks() -> None:
+    """RunTask tasks stay RUNNING forever (nothing runs them), and ``ecs:runTask.sync`` polls them with
+    a wall-time sleep: let the world stop them (HOOKS.tasks_observed) and poll on the virtual clock."""
+    from moto.ecs.models import EC2ContainerServiceBackend
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_callback,
+    )
+
+    original = EC2ContainerServiceBackend.describe_tasks
+
+    def describe_tasks(self: Any, cluster_str: str, tasks: list[str]) -> Any:
+        found = original(self, cluster_str, tasks)
+        if HOOKS.tasks_observed is not None:
+            for task in found:
+                task._tick = 0  # moto's own progression would stop the task after a few describes
+            HOOKS.tasks_observed(self, list(found))
+        return found
+
+    EC2ContainerServiceBackend.describe_tasks = describe_tasks  # type: ignore[method-assign]
+    state_task_service_callback.time = _VirtualTime("time_virtual")  # type: ignore[attr-defined]
+
+    # Fargate sizes a task at task level; moto sums container-level memory and fails without it
+    original_requirements = EC2ContainerServiceBackend._calculate_task_resource_requirements
+
+    def _calculate_task_resource_requirements(task_definition: Any) -> Any:
+        sized = [dict(c) for c in task_definition.container_definitions]
+        for c in sized:
+            if not any(k in c for k in ("memory", "memoryReservation", "Memory", "MemoryReservation")):
+                c["memory"] = 0
+        saved, task_definition.container_definitions = task_definition.container_definitions, sized
+        try:
+            return original_requirements(task_definition)
+        finally:
+            task_definition.container_definitions = saved
+
+    EC2ContainerServiceBackend._calculate_task_resource_requirements = staticmethod(  # type: ignore[method-assign]
+        _calculate_task_resource_requirements
+    )
+
+
+def _patch_service_integration_casing() -> None:
+    """Optimised service integrations (``ecs:runTask`` ...) take and return PascalCase in Step Functions;
+    moto's port left the conversion to and from boto3's shapes empty (getmoto/moto#10076)."""
+    import botocore.session
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
+        StateTaskService,
+    )
+
+    models: dict[str, Any] = {}
+
+    def operation(self: Any, service: str | None, action: str | None) -> Any:
+        name = self._get_boto_service_name(service)
+        if name not in models:
+            models[name] = botocore.session.get_session().get_service_model(name)
+        model = models[name]
+        wanted = self._get_boto_service_action(action)
+        op = next(o for o in model.operation_names if botocore.xform_name(o) == wanted)
+        return model.operation_model(op)
+
+    def _normalise_parameters(
+        self: Any, parameters: dict[str, Any], boto_service_name: str | None = None, service_action_name: str | None = None
+    ) -> None:
+        shape = operation(self, boto_service_name, service_action_name).input_shape
+        if shape is not None:
+            self._to_boto_request(parameters, shape)
+
+    def _normalise_response(
+        self: Any, response: Any, boto_service_name: str | None = None, service_action_name: str | None = None
+    ) -> None:
+        shape = operation(self, boto_service_name, service_action_name).output_shape
+        if shape is not None:
+            self._from_boto_response(response, shape)
+
+    StateTaskService._normalise_parameters = _normalise_parameters  # type: ignore[method-assign]
+    StateTaskService._normalise_response = _normalise_response  # type: ignore[method-assign]
+
+
+def _patch_alb_endpoints() -> None:
+    """moto's ALB DNS names resolve nowhere; connect them to the world's workload servers."""
+    import socket
+
+    original = socket.create_connection
+
+    def create_connection(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
+        if HOOKS.endpoint is not None:
+            routed = HOOKS.endpoint(str(address[0]), int(address[1]))
+            if routed is not None:
+                address = routed
+        return original(address, *args, **kwargs)
+
+    socket.create_connection = create_connection  # type: ignore[assignment]
+
+
 #: name -> (patch, what it fixes). The contract tests iterate over this.
 PATCHES: dict[str, tuple[Callable[[], None], str]] = {
     "wait_state": (_patch_wait_state, "Wait states sleep in wall time"),
@@ -306,6 +406,9 @@ PATCHES: dict[str, tuple[Callable[[], None], str]] = {
     "execution_status_events": (_patch_execution_status_events, "no execution status change events"),
     "codepipeline_jobs": (_patch_codepipeline_jobs, "CodePipeline job APIs are not implemented"),
     "cfn_cidr": (_patch_cfn_cidr, "CloudFormation Fn::Cidr is not evaluated"),
+    "ecs_tasks": (_patch_ecs_tasks, "RunTask tasks never stop; runTask.sync polls in wall time"),
+    "service_casing": (_patch_service_integration_casing, "service integrations skip PascalCase conversion"),
+    "alb_endpoints": (_patch_alb_endpoints, "ALB DNS names do not answer"),
 }
 
 

@@ -115,6 +115,7 @@ class RolloutModel:
             svc = self._services.get((service.cluster_name, service.name))
             if svc is None:
                 return
+            svc.desired = service.desired_count
             target = service.task_definition
             self._advance(backend, svc)
             primary = svc.deployments[0]

@@ -87,6 +87,30 @@ def layer_dirs(template: dict[str, Any], root: Path = ROOT) -> list[Path]:
     ]
 
 
+APP_STACK = ROOT / "layers" / "common" / "stepdeploy" / "stacks" / "app.yaml"
+PARAMETER_RULES = (
+    "Type",
+    "Default",
+    "AllowedValues",
+    "AllowedPattern",
+    "MinValue",
+    "MaxValue",
+    "MinLength",
+    "MaxLength",
+)
+
+
+def parameter_spec(path: Path = APP_STACK) -> dict[str, dict[str, Any]]:
+    """The parameter rules of a stack template, as ``stacks/app.parameters.json`` holds them
+    (``python -m stepdeploy_local.template > layers/common/stepdeploy/stacks/app.parameters.json``)."""
+    spec: dict[str, dict[str, Any]] = {}
+    for name, rule in load(path).get("Parameters", {}).items():
+        spec[name] = {k: rule[k] for k in PARAMETER_RULES if k in rule}
+        if "ConstraintDescription" in rule:
+            spec[name]["ConstraintDescription"] = rule["ConstraintDescription"]
+    return spec
+
+
 def parameter_defaults(template: dict[str, Any]) -> dict[str, str]:
     return {k: str(v.get("Default", "")) for k, v in template.get("Parameters", {}).items()}
 
@@ -151,3 +175,11 @@ class Resolver:
         if key == "Fn::If":
             return self.resolve(arg[1] if self.conditions.get(arg[0], False) else arg[2])
         return {key: self.resolve(arg)}
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    json.dump(parameter_spec(), sys.stdout, indent=2, sort_keys=True)
+    sys.stdout.write("\n")

@@ -25,6 +25,8 @@ class ImageProfile:
     rollout: str = "complete"  # complete | fail (circuit breaker) | stall
     rollout_seconds: int = 120  # virtual seconds until COMPLETED (or FAILED)
     alarms: tuple[str, ...] = ()  # alarms that go into ALARM while this image serves traffic
+    init_seconds: int = 45  # virtual seconds a one-off task (database initialisation) of this image runs
+    init_exit_code: int = 0  # and its exit code
 
     def with_changes(self, **changes: object) -> ImageProfile:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -45,6 +47,7 @@ PROFILES: dict[str, ImageProfile] = {
     ),
     "stalled": ImageProfile("stalled", rollout="stall"),
     "alarming": ImageProfile("alarming", alarms=("*",)),
+    "init-fails": ImageProfile("init-fails", init_exit_code=1),
 }
 
 
@@ -99,9 +102,12 @@ class WorkloadServer:
         self._thread.start()
 
     @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
     def url(self) -> str:
-        port = self._server.server_address[1]
-        return f"http://127.0.0.1:{port}{self.health_path}"
+        return f"http://127.0.0.1:{self.port}{self.health_path}"
 
     def close(self) -> None:
         self._server.shutdown()

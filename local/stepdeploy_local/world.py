@@ -88,6 +88,69 @@ class AppService:
 
 
 @dataclass
+class StackApp:
+    """An application whose infrastructure stepdeploy provisions: requests carry ``stack``, and the
+    service, health URL, target group and alarms come from the stack outputs."""
+
+    world: World
+    name: str  # the request's stack.name (CloudFormation: <prefix><name>)
+    repository: str
+    parameters: dict[str, Any]
+    init_command: list[str] | None = None
+
+    @property
+    def stack_name(self) -> str:
+        return f"{self.world.stack_name}-app-{self.name}"
+
+    @property
+    def key(self) -> str:
+        """The key of its deployment records, lock and claims."""
+        return f"stack/{self.name}"
+
+    def target(self, **overrides: Any) -> dict[str, Any]:
+        stack: dict[str, Any] = {"name": self.name, "parameters": dict(self.parameters)}
+        if self.init_command is not None:
+            stack["init_command"] = list(self.init_command)
+        return _merge({"stack": stack}, overrides)
+
+    def request(self, tag: str | None = None, digest: str | None = None, **overrides: Any) -> dict[str, Any]:
+        image: dict[str, Any] = {"repository": self.repository}
+        if tag:
+            image["tag"] = tag
+        if digest:
+            image["digest"] = digest
+        return _merge({**self.target(), "image": image, "trigger": "manual"}, overrides)
+
+    def outputs(self) -> dict[str, str]:
+        stack = self.world.client("cloudformation").describe_stacks(StackName=self.stack_name)["Stacks"][0]
+        return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+
+    def service(self) -> AppService:
+        """The provisioned service, as the stack outputs name it."""
+        out = self.outputs()
+        return AppService(
+            self.world,
+            out["ClusterName"],
+            out["ServiceName"],
+            out["ContainerName"],
+            self.repository,
+            out["TargetGroupArn"],
+            tuple(a for a in out.get("AlarmNames", "").split(",") if a),
+            out["HealthCheckUrl"],
+        )
+
+
+@dataclass
+class OneOffRun:
+    """A one-off ECS task (e.g. the database initialisation) and how it ended."""
+
+    cluster: str
+    task_definition: str
+    command: list[str]
+    exit_code: int | None = None
+
+
+@dataclass
 class StateStep:
     name: str
     entered: float  # virtual seconds since execution start
@@ -137,6 +200,15 @@ class Faults:
 
     def __init__(self, world: World) -> None:
         self._world = world
+        self._stack_failures: dict[tuple[str, str], str] = {}
+
+    def fail_stack_resource(self, logical_id: str, reason: str, action: str = "UPDATE") -> None:
+        """The next CloudFormation ``action`` (CREATE | UPDATE) of the resource fails with ``reason``
+        (once), as when AWS refuses a change; CloudFormation then rolls the stack back."""
+        self._stack_failures[(logical_id, action)] = reason
+
+    def stack_resource_failure(self, stack_name: str, logical_id: str, resource_type: str, action: str) -> str | None:
+        return self._stack_failures.pop((logical_id, action), None)
 
     def set_image_profile(self, repository: str, tag_or_digest: str, image_profile: str | ImageProfile) -> None:
         """Change how an already pushed image behaves (e.g. the database goes down for v1)."""
@@ -172,6 +244,9 @@ class World:
         self.clock = clock.VirtualClock()
         self.image_profiles: dict[str, ImageProfile] = {}
         self.services: list[AppService] = []
+        self.stack_apps: list[StackApp] = []
+        self.one_off_runs: list[OneOffRun] = []
+        self.endpoints: dict[tuple[str, int], tuple[str, int]] = {}  # ALB DNS:port -> workload server
         self.faults = Faults(self)
         self.outputs: dict[str, str] = {}
         self._servers: list[WorkloadServer] = []
@@ -179,6 +254,7 @@ class World:
         self._moto_server: Any = None
         self._clients: dict[str, Any] = {}
         self._saved_env: dict[str, str] | None = None
+        self._task_started: dict[str, float] = {}
         self.runtime: LambdaRuntime
         self.rules: dict[str, dict[str, Any]] = {}
         self.deliveries: list[tuple[str, str]] = []
@@ -237,6 +313,7 @@ class World:
             compat.HOOKS.service_observed = None
             compat.HOOKS.target_health = None
             compat.HOOKS.deliver_event = compat.HOOKS.execution_ended = None
+            compat.HOOKS.tasks_observed = compat.HOOKS.endpoint = compat.HOOKS.stack_resource_failure = None
             if self._mock is not None:
                 self._mock.stop()
                 self._mock = None
@@ -330,6 +407,12 @@ class World:
                 self.outputs[f"{logical}ObserverQueueUrl"] = queue
             elif res["Type"] == "AWS::Serverless::LayerVersion":
                 refs[logical] = f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:layer:{self.stack_name}-{logical}:1"
+            elif res["Type"] == "AWS::IAM::Role":
+                created = self.client("iam").create_role(
+                    RoleName=f"{self.stack_name}-{logical}"[:64],
+                    AssumeRolePolicyDocument=json.dumps(props["AssumeRolePolicyDocument"]),
+                )["Role"]
+                refs[logical], attrs[f"{logical}.Arn"] = created["RoleName"], created["Arn"]
 
         role = self.client("iam").create_role(
             RoleName=f"{self.stack_name}-role",
@@ -396,9 +479,77 @@ class World:
         elb_backend = elbv2_backends[ACCOUNT_ID][self.region]
         self.model = RolloutModel(self.profile_of_image, ACCOUNT_ID, self.region)
         compat.HOOKS.service_updated = self.model.service_updated
-        compat.HOOKS.service_observed = self.model.service_observed
+        compat.HOOKS.service_observed = self._service_observed
         compat.HOOKS.target_health = lambda tg: self.model.target_health(ecs_backend, tg)
+        compat.HOOKS.tasks_observed = self._tasks_observed
+        compat.HOOKS.endpoint = lambda host, port: self.endpoints.get((host, port))
+        compat.HOOKS.stack_resource_failure = self.faults.stack_resource_failure
         self._ecs_backend, self._elb_backend = ecs_backend, elb_backend
+
+    # ------------------------------------------------------------------ services stepdeploy's stacks create
+
+    def _service_observed(self, backend: Any, service: Any) -> None:
+        """A service nobody modelled yet (CloudFormation created it): model it from what it declares."""
+        if self.model.find(service.cluster_name, service.name) is None and service.load_balancers:
+            self._adopt(backend, service)
+        self.model.service_observed(backend, service)
+
+    def _adopt(self, backend: Any, service: Any) -> None:
+        binding = service.load_balancers[0]
+        tg_arn = binding["targetGroupArn"]
+        elb = self._elb_backend
+        target_group = elb.target_groups[tg_arn]
+        balancers = [elb.load_balancers[arn] for arn in target_group.load_balancer_arns if arn in elb.load_balancers]
+        dimensions = {tg_arn.split(":")[-1]} | {lb.arn.split(":loadbalancer/")[-1] for lb in balancers}
+        from moto.cloudwatch.models import cloudwatch_backends
+
+        alarms = tuple(
+            name
+            for name, alarm in cloudwatch_backends[ACCOUNT_ID][self.region].alarms.items()
+            if any(getattr(d, "value", None) in dimensions for d in alarm.dimensions)
+        )
+        cluster, name = service.cluster_name, service.name
+        self.model.adopt(backend, cluster, name, binding["containerName"], tg_arn, alarms)
+        model = self.model
+        server = WorkloadServer(
+            lambda: model.serving_profile(backend, cluster, name), target_group.healthcheck_path or "/"
+        )
+        self._servers.append(server)
+        for lb in balancers:
+            self.endpoints[(lb.dns_name, 80)] = ("127.0.0.1", server.port)
+
+    def _tasks_observed(self, backend: Any, tasks: list[Any]) -> None:
+        """One-off tasks run for the image's ``init_seconds`` and exit with its ``init_exit_code``."""
+        now = self.clock.time()
+        for task in tasks:
+            if task.last_status == "STOPPED":
+                continue
+            started = self._task_started.setdefault(task.task_arn, now)
+            overrides = (task.overrides or {}).get("containerOverrides") or [{}]
+            td = backend.describe_task_definition(task.task_definition_arn)
+            container = overrides[0].get("name") or td.container_definitions[0]["name"]
+            image = next(c.get("image", "") for c in td.container_definitions if c.get("name") == container)
+            prof = self.profile_of_image(str(image))
+            if now - started < prof.init_seconds:
+                continue
+            task.last_status = task.desired_status = "STOPPED"
+            task.stopped_reason = "Essential container in task exited"
+            for c in task.containers:
+                c.exitCode, c.last_status = prof.init_exit_code, "STOPPED"
+            command = list(overrides[0].get("command") or [])
+            self.one_off_runs.append(OneOffRun(task.cluster_name, task.task_definition_arn, command, prof.init_exit_code))
+
+    def stack_app(
+        self,
+        name: str = "techchallenge",
+        repository: str = "techchallengeapp",
+        parameters: dict[str, Any] | None = None,
+        init_command: list[str] | None = None,
+    ) -> StackApp:
+        """An application stepdeploy provisions (stacks/app.yaml) when it first deploys it."""
+        app = StackApp(self, name, repository, dict(parameters or {}), init_command)
+        self.stack_apps.append(app)
+        return app
 
     def _create_event_rules(self, resources: dict[str, Any], resolver: template.Resolver) -> None:
         """EventBridge rules declared as SAM ``Events`` of type EventBridgeRule, with their targets."""
@@ -460,7 +611,7 @@ class World:
 
     def register(
         self,
-        app: AppService,
+        app: AppService | StackApp,
         name: str | None = None,
         tag_filter: dict[str, str] | None = None,
         allow_digest_only: bool = False,
@@ -471,7 +622,7 @@ class World:
 
         body = app.target(**request)
         entry = {
-            "name": name or f"{app.cluster}/{app.service}",
+            "name": name or (app.name if isinstance(app, StackApp) else f"{app.cluster}/{app.service}"),
             "repository": app.repository,
             "tag_filter": tag_filter or {"mode": "glob", "pattern": "*"},
             "allow_digest_only": allow_digest_only,
@@ -799,10 +950,11 @@ class World:
 
     # ------------------------------------------------------------------ inspection
 
-    def record(self, app: AppService, deployment_id: str) -> dict[str, Any] | None:
+    def record(self, app: AppService | StackApp, deployment_id: str) -> dict[str, Any] | None:
         from stepdeploy.adapters import records
 
-        return records.get_record(self.outputs["DeploymentsTableName"], f"{app.cluster}/{app.service}", deployment_id)
+        key = app.key if isinstance(app, StackApp) else f"{app.cluster}/{app.service}"
+        return records.get_record(self.outputs["DeploymentsTableName"], key, deployment_id)
 
     def notifications(self) -> list[dict[str, Any]]:
         """Messages published to the notification topic (drained from an observer queue)."""

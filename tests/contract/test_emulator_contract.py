@@ -217,5 +217,86 @@ def test_cloudformation_evaluates_fn_cidr(world: World, _patch: tuple[str, ...])
     assert len(subnets["Subnets"]) == 1
 
 
+def _one_off_setup(world: World, image_profile: str) -> dict[str, Any]:
+    """A cluster, a Fargate task definition running ``image_profile`` and a VPC to run it in."""
+    world.push_image("oneoff", "v1", image_profile)
+    ec2, ecs = world.client("ec2"), world.client("ecs")
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24")["Subnet"]["SubnetId"]
+    group = ec2.create_security_group(GroupName="oneoff", Description="oneoff", VpcId=vpc)["GroupId"]
+    ecs.create_cluster(clusterName="oneoff")
+    td = ecs.register_task_definition(
+        family="oneoff",
+        networkMode="awsvpc",
+        requiresCompatibilities=["FARGATE"],
+        cpu="256",
+        memory="512",
+        containerDefinitions=[{"name": "app", "image": world.image_uri("oneoff", "v1"), "command": ["serve"]}],
+    )["taskDefinition"]["taskDefinitionArn"]
+    return {"cluster": "oneoff", "task_definition": td, "subnets": [subnet], "groups": [group]}
+
+
+def _run_task_sync_machine(world: World) -> str:
+    return _machine(
+        world,
+        {
+            "StartAt": "Run",
+            "States": {
+                "Run": {
+                    "Type": "Task",
+                    "Resource": "arn:aws:states:::ecs:runTask.sync",
+                    "Parameters": {
+                        "Cluster.$": "$.cluster",
+                        "TaskDefinition.$": "$.task_definition",
+                        "LaunchType": "FARGATE",
+                        "NetworkConfiguration": {
+                            "AwsvpcConfiguration": {"Subnets.$": "$.subnets", "SecurityGroups.$": "$.groups"}
+                        },
+                        "Overrides": {"ContainerOverrides": [{"Name": "app", "Command": ["updatedb", "-s"]}]},
+                    },
+                    "End": True,
+                }
+            },
+        },
+    )
+
+
+@covers("ecs_tasks", "service_casing")
+def test_run_task_sync_waits_for_the_task_to_stop_on_the_virtual_clock(world: World, _patch: tuple[str, ...]) -> None:
+    setup = _one_off_setup(world, "healthy")
+    result = _run(world, _run_task_sync_machine(world), setup)
+    assert result.status == "SUCCEEDED", result.error
+    task = result.output
+    assert task["LastStatus"] == "STOPPED"
+    assert [(c["Name"], c["ExitCode"]) for c in task["Containers"]] == [("app", 0)]
+    assert result.virtual_seconds >= 45  # the image's init_seconds passed on the virtual clock
+    (run,) = world.one_off_runs
+    assert run.command == ["updatedb", "-s"] and run.exit_code == 0 and run.cluster == "oneoff"
+
+
+@covers("ecs_tasks")
+def test_a_failing_one_off_task_reports_its_exit_code(world: World, _patch: tuple[str, ...]) -> None:
+    setup = _one_off_setup(world, "init-fails")
+    result = _run(world, _run_task_sync_machine(world), setup)
+    task = result.output
+    assert [(c["Name"], c["ExitCode"]) for c in task["Containers"]] == [("app", 1)]
+
+
+@covers("alb_endpoints")
+def test_alb_dns_names_answer_through_the_world(world: World, _patch: tuple[str, ...]) -> None:
+    import socket
+    import urllib.request
+
+    app = world.create_service(cluster="front", service="door", repository="frontdoor")
+    dns = world.client("elbv2").describe_load_balancers(Names=["door-alb"])["LoadBalancers"][0]["DNSName"]
+    port = int(app.health_url.split(":")[2].split("/")[0])
+    world.endpoints[(dns, 80)] = ("127.0.0.1", port)
+    with urllib.request.urlopen(f"http://{dns}/healthcheck/", timeout=5) as answer:  # noqa: S310 - local
+        assert (answer.status, answer.read()) == (200, b"OK")
+    with pytest.raises(OSError):  # unrouted names still go to the real resolver (nothing listens there)
+        socket.create_connection(("127.0.0.1", 9), timeout=1)
+
+
 def test_every_patch_is_covered() -> None:
     assert set(compat.PATCHES) == COVERED

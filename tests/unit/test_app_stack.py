@@ -1,4 +1,4 @@
-"""Static checks of the application stack template (stacks/app.yaml).
+"""Static checks of the application stack template (layers/common/stepdeploy/stacks/app.yaml).
 
 The template is parsed with a YAML loader that understands the CloudFormation
 short-form intrinsic tags, then the properties that matter for security,
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml  # type: ignore[import-untyped, unused-ignore]
 
-TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "stacks" / "app.yaml"
+TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "layers" / "common" / "stepdeploy" / "stacks" / "app.yaml"
 
 PRIVATE_SUBNETS = [{"Ref": "PrivateSubnet1"}, {"Ref": "PrivateSubnet2"}]
 PUBLIC_SUBNETS = [{"Ref": "PublicSubnet1"}, {"Ref": "PublicSubnet2"}]

@@ -338,6 +338,22 @@ def verify_rollback_target(last_verified: str | None, current: str, family_revis
     return max(older, key=number) if older else current
 
 
+def init_task_verdict(task: Mapping[str, Any], container: str) -> str | None:
+    """None when the one-off task's ``container`` stopped with exit code 0; else what went wrong.
+    ``task`` is the task description ``ecs:runTask.sync`` returns (PascalCase)."""
+    containers = {c.get("Name"): c for c in task.get("Containers", []) if isinstance(c, Mapping)}
+    stopped = f"task stopped: {task.get('StopCode', '?')} ({task.get('StoppedReason', 'no reason given')})"
+    mine = containers.get(container)
+    if mine is None:
+        return f"container {container!r} is not in the task; {stopped}"
+    code = mine.get("ExitCode")
+    if code is None:
+        return f"container {container!r} has no exit code ({mine.get('Reason', 'it never ran')}); {stopped}"
+    if code != 0:
+        return f"container {container!r} exited with code {code}; {stopped}"
+    return None
+
+
 def is_stale(pushed_at: float, last: Mapping[str, str] | None) -> bool:
     """An image pushed before the last deployed one must not replace it."""
     return last is not None and float(last.get("pushed_at", "0")) > pushed_at

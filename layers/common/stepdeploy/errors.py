@@ -31,6 +31,14 @@ class DeploymentInProgress(DeploymentError):
     """Another deployment held the service's lock for longer than the queue timeout. Nothing was changed."""
 
 
+class InfraUpdateFailed(DeploymentError):
+    """The application stack's change set failed, or its update failed and CloudFormation rolled it back."""
+
+
+class DatabaseInitFailed(DeploymentError):
+    """The one-off database initialisation task failed (or exited non-zero); the schema is not recorded."""
+
+
 class RolloutFailed(DeploymentError):
     """ECS reported the rollout FAILED, or the service is not running the deployed revision."""
 
@@ -57,6 +65,8 @@ WORKFLOW_ERRORS: tuple[type[DeploymentError], ...] = (
     UnregisteredRepository,
     TagFilterMismatch,
     DeploymentInProgress,
+    InfraUpdateFailed,
+    DatabaseInitFailed,
     RolloutFailed,
     RolloutTimedOut,
     HealthCheckFailed,

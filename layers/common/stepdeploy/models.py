@@ -33,6 +33,8 @@ INT_RANGES: dict[str, tuple[int, int]] = {
     "health.max_latency_ms": (1, 30000),
     "rollout.timeout_seconds": (60, 7200),
     "rollout.poll_seconds": (5, 600),
+    "stack.timeout_seconds": (300, 14400),
+    "stack.poll_seconds": (5, 600),
 }
 
 TRIGGERS = ("manual", "ecr", "codepipeline", "verify")
@@ -44,6 +46,8 @@ _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
 _DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
 _URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
 _ALARM = re.compile(r"^[^\x00-\x1f]{1,255}$")
+_STACK = re.compile(r"^[a-z][a-z0-9-]{0,31}$")  # prefixed with APP_STACK_PREFIX in CloudFormation
+_COMMAND_ARG = re.compile(r"^[^\x00]{1,1024}$")
 
 
 def _fail(path: str, message: str) -> InvalidDeploymentRequest:
@@ -125,6 +129,10 @@ class Defaults:
     max_latency_ms: int = 2000
     rollout_timeout_seconds: int = 900
     rollout_poll_seconds: int = 60
+    stack_timeout_seconds: int = 3600
+    stack_poll_seconds: int = 30
+    #: one-off database initialisation command (space-separated; empty = no initialisation)
+    init_command: str = "updatedb -s"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Defaults:
@@ -162,7 +170,7 @@ class ImageSpec:
 
 @dataclass(frozen=True)
 class HealthPolicy:
-    url: str
+    url: str | None  # None until the stack outputs fill it in
     expected_status: int
     expected_body: str | None
     body_match: str
@@ -183,27 +191,64 @@ class RolloutPolicy:
 
 
 @dataclass(frozen=True)
+class StackSpec:
+    """The application stack a deployment provisions or updates (stacks/app.yaml)."""
+
+    name: str
+    parameters: dict[str, str]
+    init_command: tuple[str, ...]
+    timeout_seconds: int
+    poll_seconds: int
+
+
+@dataclass(frozen=True)
 class DeploymentRequest:
-    service: ServiceRef
+    #: None until the stack outputs fill it in (a request with ``stack`` names no service)
+    service: ServiceRef | None
     image: ImageSpec
     health: HealthPolicy
     rollout: RolloutPolicy
     trigger: str = "manual"
     reason: str | None = None
+    stack: StackSpec | None = None
+    plan: bool = False
+
+    @property
+    def target(self) -> ServiceRef:
+        """The service (after the stack outputs filled it in, for a request with a stack)."""
+        if self.service is None:
+            raise ValueError("the request has no service yet: the stack outputs have not been applied")
+        return self.service
+
+    @property
+    def lock_key(self) -> str:
+        """What the lock, dedupe claims and last-deployment items are keyed on."""
+        if self.stack is not None:
+            return f"stack/{self.stack.name}"
+        return f"{self.target.cluster}/{self.target.service}"
 
     @classmethod
     def from_input(cls, payload: Any, defaults: Defaults) -> DeploymentRequest:
         """Validate raw workflow input. Raises InvalidDeploymentRequest naming the bad field."""
         top = _obj(load_payload(payload), "$")
-        _only(top, "$", {"service", "image", "health", "rollout", "trigger", "reason"})
+        _only(top, "$", {"service", "image", "health", "rollout", "trigger", "reason", "stack", "plan"})
+        stack = _stack(top.get("stack"), defaults) if top.get("stack") is not None else None
+        plan = top.get("plan", False)
+        if not isinstance(plan, bool):
+            raise _fail("$.plan", f"expected true or false, got {type(plan).__name__}")
 
-        svc = _obj(top.get("service"), "$.service")
-        _only(svc, "$.service", {"cluster", "service", "container"})
-        service = ServiceRef(
-            cluster=_req(_str(svc, "cluster", "$.service", _ARN_OR_NAME, required=True)),
-            service=_req(_str(svc, "service", "$.service", _ARN_OR_NAME, required=True)),
-            container=_str(svc, "container", "$.service", _NAME),
-        )
+        service: ServiceRef | None = None
+        if stack is not None:
+            if "service" in top:
+                raise _fail("$.service", "comes from the stack outputs (ClusterName, ServiceName, ContainerName)")
+        else:
+            svc = _obj(top.get("service"), "$.service")
+            _only(svc, "$.service", {"cluster", "service", "container"})
+            service = ServiceRef(
+                cluster=_req(_str(svc, "cluster", "$.service", _ARN_OR_NAME, required=True)),
+                service=_req(_str(svc, "service", "$.service", _ARN_OR_NAME, required=True)),
+                container=_str(svc, "container", "$.service", _NAME),
+            )
 
         img = _obj(top.get("image"), "$.image")
         _only(img, "$.image", {"repository", "tag", "digest"})
@@ -215,7 +260,11 @@ class DeploymentRequest:
         if image.tag is None and image.digest is None:
             raise _fail("$.image", "give a tag or a digest (sha256:...)")
 
-        hl = _obj(top.get("health"), "$.health")
+        hl = _obj(top.get("health", {} if stack is not None else None), "$.health")
+        if stack is not None:
+            for key, output in (("url", "HealthCheckUrl"), ("target_group_arn", "TargetGroupArn")):
+                if key in hl:
+                    raise _fail(f"$.health.{key}", f"comes from the stack output {output}")
         _only(
             hl,
             "$.health",
@@ -254,7 +303,7 @@ class DeploymentRequest:
         if tg is not None and (not tg.startswith("arn:aws") or ":targetgroup/" not in tg):
             raise _fail("$.health.target_group_arn", "expected an ELBv2 target group ARN")
         health = HealthPolicy(
-            url=_req(_str(hl, "url", "$.health", _URL, required=True)),
+            url=_str(hl, "url", "$.health", _URL, required=stack is None),
             expected_status=_int(
                 hl, "expected_status", "$.health", defaults.expected_status, *INT_RANGES["health.expected_status"]
             ),
@@ -310,26 +359,69 @@ class DeploymentRequest:
         reason = _str(top, "reason", "$")
         if reason is not None and len(reason) > 1024:
             raise _fail("$.reason", "at most 1024 characters")
-        return cls(service=service, image=image, health=health, rollout=rollout, trigger=trigger, reason=reason)
+        return cls(
+            service=service,
+            image=image,
+            health=health,
+            rollout=rollout,
+            trigger=trigger,
+            reason=reason,
+            stack=stack,
+            plan=plan,
+        )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DeploymentRequest:
         """Parse a request this code produced earlier (already validated)."""
         h = dict(data["health"])
         h["alarm_names"] = tuple(h.get("alarm_names", ()))
+        st = data.get("stack")
+        stack = None if st is None else StackSpec(**{**st, "init_command": tuple(st["init_command"])})
         return cls(
-            service=ServiceRef(**data["service"]),
+            service=ServiceRef(**data["service"]) if data.get("service") else None,
             image=ImageSpec(**data["image"]),
             health=HealthPolicy(**h),
             rollout=RolloutPolicy(**data["rollout"]),
             trigger=data.get("trigger", "manual"),
             reason=data.get("reason"),
+            stack=stack,
+            plan=bool(data.get("plan", False)),
         )
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["health"]["alarm_names"] = list(self.health.alarm_names)
+        if self.stack is not None:
+            out["stack"]["init_command"] = list(self.stack.init_command)
         return out
+
+
+def _stack(value: Any, defaults: Defaults) -> StackSpec:
+    from . import stack as app_stack  # the template's parameter rules (read on first use)
+
+    st = _obj(value, "$.stack")
+    _only(st, "$.stack", {"name", "parameters", "init_command", "timeout_seconds", "poll_seconds"})
+    params = _obj(st.get("parameters", {}), "$.stack.parameters")
+    command_raw = st.get("init_command")
+    if command_raw is None:
+        command = tuple(defaults.init_command.split())
+    elif isinstance(command_raw, list) and all(isinstance(a, str) and _COMMAND_ARG.fullmatch(a) for a in command_raw):
+        if len(command_raw) > 64:
+            raise _fail("$.stack.init_command", "at most 64 arguments")
+        command = tuple(command_raw)
+    else:
+        raise _fail("$.stack.init_command", "expected a list of strings (an empty list: no database initialisation)")
+    return StackSpec(
+        name=_req(_str(st, "name", "$.stack", _STACK, required=True)),
+        parameters=app_stack.validate_parameters(params, app_stack.parameter_spec()),
+        init_command=command,
+        timeout_seconds=_int(
+            st, "timeout_seconds", "$.stack", defaults.stack_timeout_seconds, *INT_RANGES["stack.timeout_seconds"]
+        ),
+        poll_seconds=_int(
+            st, "poll_seconds", "$.stack", defaults.stack_poll_seconds, *INT_RANGES["stack.poll_seconds"]
+        ),
+    )
 
 
 def _req(value: T | None) -> T:

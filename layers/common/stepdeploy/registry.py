@@ -75,11 +75,13 @@ class RegistryEntry:
         return f"{self.filter_mode} {self.pattern!r}, {digest}"
 
     def build_request(
-        self, image: Mapping[str, Any], trigger: str, reason: str | None, defaults: Defaults
+        self, image: Mapping[str, Any], trigger: str, reason: str | None, defaults: Defaults, plan: bool = False
     ) -> DeploymentRequest:
         body = {**self.request, "image": {"repository": self.repository, **image}, "trigger": trigger}
         if reason:
             body["reason"] = reason
+        if plan:
+            body["plan"] = True
         try:
             return DeploymentRequest.from_input(body, defaults)
         except InvalidDeploymentRequest as exc:

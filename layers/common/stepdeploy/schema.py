@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from . import models, triggers
+from . import stack as app_stack
 
 _DEFAULTS = models.Defaults()
 _DEFAULT_OF = {
@@ -24,6 +25,8 @@ _DEFAULT_OF = {
     "health.max_latency_ms": _DEFAULTS.max_latency_ms,
     "rollout.timeout_seconds": _DEFAULTS.rollout_timeout_seconds,
     "rollout.poll_seconds": _DEFAULTS.rollout_poll_seconds,
+    "stack.timeout_seconds": _DEFAULTS.stack_timeout_seconds,
+    "stack.poll_seconds": _DEFAULTS.stack_poll_seconds,
 }
 
 
@@ -60,6 +63,28 @@ def input_schema() -> dict[str, Any]:
         [],
         "tag or digest (the repository comes from the registry); resolved to a digest",
     )
+    image = _obj(
+        {"repository": _str(models._REPOSITORY), "tag": _str(models._TAG), "digest": _str(models._DIGEST)},
+        ["repository"],
+    )
+    gates: dict[str, Any] = {
+        "expected_body": {"type": ["string", "null"], "maxLength": 4096, "default": _DEFAULTS.expected_body},
+        "body_match": {"enum": list(models.BODY_MATCH_MODES), "default": _DEFAULTS.body_match},
+        "alarm_names": {"type": "array", "items": _str(models._ALARM), "maxItems": 100},
+        **_ints("health"),
+    }
+    common: dict[str, Any] = {
+        "image": image,
+        "rollout": _obj(_ints("rollout"), []),
+        "trigger": {"enum": list(models.TRIGGERS), "default": "manual"},
+        "reason": {"type": "string", "maxLength": 1024},
+        "redeploy": {"type": "boolean", "default": False},
+        "plan": {
+            "type": "boolean",
+            "default": False,
+            "description": "describe the change set and the deploy plan; change nothing",
+        },
+    }
     explicit = _obj(
         {
             "service": _obj(
@@ -70,32 +95,49 @@ def input_schema() -> dict[str, Any]:
                 },
                 ["cluster", "service"],
             ),
-            "image": _obj(
-                {"repository": _str(models._REPOSITORY), "tag": _str(models._TAG), "digest": _str(models._DIGEST)},
-                ["repository"],
-            ),
             "health": _obj(
                 {
                     "url": _str(models._URL, "health endpoint through the load balancer"),
-                    "expected_body": {
-                        "type": ["string", "null"],
-                        "maxLength": 4096,
-                        "default": _DEFAULTS.expected_body,
-                    },
-                    "body_match": {"enum": list(models.BODY_MATCH_MODES), "default": _DEFAULTS.body_match},
                     "target_group_arn": {"type": "string", "pattern": r"^arn:aws[a-z-]*:.*:targetgroup/"},
-                    "alarm_names": {"type": "array", "items": _str(models._ALARM), "maxItems": 100},
-                    **_ints("health"),
+                    **gates,
                 },
                 ["url"],
             ),
-            "rollout": _obj(_ints("rollout"), []),
-            "trigger": {"enum": list(models.TRIGGERS), "default": "manual"},
-            "reason": {"type": "string", "maxLength": 1024},
-            "redeploy": {"type": "boolean", "default": False},
+            **common,
         },
         ["service", "image", "health"],
-        "An explicit request: everything given in the input.",
+        "An explicit request for an existing service: everything given in the input.",
+    )
+    with_stack = _obj(
+        {
+            "stack": _obj(
+                {
+                    "name": _str(models._STACK, "application stack (CloudFormation name: APP_STACK_PREFIX + name)"),
+                    "parameters": {
+                        "type": "object",
+                        "description": "stacks/app.yaml parameters (ContainerImage is set by stepdeploy); "
+                        "unspecified ones keep their current value",
+                        "propertyNames": {
+                            "enum": sorted(k for k in app_stack.parameter_spec() if k != "ContainerImage")
+                        },
+                        "additionalProperties": {"type": ["string", "number", "array"]},
+                    },
+                    "init_command": {
+                        "type": "array",
+                        "items": {"type": "string", "minLength": 1},
+                        "maxItems": 64,
+                        "default": _DEFAULTS.init_command.split(),
+                        "description": "one-off database initialisation, run once per stack ([] = none)",
+                    },
+                    **_ints("stack"),
+                },
+                ["name"],
+            ),
+            "health": _obj(gates, [], "url, target group and alarms come from the stack outputs"),
+            **common,
+        },
+        ["stack", "image"],
+        "A request that provisions or updates the application stack, then deploys the image to its service.",
     )
     by_target = _obj(
         {
@@ -108,6 +150,7 @@ def input_schema() -> dict[str, Any]:
             },
             "reason": {"type": "string", "maxLength": 1024},
             "trigger": {"enum": ["manual", "codepipeline"], "default": "manual"},
+            "plan": {"type": "boolean", "default": False},
         },
         ["target", "image"],
         "Deploy an image to a registered target (manual, or a CodePipeline Literal input).",
@@ -158,7 +201,7 @@ def input_schema() -> dict[str, Any]:
         "$id": "https://stepdeploy.dev/schemas/deploy-input.json",
         "title": "stepdeploy deploy state machine input",
         "description": f"At most {models.MAX_REQUEST_BYTES} bytes. One of the shapes below.",
-        "oneOf": [explicit, by_target, verify, ecr_event, image_definitions, image_detail],
+        "oneOf": [explicit, with_stack, by_target, verify, ecr_event, image_definitions, image_detail],
     }
 
 

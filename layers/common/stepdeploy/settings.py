@@ -21,6 +21,14 @@ class Settings:
     queue_timeout_seconds: int = 1800
     queue_poll_seconds: int = 30
     lock_lease_seconds: int = 18000
+    #: the role CloudFormation uses for the application stack (empty: the caller's credentials)
+    app_stack_role_arn: str = ""
+    #: application stacks are named <prefix><stack.name> (the CloudFormation role is scoped to it)
+    app_stack_prefix: str = ""
+
+    def stack_name(self, name: str) -> str:
+        """The CloudFormation name of the application stack a request calls ``name``."""
+        return self.app_stack_prefix + name
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -45,5 +53,7 @@ class Settings:
             registry_table=env["REGISTRY_TABLE"],
             control_table=env["CONTROL_TABLE"],
             defaults=Defaults.from_env(env),
+            app_stack_role_arn=env.get("APP_STACK_ROLE_ARN", ""),
+            app_stack_prefix=env.get("APP_STACK_PREFIX", ""),
             **numbers,
         )

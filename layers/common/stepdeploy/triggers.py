@@ -48,6 +48,7 @@ class Intent:
     event_time: str | None = None
     redeploy: bool = False
     reason: str | None = None
+    plan: bool = False  # describe what would change, change nothing
     explicit: Mapping[str, Any] | None = None  # a full DeploymentRequest input
 
 
@@ -99,7 +100,7 @@ def parse(payload: Any) -> Intent:
         raise _fail("$.mode", "must be 'verify' (omit it to deploy)")
     if "target" in payload:
         return _registry_deploy(payload)
-    if "service" in payload:
+    if "service" in payload or "stack" in payload:
         redeploy = payload.get("redeploy", False)
         if not isinstance(redeploy, bool):
             raise _fail("$.redeploy", "expected true or false")
@@ -109,7 +110,7 @@ def parse(payload: Any) -> Intent:
     raise _fail(
         "$",
         "unrecognised input: expected an ECR push event, imagedefinitions.json, imageDetail.json, "
-        "{target, image}, {mode: verify, target} or an explicit {service, image, health} request",
+        "{target, image}, {mode: verify, target} or an explicit {service|stack, image, health} request",
     )
 
 
@@ -121,10 +122,11 @@ def _reason(payload: Mapping[str, Any]) -> str | None:
 
 
 def _registry_deploy(payload: Mapping[str, Any]) -> Intent:
-    unknown = set(payload) - {"target", "image", "redeploy", "reason", "trigger"}
+    unknown = set(payload) - {"target", "image", "redeploy", "reason", "trigger", "plan"}
     if unknown:
         raise _fail(
-            "$", f"unknown field(s) {', '.join(sorted(unknown))}; allowed: image, reason, redeploy, target, trigger"
+            "$",
+            f"unknown field(s) {', '.join(sorted(unknown))}; allowed: image, plan, reason, redeploy, target, trigger",
         )
     target = _text(payload, "target", "$", _TARGET)
     image = payload.get("image")
@@ -142,7 +144,18 @@ def _registry_deploy(payload: Mapping[str, Any]) -> Intent:
     trigger = payload.get("trigger", "manual")
     if trigger not in ("manual", "codepipeline"):
         raise _fail("$.trigger", "must be manual or codepipeline")
-    return Intent(trigger=trigger, target=target, tag=tag, digest=digest, redeploy=redeploy, reason=_reason(payload))
+    plan = payload.get("plan", False)
+    if not isinstance(plan, bool):
+        raise _fail("$.plan", "expected true or false")
+    return Intent(
+        trigger=trigger,
+        target=target,
+        tag=tag,
+        digest=digest,
+        redeploy=redeploy,
+        reason=_reason(payload),
+        plan=plan,
+    )
 
 
 def _ecr_event(event: Mapping[str, Any]) -> Intent:

@@ -12,11 +12,18 @@ from dataclasses import asdict, replace
 from typing import Any
 
 from . import decisions, observability, pipeline, registry, triggers
-from .adapters import cloudwatch, control, ecr, ecs, elbv2, http_probe, records
+from . import stack as app_stack
+from .adapters import cloudformation, cloudwatch, control, ecr, ecs, elbv2, http_probe, records
 from .adapters import pipeline as pipeline_io
 from .adapters import registry as registry_table
-from .errors import InvalidDeploymentRequest, TagFilterMismatch, UnregisteredRepository
-from .models import BakeState, DeploymentRequest, HealthPolicy, RolloutPolicy, RolloutState
+from .errors import (
+    DatabaseInitFailed,
+    InfraUpdateFailed,
+    InvalidDeploymentRequest,
+    TagFilterMismatch,
+    UnregisteredRepository,
+)
+from .models import BakeState, DeploymentRequest, HealthPolicy, RolloutPolicy, RolloutState, ServiceRef
 from .registry import RegistryEntry
 from .settings import Settings
 
@@ -52,24 +59,30 @@ def normalize_request(event: dict[str, Any], settings: Settings) -> dict[str, An
         entry = _entry_for(intent, settings)
         target = entry.name
         if intent.mode == "verify":
-            service = entry.request.get("service", {})
-            _, running = _running(str(service.get("cluster")), str(service.get("service")), service.get("container"))
+            probe = entry.build_request({"tag": "verify"}, "verify", None, settings.defaults)
+            probe, _ = _with_stack_outputs(probe, settings)
+            if probe.service is None:
+                raise InvalidDeploymentRequest(f"$.target: {entry.name}'s stack does not exist yet: nothing to verify")
+            _, running = _running(probe.target, probe.target.container)
             _, tag, digest = triggers.parse_image_uri(running["image"], "running image")
             image_spec = {"digest": digest} if digest else {"tag": tag}
         else:
             image_spec = {k: v for k, v in (("tag", intent.tag), ("digest", intent.digest)) if v}
-        request = entry.build_request(image_spec, intent.trigger, intent.reason, settings.defaults)
+        request = entry.build_request(image_spec, intent.trigger, intent.reason, settings.defaults, intent.plan)
         if intent.container is not None:
-            if request.service.container not in (None, intent.container):
+            known = request.service.container if request.service is not None else None
+            if known not in (None, intent.container) or request.stack is not None:
                 raise InvalidDeploymentRequest(
-                    f"$[0].name: container {intent.container!r} is not {entry.name}'s container "
-                    f"{request.service.container!r}"
+                    f"$[0].name: container {intent.container!r} is not {entry.name}'s container {known!r}"
                 )
-            request = replace(request, service=replace(request.service, container=intent.container))
+            request = replace(request, service=replace(request.target, container=intent.container))
     image = ecr.resolve_image(request.image)
-    view, current = _running(request.service.cluster, request.service.service, request.service.container)
-    if view.status != "ACTIVE":
-        raise InvalidDeploymentRequest(f"$.service: service {view.service} is {view.status}")
+    request, stack_view = _with_stack_outputs(request, settings)
+    current: dict[str, Any] | None = None
+    if request.service is not None:
+        view, current = _running(request.target, request.target.container)
+        if view.status != "ACTIVE":
+            raise InvalidDeploymentRequest(f"$.service: service {view.service} is {view.status}")
     started_at = event.get("started_at")
     when = intent.event_time or started_at
     return {
@@ -82,40 +95,81 @@ def normalize_request(event: dict[str, Any], settings: Settings) -> dict[str, An
             "mode": intent.mode,
             "target": target,
             "redeploy": intent.redeploy,
+            "plan": request.plan,
             "pushed_at": decisions.to_epoch(when) if when else 0.0,
-            "service_key": f"{request.service.cluster}/{request.service.service}",
+            "service_key": request.lock_key,
+            "stack_status": stack_view.status if stack_view is not None else None,
         },
         "current": current,
         "guard": {"action": "START", "waited_seconds": 0, "wait_seconds": 0},
     }
 
 
-def _running(cluster: str, service: str, container: str | None) -> tuple[decisions.ServiceView, dict[str, Any]]:
+def _with_stack_outputs(
+    request: DeploymentRequest, settings: Settings
+) -> tuple[DeploymentRequest, app_stack.StackView | None]:
+    """A request with a stack: service and health filled from the outputs once the stack exists."""
+    if request.stack is None:
+        return request, None
+    view = cloudformation.describe_stack(settings.stack_name(request.stack.name))
+    if view is None or view.status not in app_stack.STABLE or not app_stack.outputs_complete(view.outputs):
+        return request, view
+    return DeploymentRequest.from_dict(app_stack.complete_request(request.to_dict(), view.outputs)), view
+
+
+def _running(service: ServiceRef, container: str | None) -> tuple[decisions.ServiceView, dict[str, Any]]:
     """The service and what it runs now: task definition, container (chosen as requested), image."""
-    view = ecs.describe_service(cluster, service)
+    view = ecs.describe_service(service.cluster, service.service)
     task_definition, _ = ecs.describe_task_definition(view.task_definition)
     chosen = decisions.choose_container(task_definition, container)
     image = decisions.container_image(task_definition, chosen)
     return view, {"task_definition": view.task_definition, "container": chosen, "image": image}
 
 
+def _guard_result(action: str, waited: int, **extra: Any) -> dict[str, Any]:
+    return {"action": action, "reason": "", "detail": "", "waited_seconds": waited, "wait_seconds": 0, **extra}
+
+
 def guard_deployment(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """Exactly once, one at a time, newest wins: dedupe, per-service lock (queued), stale-image guard."""
+    """Exactly once, one at a time, newest wins: dedupe, per-service lock (queued), stale-image guard.
+
+    ``stage`` "lock" (first) takes the lock; a request with a stack then goes to EnsureStack
+    (action STACK) and comes back for the "image" stage, which decides what the image step does:
+    DEPLOY a new revision, VERIFY what runs (after a stack change), or SKIP. Plan mode takes no lock.
+    """
     request = DeploymentRequest.from_dict(event["request"])
     intent, image = event["intent"], event["image"]
     key, holder, deployment_id = intent["service_key"], event["execution_arn"], event["deployment_id"]
     previous = event.get("guard") or {}
     waited = int(previous.get("waited_seconds", 0)) + int(previous.get("wait_seconds", 0))
     deploy = intent["mode"] == "deploy"
+    running = event.get("current")
 
-    def skip(reason: str, detail: str, release: bool) -> dict[str, Any]:
-        if release:
-            control.release_lock(settings.control_table, key, holder)
-        return {"action": "SKIP", "reason": reason, "detail": detail, "waited_seconds": waited, "wait_seconds": 0}
+    if request.plan:
+        if request.stack is not None:
+            return _guard_result("STACK", waited)
+        assert running is not None
+        return _guard_result("PLAN", waited, plan=deploy_plan(request, image, running, None))
+    if event.get("stage", "lock") == "image":
+        return _image_stage(event, request, settings, waited, holder)
 
     # checked before the lock (cheap, no write) and again under it (the service may have changed meanwhile)
-    if deploy and not intent["redeploy"] and decisions.digest_of(event["current"]["image"]) == image["digest"]:
-        return skip("AlreadyRunning", f"{key} already runs {image['digest']}: nothing to do", release=False)
+    if (
+        deploy
+        and request.stack is None
+        and not intent["redeploy"]
+        and running is not None
+        and decisions.digest_of(running["image"]) == image["digest"]
+    ):
+        return _skip(
+            settings,
+            key,
+            holder,
+            waited,
+            "AlreadyRunning",
+            f"{key} already runs {image['digest']}: nothing to do",
+            False,
+        )
     now = int(time.time())
     holder_item = control.acquire_lock(
         settings.control_table, key, holder, deployment_id, now, settings.lock_lease_seconds
@@ -131,53 +185,290 @@ def guard_deployment(event: dict[str, Any], settings: Settings) -> dict[str, Any
             "waited_seconds": waited,
             "wait_seconds": wait,
         }
-    _, current = _running(request.service.cluster, request.service.service, event["current"]["container"])
-    if deploy and not intent["redeploy"]:
-        if decisions.digest_of(current["image"]) == image["digest"]:
-            return skip("AlreadyRunning", f"{key} already runs {image['digest']}: nothing to do", release=True)
-        last = control.get_last(settings.control_table, key) if intent["trigger"] == "ecr" else None
-        if last is not None and decisions.is_stale(float(intent["pushed_at"]), last):
-            return skip(
-                "StaleImage",
-                f"{image['digest']} was pushed before {last.get('digest')}, which "
-                f"{last.get('deployment_id')} deployed: an older push never replaces a newer one",
-                release=True,
-            )
-        prior = control.claim_digest(settings.control_table, key, image["digest"], deployment_id, now)
-        if prior is not None:
-            return skip(
-                "Duplicate",
-                f"{image['digest']} was already deployed to {key} by {prior} "
-                "(set redeploy: true to deploy it again on purpose)",
-                release=True,
-            )
-    out: dict[str, Any] = {
-        "action": "PROCEED",
-        "reason": "",
-        "detail": "",
-        "waited_seconds": waited,
-        "wait_seconds": 0,
-        "current": current,
-    }
-    if not deploy:
-        last_verified = (control.get_last(settings.control_table, key) or {}).get("task_definition")
-        previous_td = decisions.verify_rollback_target(
-            last_verified, current["task_definition"], ecs.list_revisions(current["task_definition"])
+    if request.stack is not None:
+        stale = _stale(settings, intent, image, key) if deploy else None
+        if stale is not None:
+            return _skip(settings, key, holder, waited, "StaleImage", stale, True)
+        return _guard_result("STACK", waited)
+    return _image_stage(event, request, settings, waited, holder)
+
+
+def _skip(
+    settings: Settings, key: str, holder: str, waited: int, reason: str, detail: str, release: bool
+) -> dict[str, Any]:
+    if release:
+        control.release_lock(settings.control_table, key, holder)
+    return {"action": "SKIP", "reason": reason, "detail": detail, "waited_seconds": waited, "wait_seconds": 0}
+
+
+def _stale(settings: Settings, intent: dict[str, Any], image: dict[str, Any], key: str) -> str | None:
+    last = control.get_last(settings.control_table, key) if intent["trigger"] == "ecr" else None
+    if last is not None and decisions.is_stale(float(intent["pushed_at"]), last):
+        return (
+            f"{image['digest']} was pushed before {last.get('digest')}, which "
+            f"{last.get('deployment_id')} deployed: an older push never replaces a newer one"
         )
-        out["revision"] = {
+    return None
+
+
+def _image_stage(
+    event: dict[str, Any], request: DeploymentRequest, settings: Settings, waited: int, holder: str
+) -> dict[str, Any]:
+    """Under the lock: DEPLOY the image, VERIFY what runs, or SKIP."""
+    intent, image, deployment_id = event["intent"], event["image"], event["deployment_id"]
+    key = intent["service_key"]
+    deploy = intent["mode"] == "deploy"
+    stack_changed = (event.get("stack") or {}).get("operation") in ("CREATE", "UPDATE")
+    container = (event.get("current") or {}).get("container") or request.target.container
+    _, current = _running(request.target, container)
+    verify_reason = ""
+    if deploy and not intent["redeploy"]:
+        skip_reason, detail = "", ""
+        if decisions.digest_of(current["image"]) == image["digest"]:
+            skip_reason, detail = "AlreadyRunning", f"{key} already runs {image['digest']}: nothing to do"
+        elif request.stack is None and (stale := _stale(settings, intent, image, key)) is not None:
+            skip_reason, detail = "StaleImage", stale
+        else:
+            prior = control.claim_digest(settings.control_table, key, image["digest"], deployment_id, int(time.time()))
+            if prior is not None:
+                skip_reason = "Duplicate"
+                detail = (
+                    f"{image['digest']} was already deployed to {key} by {prior} "
+                    "(set redeploy: true to deploy it again on purpose)"
+                )
+        if skip_reason and not stack_changed:
+            return _skip(settings, key, holder, waited, skip_reason, detail, True)
+        verify_reason = skip_reason
+    if deploy and not verify_reason:
+        return _guard_result("DEPLOY", waited, current=current)
+    last_verified = (control.get_last(settings.control_table, key) or {}).get("task_definition")
+    previous_td = decisions.verify_rollback_target(
+        last_verified, current["task_definition"], ecs.list_revisions(current["task_definition"])
+    )
+    return _guard_result(
+        "VERIFY",
+        waited,
+        reason=verify_reason,
+        detail="the stack changed: verifying what runs" if verify_reason else "",
+        current=current,
+        revision={
             "previous": previous_td,
             "new": current["task_definition"],
             "container": current["container"],
             "image": current["image"],
-        }
-        out["active"] = {
+        },
+        active={
             "phase": "deploy",
             "task_definition": current["task_definition"],
             "changed": False,
             "rollout": asdict(RolloutState(wait_seconds=0)),
             "bake": None,
-        }
+        },
+    )
+
+
+def deploy_plan(
+    request: DeploymentRequest, image: dict[str, Any], running: dict[str, Any] | None, stack: dict[str, Any] | None
+) -> dict[str, Any]:
+    """What a deployment would do (plan mode): nothing here changes anything."""
+    if running is None:
+        action = "create the service with the image (first provisioning)"
+    elif decisions.digest_of(running["image"]) == image["digest"]:
+        action = "none: the service already runs this image"
+    else:
+        action = "register a new task-definition revision with the image and update the service"
+    out: dict[str, Any] = {
+        "service": request.lock_key,
+        "image": image["uri"],
+        "running": running,
+        "image_action": action,
+        "gates": {
+            "url": request.health.url,
+            "target_group_arn": request.health.target_group_arn,
+            "alarm_names": list(request.health.alarm_names),
+        },
+    }
+    if stack is not None:
+        out["stack"] = stack
     return out
+
+
+def ensure_stack(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """One step of the EnsureStack loop: change set (CREATE or UPDATE) -> execute -> wait; or skip
+    when nothing changed; or, in plan mode, describe the change set and delete it.
+
+    Returns ``$.stack`` with ``status`` WAITING (poll again after ``wait_seconds``), READY (the
+    completed request, and whether the database must be initialised) or PLANNED (the plan).
+    Raises InfraUpdateFailed: the change set failed, or the update failed and was rolled back.
+    """
+    request = DeploymentRequest.from_dict(event["request"])
+    spec = request.stack
+    if spec is None:
+        raise ValueError("ensure_stack needs a request with a stack")
+    state = app_stack.StackState.from_dict(event.get("stack"))
+    state.elapsed_seconds += state.wait_seconds
+    state.polls += 1
+    state.wait_seconds = 0
+    running = event.get("current")
+    running_image = running["image"] if running else None
+    image_uri, name = event["image"]["uri"], settings.stack_name(spec.name)
+    change_set_name = f"stepdeploy-{event['deployment_id']}"[:128]
+    tags = {"stepdeploy:deployment": event["deployment_id"][:256]}
+
+    def create(kind: str, image: str | None, view: app_stack.StackView | None) -> None:
+        params: dict[str, str | None] = {}
+        if view is not None and kind == "UPDATE":
+            params = {k: None for k in view.parameters if k in app_stack.parameter_spec()}  # keep what is set
+        params.update(spec.parameters)
+        params["ContainerImage"] = image
+        suffix = "-repin" if state.repinned else ""
+        state.change_set = cloudformation.create_change_set(
+            name, change_set_name + suffix, kind, app_stack.template_body(), params, settings.app_stack_role_arn, tags
+        )
+        state.phase, state.operation = "change_set", kind
+
+    def discard(view: app_stack.StackView | None) -> None:
+        if state.change_set:
+            cloudformation.delete_change_set(state.change_set)
+            state.change_set = None
+        if state.operation == "CREATE" and view is not None and view.status == "REVIEW_IN_PROGRESS":
+            cloudformation.delete_stack(name, settings.app_stack_role_arn)  # a CREATE change set's shell
+
+    for _ in range(4):  # phases that can move on without waiting
+        view = cloudformation.describe_stack(name)
+        status = view.status if view is not None else "ABSENT"
+        state.detail = f"stack {name}: {status}"
+        if state.phase in ("start", "deleting"):
+            if view is None or status == "REVIEW_IN_PROGRESS":
+                create("CREATE", image_uri, view)
+            elif status == "ROLLBACK_COMPLETE":
+                if request.plan:
+                    state.operation = "RECREATE"
+                    state.detail = f"stack {name} failed its creation earlier: it would be deleted and created again"
+                    return _planned(state, request, event, running, name)
+                cloudformation.delete_stack(name, settings.app_stack_role_arn)
+                state.phase = "deleting"
+            elif status.endswith("_IN_PROGRESS"):
+                state.detail += " (another operation is running; waiting for it)"
+            elif status in app_stack.STABLE:
+                create("UPDATE", None, view)
+            else:
+                raise InfraUpdateFailed(
+                    f"stack {name} is {status} ({view.reason if view else ''}): it needs attention "
+                    "(e.g. continue-update-rollback or delete) before stepdeploy can change it"
+                )
+        elif state.phase == "change_set":
+            assert state.change_set is not None
+            change_set = cloudformation.describe_change_set(state.change_set)
+            if change_set.status in app_stack.CHANGE_SET_PENDING:
+                state.detail = f"change set {change_set.status}"
+            elif app_stack.is_no_change(change_set):
+                discard(view)
+                state.operation, state.changes = "NONE", []
+                if request.plan:
+                    return _planned(state, request, event, running, name)
+                return _ready(state, request, event, settings, name)
+            elif change_set.status != "CREATE_COMPLETE":
+                discard(view)
+                raise InfraUpdateFailed(
+                    f"the change set for stack {name} failed: {change_set.reason or change_set.status}"
+                )
+            else:
+                state.changes = app_stack.summarize_changes(change_set.changes)
+                if request.plan:
+                    discard(view)
+                    return _planned(state, request, event, running, name)
+                if app_stack.needs_repin(state, view, running_image):
+                    cloudformation.delete_change_set(state.change_set)
+                    state.repinned = True
+                    create("UPDATE", running_image, view)
+                else:
+                    cloudformation.execute_change_set(state.change_set)
+                    state.phase = "executing"
+                    observability.count("StackOperation", operation=state.operation)
+                    continue
+        elif state.phase == "executing":
+            if status in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
+                return _ready(state, request, event, settings, name)
+            if not status.endswith("_IN_PROGRESS"):
+                cause = app_stack.first_failure(cloudformation.recent_events(name), name)
+                raise InfraUpdateFailed(
+                    f"{state.operation} of stack {name} failed, and CloudFormation rolled it back ({status}): {cause}"
+                )
+        break
+    if state.elapsed_seconds + spec.poll_seconds > spec.timeout_seconds:
+        raise InfraUpdateFailed(
+            f"stack {name} did not settle within {spec.timeout_seconds} s (phase {state.phase}, {state.detail})"
+        )
+    state.wait_seconds = spec.poll_seconds
+    return state.to_dict()
+
+
+def _planned(
+    state: app_stack.StackState,
+    request: DeploymentRequest,
+    event: dict[str, Any],
+    running: dict[str, Any] | None,
+    stack_name: str,
+) -> dict[str, Any]:
+    state.phase, state.status = "done", "PLANNED"
+    stack_plan: dict[str, Any] = {
+        "name": stack_name,
+        "operation": state.operation,
+        "changes": state.changes,
+        "summary": app_stack.describe_changes(state.changes),
+    }
+    if state.operation == "CREATE" and request.stack is not None and request.stack.init_command:
+        stack_plan["database_init"] = list(request.stack.init_command)
+    return {**state.to_dict(), "plan": deploy_plan(request, event["image"], running, stack_plan)}
+
+
+def _ready(
+    state: app_stack.StackState, request: DeploymentRequest, event: dict[str, Any], settings: Settings, stack_name: str
+) -> dict[str, Any]:
+    """The stack is as requested: complete the request from its outputs; decide the database init."""
+    assert request.stack is not None
+    view = cloudformation.describe_stack(stack_name)
+    assert view is not None
+    completed = DeploymentRequest.from_dict(app_stack.complete_request(request.to_dict(), view.outputs))
+    state.phase, state.status = "done", "READY"
+    state.detail = f"{state.operation}: {app_stack.describe_changes(state.changes)}"
+    out = {**state.to_dict(), "request": completed.to_dict(), "outputs": dict(view.outputs)}
+    command = list(request.stack.init_command)
+    key = request.lock_key
+    if command and control.get_schema(settings.control_table, key) is None:
+        service, _ = _running(completed.target, completed.target.container)
+        out["database"] = {
+            "initialise": True,
+            "cluster": completed.target.cluster,
+            "task_definition": service.task_definition,
+            "container": completed.target.container,
+            "command": command,
+            "subnets": [s for s in view.outputs.get("PrivateSubnetIds", "").split(",") if s],
+            "security_groups": [g for g in view.outputs.get("TaskSecurityGroupId", "").split(",") if g],
+        }
+    else:
+        out["database"] = {"initialise": False}
+    return out
+
+
+def record_database_init(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """After the one-off ``ecs:runTask.sync``: the container must have exited 0; then record that the
+    schema was initialised, so the destructive command never runs again. Raises DatabaseInitFailed."""
+    database, key = event["database"], event["service_key"]
+    error = event.get("error")
+    if error:
+        raise DatabaseInitFailed(
+            f"database initialisation ({' '.join(database['command'])}) did not complete: "
+            f"{error.get('Error')}: {str(error.get('Cause', ''))[:800]}"
+        )
+    task = event.get("task") or {}
+    verdict = decisions.init_task_verdict(task, database["container"])
+    if verdict is not None:
+        raise DatabaseInitFailed(f"database initialisation ({' '.join(database['command'])}) failed: {verdict}")
+    task_arn = str(task.get("TaskArn", ""))
+    control.set_schema(settings.control_table, key, event["deployment_id"], task_arn, " ".join(database["command"]))
+    return {"initialised": True, "task": task_arn}
 
 
 def release_lock(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
@@ -236,7 +527,7 @@ def update_service(event: dict[str, Any]) -> dict[str, Any]:
 def check_rollout(event: dict[str, Any]) -> dict[str, Any]:
     request = DeploymentRequest.from_dict(event["request"])
     active = event["active"]
-    view = ecs.describe_service(request.service.cluster, request.service.service)
+    view = ecs.describe_service(request.target.cluster, request.target.service)
     state = decisions.assess_rollout(
         view, active["task_definition"], RolloutState.from_dict(active["rollout"]), request.rollout
     )
@@ -246,12 +537,11 @@ def check_rollout(event: dict[str, Any]) -> dict[str, Any]:
 def gate_round(request: DeploymentRequest, revision: str) -> list[decisions.GateResult]:
     """Observe every configured gate once."""
     policy: HealthPolicy = request.health
+    assert policy.url is not None  # filled from the stack outputs before any gate runs
     gates = [decisions.probe_gate(http_probe.probe(policy.url, policy.probe_timeout_seconds), policy)]
     if policy.target_group_arn:
         gates.append(decisions.target_gate(elbv2.target_states(policy.target_group_arn)))
-    gates.append(
-        decisions.primary_gate(ecs.describe_service(request.service.cluster, request.service.service), revision)
-    )
+    gates.append(decisions.primary_gate(ecs.describe_service(request.target.cluster, request.target.service), revision))
     if policy.alarm_names:
         gates.append(decisions.alarm_gate(cloudwatch.alarm_states(policy.alarm_names), policy.alarm_names))
     return gates
@@ -298,12 +588,20 @@ def record_outcome(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
             f"{failure_cause} -- rolled back to {decisions.short_revision(revision.get('previous', ''))}, "
             "which passed its health gates"
         )
+    elif revision.get("previous") and revision.get("previous") == revision.get("new"):
+        error = failure_name
+        cause = (
+            f"{failure_cause} -- there is no earlier revision to roll back to: "
+            f"{decisions.short_revision(revision['new'])} keeps running; fix forward"
+        )
     else:
-        error, cause = failure_name, f"{failure_cause} -- the service was not changed"
+        error, cause = failure_name, f"{failure_cause} -- {_unchanged(state.get('stack'))}"
     active = state.get("active") or {}
-    service = request.get("service", {})
+    service = request.get("service") or {}
+    stack_state = state.get("stack") or {}
     record = {
-        "service": f"{service.get('cluster')}/{service.get('service')}",
+        "service": (state.get("intent") or {}).get("service_key")
+        or f"{service.get('cluster')}/{service.get('service')}",
         "deployment_id": state["deployment_id"],
         "trigger": request.get("trigger"),
         "image_repository": (state.get("image") or {}).get("repository"),
@@ -320,6 +618,14 @@ def record_outcome(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
         "cause": cause,
         "gate_results": (active.get("bake") or {}).get("last"),
         "rollout": active.get("rollout"),
+        "stack": {
+            "name": (request.get("stack") or {}).get("name"),
+            "operation": stack_state.get("operation"),
+            "changes": stack_state.get("changes"),
+        }
+        if request.get("stack")
+        else None,
+        "database_initialised": bool((state.get("database_init") or {}).get("initialised")),
         "started_at": state.get("started_at"),
         "ended_at": event.get("ended_at"),
     }
@@ -350,6 +656,16 @@ def record_outcome(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
     records.publish(settings.notification_topic_arn, subject, record, severity)
     observability.count("DeploymentOutcome", outcome=outcome)
     return {"outcome": outcome, "error": error, "cause": cause}
+
+
+def _unchanged(stack_state: dict[str, Any] | None) -> str:
+    """What a failure before the image step left behind."""
+    operation = (stack_state or {}).get("operation")
+    if (stack_state or {}).get("status") == "READY" and operation == "CREATE":
+        return "the stack was created; the image was not verified"
+    if (stack_state or {}).get("status") == "READY" and operation == "UPDATE":
+        return "the stack was updated; the image was not deployed"
+    return "the service was not changed"
 
 
 def pipeline_job(event: dict[str, Any], state_machine_arn: str) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Per-service control items (DynamoDB): the deployment lock, dedupe claims, last good deployment.
 
-Keys: ``service`` (``cluster/service``) and ``item``: ``LOCK``, ``DIGEST#<digest>``, ``LAST``.
+Keys: ``service`` (``cluster/service``, or ``stack/<name>`` for a request with a stack) and ``item``:
+``LOCK``, ``DIGEST#<digest>``, ``LAST``, ``SCHEMA`` (the database was initialised).
 Every write is conditional, so concurrent executions cannot both win.
 """
 
@@ -89,6 +90,27 @@ def set_last(table: str, service: str, digest: str, pushed_at: str, task_definit
             "pushed_at": {"S": pushed_at},
             "task_definition": {"S": task_definition},
             "deployment_id": {"S": deployment_id},
+        },
+    )
+
+
+def get_schema(table: str, service: str) -> dict[str, str] | None:
+    """The record that the service's database schema was initialised, if any."""
+    out = client("dynamodb").get_item(TableName=table, Key=_key(service, "SCHEMA"), ConsistentRead=True)
+    if "Item" not in out:
+        return None
+    return {k: next(iter(v.values())) for k, v in out["Item"].items()}
+
+
+def set_schema(table: str, service: str, deployment_id: str, task_arn: str, command: str) -> None:
+    """Record that the schema was initialised (the init command is destructive: never run it twice)."""
+    client("dynamodb").put_item(
+        TableName=table,
+        Item={
+            **_key(service, "SCHEMA"),
+            "deployment_id": {"S": deployment_id},
+            "task_arn": {"S": task_arn or "-"},
+            "command": {"S": command},
         },
     )
 

@@ -1,0 +1,243 @@
+"""The application stack: its bundled template, parameter rules, outputs, and the pure decisions of
+the EnsureStack loop (change set -> execute -> wait, or skip, or plan).
+
+``stacks/app.yaml`` ships in the layer and is sent as ``TemplateBody``. Its parameter rules are
+kept in ``stacks/app.parameters.json`` (generated from the template, kept equal by a test) so that a
+bad parameter is refused by Normalize, before any lock is taken or any change set exists.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import InfraUpdateFailed, InvalidDeploymentRequest
+
+STACKS_DIR = Path(__file__).resolve().parent / "stacks"
+TEMPLATE_FILE = STACKS_DIR / "app.yaml"
+PARAMETERS_FILE = STACKS_DIR / "app.parameters.json"
+
+#: Parameters stepdeploy sets itself: the image comes from the deployment, never from the request.
+RESERVED_PARAMETERS = {"ContainerImage": "the image comes from $.image"}
+
+#: Outputs the deploy steps consume (what a request without a stack names in service/health).
+REQUIRED_OUTPUTS = ("ClusterName", "ServiceName", "ContainerName", "HealthCheckUrl", "TargetGroupArn")
+
+NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
+
+STABLE = (
+    "CREATE_COMPLETE",
+    "UPDATE_COMPLETE",
+    "UPDATE_ROLLBACK_COMPLETE",
+    "IMPORT_COMPLETE",
+    "IMPORT_ROLLBACK_COMPLETE",
+)
+CHANGE_SET_PENDING = ("CREATE_PENDING", "CREATE_IN_PROGRESS")
+
+
+@functools.lru_cache(maxsize=1)
+def template_body() -> str:
+    return TEMPLATE_FILE.read_text(encoding="utf-8")
+
+
+@functools.lru_cache(maxsize=1)
+def parameter_spec() -> dict[str, dict[str, Any]]:
+    spec: dict[str, dict[str, Any]] = json.loads(PARAMETERS_FILE.read_text(encoding="utf-8"))
+    return spec
+
+
+def _fail(name: str, message: str) -> InvalidDeploymentRequest:
+    return InvalidDeploymentRequest(f"$.stack.parameters.{name}: {message}")
+
+
+def _number(name: str, text: str) -> float:
+    try:
+        return float(text)
+    except ValueError as exc:
+        raise _fail(name, f"expected a number, got {text!r}") from exc
+
+
+def validate_parameters(given: Mapping[str, Any], spec: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """Check ``given`` against the template's parameter rules, as CloudFormation would, and return
+    the values as the strings CloudFormation takes. Raises InvalidDeploymentRequest."""
+    out: dict[str, str] = {}
+    for name, raw in given.items():
+        if name in RESERVED_PARAMETERS:
+            raise _fail(name, f"is set by stepdeploy ({RESERVED_PARAMETERS[name]})")
+        rule = spec.get(name)
+        if rule is None:
+            raise _fail(name, f"the application stack has no such parameter; known: {', '.join(sorted(spec))}")
+        kind = rule.get("Type", "String")
+        if isinstance(raw, bool) or raw is None or isinstance(raw, dict):
+            raise _fail(name, f"expected a {kind} value, got {type(raw).__name__}")
+        if isinstance(raw, list):
+            if kind != "CommaDelimitedList" or not all(isinstance(i, str) and "," not in i for i in raw):
+                raise _fail(name, "a list is only accepted for a CommaDelimitedList of strings without commas")
+            text = ",".join(raw)
+        elif isinstance(raw, int | float):
+            text = str(raw)
+        elif isinstance(raw, str):
+            text = raw
+        else:
+            raise _fail(name, f"expected a {kind} value, got {type(raw).__name__}")
+        if kind == "Number":
+            value = _number(name, text)
+            low, high = rule.get("MinValue"), rule.get("MaxValue")
+            if low is not None and value < float(low):
+                raise _fail(name, f"must be at least {low}, got {text}")
+            if high is not None and value > float(high):
+                raise _fail(name, f"must be at most {high}, got {text}")
+        else:
+            low_len, high_len = rule.get("MinLength"), rule.get("MaxLength")
+            if low_len is not None and len(text) < int(low_len):
+                raise _fail(name, f"must be at least {low_len} characters")
+            if high_len is not None and len(text) > int(high_len):
+                raise _fail(name, f"must be at most {high_len} characters")
+            pattern = rule.get("AllowedPattern")
+            if pattern is not None and re.fullmatch(pattern, text) is None:
+                hint = rule.get("ConstraintDescription") or f"pattern {pattern}"
+                raise _fail(name, f"invalid value {text[:80]!r} ({hint})")
+        allowed = rule.get("AllowedValues")
+        if allowed is not None and text not in [str(a) for a in allowed]:
+            raise _fail(name, f"must be one of {', '.join(str(a) for a in allowed)}, got {text!r}")
+        out[name] = text
+    return out
+
+
+# --------------------------------------------------------------------------- outputs -> request
+
+
+def outputs_complete(outputs: Mapping[str, str]) -> bool:
+    return all(outputs.get(k) for k in REQUIRED_OUTPUTS)
+
+
+def complete_request(request: Mapping[str, Any], outputs: Mapping[str, str]) -> dict[str, Any]:
+    """The request with ``service`` and ``health`` filled from the stack outputs (configured once)."""
+    missing = [k for k in REQUIRED_OUTPUTS if not outputs.get(k)]
+    if missing:
+        raise InfraUpdateFailed(
+            f"the application stack has no output(s) {', '.join(missing)}: is it stepdeploy's template?"
+        )
+    out = json.loads(json.dumps(request))
+    out["service"] = {
+        "cluster": outputs["ClusterName"],
+        "service": outputs["ServiceName"],
+        "container": outputs["ContainerName"],
+    }
+    health = out["health"]
+    health["url"] = outputs["HealthCheckUrl"]
+    health["target_group_arn"] = outputs["TargetGroupArn"]
+    stack_alarms = [a for a in outputs.get("AlarmNames", "").split(",") if a]
+    health["alarm_names"] = stack_alarms + [a for a in health.get("alarm_names", []) if a not in stack_alarms]
+    return dict(out)
+
+
+# --------------------------------------------------------------------------- the EnsureStack loop
+
+
+@dataclass(frozen=True)
+class StackView:
+    """What DescribeStacks says (None when the stack does not exist)."""
+
+    name: str
+    status: str
+    reason: str = ""
+    parameters: Mapping[str, str] = field(default_factory=dict)
+    outputs: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ChangeSetView:
+    arn: str
+    status: str
+    execution_status: str
+    reason: str
+    changes: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass
+class StackState:
+    """Progress of the EnsureStack loop (carried between polls in ``$.stack``)."""
+
+    phase: str = "start"  # start | deleting | change_set | executing | done
+    status: str = "WAITING"  # WAITING | READY | PLANNED
+    operation: str = "NONE"  # CREATE | UPDATE | NONE
+    change_set: str | None = None
+    repinned: bool = False
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    elapsed_seconds: int = 0
+    wait_seconds: int = 0
+    polls: int = 0
+    detail: str = ""
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> StackState:
+        if not data:
+            return cls()
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def summarize_changes(changes: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Change-set ``Changes`` as short records: action, logical id, type, replacement."""
+    out = []
+    for change in changes:
+        rc = change.get("ResourceChange") or {}
+        item = {
+            "action": rc.get("Action", "?"),
+            "logical_id": rc.get("LogicalResourceId", "?"),
+            "type": rc.get("ResourceType", "?"),
+        }
+        if rc.get("Replacement"):
+            item["replacement"] = rc["Replacement"]
+        out.append(item)
+    return out
+
+
+def describe_changes(changes: Sequence[Mapping[str, Any]]) -> str:
+    if not changes:
+        return "no changes"
+    return "; ".join(
+        f"{c['action']} {c['logical_id']} ({c['type']})" + (" [replacement]" if c.get("replacement") == "True" else "")
+        for c in changes
+    )
+
+
+def is_no_change(change_set: ChangeSetView) -> bool:
+    return change_set.status == "FAILED" and any(text in change_set.reason for text in NO_CHANGES)
+
+
+def first_failure(events: Sequence[Mapping[str, Any]], stack_name: str) -> str:
+    """The root cause of the latest operation: the earliest resource ``*_FAILED`` event since the
+    operation began (events come newest first; later failures are mostly cancellations)."""
+    failures: list[Mapping[str, Any]] = []
+    for event in events:
+        status = str(event.get("ResourceStatus", ""))
+        logical = event.get("LogicalResourceId")
+        if logical == stack_name and status in ("CREATE_IN_PROGRESS", "UPDATE_IN_PROGRESS"):
+            break
+        if status.endswith("_FAILED") and logical != stack_name:
+            failures.append(event)
+    if not failures:
+        return "no resource reported a failure"
+    root = failures[-1]
+    return f"{root.get('LogicalResourceId')} ({root.get('ResourceType')}): {root.get('ResourceStatusReason', '?')}"
+
+
+def needs_repin(state: StackState, stack: StackView | None, running_image: str | None) -> bool:
+    """An update must not put the service back on the stack's original image: when the stack's
+    ContainerImage is not what runs now, the change set is made again with the running image."""
+    return (
+        state.operation == "UPDATE"
+        and not state.repinned
+        and running_image is not None
+        and stack is not None
+        and stack.parameters.get("ContainerImage") != running_image
+    )
