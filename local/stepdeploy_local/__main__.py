@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from .world import AppService, ExecutionResult, World
+from .world import ExecutionResult, StackApp, World
 
 DEFAULT_PORT = 5000
 
@@ -48,51 +48,89 @@ class Row:
     ok: bool = False
 
 
-def _outcome(world: World, app: AppService, result: ExecutionResult) -> str:
+def _outcome(world: World, app: StackApp, result: ExecutionResult) -> str:
     if result.status == "SUCCEEDED" and result.path and result.path[-1] == "Skipped":
         record = world.record(app, result.name) or {}
         return f"SKIPPED ({record.get('skip_reason')})"
+    if result.status == "SUCCEEDED" and result.path and result.path[-1] == "Planned":
+        return "PLANNED"
     return result.status if result.status == "SUCCEEDED" else f"{result.status} {result.error}"
+
+
+def _print_changes(title: str, changes: list[dict[str, Any]]) -> None:
+    print(f"  {title}: {len(changes)} resource change(s)")
+    for change in changes[:12]:
+        replacement = " (replacement)" if change.get("replacement") == "True" else ""
+        print(f"    {change['action']:<7} {change['logical_id']:<28} {change['type']}{replacement}")
+    if len(changes) > 12:
+        print(f"    ... and {len(changes) - 12} more")
+
+
+def _print_stack(world: World, app: StackApp) -> None:
+    out = app.outputs()
+    rds, ecs, cfn = world.client("rds"), world.client("ecs"), world.client("cloudformation")
+    (cluster,) = rds.describe_db_clusters(DBClusterIdentifier=out["DatabaseClusterIdentifier"])["DBClusters"]
+    members = ", ".join(
+        f"{m['DBInstanceIdentifier']} ({'writer' if m['IsClusterWriter'] else 'reader'})"
+        for m in cluster["DBClusterMembers"]
+    )
+    (svc,) = ecs.describe_services(cluster=out["ClusterName"], services=[out["ServiceName"]])["services"]
+    resources = cfn.list_stack_resources(StackName=app.stack_name)["StackResourceSummaries"]
+    secret = out["DatabaseSecretArn"].rsplit(":", 1)[-1]
+    print(f"  stack {app.stack_name}: {len(resources)} resources")
+    print(f"  Aurora {cluster['Engine']} {cluster['DBClusterIdentifier']}: {members}; secret {secret}")
+    print(f"  ECS {out['ClusterName']}/{out['ServiceName']}: {svc['launchType']}, desired {svc['desiredCount']}")
+    print(f"    in private subnets {out['PrivateSubnetIds']}")
+    print(f"  ALB {out['LoadBalancerDNSName']} -> health check {out['HealthCheckUrl']}")
+    print(f"  alarms {out['AlarmNames']}\n")
 
 
 def run_demo(world: World) -> int:
     print("stepdeploy local demo: the real state machine (statemachine/deploy.asl.json) and the real")
-    print("handlers (functions/*/app.py) against an embedded AWS (moto) on a virtual clock.\n")
-    app: AppService = world.create_service(tag="v1")
-    target = world.register(app, tag_filter={"mode": "glob", "pattern": "v*"}, allow_digest_only=True)
-    print(
-        f"service {app.cluster}/{app.service} runs {app.repository}:v1 as {_revision(app.running_task_definition())};"
-        f" the load balancer answers at {app.health_url}"
-    )
-    print(f"registry: {app.repository} (tags v*) -> {target}\n")
+    print("handlers (functions/*/app.py) against an embedded AWS (moto) on a virtual clock.")
+    print("The account starts empty: the first deployment provisions the application stack.\n")
+    app = world.stack_app("techchallenge")
     rows: list[Row] = []
 
     def run(label: str, trigger: str, arn: str, expected: str) -> Row:
         result = world.wait(arn, on_event=_progress(label))
         record = world.record(app, result.name) or {}
-        after = record.get("running_task_definition") or app.running_task_definition()
-        row = Row(label, trigger, result, _revision(str(after)), expected)
+        after = record.get("running_task_definition") or "-"
+        row = Row(label, trigger, result, _revision(str(after)).removeprefix(app.stack_name + "-"), expected)
         row.outcome = _outcome(world, app, result)
         row.ok = row.outcome == expected
         rows.append(row)
         print()
         return row
 
-    # 1-2: manual deployments (StartExecution with the documented input)
+    def stamp(label: str) -> str:
+        return f"demo-{label}-{int(time.time() * 1000)}"
+
+    # 1: from an empty account: change set (CREATE) -> execute -> database init -> gates
+    world.push_image(app.repository, "v1", "healthy")
+    print(f"deploy {app.repository}:v1 with stack {app.name!r} (manual): nothing exists yet")
+    row = run("v1 (provision)", "manual", world.start_deployment(app.request("v1"), name=stamp("v1")), "SUCCEEDED")
+    record = world.record(app, row.result.name) or {}
+    _print_changes("change set CREATE", (record.get("stack") or {}).get("changes") or [])
+    init = " ".join(world.one_off_runs[0].command) if world.one_off_runs else "NOT RUN"
+    print(f"  database initialised by a one-off ECS task: {init}")
+    _print_stack(world, app)
+    # (a generous rollout deadline: v5's held rollout below spins the shared virtual clock until v6 queues)
+    target = world.register(
+        app, tag_filter={"mode": "glob", "pattern": "v*"}, allow_digest_only=True, rollout={"timeout_seconds": 3600}
+    )
+    print(f"registry: {app.repository} (tags v*) -> {target} (stack {app.name})\n")
+
+    # 2-3: manual deployments (StartExecution with the documented input)
     world.push_image(app.repository, "v2", "healthy")
     world.push_image(app.repository, "v3", "db-down")
     print("pushed v2 (healthy) and v3 (answers HTTP 200 'Error: db connection down')")
     print(f"deploy {app.repository}:v2 (manual)")
-    run("v2", "manual", world.start_deployment(app.request("v2"), name=f"demo-v2-{int(time.time())}"), "SUCCEEDED")
+    run("v2", "manual", world.start_deployment(app.request("v2"), name=stamp("v2")), "SUCCEEDED")
     print(f"deploy {app.repository}:v3 (manual)")
-    run(
-        "v3",
-        "manual",
-        world.start_deployment(app.request("v3"), name=f"demo-v3-{int(time.time())}"),
-        "FAILED HealthCheckFailed",
-    )
+    run("v3", "manual", world.start_deployment(app.request("v3"), name=stamp("v3")), "FAILED HealthCheckFailed")
 
-    # 3-4: an ECR push through EventBridge, then the same event delivered again
+    # 4-5: an ECR push through EventBridge, then the same event delivered again
     t = world.clock.time()
     world.push_image(app.repository, "v4", "healthy")
     event = world.ecr_push_event(app.repository, "v4", pushed=t)
@@ -103,7 +141,7 @@ def run_demo(world: World) -> int:
     [arn] = world.put_events(event)
     run("v4 again", "ecr", arn, "SKIPPED (AlreadyRunning)")
 
-    # 5: two pushes racing: the second waits for the first, then deploys
+    # 6-7: two pushes racing: the second waits for the first, then deploys
     # (v5's rollout is held until v6 is queued, so the race happens on every run)
     world.push_image(app.repository, "v5", "stalled")
     world.push_image(app.repository, "v6", "healthy")
@@ -117,13 +155,13 @@ def run_demo(world: World) -> int:
     row = run("v6 (queued)", "ecr", second, "SUCCEEDED")
     row.ok = row.ok and "QueueWait" in row.result.path
 
-    # 6: a late event for an image pushed before v6
+    # 8: a late event for an image pushed before v6
     world.push_image(app.repository, "v5-hotfix", "healthy")
     print("a late ECR event for an image pushed before v6 (v5-hotfix)")
     [arn] = world.put_events(world.ecr_push_event(app.repository, "v5-hotfix", pushed=t + 15))
     run("v5-hotfix", "ecr", arn, "SKIPPED (StaleImage)")
 
-    # 7: CodePipeline (Lambda invoke action with an imageDetail.json artifact)
+    # 9: CodePipeline (Lambda invoke action with an imageDetail.json artifact)
     world.push_image(app.repository, "v7", "healthy")
     print("CodePipeline job: build output imageDetail.json for v7 -> Lambda invoke action -> state machine")
     job = world.run_pipeline_job(
@@ -137,6 +175,36 @@ def run_demo(world: World) -> int:
         f"  CodePipeline job {job['job'][:8]}: {job['status']} after {job['invocations']} invocation(s) "
         "(continuation tokens while the deployment ran)\n"
     )
+
+    # 10-11: an infrastructure change: planned (change set described, then deleted), then applied
+    change = {"stack": {"parameters": {"DesiredCount": 3, "MinCapacity": 3}}}
+    print("plan: 3 tasks instead of 2 (plan: true -- the change set is described, then deleted)")
+    row = run(
+        "plan 3 tasks",
+        "manual",
+        world.start_deployment(app.request("v7", plan=True, **change), name=stamp("plan")),
+        "PLANNED",
+    )
+    plan = (row.result.output or {}).get("plan", {})
+    _print_changes("change set UPDATE (planned, not applied)", plan.get("stack", {}).get("changes", []))
+    row.after = _revision(app.service().running_task_definition()).removeprefix(app.stack_name + "-")
+    print()
+    print("apply: 3 tasks instead of 2")
+    row = run(
+        "3 tasks", "manual", world.start_deployment(app.request("v7", **change), name=stamp("scale")), "SUCCEEDED"
+    )
+    record = world.record(app, row.result.name) or {}
+    _print_changes("change set UPDATE (applied)", (record.get("stack") or {}).get("changes") or [])
+    out = app.outputs()
+    (svc,) = world.client("ecs").describe_services(cluster=out["ClusterName"], services=[out["ServiceName"]])[
+        "services"
+    ]
+    row.ok = (
+        row.ok and svc["desiredCount"] == 3 and app.service().running_image() == world.image_uri(app.repository, "v7")
+    )
+    print(f"  service desired count now {svc['desiredCount']}; it still runs v7\n")
+    print(f"one-off database initialisations over the whole demo: {len(world.one_off_runs)}\n")
+    row.ok = row.ok and len(world.one_off_runs) == 1
 
     header = ("deployment", "trigger", "outcome", "virtual time", "transitions", "wall", "service runs", "expected")
     table = [header] + [

@@ -255,6 +255,7 @@ class World:
         self._clients: dict[str, Any] = {}
         self._saved_env: dict[str, str] | None = None
         self._task_started: dict[str, float] = {}
+        self._adopted: set[tuple[str, str]] = set()
         self.runtime: LambdaRuntime
         self.rules: dict[str, dict[str, Any]] = {}
         self.deliveries: list[tuple[str, str]] = []
@@ -490,33 +491,45 @@ class World:
 
     def _service_observed(self, backend: Any, service: Any) -> None:
         """A service nobody modelled yet (CloudFormation created it): model it from what it declares."""
-        if self.model.find(service.cluster_name, service.name) is None and service.load_balancers:
+        key = (service.cluster_name, service.name)
+        if self.model.find(*key) is None and service.load_balancers:
             self._adopt(backend, service)
+        modelled = self.model.find(*key)
+        if key in self._adopted and modelled is not None:  # alarms may be created after the service
+            modelled.alarm_names = self._alarms_of(service)
         self.model.service_observed(backend, service)
 
     def _adopt(self, backend: Any, service: Any) -> None:
         binding = service.load_balancers[0]
         tg_arn = binding["targetGroupArn"]
+        target_group = self._elb_backend.target_groups[tg_arn]
+        cluster, name = service.cluster_name, service.name
+        self.model.adopt(backend, cluster, name, binding["containerName"], tg_arn, self._alarms_of(service))
+        self._adopted.add((cluster, name))
+        model = self.model
+        server = WorkloadServer(
+            lambda: model.serving_profile(backend, cluster, name), target_group.health_check_path or "/"
+        )
+        self._servers.append(server)
+        for lb in self._balancers(tg_arn):
+            self.endpoints[(lb.dns_name, 80)] = ("127.0.0.1", server.port)
+
+    def _balancers(self, target_group_arn: str) -> list[Any]:
         elb = self._elb_backend
-        target_group = elb.target_groups[tg_arn]
-        balancers = [elb.load_balancers[arn] for arn in target_group.load_balancer_arns if arn in elb.load_balancers]
-        dimensions = {tg_arn.split(":")[-1]} | {lb.arn.split(":loadbalancer/")[-1] for lb in balancers}
+        arns = elb.target_groups[target_group_arn].load_balancer_arns
+        return [elb.load_balancers[arn] for arn in arns if arn in elb.load_balancers]
+
+    def _alarms_of(self, service: Any) -> tuple[str, ...]:
+        """Alarms on the service's target group or load balancer (CloudWatch dimensions)."""
         from moto.cloudwatch.models import cloudwatch_backends
 
-        alarms = tuple(
+        tg_arn = service.load_balancers[0]["targetGroupArn"]
+        dimensions = {tg_arn.split(":")[-1]} | {lb.arn.split(":loadbalancer/")[-1] for lb in self._balancers(tg_arn)}
+        return tuple(
             name
             for name, alarm in cloudwatch_backends[ACCOUNT_ID][self.region].alarms.items()
             if any(getattr(d, "value", None) in dimensions for d in alarm.dimensions)
         )
-        cluster, name = service.cluster_name, service.name
-        self.model.adopt(backend, cluster, name, binding["containerName"], tg_arn, alarms)
-        model = self.model
-        server = WorkloadServer(
-            lambda: model.serving_profile(backend, cluster, name), target_group.healthcheck_path or "/"
-        )
-        self._servers.append(server)
-        for lb in balancers:
-            self.endpoints[(lb.dns_name, 80)] = ("127.0.0.1", server.port)
 
     def _tasks_observed(self, backend: Any, tasks: list[Any]) -> None:
         """One-off tasks run for the image's ``init_seconds`` and exit with its ``init_exit_code``."""
@@ -534,6 +547,7 @@ class World:
                 continue
             task.last_status = task.desired_status = "STOPPED"
             task.stopped_reason = "Essential container in task exited"
+            task.stop_code = "EssentialContainerExited"
             for c in task.containers:
                 c.exitCode, c.last_status = prof.init_exit_code, "STOPPED"
             command = list(overrides[0].get("command") or [])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from importlib import import_module
 from importlib.metadata import version
 from typing import Any
 
@@ -292,11 +293,12 @@ def test_alb_dns_names_answer_through_the_world(world: World, _patch: tuple[str,
     dns = world.client("elbv2").describe_load_balancers(Names=["door-alb"])["LoadBalancers"][0]["DNSName"]
     port = int(app.health_url.split(":")[2].split("/")[0])
     world.endpoints[(dns, 80)] = ("127.0.0.1", port)
-    with urllib.request.urlopen(f"http://{dns}/healthcheck/", timeout=5) as answer:  # noqa: S310 - local
+    with urllib.request.urlopen(f"http://{dns}/healthcheck/", timeout=5) as answer:
         assert (answer.status, answer.read()) == (200, b"OK")
     with pytest.raises(OSError):  # unrouted names still go to the real resolver (nothing listens there)
         socket.create_connection(("127.0.0.1", 9), timeout=1)
 
 
 def test_every_patch_is_covered() -> None:
+    import_module("test_emulator_cloudformation")  # the CloudFormation patches' tests (registers their covers)
     assert set(compat.PATCHES) == COVERED

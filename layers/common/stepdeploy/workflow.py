@@ -102,6 +102,7 @@ def normalize_request(event: dict[str, Any], settings: Settings) -> dict[str, An
         },
         "current": current,
         "guard": {"action": "START", "waited_seconds": 0, "wait_seconds": 0},
+        **({"stack": app_stack.StackState().to_dict()} if request.stack is not None else {}),
     }
 
 
@@ -432,16 +433,14 @@ def _ready(
     assert view is not None
     completed = DeploymentRequest.from_dict(app_stack.complete_request(request.to_dict(), view.outputs))
     state.phase, state.status = "done", "READY"
-    state.detail = f"{state.operation}: {app_stack.describe_changes(state.changes)}"
+    state.detail = f"{state.operation}: {len(state.changes)} resource change(s)"
     out = {**state.to_dict(), "request": completed.to_dict(), "outputs": dict(view.outputs)}
     command = list(request.stack.init_command)
     key = request.lock_key
     if command and control.get_schema(settings.control_table, key) is None:
-        service, _ = _running(completed.target, completed.target.container)
-        out["database"] = {
+        out["database"] = {  # run with the revision about to run ($.revision.new), before the service moves
             "initialise": True,
             "cluster": completed.target.cluster,
-            "task_definition": service.task_definition,
             "container": completed.target.container,
             "command": command,
             "subnets": [s for s in view.outputs.get("PrivateSubnetIds", "").split(",") if s],
@@ -588,6 +587,8 @@ def record_outcome(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
             f"{failure_cause} -- rolled back to {decisions.short_revision(revision.get('previous', ''))}, "
             "which passed its health gates"
         )
+    elif not state.get("active"):  # failed before the service was touched
+        error, cause = failure_name, f"{failure_cause} -- {_unchanged(state.get('stack'))}"
     elif revision.get("previous") and revision.get("previous") == revision.get("new"):
         error = failure_name
         cause = (

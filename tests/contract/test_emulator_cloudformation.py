@@ -1,0 +1,710 @@
+"""Contract for compat's CloudFormation patches: the application stack (app.yaml) through change sets.
+
+Ordinary boto3 calls only, as a workflow makes them; each test names the patches it covers (the
+coverage check lives in test_emulator_contract.py, which imports this module).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import yaml
+from botocore.exceptions import ClientError
+from stepdeploy_local import compat
+from test_emulator_contract import covers
+
+REGION, ACCOUNT = "us-east-1", "123456789012"
+APP_TEMPLATE = Path(__file__).resolve().parents[2] / "layers/common/stepdeploy/stacks/app.yaml"
+IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/techchallengeapp@sha256:{'ab' * 32}"
+IMAGE_2 = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/techchallengeapp@sha256:{'cd' * 32}"
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/stepdeploy-cloudformation"
+CERTIFICATE = f"arn:aws:acm:{REGION}:{ACCOUNT}:certificate/0a1b2c3d-0000-4000-8000-000000000000"
+CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"]
+NO_CHANGES = "The submitted information didn't contain changes. Submit different information to create a change set."
+
+Clients = Callable[[str], Any]
+
+
+class _TemplateLoader(yaml.SafeLoader):
+    """Reads the template's structure; intrinsic functions (!Ref ...) are not evaluated."""
+
+
+_TemplateLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+TEMPLATE = APP_TEMPLATE.read_text()
+RESOURCES: dict[str, Any] = yaml.load(TEMPLATE, Loader=_TemplateLoader)["Resources"]
+PARAMETERS: list[str] = list(yaml.load(TEMPLATE, Loader=_TemplateLoader)["Parameters"])
+
+
+def expected_resources(*conditions_true: str) -> set[tuple[str, str]]:
+    return {
+        (name, res["Type"])
+        for name, res in RESOURCES.items()
+        if "Condition" not in res or res["Condition"] in conditions_true
+    }
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Clients]:
+    """compat.apply() then mock_aws(), as the world starts them; plain boto3 clients."""
+    from moto import mock_aws
+
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.setenv(key, "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    compat.apply()
+    clients: dict[str, Any] = {}
+
+    def client(service: str) -> Any:
+        if service not in clients:
+            clients[service] = boto3.client(service, region_name=REGION)  # type: ignore[call-overload]
+        return clients[service]
+
+    try:
+        with mock_aws():
+            yield client
+    finally:
+        compat.HOOKS.stack_resource_failure = None
+
+
+def create_change_set(cfn: Any, stack: str, name: str, **parameters: str) -> str:
+    values = {"ContainerImage": IMAGE, **parameters}
+    return str(
+        cfn.create_change_set(
+            StackName=stack,
+            ChangeSetName=name,
+            ChangeSetType="CREATE",
+            TemplateBody=TEMPLATE,
+            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()],
+            Capabilities=CAPABILITIES,
+            RoleARN=ROLE,
+        )["Id"]
+    )
+
+
+def update_change_set(cfn: Any, stack: str, name: str, **changed: str) -> str:
+    """An UPDATE change set of the previous template: previous values except ``changed``."""
+    parameters = [
+        {"ParameterKey": key, "ParameterValue": changed[key]}
+        if key in changed
+        else {"ParameterKey": key, "UsePreviousValue": True}
+        for key in PARAMETERS
+    ]
+    return str(
+        cfn.create_change_set(
+            StackName=stack,
+            ChangeSetName=name,
+            ChangeSetType="UPDATE",
+            UsePreviousTemplate=True,
+            Parameters=parameters,
+            Capabilities=CAPABILITIES,
+            RoleARN=ROLE,
+        )["Id"]
+    )
+
+
+def revision(task_definition_arn: str, number: int) -> str:
+    return f"{task_definition_arn.rsplit(':', 1)[0]}:{number}"
+
+
+def outputs(cfn: Any, stack: str) -> dict[str, str]:
+    described = cfn.describe_stacks(StackName=stack)["Stacks"][0]
+    return {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+
+
+def provision(cfn: Any, stack: str = "app", **parameters: str) -> dict[str, str]:
+    cfn.execute_change_set(ChangeSetName=create_change_set(cfn, stack, "create", **parameters))
+    return outputs(cfn, stack)
+
+
+def changes(cfn: Any, change_set: str) -> dict[tuple[str, str], dict[str, Any]]:
+    described = cfn.describe_change_set(ChangeSetName=change_set)
+    return {(c["ResourceChange"]["Action"], c["ResourceChange"]["LogicalResourceId"]): c for c in described["Changes"]}
+
+
+def status(cfn: Any, stack: str) -> str:
+    return str(cfn.describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"])
+
+
+def events(cfn: Any, stack: str) -> list[tuple[str, str, str | None]]:
+    """(logical id, status, reason), oldest first."""
+    found = cfn.describe_stack_events(StackName=stack)["StackEvents"]
+    return [(e["LogicalResourceId"], e["ResourceStatus"], e.get("ResourceStatusReason")) for e in reversed(found)]
+
+
+# ----------------------------------------------------------------------------- change sets
+
+
+@covers("cfn_change_sets")
+def test_a_create_change_set_reviews_every_resource_and_can_be_discarded(aws: Clients, _patch: tuple[str, ...]) -> None:
+    cfn = aws("cloudformation")
+    arn = create_change_set(cfn, "app", "create")
+    assert status(cfn, "app") == "REVIEW_IN_PROGRESS"
+    described = cfn.describe_change_set(ChangeSetName="create", StackName="app")
+    assert (described["ChangeSetId"], described["Status"], described["ExecutionStatus"]) == (
+        arn,
+        "CREATE_COMPLETE",
+        "AVAILABLE",
+    )
+    assert all(c["Type"] == "Resource" and c["ResourceChange"]["Action"] == "Add" for c in described["Changes"])
+    listed = {
+        (c["ResourceChange"]["LogicalResourceId"], c["ResourceChange"]["ResourceType"]) for c in described["Changes"]
+    }
+    assert listed == expected_resources()  # NatGateway2, its EIP and the HTTPS listener are conditional
+    assert ("HttpsListener", "AWS::ElasticLoadBalancingV2::Listener") not in listed
+
+    with_certificate = changes(cfn, create_change_set(cfn, "app-tls", "create", CertificateArn=CERTIFICATE))
+    assert {logical for _, logical in with_certificate} == {n for n, _ in expected_resources("HasCertificate")}
+
+    cfn.delete_change_set(ChangeSetName="create", StackName="app")
+    with pytest.raises(cfn.exceptions.ChangeSetNotFoundException):
+        cfn.describe_change_set(ChangeSetName="create", StackName="app")
+    assert status(cfn, "app") == "REVIEW_IN_PROGRESS"
+    cfn.delete_stack(StackName="app")
+    with pytest.raises(ClientError) as gone:
+        cfn.describe_stacks(StackName="app")
+    assert gone.value.response["Error"]["Code"] == "ValidationError"
+    assert "does not exist" in gone.value.response["Error"]["Message"]
+    assert [s["StackName"] for s in cfn.describe_stacks()["Stacks"]] == ["app-tls"]
+
+
+@covers("cfn_change_sets")
+def test_iam_resources_need_capabilities(aws: Clients, _patch: tuple[str, ...]) -> None:
+    cfn = aws("cloudformation")
+    with pytest.raises(cfn.exceptions.InsufficientCapabilitiesException):
+        cfn.create_change_set(
+            StackName="app",
+            ChangeSetName="create",
+            ChangeSetType="CREATE",
+            TemplateBody=TEMPLATE,
+            Parameters=[{"ParameterKey": "ContainerImage", "ParameterValue": IMAGE}],
+        )
+
+
+@covers("cfn_change_sets")
+def test_an_update_change_set_lists_exactly_the_resources_whose_properties_differ(
+    aws: Clients, _patch: tuple[str, ...]
+) -> None:
+    cfn = aws("cloudformation")
+    provision(cfn)
+
+    unchanged = update_change_set(cfn, "app", "nothing")
+    described = cfn.describe_change_set(ChangeSetName=unchanged)
+    assert (described["Status"], described["ExecutionStatus"], described["StatusReason"]) == (
+        "FAILED",
+        "UNAVAILABLE",
+        NO_CHANGES,
+    )
+    assert described["Changes"] == []
+
+    scaled = changes(cfn, update_change_set(cfn, "app", "scale", DesiredCount="3"))
+    assert set(scaled) == {("Modify", "Service")}
+    service = scaled["Modify", "Service"]["ResourceChange"]
+    assert (service["Replacement"], service["Scope"], service["PhysicalResourceId"]) == (
+        "False",
+        ["Properties"],
+        outputs(cfn, "app")["ServiceArn"],
+    )
+    assert [d["Target"]["Name"] for d in service["Details"]] == ["DesiredCount"]
+
+    image = changes(cfn, update_change_set(cfn, "app", "image", ContainerImage=IMAGE_2))
+    assert set(image) == {("Modify", "TaskDefinition"), ("Modify", "Service")}
+    assert image["Modify", "TaskDefinition"]["ResourceChange"]["Replacement"] == "True"
+    assert image["Modify", "Service"]["ResourceChange"]["Replacement"] == "False"
+    [detail] = image["Modify", "Service"]["ResourceChange"]["Details"]
+    assert (detail["Target"]["Name"], detail["Evaluation"]) == ("TaskDefinition", "Dynamic")
+
+    tls = changes(cfn, update_change_set(cfn, "app", "tls", CertificateArn=CERTIFICATE))
+    assert {("Add", "HttpsListener"), ("Modify", "HttpListener")} <= set(tls)
+    assert tls["Modify", "HttpListener"]["ResourceChange"]["Replacement"] == "False"
+    assert not any(action == "Remove" for action, _ in tls)
+
+    nat = changes(cfn, update_change_set(cfn, "app", "nat", NatGatewayMode="per-az"))
+    assert set(nat) == {("Add", "NatGateway2Eip"), ("Add", "NatGateway2"), ("Modify", "PrivateDefaultRoute2")}
+
+
+# ----------------------------------------------------------------------------- execution
+
+
+@covers(
+    "cfn_execution",
+    "cfn_resource_types",
+    "cfn_aurora_instances",
+    "cfn_getatt_paths",
+    "cfn_elbv2_attributes",
+    "cfn_list_parameters",
+    "cfn_physical_names",
+    "cfn_stack_resources",
+)
+def test_executing_the_create_change_set_provisions_the_application_stack(
+    aws: Clients, _patch: tuple[str, ...]
+) -> None:
+    cfn, rds, app = aws("cloudformation"), aws("rds"), "stepdeploy-local-app-techchallenge"  # a long stack name
+    arn = create_change_set(cfn, app, "create")
+    cfn.execute_change_set(ChangeSetName=arn)
+    assert cfn.describe_change_set(ChangeSetName=arn)["ExecutionStatus"] == "EXECUTE_COMPLETE"
+    stack = cfn.describe_stacks(StackName=app)["Stacks"][0]
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
+    out = outputs(cfn, app)
+    assert set(out) == set(yaml.load(TEMPLATE, Loader=_TemplateLoader)["Outputs"])
+    assert (out["ContainerName"], out["ContainerPort"], out["DatabasePort"]) == ("app", "3000", "5432")
+    assert out["HealthCheckUrl"] == f"http://{out['LoadBalancerDNSName']}/healthcheck/"
+    assert out["AlarmNames"] == f"{app}-target-5xx,{app}-unhealthy-hosts,{app}-target-response-time-p90"
+    assert out["ServiceArn"].endswith(f"/{out['ClusterName']}/{out['ServiceName']}")
+    assert not any("{" in value or "Fn::" in value for value in out.values())
+    params = {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}
+    assert (params["ContainerImage"], params["ContainerCommand"], params["DesiredCount"]) == (IMAGE, "serve", "2")
+
+    listed = cfn.list_stack_resources(StackName=app)["StackResourceSummaries"]
+    assert {(r["LogicalResourceId"], r["ResourceType"]) for r in listed} == expected_resources()
+    service = cfn.describe_stack_resource(StackName=app, LogicalResourceId="Service")["StackResourceDetail"]
+    assert (service["PhysicalResourceId"], service["ResourceType"]) == (out["ServiceArn"], "AWS::ECS::Service")
+
+    history = events(cfn, app)
+    assert history[0] == (app, "REVIEW_IN_PROGRESS", "User Initiated")
+    assert history[-1] == (app, "CREATE_COMPLETE", None)
+    completed = {logical for logical, state, _ in history if state == "CREATE_COMPLETE"}
+    assert completed == {n for n, _ in expected_resources()} | {app}
+
+    # Aurora PostgreSQL: the cluster, its managed secret, a writer and a reader in different AZs
+    [cluster] = rds.describe_db_clusters(DBClusterIdentifier=out["DatabaseClusterIdentifier"])["DBClusters"]
+    assert (cluster["Engine"], cluster["EngineVersion"], cluster["Status"]) == (
+        "aurora-postgresql",
+        "15.13",
+        "available",
+    )
+    assert (cluster["StorageEncrypted"], cluster["DeletionProtection"], cluster["BackupRetentionPeriod"]) == (
+        True,
+        True,
+        7,
+    )
+    assert (cluster["DatabaseName"], cluster["MasterUsername"], cluster["Port"]) == ("app", "postgres", 5432)
+    assert cluster["Endpoint"] == out["DatabaseEndpoint"]
+    assert cluster["MasterUserSecret"]["SecretArn"] == out["DatabaseSecretArn"]
+    secret = aws("secretsmanager").describe_secret(SecretId=out["DatabaseSecretArn"])
+    assert secret["ARN"] == out["DatabaseSecretArn"]
+    members = {m["DBInstanceIdentifier"]: m["IsClusterWriter"] for m in cluster["DBClusterMembers"]}
+    instances = rds.describe_db_instances(
+        Filters=[{"Name": "db-cluster-id", "Values": [out["DatabaseClusterIdentifier"]]}]
+    )
+    placed = {
+        i["DBInstanceIdentifier"]: (i["AvailabilityZone"], i["PubliclyAccessible"]) for i in instances["DBInstances"]
+    }
+    assert sorted(placed.values()) == [("us-east-1a", False), ("us-east-1b", False)]
+    writer = next(i for i, (az, _) in placed.items() if az == "us-east-1a")
+    assert members == {i: i == writer for i in placed}
+    # generated names within AWS's limits despite the long stack name (RDS identifiers: 63, lower case)
+    identifiers = [*placed, cluster["DBClusterIdentifier"]]
+    assert all(len(i) <= 63 and i == i.lower() and i.startswith(app) for i in identifiers)
+    roles = [r["RoleName"] for r in aws("iam").list_roles()["Roles"]]
+    assert len(roles) == 2 and all(len(r) <= 64 and r.startswith(f"{app}-Task") for r in roles)
+
+
+@covers("cfn_execution", "cfn_ecs_properties", "cfn_list_parameters")
+def test_the_ecs_service_and_task_definition_keep_their_fargate_properties(
+    aws: Clients, _patch: tuple[str, ...]
+) -> None:
+    cfn, ecs = aws("cloudformation"), aws("ecs")
+    out = provision(cfn)
+    td = ecs.describe_task_definition(taskDefinition=out["TaskDefinitionArn"])["taskDefinition"]
+    assert (td["networkMode"], td["requiresCompatibilities"], td["cpu"], td["memory"]) == (
+        "awsvpc",
+        ["FARGATE"],
+        "256",
+        "512",
+    )
+    assert td["executionRoleArn"].startswith(f"arn:aws:iam::{ACCOUNT}:role/app-TaskExecutionRole-")
+    [container] = td["containerDefinitions"]
+    assert (container["name"], container["image"], container["command"]) == ("app", IMAGE, ["serve"])
+    assert container["portMappings"] == [{"containerPort": 3000, "protocol": "tcp"}]
+    env = {e["name"]: e["value"] for e in container["environment"]}
+    assert (env["VTT_LISTENPORT"], env["VTT_DBHOST"], env["VTT_DBPORT"]) == ("3000", out["DatabaseEndpoint"], "5432")
+    assert container["secrets"] == [{"name": "VTT_DBPASSWORD", "valueFrom": f"{out['DatabaseSecretArn']}:password::"}]
+    assert container["logConfiguration"] == {
+        "logDriver": "awslogs",
+        "options": {
+            "awslogs-group": out["LogGroupName"],
+            "awslogs-region": REGION,
+            "awslogs-stream-prefix": "techchallengeapp",
+        },
+    }
+
+    [service] = ecs.describe_services(cluster=out["ClusterName"], services=[out["ServiceName"]])["services"]
+    assert (service["serviceArn"], service["launchType"], service["desiredCount"], service["runningCount"]) == (
+        out["ServiceArn"],
+        "FARGATE",
+        2,
+        2,
+    )
+    assert service["taskDefinition"] == out["TaskDefinitionArn"]
+    network = service["networkConfiguration"]["awsvpcConfiguration"]
+    assert (network["subnets"], network["securityGroups"], network["assignPublicIp"]) == (
+        out["PrivateSubnetIds"].split(","),
+        [out["TaskSecurityGroupId"]],
+        "DISABLED",
+    )
+    assert service["loadBalancers"] == [
+        {"targetGroupArn": out["TargetGroupArn"], "containerName": "app", "containerPort": 3000}
+    ]
+    assert service["deploymentConfiguration"] == {
+        "deploymentCircuitBreaker": {"enable": True, "rollback": True},
+        "maximumPercent": 200,
+        "minimumHealthyPercent": 100,
+    }
+    assert service["healthCheckGracePeriodSeconds"] == 60
+    assert [(d["status"], d["rolloutState"]) for d in service["deployments"]] == [("PRIMARY", "COMPLETED")]
+    [cluster] = ecs.describe_clusters(clusters=[out["ClusterName"]])["clusters"]
+    assert cluster["settings"] == [{"name": "containerInsights", "value": "enabled"}]
+
+    ecs.update_service(cluster=out["ClusterName"], service=out["ServiceName"], desiredCount=4)  # still works
+    [service] = ecs.describe_services(cluster=out["ClusterName"], services=[out["ServiceName"]])["services"]
+    assert service["desiredCount"] == 4
+
+
+@covers("cfn_execution", "cfn_resource_types", "cfn_elbv2_attributes")
+def test_the_load_balancer_autoscaling_and_alarms_are_provisioned(aws: Clients, _patch: tuple[str, ...]) -> None:
+    cfn, elb, scaling, cw = aws("cloudformation"), aws("elbv2"), aws("application-autoscaling"), aws("cloudwatch")
+    out = provision(cfn)
+    [lb] = elb.describe_load_balancers(LoadBalancerArns=[out["LoadBalancerArn"]])["LoadBalancers"]
+    assert (lb["DNSName"], lb["Scheme"], lb["Type"]) == (out["LoadBalancerDNSName"], "internet-facing", "application")
+    [tg] = elb.describe_target_groups(TargetGroupArns=[out["TargetGroupArn"]])["TargetGroups"]
+    assert (tg["TargetType"], tg["Protocol"], tg["Port"], tg["HealthCheckPath"]) == (
+        "ip",
+        "HTTP",
+        3000,
+        "/healthcheck/",
+    )
+    [listener] = elb.describe_listeners(LoadBalancerArn=out["LoadBalancerArn"])["Listeners"]
+    assert (listener["Port"], listener["Protocol"]) == (80, "HTTP")
+    assert listener["DefaultActions"][0]["TargetGroupArn"] == out["TargetGroupArn"]
+
+    [target] = scaling.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"]
+    assert target["ResourceId"] == f"service/{out['ClusterName']}/{out['ServiceName']}"
+    assert (target["ScalableDimension"], target["MinCapacity"], target["MaxCapacity"]) == (
+        "ecs:service:DesiredCount",
+        2,
+        6,
+    )
+    policies = scaling.describe_scaling_policies(ServiceNamespace="ecs")["ScalingPolicies"]
+    tracking = {
+        p["PolicyName"]: (
+            p["PolicyType"],
+            p["ResourceId"],
+            p["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"]["PredefinedMetricType"],
+            p["TargetTrackingScalingPolicyConfiguration"]["TargetValue"],
+        )
+        for p in policies
+    }
+    assert tracking == {
+        "techchallengeapp-cpu-target-tracking": (
+            "TargetTrackingScaling",
+            target["ResourceId"],
+            "ECSServiceAverageCPUUtilization",
+            60,
+        ),
+        "techchallengeapp-memory-target-tracking": (
+            "TargetTrackingScaling",
+            target["ResourceId"],
+            "ECSServiceAverageMemoryUtilization",
+            70,
+        ),
+    }
+
+    alarms = {a["AlarmName"]: a for a in cw.describe_alarms(AlarmNames=out["AlarmNames"].split(","))["MetricAlarms"]}
+    assert set(alarms) == set(out["AlarmNames"].split(","))
+    lb_name = out["LoadBalancerArn"].split(":loadbalancer/")[1]
+    five = alarms["app-target-5xx"]
+    assert (five["Namespace"], five["MetricName"], five["Statistic"], five["Threshold"]) == (
+        "AWS/ApplicationELB",
+        "HTTPCode_Target_5XX_Count",
+        "Sum",
+        5.0,
+    )
+    assert (five["EvaluationPeriods"], five["Period"], five["TreatMissingData"]) == (2, 60, "notBreaching")
+    assert five["Dimensions"] == [{"Name": "LoadBalancer", "Value": lb_name}]
+    unhealthy = alarms["app-unhealthy-hosts"]["Dimensions"]
+    assert unhealthy[0] == {"Name": "TargetGroup", "Value": out["TargetGroupArn"].split(":")[-1]}
+    assert alarms["app-target-response-time-p90"]["ExtendedStatistic"] == "p90"
+
+
+@covers("cfn_execution", "cfn_ecs_properties")
+def test_executing_an_update_change_set_applies_it(aws: Clients, _patch: tuple[str, ...]) -> None:
+    cfn, ecs, scaling = aws("cloudformation"), aws("ecs"), aws("application-autoscaling")
+    before = provision(cfn)
+    arn = update_change_set(cfn, "app", "update", DesiredCount="3", MinCapacity="3", ContainerImage=IMAGE_2)
+    assert set(changes(cfn, arn)) == {("Modify", "Service"), ("Modify", "TaskDefinition"), ("Modify", "ScalableTarget")}
+    cfn.execute_change_set(ChangeSetName=arn)
+    assert status(cfn, "app") == "UPDATE_COMPLETE"
+    after = outputs(cfn, "app")
+    assert after["TaskDefinitionArn"] == revision(before["TaskDefinitionArn"], 2)
+    [service] = ecs.describe_services(cluster=after["ClusterName"], services=[after["ServiceName"]])["services"]
+    assert (service["desiredCount"], service["taskDefinition"]) == (3, after["TaskDefinitionArn"])
+    new = ecs.describe_task_definition(taskDefinition=after["TaskDefinitionArn"])["taskDefinition"]
+    assert new["containerDefinitions"][0]["image"] == IMAGE_2
+    old = ecs.describe_task_definition(taskDefinition=before["TaskDefinitionArn"])["taskDefinition"]
+    assert old["status"] == "INACTIVE"  # the replaced revision is deregistered in the cleanup phase
+    [target] = scaling.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"]
+    assert (target["MinCapacity"], target["MaxCapacity"]) == (3, 6)
+    history = events(cfn, "app")
+    assert [e for e in history if e[0] == "app"][-3:] == [
+        ("app", "UPDATE_IN_PROGRESS", "User Initiated"),
+        ("app", "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS", None),
+        ("app", "UPDATE_COMPLETE", None),
+    ]
+    assert ("TaskDefinition", "DELETE_COMPLETE", None) in history  # the old revision, after the update
+
+    removal = update_change_set(cfn, "app", "per-az", NatGatewayMode="per-az")
+    cfn.execute_change_set(ChangeSetName=removal)
+    back = update_change_set(cfn, "app", "single", NatGatewayMode="single")
+    assert {action for action, _ in changes(cfn, back)} == {"Remove", "Modify"}
+    cfn.execute_change_set(ChangeSetName=back)
+    assert status(cfn, "app") == "UPDATE_COMPLETE"
+    assert aws("ec2").describe_nat_gateways()["NatGateways"][-1]["State"] == "deleted"
+
+
+@covers("cfn_execution", "cfn_ecs_properties")
+def test_an_update_keeps_what_a_deployment_changed_outside_the_stack(aws: Clients, _patch: tuple[str, ...]) -> None:
+    """As on AWS, a stack update sends the service's changed properties only: a revision a deployment
+    registered and rolled out stays until the template's task definition itself changes."""
+    cfn, ecs = aws("cloudformation"), aws("ecs")
+    out = provision(cfn)
+    td = ecs.describe_task_definition(taskDefinition=out["TaskDefinitionArn"])["taskDefinition"]
+    containers = [{**td["containerDefinitions"][0], "image": IMAGE_2}]
+    keep = ("networkMode", "requiresCompatibilities", "cpu", "memory", "executionRoleArn", "taskRoleArn")
+    deployed = ecs.register_task_definition(
+        family=td["family"], containerDefinitions=containers, **{k: td[k] for k in keep}
+    )["taskDefinition"]["taskDefinitionArn"]
+    ecs.update_service(cluster=out["ClusterName"], service=out["ServiceName"], taskDefinition=deployed)
+
+    cfn.execute_change_set(ChangeSetName=update_change_set(cfn, "app", "scale", DesiredCount="3"))
+    [service] = ecs.describe_services(cluster=out["ClusterName"], services=[out["ServiceName"]])["services"]
+    assert (service["desiredCount"], service["taskDefinition"]) == (3, deployed)
+
+    cfn.execute_change_set(ChangeSetName=update_change_set(cfn, "app", "image", ContainerImage=IMAGE_2))
+    [service] = ecs.describe_services(cluster=out["ClusterName"], services=[out["ServiceName"]])["services"]
+    assert service["taskDefinition"] == outputs(cfn, "app")["TaskDefinitionArn"] == revision(deployed, 3)
+
+
+@covers("cfn_execution", "cfn_resource_types")
+def test_a_secrets_manager_secret_is_generated_updated_and_deleted(aws: Clients, _patch: tuple[str, ...]) -> None:
+    cfn, secrets = aws("cloudformation"), aws("secretsmanager")
+    template = {
+        "Parameters": {"Purpose": {"Type": "String", "Default": "first"}},
+        "Resources": {
+            "Secret": {
+                "Type": "AWS::SecretsManager::Secret",
+                "Properties": {
+                    "Name": "app/credentials",
+                    "Description": {"Ref": "Purpose"},
+                    "GenerateSecretString": {
+                        "SecretStringTemplate": '{"username": "app"}',
+                        "GenerateStringKey": "password",
+                        "PasswordLength": 24,
+                        "ExcludePunctuation": True,
+                    },
+                },
+            }
+        },
+        "Outputs": {"SecretArn": {"Value": {"Ref": "Secret"}}},
+    }
+    body = yaml.safe_dump(template)
+    cfn.execute_change_set(
+        ChangeSetName=cfn.create_change_set(
+            StackName="s", ChangeSetName="c", ChangeSetType="CREATE", TemplateBody=body
+        )["Id"]
+    )
+    arn = outputs(cfn, "s")["SecretArn"]
+    value = json.loads(secrets.get_secret_value(SecretId=arn)["SecretString"])
+    assert value["username"] == "app" and len(value["password"]) == 24 and value["password"].isalnum()
+    update = cfn.create_change_set(
+        StackName="s",
+        ChangeSetName="u",
+        ChangeSetType="UPDATE",
+        TemplateBody=body,
+        Parameters=[{"ParameterKey": "Purpose", "ParameterValue": "second"}],
+    )["Id"]
+    assert set(changes(cfn, update)) == {("Modify", "Secret")}
+    cfn.execute_change_set(ChangeSetName=update)
+    assert secrets.describe_secret(SecretId=arn)["Description"] == "second"
+    cfn.delete_stack(StackName="s")
+    assert secrets.list_secrets()["SecretList"] == []
+
+
+@covers("cfn_vpc_properties", "cfn_execution", "cfn_deletions")
+def test_network_properties_in_place_updates_and_a_protected_database_on_delete(
+    aws: Clients, _patch: tuple[str, ...]
+) -> None:
+    cfn, ec2, rds, logs = aws("cloudformation"), aws("ec2"), aws("rds"), aws("logs")
+    out = provision(cfn)
+    vpc = out["VpcId"]
+    assert ec2.describe_vpc_attribute(VpcId=vpc, Attribute="enableDnsHostnames")["EnableDnsHostnames"]["Value"]
+    [tasks] = ec2.describe_security_groups(GroupIds=[out["TaskSecurityGroupId"]])["SecurityGroups"]
+    egress = {
+        (p["FromPort"], *[r["CidrIp"] for r in p["IpRanges"]], *[g["GroupId"][:3] for g in p["UserIdGroupPairs"]])
+        for p in tasks["IpPermissionsEgress"]
+    }
+    assert egress == {(443, "0.0.0.0/0"), (5432, "sg-")}  # the template's egress replaced the default allow-all
+    assert [(p["FromPort"], p["ToPort"]) for p in tasks["IpPermissions"]] == [(3000, 3000)]  # from the ALB
+    for subnet in out["PrivateSubnetIds"].split(","):
+        [table] = ec2.describe_route_tables(Filters=[{"Name": "association.subnet-id", "Values": [subnet]}])[
+            "RouteTables"
+        ]
+        assert [r.get("NatGatewayId", "")[:4] for r in table["Routes"] if r["DestinationCidrBlock"] == "0.0.0.0/0"] == [
+            "nat-"
+        ]
+
+    arn = update_change_set(cfn, "app", "rename", ApplicationName="renamed")
+    renamed = changes(cfn, arn)
+    replacement = {logical: c["ResourceChange"]["Replacement"] for (_, logical), c in renamed.items()}
+    assert (replacement["Vpc"], replacement["PrivateSubnet1"], replacement["EcsCluster"]) == ("False", "False", "False")
+    assert (replacement["LogGroup"], replacement["TaskDefinition"], replacement["TaskSecurityGroup"]) == ("True",) * 3
+    cfn.execute_change_set(ChangeSetName=arn)
+    after = outputs(cfn, "app")
+    assert status(cfn, "app") == "UPDATE_COMPLETE" and after["VpcId"] == vpc
+    tags = {t["Key"]: t["Value"] for t in ec2.describe_vpcs(VpcIds=[vpc])["Vpcs"][0]["Tags"]}
+    assert (tags["Name"], tags["aws:cloudformation:logical-id"]) == ("renamed-vpc", "Vpc")
+    assert [g["logGroupName"] for g in logs.describe_log_groups()["logGroups"]] == ["/stepdeploy/app/renamed"]
+
+    cfn.delete_stack(StackName="app")  # DeletionProtection (the template's default) keeps the database
+    stack = cfn.describe_stacks(StackName="app")["Stacks"][0]
+    assert (stack["StackStatus"], stack["StackStatusReason"]) == (
+        "DELETE_FAILED",
+        "The following resource(s) failed to delete: [DatabaseCluster]. ",
+    )
+    failed = [(logical, reason) for logical, state, reason in events(cfn, "app") if state == "DELETE_FAILED"]
+    assert failed == [
+        ("DatabaseCluster", "Cannot delete protected Cluster, please disable deletion protection and try again."),
+        ("app", "The following resource(s) failed to delete: [DatabaseCluster]. "),
+    ]
+    [service] = aws("ecs").describe_services(cluster=after["ClusterName"], services=[after["ServiceName"]])["services"]
+    assert service["status"] == "INACTIVE"  # what does not depend on the database is deleted
+    rds.modify_db_cluster(DBClusterIdentifier=out["DatabaseClusterIdentifier"], DeletionProtection=False)
+    cfn.delete_stack(StackName="app")
+    with pytest.raises(ClientError, match="does not exist"):
+        cfn.describe_stacks(StackName="app")
+    assert rds.describe_db_clusters()["DBClusters"] == []
+    [snapshot] = rds.describe_db_cluster_snapshots(SnapshotType="manual")["DBClusterSnapshots"]  # DeletionPolicy
+    assert snapshot["DBClusterIdentifier"] == out["DatabaseClusterIdentifier"]
+    assert [v["IsDefault"] for v in ec2.describe_vpcs()["Vpcs"]] == [True]
+
+
+# ----------------------------------------------------------------------------- failures
+
+
+@covers("cfn_execution")
+def test_a_failed_update_rolls_back_to_the_previous_properties(aws: Clients, _patch: tuple[str, ...]) -> None:
+    cfn, ecs = aws("cloudformation"), aws("ecs")
+    before = provision(cfn)
+    calls: list[tuple[str, str, str, str]] = []
+
+    def fail_the_service(stack: str, logical_id: str, resource_type: str, action: str) -> str | None:
+        calls.append((stack, logical_id, resource_type, action))
+        return "Service deployment failed: injected" if logical_id == "Service" and action == "UPDATE" else None
+
+    compat.HOOKS.stack_resource_failure = fail_the_service
+    arn = update_change_set(cfn, "app", "update", DesiredCount="3", ContainerImage=IMAGE_2)
+    cfn.execute_change_set(ChangeSetName=arn)  # does not raise: the stack rolls back
+    assert status(cfn, "app") == "UPDATE_ROLLBACK_COMPLETE"
+    assert cfn.describe_change_set(ChangeSetName=arn)["ExecutionStatus"] == "EXECUTE_FAILED"
+    assert calls[:2] == [
+        ("app", "TaskDefinition", "AWS::ECS::TaskDefinition", "UPDATE"),
+        ("app", "Service", "AWS::ECS::Service", "UPDATE"),
+    ]
+    [service] = ecs.describe_services(cluster=before["ClusterName"], services=[before["ServiceName"]])["services"]
+    assert (service["desiredCount"], service["taskDefinition"]) == (2, before["TaskDefinitionArn"])
+    assert outputs(cfn, "app") == before
+    replacement = revision(before["TaskDefinitionArn"], 2)
+    assert ecs.describe_task_definition(taskDefinition=replacement)["taskDefinition"]["status"] == "INACTIVE"
+
+    history = events(cfn, "app")
+    assert ("Service", "UPDATE_FAILED", "Service deployment failed: injected") in history
+    stack_events = [(state, reason) for logical, state, reason in history if logical == "app"]
+    assert stack_events[-4:] == [
+        ("UPDATE_IN_PROGRESS", "User Initiated"),
+        ("UPDATE_ROLLBACK_IN_PROGRESS", "The following resource(s) failed to update: [Service]. "),
+        ("UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS", None),
+        ("UPDATE_ROLLBACK_COMPLETE", None),
+    ]
+
+    compat.HOOKS.stack_resource_failure = None  # the stack stays updatable after a rollback
+    cfn.execute_change_set(ChangeSetName=update_change_set(cfn, "app", "again", DesiredCount="3"))
+    assert status(cfn, "app") == "UPDATE_COMPLETE"
+
+
+@covers("cfn_execution", "cfn_deletions")
+def test_a_failed_create_rolls_back_and_the_stack_can_then_be_deleted(aws: Clients, _patch: tuple[str, ...]) -> None:
+    cfn = aws("cloudformation")
+    compat.HOOKS.stack_resource_failure = lambda stack, logical_id, resource_type, action: (
+        "Resource handler returned message: injected" if logical_id == "Service" else None
+    )
+    cfn.execute_change_set(ChangeSetName=create_change_set(cfn, "app", "create", DatabaseDeletionProtection="false"))
+    stack = cfn.describe_stacks(StackName="app")["Stacks"][0]
+    assert stack["StackStatus"] == "ROLLBACK_COMPLETE"
+    assert "Outputs" not in stack
+    history = events(cfn, "app")
+    assert ("Service", "CREATE_FAILED", "Resource handler returned message: injected") in history
+    assert (
+        "app",
+        "ROLLBACK_IN_PROGRESS",
+        "The following resource(s) failed to create: [Service]. Rollback requested by user.",
+    ) in history
+    assert history[-1] == ("app", "ROLLBACK_COMPLETE", None)
+    assert {logical for logical, state, _ in history if state == "DELETE_COMPLETE"} == {
+        logical for logical, state, _ in history if state == "CREATE_COMPLETE"
+    }
+    # nothing the rollback deleted is left visible
+    assert aws("rds").describe_db_clusters()["DBClusters"] == []
+    assert aws("rds").describe_db_instances()["DBInstances"] == []
+    assert aws("elbv2").describe_load_balancers()["LoadBalancers"] == []
+    assert aws("elbv2").describe_target_groups()["TargetGroups"] == []
+    assert [v["IsDefault"] for v in aws("ec2").describe_vpcs()["Vpcs"]] == [True]
+    assert aws("cloudwatch").describe_alarms()["MetricAlarms"] == []
+
+    with pytest.raises(ClientError, match="ROLLBACK_COMPLETE state and can not be updated"):
+        update_change_set(cfn, "app", "update", DesiredCount="3")
+    cfn.delete_stack(StackName="app")
+    with pytest.raises(ClientError, match="does not exist"):
+        cfn.describe_stacks(StackName="app")
+
+
+@covers("cfn_execution")
+def test_a_moto_error_during_execution_rolls_back_with_its_message(aws: Clients, _patch: tuple[str, ...]) -> None:
+    cfn, sqs = aws("cloudformation"), aws("sqs")
+    template = {
+        "Resources": {
+            "Queue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "before-the-failure"}},
+            "Service": {
+                "Type": "AWS::ECS::Service",
+                "DependsOn": "Queue",
+                "Properties": {"Cluster": "no-such-cluster", "TaskDefinition": "no-such-family:1"},
+            },
+        }
+    }
+    arn = cfn.create_change_set(
+        StackName="broken", ChangeSetName="create", ChangeSetType="CREATE", TemplateBody=yaml.safe_dump(template)
+    )["Id"]
+    cfn.execute_change_set(ChangeSetName=arn)
+    assert status(cfn, "broken") == "ROLLBACK_COMPLETE"
+    [(_, _, reason)] = [e for e in events(cfn, "broken") if e[1] == "CREATE_FAILED"]
+    assert reason is not None and "Cluster not found" in reason
+    assert sqs.list_queues().get("QueueUrls", []) == []
+
+
+@covers("cfn_execution")
+def test_a_protected_database_makes_the_create_rollback_fail(aws: Clients, _patch: tuple[str, ...]) -> None:
+    """As on AWS: the rollback cannot delete a cluster with DeletionProtection (the template's default)."""
+    cfn = aws("cloudformation")
+    compat.HOOKS.stack_resource_failure = lambda stack, logical_id, resource_type, action: (
+        "injected" if logical_id == "Service" else None
+    )
+    cfn.execute_change_set(ChangeSetName=create_change_set(cfn, "app", "create"))
+    assert status(cfn, "app") == "ROLLBACK_FAILED"
+    failed = [(logical, reason) for logical, state, reason in events(cfn, "app") if state == "DELETE_FAILED"]
+    assert failed == [
+        ("DatabaseCluster", "Cannot delete protected Cluster, please disable deletion protection and try again.")
+    ]
+    assert len(aws("rds").describe_db_clusters()["DBClusters"]) == 1

@@ -1,0 +1,190 @@
+"""The application stack's pure logic: parameter rules, outputs -> request, change sets, failures."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from stepdeploy import decisions
+from stepdeploy import stack as app_stack
+from stepdeploy.errors import InfraUpdateFailed, InvalidDeploymentRequest
+from stepdeploy.models import Defaults, DeploymentRequest
+from stepdeploy_local import template
+
+SPEC = app_stack.parameter_spec()
+IMAGE = {"repository": "techchallengeapp", "tag": "v1"}
+
+
+def test_the_parameter_rules_file_is_generated_from_the_template() -> None:
+    assert SPEC == json.loads(json.dumps(template.parameter_spec()))
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ({"DesiredCount": 3}, {"DesiredCount": "3"}),
+        ({"DesiredCount": "4", "NatGatewayMode": "per-az"}, {"DesiredCount": "4", "NatGatewayMode": "per-az"}),
+        ({"ContainerCommand": ["serve", "--verbose"]}, {"ContainerCommand": "serve,--verbose"}),
+        ({"TaskCpu": "512", "TaskMemory": 1024}, {"TaskCpu": "512", "TaskMemory": "1024"}),
+        ({}, {}),
+    ],
+)
+def test_valid_parameters_become_cloudformation_strings(given: dict[str, Any], expected: dict[str, str]) -> None:
+    assert app_stack.validate_parameters(given, SPEC) == expected
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"ContainerImage": "x:1"}, "$.stack.parameters.ContainerImage: is set by stepdeploy"),
+        ({"DesiredCounts": 2}, "$.stack.parameters.DesiredCounts: the application stack has no such parameter"),
+        ({"DesiredCount": 0}, "$.stack.parameters.DesiredCount: must be at least 1, got 0"),
+        ({"DesiredCount": "many"}, "$.stack.parameters.DesiredCount: expected a number, got 'many'"),
+        ({"DesiredCount": True}, "$.stack.parameters.DesiredCount: expected a Number value, got bool"),
+        ({"NatGatewayMode": "double"}, "$.stack.parameters.NatGatewayMode: must be one of single, per-az"),
+        ({"ApplicationName": "Bad_Name"}, "$.stack.parameters.ApplicationName: invalid value 'Bad_Name'"),
+        ({"CpuTargetUtilization": 99}, "$.stack.parameters.CpuTargetUtilization: must be at most 95, got 99"),
+        ({"TaskCpu": ["256"]}, "$.stack.parameters.TaskCpu: a list is only accepted for a CommaDelimitedList"),
+    ],
+)
+def test_invalid_parameters_are_refused_by_name(given: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidDeploymentRequest) as caught:
+        app_stack.validate_parameters(given, SPEC)
+    assert str(caught.value).startswith(message)
+
+
+def test_a_request_with_a_stack_names_no_service_and_takes_defaults() -> None:
+    request = DeploymentRequest.from_input({"stack": {"name": "techchallenge"}, "image": IMAGE}, Defaults())
+    assert request.service is None and request.health.url is None
+    assert request.stack is not None
+    assert request.stack.init_command == ("updatedb", "-s")
+    assert (request.stack.timeout_seconds, request.stack.poll_seconds) == (3600, 30)
+    assert request.lock_key == "stack/techchallenge"
+    assert DeploymentRequest.from_dict(json.loads(json.dumps(request.to_dict()))) == request
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            {"stack": {"name": "t"}, "service": {"cluster": "c", "service": "s"}},
+            "$.service: comes from the stack outputs",
+        ),
+        ({"stack": {"name": "t"}, "health": {"url": "http://x/"}}, "$.health.url: comes from the stack output"),
+        ({"stack": {"name": "Bad Name"}}, "$.stack.name: invalid value"),
+        ({"stack": {"name": "t", "init_command": "updatedb -s"}}, "$.stack.init_command: expected a list"),
+        ({"stack": {"name": "t", "timeout_seconds": 10}}, "$.stack.timeout_seconds: must be between 300 and 14400"),
+        ({"stack": {"name": "t", "parameters": {"Nope": 1}}}, "$.stack.parameters.Nope:"),
+        ({"stack": {"name": "t", "region": "x"}}, "$.stack: unknown field(s) region"),
+        ({"stack": {"name": "t"}, "plan": "yes"}, "$.plan: expected true or false"),
+    ],
+)
+def test_bad_stack_requests_name_the_field(body: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidDeploymentRequest) as caught:
+        DeploymentRequest.from_input({"image": IMAGE, **body}, Defaults())
+    assert str(caught.value).startswith(message)
+
+
+def test_an_empty_init_command_means_no_database_initialisation() -> None:
+    request = DeploymentRequest.from_input({"stack": {"name": "t", "init_command": []}, "image": IMAGE}, Defaults())
+    assert request.stack is not None and request.stack.init_command == ()
+
+
+OUTPUTS = {
+    "ClusterName": "app-cluster",
+    "ServiceName": "app-web",
+    "ContainerName": "app",
+    "HealthCheckUrl": "http://alb-1.elb.amazonaws.com/healthcheck/",
+    "TargetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/app/abc",
+    "AlarmNames": "app-5xx,app-unhealthy",
+}
+
+
+def test_outputs_fill_service_and_gates_and_keep_extra_alarms() -> None:
+    request = DeploymentRequest.from_input(
+        {"stack": {"name": "t"}, "image": IMAGE, "health": {"alarm_names": ["my-slo", "app-5xx"]}}, Defaults()
+    )
+    done = DeploymentRequest.from_dict(app_stack.complete_request(request.to_dict(), OUTPUTS))
+    assert done.target.cluster == "app-cluster" and done.target.service == "app-web"
+    assert done.target.container == "app"
+    assert done.health.url == OUTPUTS["HealthCheckUrl"]
+    assert done.health.target_group_arn == OUTPUTS["TargetGroupArn"]
+    assert done.health.alarm_names == ("app-5xx", "app-unhealthy", "my-slo")
+
+
+def test_missing_outputs_are_an_infrastructure_failure() -> None:
+    request = DeploymentRequest.from_input({"stack": {"name": "t"}, "image": IMAGE}, Defaults())
+    with pytest.raises(InfraUpdateFailed, match="no output"):
+        app_stack.complete_request(request.to_dict(), {"ClusterName": "c"})
+
+
+def test_change_sets_are_summarised_and_no_change_is_recognised() -> None:
+    changes = [
+        {"Type": "Resource", "ResourceChange": {"Action": "Modify", "LogicalResourceId": "Service",
+                                                "ResourceType": "AWS::ECS::Service", "Replacement": "False"}},
+        {"Type": "Resource", "ResourceChange": {"Action": "Add", "LogicalResourceId": "Alarm",
+                                                "ResourceType": "AWS::CloudWatch::Alarm"}},
+    ]  # fmt: skip
+    summary = app_stack.summarize_changes(changes)
+    assert summary == [
+        {"action": "Modify", "logical_id": "Service", "type": "AWS::ECS::Service", "replacement": "False"},
+        {"action": "Add", "logical_id": "Alarm", "type": "AWS::CloudWatch::Alarm"},
+    ]
+    assert (
+        app_stack.describe_changes(summary) == "Modify Service (AWS::ECS::Service); Add Alarm (AWS::CloudWatch::Alarm)"
+    )
+    none = app_stack.ChangeSetView(
+        "arn", "FAILED", "UNAVAILABLE", "The submitted information didn't contain changes. Submit different information"
+    )
+    assert app_stack.is_no_change(none)
+    assert not app_stack.is_no_change(app_stack.ChangeSetView("arn", "FAILED", "UNAVAILABLE", "Template error"))
+
+
+def test_the_root_cause_is_the_first_failure_of_the_latest_operation() -> None:
+    events = [  # newest first, as DescribeStackEvents returns them
+        {"LogicalResourceId": "s", "ResourceStatus": "UPDATE_ROLLBACK_COMPLETE"},
+        {"LogicalResourceId": "Alarm", "ResourceStatus": "UPDATE_FAILED", "ResourceType": "AWS::CloudWatch::Alarm",
+         "ResourceStatusReason": "Resource update cancelled"},
+        {"LogicalResourceId": "Service", "ResourceStatus": "UPDATE_FAILED", "ResourceType": "AWS::ECS::Service",
+         "ResourceStatusReason": "Invalid desired count"},
+        {"LogicalResourceId": "s", "ResourceStatus": "UPDATE_IN_PROGRESS"},
+        {"LogicalResourceId": "Old", "ResourceStatus": "CREATE_FAILED", "ResourceStatusReason": "earlier"},
+    ]  # fmt: skip
+    assert app_stack.first_failure(events, "s") == "Service (AWS::ECS::Service): Invalid desired count"
+    assert app_stack.first_failure(events[:1], "s") == "no resource reported a failure"
+
+
+def test_an_update_is_repinned_to_the_running_image_once() -> None:
+    view = app_stack.StackView("s", "UPDATE_COMPLETE", parameters={"ContainerImage": "repo@sha256:old"})
+    state = app_stack.StackState(operation="UPDATE")
+    assert app_stack.needs_repin(state, view, "repo@sha256:new")
+    assert not app_stack.needs_repin(state, view, "repo@sha256:old")
+    assert not app_stack.needs_repin(app_stack.StackState(operation="UPDATE", repinned=True), view, "repo@sha256:new")
+    assert not app_stack.needs_repin(app_stack.StackState(operation="CREATE"), view, "repo@sha256:new")
+
+
+@pytest.mark.parametrize(
+    ("task", "verdict"),
+    [
+        ({"Containers": [{"Name": "app", "ExitCode": 0}]}, None),
+        (
+            {"Containers": [{"Name": "app", "ExitCode": 1}], "StopCode": "EssentialContainerExited",
+             "StoppedReason": "Essential container in task exited"},
+            "container 'app' exited with code 1; task stopped: EssentialContainerExited "
+            "(Essential container in task exited)",
+        ),
+        (
+            {"Containers": [{"Name": "app", "Reason": "CannotPullContainerError"}], "StopCode": "TaskFailedToStart"},
+            "container 'app' has no exit code (CannotPullContainerError); task stopped: TaskFailedToStart "
+            "(no reason given)",
+        ),
+        ({"Containers": [{"Name": "sidecar", "ExitCode": 0}]}, "container 'app' is not in the task; task stopped: ?"),
+    ],
+)  # fmt: skip
+def test_the_init_task_verdict(task: dict[str, Any], verdict: str | None) -> None:
+    result = decisions.init_task_verdict(task, "app")
+    if verdict is None:
+        assert result is None
+    else:
+        assert result is not None and result.startswith(verdict)

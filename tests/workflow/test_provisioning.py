@@ -1,0 +1,263 @@
+"""Provisioning end to end: the application stack from an empty account, updates through change
+sets, the one-off database initialisation, plan mode, and failed infrastructure updates.
+
+The real ASL and handlers run in the local world; the stack is stacks/app.yaml, created by
+CloudFormation (moto + compat) through the change sets EnsureStack makes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from stepdeploy_local import World
+from stepdeploy_local.world import ExecutionResult, StackApp
+
+
+@pytest.fixture
+def stack_app(world: World) -> StackApp:
+    world.push_image("techchallengeapp", "v1")
+    return world.stack_app("techchallenge")
+
+
+@pytest.fixture
+def provisioned(world: World, stack_app: StackApp) -> StackApp:
+    result = world.deploy(stack_app.request("v1"))
+    assert result.status == "SUCCEEDED", result.cause
+    return stack_app
+
+
+def revision(arn: str) -> str:
+    return arn.rsplit("/", 1)[-1]
+
+
+def control_items(world: World) -> list[dict[str, Any]]:
+    table = world.outputs["ControlTableName"]
+    return list(world.client("dynamodb").scan(TableName=table)["Items"])
+
+
+def leftover_change_sets(world: World, app: StackApp, result: ExecutionResult) -> list[str]:
+    """Change sets this deployment made that still exist (unexecuted ones must be deleted)."""
+    summaries = world.client("cloudformation").list_change_sets(StackName=app.stack_name)["Summaries"]
+    return [s["ChangeSetName"] for s in summaries if result.name in s["ChangeSetName"]]
+
+
+def stack_status(world: World, app: StackApp) -> str | None:
+    cfn = world.client("cloudformation")
+    try:
+        return str(cfn.describe_stacks(StackName=app.stack_name)["Stacks"][0]["StackStatus"])
+    except cfn.exceptions.ClientError:
+        return None
+
+
+def test_first_deploy_provisions_everything_from_an_empty_account(world: World, stack_app: StackApp) -> None:
+    assert stack_status(world, stack_app) is None
+    result = world.deploy(stack_app.request("v1"))
+
+    assert result.status == "SUCCEEDED", result.cause
+    assert stack_status(world, stack_app) == "CREATE_COMPLETE"
+    path = result.path
+    assert path[:4] == ["Normalize", "Guard", "GuardDecision", "EnsureStack"]
+    assert "InitDatabase" in path and "RecordDatabaseInit" in path
+    assert path.index("GuardImage") < path.index("PrepareVerify") < path.index("InitDatabase")
+    assert "RegisterRevision" not in path, "the stack created the service with the image: nothing to register"
+    assert path[-2:] == ["RecordSucceeded", "Deployed"]
+
+    record = world.record(stack_app, result.name)
+    assert record is not None and record["outcome"] == "SUCCEEDED"
+    assert record["stack"]["operation"] == "CREATE"
+    assert {c["logical_id"] for c in record["stack"]["changes"]} >= {"DatabaseCluster", "Service", "LoadBalancer"}
+    assert record["database_initialised"] is True
+    assert all(g["passed"] for g in record["gate_results"])
+
+    (run,) = world.one_off_runs
+    assert run.command == ["updatedb", "-s"] and run.exit_code == 0
+
+    service = stack_app.service()
+    assert service.running_image() == world.image_uri("techchallengeapp", "v1")
+    assert service.health_url.startswith("http://") and ".elb.amazonaws.com/healthcheck/" in service.health_url
+
+
+def test_describe_calls_show_every_resource_after_provisioning(world: World, provisioned: StackApp) -> None:
+    out = provisioned.outputs()
+    rds = world.client("rds")
+    (cluster,) = rds.describe_db_clusters(DBClusterIdentifier=out["DatabaseClusterIdentifier"])["DBClusters"]
+    assert cluster["Engine"] == "aurora-postgresql" and cluster["StorageEncrypted"] and cluster["DeletionProtection"]
+    members = cluster["DBClusterMembers"]
+    assert len(members) == 2 and sorted(m["IsClusterWriter"] for m in members) == [False, True]
+    instances = [
+        rds.describe_db_instances(DBInstanceIdentifier=m["DBInstanceIdentifier"])["DBInstances"][0] for m in members
+    ]
+    assert len({i["AvailabilityZone"] for i in instances}) == 2
+    assert not any(i["PubliclyAccessible"] for i in instances)
+    secret = world.client("secretsmanager").describe_secret(SecretId=out["DatabaseSecretArn"])
+    assert secret["ARN"] == cluster["MasterUserSecret"]["SecretArn"]
+
+    ecs = world.client("ecs")
+    (svc,) = ecs.describe_services(cluster=out["ClusterName"], services=[out["ServiceName"]])["services"]
+    assert svc["launchType"] == "FARGATE"
+    vpc = svc["networkConfiguration"]["awsvpcConfiguration"]
+    assert sorted(vpc["subnets"]) == sorted(out["PrivateSubnetIds"].split(","))
+    assert vpc["assignPublicIp"] == "DISABLED"
+    assert svc["loadBalancers"][0]["targetGroupArn"] == out["TargetGroupArn"]
+    assert svc["deploymentConfiguration"]["deploymentCircuitBreaker"] == {"enable": True, "rollback": True}
+    td = ecs.describe_task_definition(taskDefinition=svc["taskDefinition"])["taskDefinition"]
+    assert td["requiresCompatibilities"] == ["FARGATE"] and td["networkMode"] == "awsvpc"
+    (container,) = td["containerDefinitions"]
+    assert [s["name"] for s in container["secrets"]] == ["VTT_DBPASSWORD"]
+
+    elb = world.client("elbv2")
+    (tg,) = elb.describe_target_groups(TargetGroupArns=[out["TargetGroupArn"]])["TargetGroups"]
+    assert tg["TargetType"] == "ip" and tg["HealthCheckPath"] == "/healthcheck/"
+    assert elb.describe_listeners(LoadBalancerArn=out["LoadBalancerArn"])["Listeners"]
+
+    scaling = world.client("application-autoscaling")
+    (target,) = scaling.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"]
+    assert target["MinCapacity"] == 2
+    policies = scaling.describe_scaling_policies(ServiceNamespace="ecs")["ScalingPolicies"]
+    assert len(policies) == 2
+
+    alarms = world.client("cloudwatch").describe_alarms(AlarmNames=out["AlarmNames"].split(","))["MetricAlarms"]
+    assert len(alarms) == 3
+
+
+def test_an_update_with_no_stack_changes_skips_to_the_deploy(world: World, provisioned: StackApp) -> None:
+    world.push_image("techchallengeapp", "v2")
+    result = world.deploy(provisioned.request("v2"))
+
+    assert result.status == "SUCCEEDED", result.cause
+    assert "InitDatabase" not in result.path, "the schema was initialised once; never again"
+    assert "RegisterRevision" in result.path
+    record = world.record(provisioned, result.name)
+    assert record is not None and record["stack"]["operation"] == "NONE" and record["stack"]["changes"] == []
+    assert provisioned.service().running_image() == world.image_uri("techchallengeapp", "v2")
+    assert len(world.one_off_runs) == 1
+    assert leftover_change_sets(world, provisioned, result) == []
+
+
+def test_an_infrastructure_change_is_applied_without_touching_the_image(world: World, provisioned: StackApp) -> None:
+    world.push_image("techchallengeapp", "v2")
+    assert world.deploy(provisioned.request("v2")).status == "SUCCEEDED"
+    result = world.deploy(provisioned.request("v2", stack={"parameters": {"DesiredCount": 3}}))
+
+    assert result.status == "SUCCEEDED", result.cause
+    record = world.record(provisioned, result.name)
+    assert record is not None and record["stack"]["operation"] == "UPDATE"
+    assert "Service" in {c["logical_id"] for c in record["stack"]["changes"]}
+    out = provisioned.outputs()
+    (svc,) = world.client("ecs").describe_services(cluster=out["ClusterName"], services=[out["ServiceName"]])[
+        "services"
+    ]
+    assert svc["desiredCount"] == 3
+    assert provisioned.service().running_image() == world.image_uri("techchallengeapp", "v2"), "v1 came back"
+    assert "PrepareVerify" in result.path, "a stack change is verified by the gates"
+
+
+def test_a_failed_infrastructure_update_is_rolled_back_and_named(world: World, provisioned: StackApp) -> None:
+    world.faults.fail_stack_resource("Service", "Resource handler returned message: invalid desired count")
+    result = world.deploy(provisioned.request("v1", stack={"parameters": {"DesiredCount": 4}}))
+
+    assert (result.status, result.error) == ("FAILED", "InfraUpdateFailed")
+    assert "Service (AWS::ECS::Service): Resource handler returned message: invalid desired count" in (result.cause or "")
+    assert stack_status(world, provisioned) == "UPDATE_ROLLBACK_COMPLETE"
+    out = provisioned.outputs()
+    (svc,) = world.client("ecs").describe_services(cluster=out["ClusterName"], services=[out["ServiceName"]])[
+        "services"
+    ]
+    assert svc["desiredCount"] == 2
+    assert not [i for i in control_items(world) if i["item"]["S"] == "LOCK"], "the lock was released"
+    record = world.record(provisioned, result.name)
+    assert record is not None and record["outcome"] == "FAILED" and record["error"] == "InfraUpdateFailed"
+
+    # the stack is usable again: the next deployment updates it
+    world.push_image("techchallengeapp", "v2")
+    assert world.deploy(provisioned.request("v2")).status == "SUCCEEDED"
+
+
+def test_plan_mode_leaves_no_trace(world: World, stack_app: StackApp) -> None:
+    before = control_items(world)
+    result = world.deploy(stack_app.request("v1", plan=True))
+
+    assert result.status == "SUCCEEDED", result.cause
+    assert result.path[-2:] == ["PlanStack", "Planned"]
+    plan = result.output
+    assert plan is not None
+    assert plan["plan"]["stack"]["operation"] == "CREATE"
+    assert {c["logical_id"] for c in plan["plan"]["stack"]["changes"]} >= {"DatabaseCluster", "Service"}
+    assert plan["plan"]["image"] == world.image_uri("techchallengeapp", "v1")
+    assert stack_status(world, stack_app) is None, "the CREATE change set's stack was deleted"
+    assert control_items(world) == before, "no lock, no claim, no record of any kind"
+    assert world.record(stack_app, result.name) is None
+    assert world.one_off_runs == []
+
+
+def test_plan_mode_on_a_provisioned_stack_lists_the_change(world: World, provisioned: StackApp) -> None:
+    result = world.deploy(provisioned.request("v1", plan=True, stack={"parameters": {"DesiredCount": 3}}))
+
+    assert result.status == "SUCCEEDED", result.cause
+    assert result.output is not None
+    stack_plan = result.output["plan"]["stack"]
+    assert stack_plan["operation"] == "UPDATE" and "Service" in {c["logical_id"] for c in stack_plan["changes"]}
+    assert stack_status(world, provisioned) == "CREATE_COMPLETE"
+    assert leftover_change_sets(world, provisioned, result) == []
+    out = provisioned.outputs()
+    (svc,) = world.client("ecs").describe_services(cluster=out["ClusterName"], services=[out["ServiceName"]])[
+        "services"
+    ]
+    assert svc["desiredCount"] == 2
+
+
+def test_a_failed_database_initialisation_is_named_and_retried_next_time(world: World) -> None:
+    world.push_image("techchallengeapp", "v1", "init-fails")
+    app = world.stack_app("techchallenge")
+    result = world.deploy(app.request("v1"))
+
+    assert (result.status, result.error) == ("FAILED", "DatabaseInitFailed")
+    assert "exited with code 1" in (result.cause or "")
+    assert "the stack was created" in (result.cause or "")
+    assert not [i for i in control_items(world) if i["item"]["S"] == "SCHEMA"]
+
+    world.push_image("techchallengeapp", "v1-fixed")
+    result = world.deploy(app.request("v1-fixed"))
+    assert result.status == "SUCCEEDED", result.cause
+    assert [r.exit_code for r in world.one_off_runs] == [1, 0]
+    assert [i for i in control_items(world) if i["item"]["S"] == "SCHEMA"]
+
+
+def test_a_broken_image_after_provisioning_is_rolled_back(world: World, provisioned: StackApp) -> None:
+    world.push_image("techchallengeapp", "v2", "db-down")
+    result = world.deploy(provisioned.request("v2"))
+
+    assert (result.status, result.error) == ("FAILED", "HealthCheckFailed")
+    assert "rolled back to" in (result.cause or "")
+    assert provisioned.service().running_image() == world.image_uri("techchallengeapp", "v1")
+
+
+def test_a_broken_first_image_fails_with_nothing_to_roll_back_to(world: World) -> None:
+    world.push_image("techchallengeapp", "v1", "db-down")
+    app = world.stack_app("techchallenge")
+    result = world.deploy(app.request("v1"))
+
+    assert (result.status, result.error) == ("FAILED", "HealthCheckFailed")
+    assert "no earlier revision to roll back to" in (result.cause or "")
+    assert "Rollback" not in result.path
+
+
+def test_bad_stack_parameters_change_nothing(world: World, stack_app: StackApp) -> None:
+    result = world.deploy(stack_app.request("v1", stack={"parameters": {"DesiredCount": 0}}))
+
+    assert (result.status, result.error) == ("FAILED", "InvalidDeploymentRequest")
+    assert "$.stack.parameters.DesiredCount: must be at least 1" in (result.cause or "")
+    assert stack_status(world, stack_app) is None
+    assert control_items(world) == []
+
+
+def test_an_ecr_push_provisions_through_the_registry(world: World, stack_app: StackApp) -> None:
+    world.register(stack_app, tag_filter={"mode": "glob", "pattern": "v*"})
+    (arn,) = world.put_events(world.ecr_push_event("techchallengeapp", "v1"))
+    result: ExecutionResult = world.wait(arn)
+
+    assert result.status == "SUCCEEDED", result.cause
+    assert stack_status(world, stack_app) == "CREATE_COMPLETE"
+    record = world.record(stack_app, result.name)
+    assert record is not None and record["trigger"] == "ecr" and record["stack"]["operation"] == "CREATE"
