@@ -235,7 +235,7 @@ def run_demo(world: World) -> int:
 
 def _wait_forever(world: World, port: int) -> None:
     arn = world.outputs["DeployStateMachineArn"]
-    app = world.services[0] if world.services else None
+    app = world.stack_apps[0] if world.stack_apps else None
     print(f"\nlocal world listening on http://127.0.0.1:{port} (Ctrl-C to stop). Try:")
     print("  export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=" + world.region)
     print(f"  aws --endpoint-url http://127.0.0.1:{port} stepfunctions list-executions --state-machine-arn {arn}")
@@ -245,9 +245,13 @@ def _wait_forever(world: World, port: int) -> None:
             f"  aws --endpoint-url http://127.0.0.1:{port} stepfunctions start-execution --state-machine-arn {arn} "
             f"--input '{example}'"
         )
+        service = app.service()
         print(
-            f"  aws --endpoint-url http://127.0.0.1:{port} ecs describe-services --cluster {app.cluster} "
-            f"--services {app.service}"
+            f"  aws --endpoint-url http://127.0.0.1:{port} ecs describe-services --cluster {service.cluster} "
+            f"--services {service.service}"
+        )
+        print(
+            f"  aws --endpoint-url http://127.0.0.1:{port} cloudformation describe-stacks --stack-name {app.stack_name}"
         )
         digest = world.digest_of(app.repository, "v3")
         detail = json.dumps(
@@ -278,15 +282,17 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser(
         "demo",
-        help="manual, ECR and CodePipeline deployments incl. a rollback, a duplicate, a race "
-        "and a stale push; exit 0 when every outcome is expected",
+        help="provisioning from an empty account, manual, ECR and CodePipeline deployments incl. a rollback, "
+        "a duplicate, a race, a stale push and an infrastructure change; exit 0 when every outcome is expected",
     )
     demo.add_argument(
         "--keep-running",
         action="store_true",
         help="after the demo, keep the world running as a server on 127.0.0.1 (see --port)",
     )
-    serve = sub.add_parser("serve", help="run the local world as a server on 127.0.0.1 with a seeded service")
+    serve = sub.add_parser(
+        "serve", help="run the local world as a server on 127.0.0.1 with a provisioned application stack"
+    )
     for p in (demo, serve):
         p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"server port (default {DEFAULT_PORT})")
         p.add_argument(
@@ -302,11 +308,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "demo":
             code = run_demo(world)
         else:
-            app = world.create_service(tag="v1")
+            app = world.stack_app("techchallenge")
+            world.push_image(app.repository, "v1", "healthy")
+            first = world.deploy(app.request("v1"))  # provisions the application stack
             world.register(app, tag_filter={"mode": "glob", "pattern": "v*"})
             world.push_image(app.repository, "v2", "healthy")
             world.push_image(app.repository, "v3", "db-down")
-            code = 0
+            print(f"provisioned {app.stack_name} and deployed v1: {first.status}")
+            code = 0 if first.status == "SUCCEEDED" else 1
         if keep:
             _wait_forever(world, args.port)
     return code

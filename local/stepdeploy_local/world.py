@@ -551,7 +551,9 @@ class World:
             for c in task.containers:
                 c.exitCode, c.last_status = prof.init_exit_code, "STOPPED"
             command = list(overrides[0].get("command") or [])
-            self.one_off_runs.append(OneOffRun(task.cluster_name, task.task_definition_arn, command, prof.init_exit_code))
+            self.one_off_runs.append(
+                OneOffRun(task.cluster_name, task.task_definition_arn, command, prof.init_exit_code)
+            )
 
     def stack_app(
         self,

@@ -19,7 +19,12 @@ LAMBDA_TRANSIENT = {
     "Lambda.SdkClientException",
     "Lambda.ClientExecutionTimeoutException",
 }
-BOUNDED_TASKS = {"CheckRollout", "CheckHealth", "Guard", "EnsureStack"}  # raise past a deadline, max_checks, queue timeout
+BOUNDED_TASKS = {
+    "CheckRollout",
+    "CheckHealth",
+    "Guard",
+    "EnsureStack",
+}  # raise past a deadline, max_checks, queue timeout
 
 
 @pytest.fixture(scope="module")

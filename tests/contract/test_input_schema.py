@@ -42,6 +42,9 @@ def test_every_sample_input_is_valid_and_accepted(sample: Path) -> None:
         },
         [{"name": "a", "imageUri": "r/x:1"}, {"name": "b", "imageUri": "r/y:1"}],
         {"mode": "verify"},
+        {"stack": {"name": "t", "parameters": {"ContainerImage": "x"}}, "image": {"repository": "r", "tag": "v1"}},
+        {"stack": {"name": "t"}, "service": {"cluster": "c", "service": "s"}, "image": {"repository": "r", "tag": "1"}},
+        {"stack": {"name": "t"}, "image": {"repository": "r", "tag": "v1"}, "health": {"url": "http://h/"}},
     ],
 )
 def test_the_schema_rejects_what_the_workflow_rejects(bad: Any) -> None:
@@ -53,4 +56,11 @@ def test_sample_registry_entry_builds_a_valid_request() -> None:
     entry = RegistryEntry.from_item(json.loads((ROOT / "events" / "registry" / "techchallenge-web.json").read_text()))
     assert entry.matches("v2.1") and not entry.matches("latest") and entry.matches(None)
     request = entry.build_request({"tag": "v2"}, "ecr", None, Defaults())
-    assert request.service.service == "web" and request.image.repository == "techchallengeapp"
+    assert request.target.service == "web" and request.image.repository == "techchallengeapp"
+
+
+def test_sample_stack_registry_entry_builds_a_stack_request() -> None:
+    item = json.loads((ROOT / "events" / "registry" / "techchallenge-stack.json").read_text())
+    request = RegistryEntry.from_item(item).build_request({"tag": "v2"}, "ecr", None, Defaults())
+    assert request.stack is not None and request.stack.parameters == {"DesiredCount": "2"}
+    assert request.service is None and request.lock_key == "stack/techchallenge"

@@ -17,7 +17,7 @@ IMAGE = {"repository": "techchallengeapp", "tag": "v1"}
 
 
 def test_the_parameter_rules_file_is_generated_from_the_template() -> None:
-    assert SPEC == json.loads(json.dumps(template.parameter_spec()))
+    assert json.loads(json.dumps(template.parameter_spec())) == SPEC
 
 
 @pytest.mark.parametrize(

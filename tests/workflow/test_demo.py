@@ -1,4 +1,5 @@
-"""`make demo` runs this: v1 -> healthy v2 -> broken v3 rolled back, exit 0 only as expected."""
+"""`make demo` runs this: provision from an empty account, deploy, roll back, every trigger, an
+infrastructure change planned then applied; exit 0 only as expected."""
 
 from __future__ import annotations
 
@@ -10,16 +11,26 @@ def test_demo_exits_zero_with_expected_outcomes(capsys: pytest.CaptureFixture[st
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
     assert "all outcomes as expected" in out
-    rows = [line.split("  ") for line in out.splitlines() if line.startswith(("v2 ", "v3 ", "v4", "v5", "v6", "v7"))]
+    rows = [
+        line.split("  ")
+        for line in out.splitlines()
+        if line.startswith(("v1 ", "v2 ", "v3 ", "v4", "v5", "v6", "v7", "plan", "3 "))
+    ]
     table = [cells for row in rows if len(cells := [cell.strip() for cell in row if cell.strip()]) == 8]
     assert [(r[0], r[1], r[2], r[-2], r[-1]) for r in table] == [
-        ("v2", "manual", "SUCCEEDED", "web:2", "yes"),
-        ("v3", "manual", "FAILED HealthCheckFailed", "web:2", "yes"),
-        ("v4", "ecr", "SUCCEEDED", "web:4", "yes"),
-        ("v4 again", "ecr", "SKIPPED (AlreadyRunning)", "web:4", "yes"),
-        ("v5", "ecr", "SUCCEEDED", "web:5", "yes"),
-        ("v6 (queued)", "ecr", "SUCCEEDED", "web:6", "yes"),
-        ("v5-hotfix", "ecr", "SKIPPED (StaleImage)", "web:6", "yes"),
-        ("v7", "codepipeline", "SUCCEEDED", "web:7", "yes"),
+        ("v1 (provision)", "manual", "SUCCEEDED", "techchallengeapp:1", "yes"),
+        ("v2", "manual", "SUCCEEDED", "techchallengeapp:2", "yes"),
+        ("v3", "manual", "FAILED HealthCheckFailed", "techchallengeapp:2", "yes"),
+        ("v4", "ecr", "SUCCEEDED", "techchallengeapp:4", "yes"),
+        ("v4 again", "ecr", "SKIPPED (AlreadyRunning)", "techchallengeapp:4", "yes"),
+        ("v5", "ecr", "SUCCEEDED", "techchallengeapp:5", "yes"),
+        ("v6 (queued)", "ecr", "SUCCEEDED", "techchallengeapp:6", "yes"),
+        ("v5-hotfix", "ecr", "SKIPPED (StaleImage)", "techchallengeapp:6", "yes"),
+        ("v7", "codepipeline", "SUCCEEDED", "techchallengeapp:7", "yes"),
+        ("plan 3 tasks", "manual", "PLANNED", "techchallengeapp:7", "yes"),
+        ("3 tasks", "manual", "SUCCEEDED", "techchallengeapp:8", "yes"),
     ]
+    assert "change set CREATE: " in out and "change set UPDATE (applied)" in out
+    assert "database initialised by a one-off ECS task: updatedb -s" in out
+    assert "one-off database initialisations over the whole demo: 1" in out
     assert "[v3]" in out and "Rollback" in out  # live progress, state by state

@@ -158,7 +158,9 @@ def test_a_failed_infrastructure_update_is_rolled_back_and_named(world: World, p
     result = world.deploy(provisioned.request("v1", stack={"parameters": {"DesiredCount": 4}}))
 
     assert (result.status, result.error) == ("FAILED", "InfraUpdateFailed")
-    assert "Service (AWS::ECS::Service): Resource handler returned message: invalid desired count" in (result.cause or "")
+    assert "Service (AWS::ECS::Service): Resource handler returned message: invalid desired count" in (
+        result.cause or ""
+    )
     assert stack_status(world, provisioned) == "UPDATE_ROLLBACK_COMPLETE"
     out = provisioned.outputs()
     (svc,) = world.client("ecs").describe_services(cluster=out["ClusterName"], services=[out["ServiceName"]])[
