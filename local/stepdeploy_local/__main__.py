@@ -177,7 +177,7 @@ def run_demo(world: World) -> int:
     )
 
     # 10-11: an infrastructure change: planned (change set described, then deleted), then applied
-    change = {"stack": {"parameters": {"DesiredCount": 3, "MinCapacity": 3}}}
+    change: dict[str, Any] = {"stack": {"parameters": {"DesiredCount": 3, "MinCapacity": 3}}}
     print("plan: 3 tasks instead of 2 (plan: true -- the change set is described, then deleted)")
     row = run(
         "plan 3 tasks",

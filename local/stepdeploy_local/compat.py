@@ -2,8 +2,8 @@
 
 moto is pinned exactly (requirements-dev.txt) because these patches reach into its internals.
 Each patch is listed in :data:`PATCHES` and covered by a contract test in
-``tests/contract/test_emulator_contract.py`` that fails loudly if an upgrade changes the behaviour
-it relies on (or makes the patch unnecessary).
+``tests/contract/test_emulator_contract.py`` (the CloudFormation ones: ``test_emulator_cloudformation.py``)
+that fails loudly if an upgrade changes the behaviour it relies on (or makes the patch unnecessary).
 
 The patches only route moto to hooks (:class:`Hooks`); the behaviour behind the hooks (virtual
 clock, in-process Lambda runtime, ECS rollout model, target health) lives in the world's own
@@ -45,7 +45,8 @@ class Hooks:
     #: (execution ARN, state machine ARN, name, status) when an execution ends
     execution_ended: Callable[[str, str, str, str], None] | None = None
     #: (stack name, logical id, resource type, "CREATE" | "UPDATE" | "DELETE") before CloudFormation
-    #: changes a resource; a reason string makes that resource operation fail (and the stack roll back)
+    #: changes a resource (rollbacks and deletions included); a reason string makes that resource
+    #: operation fail as on AWS: the stack rolls back (or ends DELETE_FAILED), the reason in its events
     stack_resource_failure: Callable[[str, str, str, str], str | None] | None = None
     #: (ecs backend, moto Tasks) before tasks are described: one-off tasks run and stop over virtual time
     tasks_observed: Callable[[Any, list[Any]], None] | None = None
@@ -2144,17 +2145,25 @@ def _forget(backend: Any, stack: Any) -> None:
         del backend.change_sets[key]
 
 
-@functools.lru_cache(maxsize=32)
-def _parsed_template(text: str) -> dict[str, Any]:
-    """A template body parsed as moto parses it (short-form intrinsics), with libyaml when available:
-    moto's pure-Python YAML takes ~0.3 s for the application stack, twice per change set."""
+@functools.cache
+def _template_loader() -> Any:
+    """moto's YAML loader for templates (short-form intrinsics), on libyaml when available."""
     import yaml
     from moto.cloudformation.utils import yaml_tag_constructor
 
-    loader = getattr(yaml, "CLoader", yaml.Loader)
-    yaml.add_multi_constructor("", yaml_tag_constructor, Loader=loader)
+    loader: Any = type("TemplateLoader", (getattr(yaml, "CLoader", yaml.Loader),), {})
+    loader.add_multi_constructor("", yaml_tag_constructor)  # on this subclass only
+    return loader
+
+
+@functools.lru_cache(maxsize=32)
+def _parsed_template(text: str) -> dict[str, Any]:
+    """A template body parsed as moto parses it, once: moto's pure-Python YAML takes ~0.3 s for the
+    application stack, twice per change set."""
+    import yaml
+
     try:
-        parsed = yaml.load(text, Loader=loader)  # noqa: S506 - moto's own choice of loader, plus its tags
+        parsed = yaml.load(text, Loader=_template_loader())  # noqa: S506 - moto's loader, plus its tags
     except yaml.YAMLError:
         parsed = json.loads(text)
     return parsed if isinstance(parsed, dict) else json.loads(text)

@@ -86,8 +86,8 @@ def create_change_set(cfn: Any, stack: str, name: str, **parameters: str) -> str
     )
 
 
-def update_change_set(cfn: Any, stack: str, name: str, **changed: str) -> str:
-    """An UPDATE change set of the previous template: previous values except ``changed``."""
+def update_change_set(cfn: Any, stack: str, name: str, template: str | None = None, **changed: str) -> str:
+    """An UPDATE change set (of the previous template, unless given): previous values except ``changed``."""
     parameters = [
         {"ParameterKey": key, "ParameterValue": changed[key]}
         if key in changed
@@ -99,7 +99,7 @@ def update_change_set(cfn: Any, stack: str, name: str, **changed: str) -> str:
             StackName=stack,
             ChangeSetName=name,
             ChangeSetType="UPDATE",
-            UsePreviousTemplate=True,
+            **({"TemplateBody": template} if template else {"UsePreviousTemplate": True}),
             Parameters=parameters,
             Capabilities=CAPABILITIES,
             RoleARN=ROLE,
@@ -200,6 +200,8 @@ def test_an_update_change_set_lists_exactly_the_resources_whose_properties_diffe
         NO_CHANGES,
     )
     assert described["Changes"] == []
+    resubmitted = cfn.describe_change_set(ChangeSetName=update_change_set(cfn, "app", "same", template=TEMPLATE))
+    assert (resubmitted["Status"], resubmitted["StatusReason"]) == ("FAILED", NO_CHANGES)
 
     scaled = changes(cfn, update_change_set(cfn, "app", "scale", DesiredCount="3"))
     assert set(scaled) == {("Modify", "Service")}
@@ -644,6 +646,9 @@ def test_a_failed_create_rolls_back_and_the_stack_can_then_be_deleted(aws: Clien
     cfn.execute_change_set(ChangeSetName=create_change_set(cfn, "app", "create", DatabaseDeletionProtection="false"))
     stack = cfn.describe_stacks(StackName="app")["Stacks"][0]
     assert stack["StackStatus"] == "ROLLBACK_COMPLETE"
+    assert stack["StackStatusReason"] == (
+        "The following resource(s) failed to create: [Service]. Rollback requested by user."
+    )
     assert "Outputs" not in stack
     history = events(cfn, "app")
     assert ("Service", "CREATE_FAILED", "Resource handler returned message: injected") in history

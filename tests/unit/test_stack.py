@@ -188,3 +188,21 @@ def test_the_init_task_verdict(task: dict[str, Any], verdict: str | None) -> Non
         assert result is None
     else:
         assert result is not None and result.startswith(verdict)
+
+
+def test_a_stuck_stack_names_what_blocks_it_and_the_root_cause() -> None:
+    events = [
+        {"LogicalResourceId": "s", "ResourceStatus": "ROLLBACK_FAILED"},
+        {"LogicalResourceId": "Db", "ResourceStatus": "DELETE_FAILED", "ResourceType": "AWS::RDS::DBCluster",
+         "ResourceStatusReason": "Cannot delete protected Cluster"},
+        {"LogicalResourceId": "s", "ResourceStatus": "ROLLBACK_IN_PROGRESS"},
+        {"LogicalResourceId": "Service", "ResourceStatus": "CREATE_FAILED", "ResourceType": "AWS::ECS::Service",
+         "ResourceStatusReason": "no free IPs"},
+        {"LogicalResourceId": "s", "ResourceStatus": "CREATE_IN_PROGRESS"},
+    ]  # fmt: skip
+    assert app_stack.blocking_failure(events, "s") == (
+        "Db (AWS::RDS::DBCluster): Cannot delete protected Cluster; "
+        "the operation failed first on Service (AWS::ECS::Service): no free IPs"
+    )
+    assert app_stack.blocking_failure(events[3:], "s") == "Service (AWS::ECS::Service): no free IPs"
+    assert app_stack.blocking_failure(events[:1], "s") == "no resource reported a failure"

@@ -45,7 +45,15 @@ def test_healthy_update_deploys_and_records(world: World, app: AppService) -> No
     assert all(g["passed"] for g in record["gate_results"])
     # the rollout took 120 virtual seconds; the execution reports virtual time, not wall time
     assert result.virtual_seconds >= 120
-    assert result.path[:6] == ["Normalize", "Guard", "GuardDecision", "RegisterRevision", "Deploy", "WaitRollout"]
+    assert result.path[:7] == [
+        "Normalize",
+        "Guard",
+        "GuardDecision",
+        "RegisterRevision",
+        "DatabaseDecision",
+        "Deploy",
+        "WaitRollout",
+    ]
     assert result.path[-2:] == ["RecordSucceeded", "Deployed"]
     [note] = world.notifications()
     assert note["attributes"]["outcome"] == "SUCCEEDED" and note["attributes"]["severity"] == "INFO"

@@ -263,3 +263,36 @@ def test_an_ecr_push_provisions_through_the_registry(world: World, stack_app: St
     assert stack_status(world, stack_app) == "CREATE_COMPLETE"
     record = world.record(stack_app, result.name)
     assert record is not None and record["trigger"] == "ecr" and record["stack"]["operation"] == "CREATE"
+
+
+def test_a_failed_creation_is_cleaned_up_by_the_next_deployment(world: World) -> None:
+    world.push_image("techchallengeapp", "v1")
+    app = world.stack_app("scratch", parameters={"DatabaseDeletionProtection": "false"})
+    world.faults.fail_stack_resource("Service", "Resource handler returned message: no free IPs", action="CREATE")
+    result = world.deploy(app.request("v1"))
+
+    assert (result.status, result.error) == ("FAILED", "InfraUpdateFailed")
+    assert "Service (AWS::ECS::Service): Resource handler returned message: no free IPs" in (result.cause or "")
+    assert stack_status(world, app) == "ROLLBACK_COMPLETE"
+
+    result = world.deploy(app.request("v1"))  # deletes the failed stack, then creates it again
+    assert result.status == "SUCCEEDED", result.cause
+    assert stack_status(world, app) == "CREATE_COMPLETE"
+    assert len(world.one_off_runs) == 1
+
+
+def test_a_protected_database_stuck_in_a_failed_rollback_needs_a_person(world: World, stack_app: StackApp) -> None:
+    """Deletion protection stops CloudFormation from deleting the cluster of a failed creation
+    (ROLLBACK_FAILED): stepdeploy says so and changes nothing; it never orphans a database."""
+    world.faults.fail_stack_resource("Service", "no free IPs", action="CREATE")
+    assert world.deploy(stack_app.request("v1")).error == "InfraUpdateFailed"
+    assert stack_status(world, stack_app) == "ROLLBACK_FAILED"
+
+    result = world.deploy(stack_app.request("v1"))
+    assert (result.status, result.error) == ("FAILED", "InfraUpdateFailed")
+    cause = result.cause or ""
+    assert f"stack {stack_app.stack_name} is ROLLBACK_FAILED: DatabaseCluster (AWS::RDS::DBCluster):" in cause
+    assert "deletion protection" in cause and "the operation failed first on Service" in cause
+    assert "needs a person" in cause
+    assert stack_status(world, stack_app) == "ROLLBACK_FAILED"
+    assert not [i for i in control_items(world) if i["item"]["S"] == "LOCK"]

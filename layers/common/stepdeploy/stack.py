@@ -214,9 +214,8 @@ def is_no_change(change_set: ChangeSetView) -> bool:
     return change_set.status == "FAILED" and any(text in change_set.reason for text in NO_CHANGES)
 
 
-def first_failure(events: Sequence[Mapping[str, Any]], stack_name: str) -> str:
-    """The root cause of the latest operation: the earliest resource ``*_FAILED`` event since the
-    operation began (events come newest first; later failures are mostly cancellations)."""
+def _failures(events: Sequence[Mapping[str, Any]], stack_name: str) -> list[Mapping[str, Any]]:
+    """Resource ``*_FAILED`` events of the latest operation, newest first (events come newest first)."""
     failures: list[Mapping[str, Any]] = []
     for event in events:
         status = str(event.get("ResourceStatus", ""))
@@ -225,10 +224,28 @@ def first_failure(events: Sequence[Mapping[str, Any]], stack_name: str) -> str:
             break
         if status.endswith("_FAILED") and logical != stack_name:
             failures.append(event)
+    return failures
+
+
+def _describe(event: Mapping[str, Any]) -> str:
+    return f"{event.get('LogicalResourceId')} ({event.get('ResourceType')}): {event.get('ResourceStatusReason', '?')}"
+
+
+def first_failure(events: Sequence[Mapping[str, Any]], stack_name: str) -> str:
+    """The root cause of the latest operation: its earliest resource failure (later failures are
+    mostly cancellations, or the rollback's own)."""
+    failures = _failures(events, stack_name)
+    return _describe(failures[-1]) if failures else "no resource reported a failure"
+
+
+def blocking_failure(events: Sequence[Mapping[str, Any]], stack_name: str) -> str:
+    """Why a stack is stuck (e.g. ROLLBACK_FAILED): the latest resource failure, and the root cause."""
+    failures = _failures(events, stack_name)
     if not failures:
         return "no resource reported a failure"
-    root = failures[-1]
-    return f"{root.get('LogicalResourceId')} ({root.get('ResourceType')}): {root.get('ResourceStatusReason', '?')}"
+    if len(failures) == 1:
+        return _describe(failures[0])
+    return f"{_describe(failures[0])}; the operation failed first on {_describe(failures[-1])}"
 
 
 def needs_repin(state: StackState, stack: StackView | None, running_image: str | None) -> bool:

@@ -354,9 +354,10 @@ def ensure_stack(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
             elif status in app_stack.STABLE:
                 create("UPDATE", None, view)
             else:
+                blocked = app_stack.blocking_failure(cloudformation.recent_events(name), name)
                 raise InfraUpdateFailed(
-                    f"stack {name} is {status} ({view.reason if view else ''}): it needs attention "
-                    "(e.g. continue-update-rollback or delete) before stepdeploy can change it"
+                    f"stack {name} is {status}: {blocked}. It needs a person before stepdeploy changes it "
+                    "(fix the cause, then continue-update-rollback, or delete the stack); nothing was changed"
                 )
         elif state.phase == "change_set":
             assert state.change_set is not None
