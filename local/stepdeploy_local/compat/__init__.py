@@ -1,0 +1,450 @@
+"""Every fix stepdeploy's local world applies to moto, in one place.
+
+moto is pinned exactly (requirements-dev.txt) because these patches reach into its internals.
+Each patch is listed in :data:`PATCHES` and covered by a contract test in
+``tests/contract/test_emulator_contract.py`` (the CloudFormation ones, in ``compat/cloudformation.py``:
+``test_emulator_cloudformation.py``)
+that fails loudly if an upgrade changes the behaviour it relies on (or makes the patch unnecessary).
+
+The patches only route moto to hooks (:class:`Hooks`); the behaviour behind the hooks (virtual
+clock, in-process Lambda runtime, ECS rollout model, target health) lives in the world's own
+modules. Nothing in stepdeploy's orchestrator code knows about any of this.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import threading
+import time as _time
+import types
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import clock as _clock
+
+
+@dataclass
+class Hooks:
+    """What the patched moto calls into. A World installs its own."""
+
+    #: (moto LambdaFunction, event) -> (payload JSON, errored, log text)
+    invoke_lambda: Callable[[Any, Any], tuple[str, bool, str]] | None = None
+    #: (ecs backend, service, previous task definition ARN) after a successful UpdateService
+    service_updated: Callable[[Any, Any, str | None], None] | None = None
+    #: (ecs backend, service) before a service is described
+    service_observed: Callable[[Any, Any], None] | None = None
+    #: (target group ARN) -> list of moto FakeHealthStatus, or None to let moto answer
+    target_health: Callable[[str], list[Any] | None] | None = None
+    #: (rule name, target dict, event) for EventBridge targets that are state machines or functions
+    deliver_event: Callable[[str, dict[str, Any], dict[str, Any]], None] | None = None
+    #: (execution ARN, state machine ARN, name, status) when an execution ends
+    execution_ended: Callable[[str, str, str, str], None] | None = None
+    #: (stack name, logical id, resource type, "CREATE" | "UPDATE" | "DELETE") before CloudFormation
+    #: changes a resource (rollbacks and deletions included); a reason string makes that resource
+    #: operation fail as on AWS: the stack rolls back (or ends DELETE_FAILED), the reason in its events
+    stack_resource_failure: Callable[[str, str, str, str], str | None] | None = None
+    #: (ecs backend, moto Tasks) before tasks are described: one-off tasks run and stop over virtual time
+    tasks_observed: Callable[[Any, list[Any]], None] | None = None
+    #: (host, port) -> (host, port) to connect to instead, or None (ALB DNS names -> workload servers)
+    endpoint: Callable[[str, int], tuple[str, int] | None] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+HOOKS = Hooks()
+_applied = False
+_lock = threading.Lock()
+
+
+def _virtual_datetime_module() -> types.ModuleType:
+    """A stand-in for the ``datetime`` module whose ``datetime.now()`` reads the virtual clock."""
+
+    class VirtualDatetime(_dt.datetime):
+        @classmethod
+        def now(cls, tz: _dt.tzinfo | None = None) -> _dt.datetime:  # type: ignore[override]
+            return _clock.current().now(tz)
+
+        @classmethod
+        def utcnow(cls) -> _dt.datetime:  # type: ignore[override]
+            return _clock.current().now(None)
+
+    shim = types.ModuleType("datetime_virtual")
+    shim.__dict__.update({k: getattr(_dt, k) for k in dir(_dt) if not k.startswith("__")})
+    shim.datetime = VirtualDatetime  # type: ignore[attr-defined]
+    return shim
+
+
+class _VirtualTime(types.ModuleType):
+    """A stand-in for the ``time`` module whose ``sleep`` advances the virtual clock."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(_time, name)
+
+    @staticmethod
+    def sleep(seconds: float) -> None:
+        _clock.current().advance(seconds)
+
+
+# ----------------------------------------------------------------------------------- patches
+
+
+def _patch_wait_state() -> None:
+    """Wait states block on a threading.Event for the full duration; advance the clock instead."""
+    from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
+
+    def _wait_interval(self: Any, env: Any, wait_seconds: int) -> None:
+        _clock.current().advance(wait_seconds)
+
+    wait_function.WaitFunction._wait_interval = _wait_interval  # type: ignore[method-assign]
+
+
+def _patch_retry_sleep() -> None:
+    """Retry intervals call time.sleep; route them to the virtual clock."""
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+
+    retrier_decl.time = _VirtualTime("time_virtual")  # type: ignore[attr-defined]
+
+
+def _patch_timestamps() -> None:
+    """History events, execution start/stop dates, $$.State.EnteredTime and Wait Timestamp use
+    datetime.now(); make them read the virtual clock so durations reflect virtual waits."""
+    from moto.stepfunctions.parser import models as parser_models
+    from moto.stepfunctions.parser.asl.component.state import state
+    from moto.stepfunctions.parser.asl.component.state.wait.wait_function import timestamp
+    from moto.stepfunctions.parser.asl.eval.event import event_manager
+    from moto.stepfunctions.parser.backend import execution
+
+    shim = _virtual_datetime_module()
+    for module in (event_manager, execution, state, parser_models, timestamp):
+        module.datetime = shim  # type: ignore[attr-defined]
+
+
+def _patch_execution_name() -> None:
+    """StartExecution without a name gets the ARN '...:None'; AWS generates a UUID."""
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    original = StepFunctionsParserBackend.start_execution
+
+    def start_execution(self: Any, state_machine_arn: str, name: str | None = None, *args: Any, **kwargs: Any) -> Any:
+        return original(self, state_machine_arn, name or str(uuid.uuid4()), *args, **kwargs)
+
+    StepFunctionsParserBackend.start_execution = start_execution  # type: ignore[method-assign]
+
+
+def _patch_lambda_invoke() -> None:
+    """Lambda invoke needs Docker; run the handler in-process through HOOKS.invoke_lambda."""
+    from moto.awslambda.models import LambdaFunction
+
+    original = LambdaFunction._invoke_lambda
+
+    def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
+        if HOOKS.invoke_lambda is None:
+            return original(self, event)
+        return HOOKS.invoke_lambda(self, event)
+
+    LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign]
+
+
+def _patch_ecs_rollouts() -> None:
+    """UpdateService only swaps the task definition (no PRIMARY/ACTIVE deployments, no rollout);
+    let the world's rollout model maintain ``deployments`` over virtual time."""
+    from moto.ecs.models import EC2ContainerServiceBackend
+
+    original_update = EC2ContainerServiceBackend.update_service
+    original_describe = EC2ContainerServiceBackend.describe_services
+
+    def update_service(self: Any, service_properties: dict[str, Any]) -> Any:
+        cluster = service_properties.get("cluster", "default")
+        name = str(service_properties.get("service", "")).split("/")[-1]
+        previous = self._get_service(cluster, name).task_definition
+        service = original_update(self, service_properties)
+        if HOOKS.service_updated is not None:
+            HOOKS.service_updated(self, service, previous)
+        return service
+
+    def describe_services(self: Any, cluster_str: str, service_names_or_arns: list[str]) -> Any:
+        services, failures = original_describe(self, cluster_str, service_names_or_arns)
+        if HOOKS.service_observed is not None:
+            for service in services:
+                HOOKS.service_observed(self, service)
+        return services, failures
+
+    EC2ContainerServiceBackend.update_service = update_service  # type: ignore[method-assign]
+    EC2ContainerServiceBackend.describe_services = describe_services  # type: ignore[method-assign]
+
+
+def _patch_target_health() -> None:
+    """ELBv2 targets are always healthy; let the world answer for the target groups it models."""
+    from moto.elbv2.models import ELBv2Backend
+
+    original = ELBv2Backend.describe_target_health
+
+    def describe_target_health(self: Any, target_group_arn: str, targets: list[dict[str, Any]]) -> Any:
+        if HOOKS.target_health is not None and not targets:
+            answer = HOOKS.target_health(target_group_arn)
+            if answer is not None:
+                return answer
+        return original(self, target_group_arn, targets)
+
+    ELBv2Backend.describe_target_health = describe_target_health  # type: ignore[method-assign]
+
+
+def _patch_event_targets() -> None:
+    """put_events raises NotImplementedError for Step Functions and Lambda targets; deliver them
+    through HOOKS.deliver_event, with ``time`` as the ISO-8601 string EventBridge sends."""
+    from moto.events.models import Rule
+
+    original = Rule.send_to_targets
+
+    def send_to_targets(self: Any, original_event: dict[str, Any], transform_input: bool = True) -> None:
+        ours = [t for t in self.targets if t["Arn"].split(":")[2] in ("states", "lambda")]
+        if ours and HOOKS.deliver_event is not None and self.event_pattern.matches_event(original_event):
+            event = dict(original_event)
+            event.pop("ingestion-time", None)
+            if isinstance(event.get("time"), int | float):
+                event["time"] = _dt.datetime.fromtimestamp(event["time"], tz=_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            for target in ours:
+                HOOKS.deliver_event(self.name, target, event)
+        rest = [t for t in self.targets if t not in ours]
+        if rest:
+            saved = self.targets
+            self.targets = rest
+            try:
+                original(self, original_event, transform_input)  # type: ignore[arg-type]
+            finally:
+                self.targets = saved
+
+    Rule.send_to_targets = send_to_targets  # type: ignore[method-assign, assignment]
+
+
+def _patch_execution_status_events() -> None:
+    """Step Functions emits 'Step Functions Execution Status Change' to EventBridge; moto does not."""
+    from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
+
+    original = BaseExecutionWorkerCommunication._reflect_execution_status
+
+    def _reflect_execution_status(self: Any) -> None:
+        original(self)  # type: ignore[no-untyped-call]
+        if HOOKS.execution_ended is not None:
+            ex = self.execution
+            status = getattr(ex.exec_status, "value", str(ex.exec_status))
+            HOOKS.execution_ended(ex.exec_arn, ex.state_machine_arn, ex.name, status)
+
+    BaseExecutionWorkerCommunication._reflect_execution_status = _reflect_execution_status  # type: ignore[method-assign]
+
+
+class PipelineJobs:
+    """CodePipeline job state for the emulated job APIs (moto has none)."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, dict[str, Any]] = {}
+
+    def create(self, job_id: str, data: dict[str, Any]) -> None:
+        self.jobs[job_id] = {"data": data, "results": []}
+
+
+JOBS = PipelineJobs()
+
+
+def _patch_codepipeline_jobs() -> None:
+    """GetJobDetails, PutJobSuccessResult and PutJobFailureResult are not implemented in moto."""
+
+    from moto.codepipeline.responses import CodePipelineResponse
+    from moto.core.exceptions import JsonRESTError
+
+    def _job(self: Any) -> dict[str, Any]:
+        job_id = self._get_param("jobId")
+        if job_id not in JOBS.jobs:
+            raise JsonRESTError("JobNotFoundException", f"job {job_id} not found")
+        return JOBS.jobs[job_id]
+
+    def get_job_details(self: Any) -> str:
+        job = _job(self)
+        return json.dumps({"jobDetails": {"id": self._get_param("jobId"), "data": job["data"]}})
+
+    def put_job_success_result(self: Any) -> str:
+        _job(self)["results"].append(
+            {
+                "kind": "success",
+                "continuationToken": self._get_param("continuationToken"),
+                "executionDetails": self._get_param("executionDetails"),
+            }
+        )
+        return "{}"
+
+    def put_job_failure_result(self: Any) -> str:
+        _job(self)["results"].append({"kind": "failure", "failureDetails": self._get_param("failureDetails")})
+        return "{}"
+
+    CodePipelineResponse.get_job_details = get_job_details  # type: ignore[attr-defined]
+    CodePipelineResponse.put_job_success_result = put_job_success_result  # type: ignore[attr-defined]
+    CodePipelineResponse.put_job_failure_result = put_job_failure_result  # type: ignore[attr-defined]
+
+
+def _patch_cfn_cidr() -> None:
+    """CloudFormation templates in moto cannot use Fn::Cidr (it is returned unevaluated)."""
+    import ipaddress
+
+    from moto.cloudformation import parsing
+
+    original = parsing.clean_json
+
+    def clean_json(resource_json: Any, resources_map: Any) -> Any:
+        if isinstance(resource_json, dict) and list(resource_json) == ["Fn::Cidr"]:
+            block, count, bits = (clean_json(v, resources_map) for v in resource_json["Fn::Cidr"])
+            network = ipaddress.ip_network(str(block), strict=False)
+            subnets = network.subnets(new_prefix=network.max_prefixlen - int(bits))
+            return [str(next(subnets)) for _ in range(int(count))]
+        return original(resource_json, resources_map)
+
+    parsing.clean_json = clean_json
+
+
+# ---- ECS one-off tasks and the load balancer's front door
+
+
+def _patch_ecs_tasks() -> None:
+    """RunTask tasks stay RUNNING forever (nothing runs them), and ``ecs:runTask.sync`` polls them with
+    a wall-time sleep: let the world stop them (HOOKS.tasks_observed) and poll on the virtual clock."""
+    from moto.ecs.models import EC2ContainerServiceBackend
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_callback,
+    )
+
+    original = EC2ContainerServiceBackend.describe_tasks
+
+    def describe_tasks(self: Any, cluster_str: str, tasks: list[str]) -> Any:
+        found = original(self, cluster_str, tasks)
+        if HOOKS.tasks_observed is not None:
+            for task in found:
+                task._tick = 0  # moto's own progression would stop the task after a few describes
+            HOOKS.tasks_observed(self, list(found))
+        return found
+
+    EC2ContainerServiceBackend.describe_tasks = describe_tasks  # type: ignore[method-assign]
+    state_task_service_callback.time = _VirtualTime("time_virtual")  # type: ignore[attr-defined]
+
+    # Fargate sizes a task at task level; moto sums container-level memory and fails without it
+    original_requirements = EC2ContainerServiceBackend._calculate_task_resource_requirements
+
+    def _calculate_task_resource_requirements(task_definition: Any) -> Any:
+        sized = [dict(c) for c in task_definition.container_definitions]
+        for c in sized:
+            if not any(k in c for k in ("memory", "memoryReservation", "Memory", "MemoryReservation")):
+                c["memory"] = 0
+        saved, task_definition.container_definitions = task_definition.container_definitions, sized
+        try:
+            return original_requirements(task_definition)
+        finally:
+            task_definition.container_definitions = saved
+
+    EC2ContainerServiceBackend._calculate_task_resource_requirements = staticmethod(  # type: ignore[method-assign]
+        _calculate_task_resource_requirements
+    )
+
+
+def _patch_service_integration_casing() -> None:
+    """Optimised service integrations (``ecs:runTask`` ...) take and return PascalCase in Step Functions;
+    moto's port left the conversion to and from boto3's shapes empty (getmoto/moto#10076)."""
+    import botocore.session
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
+        StateTaskService,
+    )
+
+    models: dict[str, Any] = {}
+
+    def operation(self: Any, service: str | None, action: str | None) -> Any:
+        name = self._get_boto_service_name(service)
+        if name not in models:
+            models[name] = botocore.session.get_session().get_service_model(name)
+        model = models[name]
+        wanted = self._get_boto_service_action(action)
+        op = next(o for o in model.operation_names if botocore.xform_name(o) == wanted)
+        return model.operation_model(op)
+
+    def _normalise_parameters(
+        self: Any,
+        parameters: dict[str, Any],
+        boto_service_name: str | None = None,
+        service_action_name: str | None = None,
+    ) -> None:
+        shape = operation(self, boto_service_name, service_action_name).input_shape
+        if shape is not None:
+            self._to_boto_request(parameters, shape)
+
+    def _normalise_response(
+        self: Any, response: Any, boto_service_name: str | None = None, service_action_name: str | None = None
+    ) -> None:
+        shape = operation(self, boto_service_name, service_action_name).output_shape
+        if shape is not None:
+            self._from_boto_response(response, shape)
+
+    StateTaskService._normalise_parameters = _normalise_parameters  # type: ignore[method-assign]
+    StateTaskService._normalise_response = _normalise_response  # type: ignore[method-assign]
+
+
+def _patch_alb_endpoints() -> None:
+    """moto's ALB DNS names resolve nowhere; connect them to the world's workload servers."""
+    import socket
+
+    original = socket.create_connection
+
+    def create_connection(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
+        if HOOKS.endpoint is not None:
+            routed = HOOKS.endpoint(str(address[0]), int(address[1]))
+            if routed is not None:
+                address = routed
+        return original(address, *args, **kwargs)
+
+    socket.create_connection = create_connection  # type: ignore[assignment]
+
+
+from . import cloudformation as _cfn  # noqa: E402 - its patches use HOOKS, defined above
+
+#: name -> (patch, what it fixes). The contract tests iterate over this.
+PATCHES: dict[str, tuple[Callable[[], None], str]] = {
+    "wait_state": (_patch_wait_state, "Wait states sleep in wall time"),
+    "retry_sleep": (_patch_retry_sleep, "Retry intervals sleep in wall time"),
+    "timestamps": (_patch_timestamps, "execution timestamps ignore the virtual clock"),
+    "execution_name": (_patch_execution_name, "StartExecution without a name yields ARN ...:None"),
+    "lambda_invoke": (_patch_lambda_invoke, "Lambda invoke requires Docker"),
+    "ecs_rollouts": (_patch_ecs_rollouts, "UpdateService has no deployments or rollout progress"),
+    "target_health": (_patch_target_health, "ELBv2 targets are always healthy"),
+    "event_targets": (_patch_event_targets, "EventBridge cannot deliver to Step Functions or Lambda targets"),
+    "execution_status_events": (_patch_execution_status_events, "no execution status change events"),
+    "codepipeline_jobs": (_patch_codepipeline_jobs, "CodePipeline job APIs are not implemented"),
+    "cfn_cidr": (_patch_cfn_cidr, "CloudFormation Fn::Cidr is not evaluated"),
+    # ---- CloudFormation (compat/cloudformation.py)
+    "cfn_getatt_paths": (_cfn._patch_cfn_getatt_paths, "Fn::GetAtt of a dotted attribute (Endpoint.Address) fails"),
+    "cfn_list_parameters": (_cfn._patch_cfn_list_parameters, "CommaDelimitedList parameter defaults are not split"),
+    "cfn_physical_names": (_cfn._patch_cfn_physical_names, "generated names break AWS length limits (RDS > 63)"),
+    "cfn_resource_types": (_cfn._patch_cfn_resource_types, "RDS DBCluster, Secret, autoscaling, Alarm are ignored"),
+    "cfn_aurora_instances": (
+        _cfn._patch_cfn_aurora_instances,
+        "Aurora DBInstances fail (KeyError 'aurora-postgresql')",
+    ),
+    "cfn_ecs_properties": (_cfn._patch_cfn_ecs_properties, "ECS resources lose networking, LB and Fargate properties"),
+    "cfn_deletions": (_cfn._patch_cfn_deletions, "stacks cannot delete VPC plumbing and ELBv2 parts, nor update some"),
+    "cfn_elbv2_attributes": (_cfn._patch_cfn_elbv2_attributes, "GetAtt LoadBalancerFullName/TargetGroupFullName fail"),
+    "cfn_vpc_properties": (_cfn._patch_cfn_vpc_properties, "VPC DNS hostnames and security group egress are ignored"),
+    "cfn_change_sets": (_cfn._patch_cfn_change_sets, "change sets diff template text, not resolved properties"),
+    "cfn_execution": (_cfn._patch_cfn_execution, "change set failures raise instead of rolling back"),
+    "cfn_stack_resources": (_cfn._patch_cfn_stack_resources, "stack resources include never-created ones, empty"),
+    # ---- end CloudFormation
+    "ecs_tasks": (_patch_ecs_tasks, "RunTask tasks never stop; runTask.sync polls in wall time"),
+    "service_casing": (_patch_service_integration_casing, "service integrations skip PascalCase conversion"),
+    "alb_endpoints": (_patch_alb_endpoints, "ALB DNS names do not answer"),
+}
+
+
+def apply() -> None:
+    """Apply every patch once per process (idempotent)."""
+    global _applied
+    with _lock:
+        if _applied:
+            return
+        for patch, _ in PATCHES.values():
+            patch()
+        _applied = True
