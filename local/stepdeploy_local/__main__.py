@@ -117,7 +117,7 @@ def run_demo(world: World) -> int:
     _print_stack(world, app)
     # (a generous rollout deadline: v5's held rollout below spins the shared virtual clock until v6 queues)
     target = world.register(
-        app, tag_filter={"mode": "glob", "pattern": "v*"}, allow_digest_only=True, rollout={"timeout_seconds": 3600}
+        app, tag_filter={"mode": "glob", "pattern": "v*"}, allow_digest_only=True, rollout={"timeout_seconds": 7200}
     )
     print(f"registry: {app.repository} (tags v*) -> {target} (stack {app.name})\n")
 

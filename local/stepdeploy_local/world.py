@@ -914,17 +914,20 @@ class World:
     ) -> ExecutionResult:
         sfn = self.client("stepfunctions")
         started = time.monotonic()
-        seen, poll = 0, 0.002
+        seen, poll, shown = 0, 0.002, 0.0
         t0: float | None = None
         while True:
             desc = sfn.describe_execution(executionArn=execution_arn)
-            if on_event is not None:
+            done = desc["status"] in TERMINAL
+            # the history is big and moto serialises all of it: fetch it for progress a few times a second
+            if on_event is not None and (done or time.monotonic() - shown >= 0.25):
+                shown = time.monotonic()
                 events = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
                 for e in events[seen:]:
                     t0 = t0 if t0 is not None else e["timestamp"].timestamp()
                     on_event(e, e["timestamp"].timestamp() - t0)
                 seen = len(events)
-            if desc["status"] in TERMINAL:
+            if done:
                 break
             if time.monotonic() - started > timeout:
                 raise TimeoutError(f"execution {execution_arn} still {desc['status']} after {timeout}s wall time")
@@ -952,7 +955,7 @@ class World:
             history = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
             if any(e.get("stateEnteredEventDetails", {}).get("name") == state for e in history):
                 return
-            time.sleep(0.01)
+            time.sleep(0.05)
         raise TimeoutError(f"{execution_arn} did not enter {state} within {timeout}s")
 
     def deploy(
