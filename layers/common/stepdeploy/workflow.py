@@ -148,7 +148,7 @@ def guard_deployment(event: dict[str, Any], settings: Settings) -> dict[str, Any
 
     if request.plan:
         if request.stack is not None:
-            return _guard_result("STACK", waited)
+            return _guard_result("STACK", waited, current=running)
         assert running is not None
         return _guard_result("PLAN", waited, plan=deploy_plan(request, image, running, None))
     if event.get("stage", "lock") == "image":
@@ -190,7 +190,9 @@ def guard_deployment(event: dict[str, Any], settings: Settings) -> dict[str, Any
         stale = _stale(settings, intent, image, key) if deploy else None
         if stale is not None:
             return _skip(settings, key, holder, waited, "StaleImage", stale, True)
-        return _guard_result("STACK", waited)
+        # what runs now, under the lock: a stack update keeps the service on it (EnsureStack re-pins)
+        current = _running(request.target, request.target.container)[1] if request.service is not None else None
+        return _guard_result("STACK", waited, current=current)
     return _image_stage(event, request, settings, waited, holder)
 
 
