@@ -17,13 +17,17 @@ $(STAMP): requirements-dev.txt layers/common/requirements.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -r layers/common/requirements.txt
 	@touch $@
 
-## demo: run real deployments (v1 -> healthy v2 -> broken v3 rolled back) in the local AWS world
+## demo: from an empty account: provision, deploy, roll back, every trigger, an infrastructure change
 demo: $(STAMP)
 	$(BIN)/python -m stepdeploy_local demo $(ARGS)
 
 ## serve: the local world as a server on 127.0.0.1:5000 (aws --endpoint-url http://127.0.0.1:5000 ...)
 serve: $(STAMP)
 	$(BIN)/python -m stepdeploy_local serve $(ARGS)
+
+## bench: the benchmark (scenarios, imports, sizes, wall times, throughput); JSON under .bench/
+bench: $(STAMP)
+	$(BIN)/python tools/bench.py $(ARGS)
 
 ## test: lint, types, template validation and the whole test suite
 test: $(STAMP) lint typecheck templates unit
