@@ -186,7 +186,7 @@ class ExecutionResult:
     def state_transitions(self) -> int:
         """States entered, plus Lambda retries (each retry is a billed transition)."""
         entered = sum(1 for e in self.events if e["type"].endswith("StateEntered"))
-        scheduled = sum(1 for e in self.events if e["type"] == "LambdaFunctionScheduled")
+        scheduled = sum(1 for e in self.events if e["type"] in ("LambdaFunctionScheduled", "TaskScheduled"))
         tasks = sum(1 for e in self.events if e["type"] == "TaskStateEntered")
         return entered + max(scheduled - tasks, 0)
 

@@ -296,3 +296,23 @@ def test_a_protected_database_stuck_in_a_failed_rollback_needs_a_person(world: W
     assert "needs a person" in cause
     assert stack_status(world, stack_app) == "ROLLBACK_FAILED"
     assert not [i for i in control_items(world) if i["item"]["S"] == "LOCK"]
+
+
+def test_plan_mode_without_a_stack_describes_the_deploy_and_changes_nothing(world: World) -> None:
+    app = world.create_service(tag="v1")
+    world.push_image(app.repository, "v2")
+    before_td, before_items = app.running_task_definition(), control_items(world)
+    result = world.deploy(app.request("v2", plan=True))
+
+    assert result.status == "SUCCEEDED", result.cause
+    assert result.path == ["Normalize", "Guard", "GuardDecision", "PlanDeploy", "Planned"]
+    assert result.output is not None
+    plan = result.output["plan"]
+    assert plan["image"] == world.image_uri(app.repository, "v2") and "stack" not in plan
+    assert plan["image_action"].startswith("register a new task-definition revision")
+    assert plan["running"]["image"] == world.image_uri(app.repository, "v1")
+    assert app.running_task_definition() == before_td
+    assert control_items(world) == before_items
+    ecs = world.client("ecs")
+    assert len(ecs.list_task_definitions(familyPrefix="web")["taskDefinitionArns"]) == 1
+    assert world.record(app, result.name) is None
