@@ -41,6 +41,17 @@ def _merge(body: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
+def _manual_request(
+    target: dict[str, Any], repository: str, tag: str | None, digest: str | None, overrides: dict[str, Any]
+) -> dict[str, Any]:
+    image: dict[str, Any] = {"repository": repository}
+    if tag:
+        image["tag"] = tag
+    if digest:
+        image["digest"] = digest
+    return _merge({**target, "image": image, "trigger": "manual"}, overrides)
+
+
 @dataclass
 class AppService:
     """A service the world created, and what a deployment request needs to target it."""
@@ -69,12 +80,12 @@ class AppService:
 
     def request(self, tag: str | None = None, digest: str | None = None, **overrides: Any) -> dict[str, Any]:
         """A manual deployment request (the documented explicit input) for an image of this service."""
-        image: dict[str, Any] = {"repository": self.repository}
-        if tag:
-            image["tag"] = tag
-        if digest:
-            image["digest"] = digest
-        return _merge({**self.target(), "image": image, "trigger": "manual"}, overrides)
+        return _manual_request(self.target(), self.repository, tag, digest, overrides)
+
+    @property
+    def key(self) -> str:
+        """The key of its deployment records, lock and claims."""
+        return f"{self.cluster}/{self.service}"
 
     def running_task_definition(self) -> str:
         out = self.world.client("ecs").describe_services(cluster=self.cluster, services=[self.service])
@@ -114,12 +125,8 @@ class StackApp:
         return _merge({"stack": stack}, overrides)
 
     def request(self, tag: str | None = None, digest: str | None = None, **overrides: Any) -> dict[str, Any]:
-        image: dict[str, Any] = {"repository": self.repository}
-        if tag:
-            image["tag"] = tag
-        if digest:
-            image["digest"] = digest
-        return _merge({**self.target(), "image": image, "trigger": "manual"}, overrides)
+        """A manual deployment request (with the stack) for an image of this application."""
+        return _manual_request(self.target(), self.repository, tag, digest, overrides)
 
     def outputs(self) -> dict[str, str]:
         stack = self.world.client("cloudformation").describe_stacks(StackName=self.stack_name)["Stacks"][0]
@@ -972,8 +979,7 @@ class World:
     def record(self, app: AppService | StackApp, deployment_id: str) -> dict[str, Any] | None:
         from stepdeploy.adapters import records
 
-        key = app.key if isinstance(app, StackApp) else f"{app.cluster}/{app.service}"
-        return records.get_record(self.outputs["DeploymentsTableName"], key, deployment_id)
+        return records.get_record(self.outputs["DeploymentsTableName"], app.key, deployment_id)
 
     def notifications(self) -> list[dict[str, Any]]:
         """Messages published to the notification topic (drained from an observer queue)."""

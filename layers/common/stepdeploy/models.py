@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, TypeVar
 
 from .errors import InvalidDeploymentRequest
@@ -102,6 +102,14 @@ def _str(
         raise _fail(f"{path}.{key}", f"expected a string, got {type(raw).__name__}")
     if pattern is not None and not pattern.fullmatch(raw):
         raise _fail(f"{path}.{key}", f"invalid value {raw[:80]!r}")
+    return raw
+
+
+def _flag(value: Mapping[str, Any], key: str, path: str) -> bool:
+    """An optional true/false field (absent = false)."""
+    raw = value.get(key, False)
+    if not isinstance(raw, bool):
+        raise _fail(f"{path}.{key}", f"expected true or false, got {type(raw).__name__}")
     return raw
 
 
@@ -233,9 +241,7 @@ class DeploymentRequest:
         top = _obj(load_payload(payload), "$")
         _only(top, "$", {"service", "image", "health", "rollout", "trigger", "reason", "stack", "plan"})
         stack = _stack(top.get("stack"), defaults) if top.get("stack") is not None else None
-        plan = top.get("plan", False)
-        if not isinstance(plan, bool):
-            raise _fail("$.plan", f"expected true or false, got {type(plan).__name__}")
+        plan = _flag(top, "plan", "$")
 
         service: ServiceRef | None = None
         if stack is not None:
@@ -447,6 +453,15 @@ class Revision:
     image: str
 
 
+def carried(cls: type[T], data: Mapping[str, Any] | None) -> T:
+    """A loop's progress from the dict carried between polls in the state: known fields only,
+    the defaults for the rest (and for a first poll, which carries nothing)."""
+    if not data:
+        return cls()
+    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]  # T is always a dataclass here
+    return cls(**{k: data[k] for k in names if k in data})
+
+
 @dataclass
 class BakeState:
     """Progress of the health gates over the bake window (carried between polls in the state)."""
@@ -460,9 +475,7 @@ class BakeState:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> BakeState:
-        if not data:
-            return cls()
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+        return carried(cls, data)
 
 
 @dataclass
@@ -477,6 +490,4 @@ class RolloutState:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> RolloutState:
-        if not data:
-            return cls()
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+        return carried(cls, data)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InfraUpdateFailed, InvalidDeploymentRequest
+from .models import carried
 
 STACKS_DIR = Path(__file__).resolve().parent / "stacks"
 TEMPLATE_FILE = STACKS_DIR / "app.yaml"
@@ -177,9 +178,7 @@ class StackState:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> StackState:
-        if not data:
-            return cls()
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+        return carried(cls, data)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .models import _DIGEST, _REPOSITORY, _TAG, _fail, load_payload
+from .models import _DIGEST, _REPOSITORY, _TAG, _fail, _flag, load_payload
 
 
 def _body(pattern: re.Pattern[str]) -> str:
@@ -101,9 +101,7 @@ def parse(payload: Any) -> Intent:
     if "target" in payload:
         return _registry_deploy(payload)
     if "service" in payload or "stack" in payload:
-        redeploy = payload.get("redeploy", False)
-        if not isinstance(redeploy, bool):
-            raise _fail("$.redeploy", "expected true or false")
+        redeploy = _flag(payload, "redeploy", "$")
         explicit = {k: v for k, v in payload.items() if k != "redeploy"}
         trigger = explicit.get("trigger") or "manual"
         return Intent(trigger=str(trigger), explicit=explicit, redeploy=redeploy)
@@ -138,15 +136,11 @@ def _registry_deploy(payload: Mapping[str, Any]) -> Intent:
     digest = _text(image, "digest", "$.image", _DIGEST, required=False)
     if tag is None and digest is None:
         raise _fail("$.image", "give a tag or a digest (sha256:...)")
-    redeploy = payload.get("redeploy", False)
-    if not isinstance(redeploy, bool):
-        raise _fail("$.redeploy", "expected true or false")
+    redeploy = _flag(payload, "redeploy", "$")
     trigger = payload.get("trigger", "manual")
     if trigger not in ("manual", "codepipeline"):
         raise _fail("$.trigger", "must be manual or codepipeline")
-    plan = payload.get("plan", False)
-    if not isinstance(plan, bool):
-        raise _fail("$.plan", "expected true or false")
+    plan = _flag(payload, "plan", "$")
     return Intent(
         trigger=trigger,
         target=target,

@@ -371,7 +371,8 @@ def ensure_stack(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
                 state.operation, state.changes = "NONE", []
                 if request.plan:
                     return _planned(state, request, event, running, name)
-                return _ready(state, request, event, settings, name)
+                assert view is not None  # only an UPDATE change set can have no changes: the stack exists
+                return _ready(state, request, view, settings)
             elif change_set.status != "CREATE_COMPLETE":
                 discard(view)
                 raise InfraUpdateFailed(
@@ -392,8 +393,8 @@ def ensure_stack(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
                     observability.count("StackOperation", operation=state.operation)
                     continue
         elif state.phase == "executing":
-            if status in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
-                return _ready(state, request, event, settings, name)
+            if view is not None and status in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
+                return _ready(state, request, view, settings)
             if not status.endswith("_IN_PROGRESS"):
                 cause = app_stack.first_failure(cloudformation.recent_events(name), name)
                 raise InfraUpdateFailed(
@@ -428,12 +429,11 @@ def _planned(
 
 
 def _ready(
-    state: app_stack.StackState, request: DeploymentRequest, event: dict[str, Any], settings: Settings, stack_name: str
+    state: app_stack.StackState, request: DeploymentRequest, view: app_stack.StackView, settings: Settings
 ) -> dict[str, Any]:
-    """The stack is as requested: complete the request from its outputs; decide the database init."""
+    """The stack (as just described) is as requested: complete the request from its outputs; decide
+    the database init."""
     assert request.stack is not None
-    view = cloudformation.describe_stack(stack_name)
-    assert view is not None
     completed = DeploymentRequest.from_dict(app_stack.complete_request(request.to_dict(), view.outputs))
     state.phase, state.status = "done", "READY"
     state.detail = f"{state.operation}: {len(state.changes)} resource change(s)"
