@@ -115,10 +115,7 @@ def run_demo(world: World) -> int:
     init = " ".join(world.one_off_runs[0].command) if world.one_off_runs else "NOT RUN"
     print(f"  database initialised by a one-off ECS task: {init}")
     _print_stack(world, app)
-    # (a generous rollout deadline: v5's held rollout below spins the shared virtual clock until v6 queues)
-    target = world.register(
-        app, tag_filter={"mode": "glob", "pattern": "v*"}, allow_digest_only=True, rollout={"timeout_seconds": 7200}
-    )
+    target = world.register(app, tag_filter={"mode": "glob", "pattern": "v*"}, allow_digest_only=True)
     print(f"registry: {app.repository} (tags v*) -> {target} (stack {app.name})\n")
 
     # 2-3: manual deployments (StartExecution with the documented input)
@@ -142,15 +139,16 @@ def run_demo(world: World) -> int:
     run("v4 again", "ecr", arn, "SKIPPED (AlreadyRunning)")
 
     # 6-7: two pushes racing: the second waits for the first, then deploys
-    # (v5's rollout is held until v6 is queued, so the race happens on every run)
-    world.push_image(app.repository, "v5", "stalled")
+    # (v5 is held mid-rollout until v6 is queued, so the race happens on every run)
+    world.push_image(app.repository, "v5", "healthy")
     world.push_image(app.repository, "v6", "healthy")
     print("two pushes racing: v5, then v6 while v5 is rolling out")
+    pause = world.pause_at("WaitRollout")
     [first] = world.put_events(world.ecr_push_event(app.repository, "v5", pushed=t + 10))
-    world.wait_for_state(first, "WaitRollout")
+    pause.reached()
     [second] = world.put_events(world.ecr_push_event(app.repository, "v6", pushed=t + 20))
     world.wait_for_state(second, "QueueWait")
-    world.faults.set_image_profile(app.repository, "v5", "healthy")
+    pause.release()
     run("v5", "ecr", first, "SUCCEEDED")
     row = run("v6 (queued)", "ecr", second, "SUCCEEDED")
     row.ok = row.ok and "QueueWait" in row.result.path

@@ -18,6 +18,7 @@ import io
 import json
 import logging
 import os
+import threading
 import time
 import uuid
 import zipfile
@@ -235,6 +236,40 @@ class Faults:
         self._world.runtime.fail_next(logical_id, error_type, message, times, after)
 
 
+class Pause:
+    """A breakpoint for races: the first execution that reaches a Wait state named ``state`` is held
+    there (in wall time, the virtual clock does not move for it) until :meth:`release`, or until it
+    is stopped. Only the local world has it; the workflow cannot tell it was held."""
+
+    def __init__(self, state: str) -> None:
+        self.state = state
+        self.execution_arn: str | None = None
+        self._reached = threading.Event()
+        self._released = threading.Event()
+        self._lock = threading.Lock()
+
+    def hold(self, execution_arn: str, state: str, running: Callable[[], bool]) -> None:
+        with self._lock:
+            if state != self.state or self._released.is_set():
+                return
+            if self.execution_arn is None:
+                self.execution_arn = execution_arn
+            elif self.execution_arn != execution_arn:
+                return
+        self._reached.set()
+        while running() and not self._released.wait(0.02):
+            pass
+
+    def reached(self, timeout: float = 30.0) -> str:
+        """Block until an execution is held; return its ARN."""
+        if not self._reached.wait(timeout) or self.execution_arn is None:
+            raise TimeoutError(f"no execution reached {self.state} within {timeout}s")
+        return self.execution_arn
+
+    def release(self) -> None:
+        self._released.set()
+
+
 class World:
     def __init__(
         self,
@@ -266,6 +301,7 @@ class World:
         self.runtime: LambdaRuntime
         self.rules: dict[str, dict[str, Any]] = {}
         self.deliveries: list[tuple[str, str]] = []
+        self._pauses: list[Pause] = []
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -309,6 +345,8 @@ class World:
         from stepdeploy.adapters import clients as stepdeploy_clients
 
         try:
+            for pause in self._pauses:
+                pause.release()
             self._stop_executions()
         finally:
             for server in self._servers:
@@ -322,6 +360,7 @@ class World:
             compat.HOOKS.target_health = None
             compat.HOOKS.deliver_event = compat.HOOKS.execution_ended = None
             compat.HOOKS.tasks_observed = compat.HOOKS.endpoint = compat.HOOKS.stack_resource_failure = None
+            compat.HOOKS.before_wait = None
             if self._mock is not None:
                 self._mock.stop()
                 self._mock = None
@@ -492,6 +531,7 @@ class World:
         compat.HOOKS.tasks_observed = self._tasks_observed
         compat.HOOKS.endpoint = lambda host, port: self.endpoints.get((host, port))
         compat.HOOKS.stack_resource_failure = self.faults.stack_resource_failure
+        compat.HOOKS.before_wait = self._before_wait
         self._ecs_backend, self._elb_backend = ecs_backend, elb_backend
 
     # ------------------------------------------------------------------ services stepdeploy's stacks create
@@ -954,6 +994,17 @@ class World:
             virtual_seconds=(stop - desc["startDate"]).total_seconds(),
             wall_seconds=time.monotonic() - started,
         )
+
+    def pause_at(self, state: str) -> Pause:
+        """Hold the next execution that reaches the Wait state ``state`` until the pause is released
+        (e.g. keep a deployment mid-rollout while a second one queues behind it)."""
+        pause = Pause(state)
+        self._pauses.append(pause)
+        return pause
+
+    def _before_wait(self, execution_arn: str, state: str, running: Callable[[], bool]) -> None:
+        for pause in list(self._pauses):
+            pause.hold(execution_arn, state, running)
 
     def wait_for_state(self, execution_arn: str, state: str, timeout: float = 30.0) -> None:
         """Block until the execution has entered ``state`` (e.g. to start a racing deployment)."""

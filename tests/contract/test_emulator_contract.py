@@ -59,6 +59,40 @@ def test_wait_states_advance_the_virtual_clock(world: World, _patch: tuple[str, 
     assert (exited - entered).total_seconds() >= 3600  # history events on the virtual clock
 
 
+@covers("wait_state")
+def test_a_pause_holds_one_execution_at_a_wait_state_until_released(world: World, _patch: tuple[str, ...]) -> None:
+    machine = _machine(
+        world,
+        {
+            "StartAt": "First",
+            "States": {
+                "First": {"Type": "Wait", "Seconds": 60, "Next": "Held"},
+                "Held": {"Type": "Wait", "Seconds": 600, "End": True},
+            },
+        },
+    )
+    sfn = world.client("stepfunctions")
+    pause = world.pause_at("Held")
+    held = sfn.start_execution(stateMachineArn=machine, input="{}")["executionArn"]
+    assert pause.reached() == held
+    other = _run(world, machine)  # only the first execution to arrive is held
+    assert other.status == "SUCCEEDED"
+    waited = world.clock.waited_seconds
+    time.sleep(0.2)
+    assert sfn.describe_execution(executionArn=held)["status"] == "RUNNING"
+    assert world.clock.waited_seconds == waited  # held in wall time: the clock does not move for it
+
+    pause.release()
+    assert world.wait(held).status == "SUCCEEDED"
+    assert world.clock.waited_seconds == waited + 600
+
+    stopped_pause = world.pause_at("Held")
+    stopped = sfn.start_execution(stateMachineArn=machine, input="{}")["executionArn"]
+    assert stopped_pause.reached() == stopped
+    sfn.stop_execution(executionArn=stopped, error="Operator")
+    assert world.wait(stopped).status == "ABORTED"  # a stop ends the hold; nothing waits for release
+
+
 @covers("retry_sleep", "lambda_invoke")
 def test_retry_intervals_advance_the_virtual_clock(world: World, _patch: tuple[str, ...]) -> None:
     fn = world.runtime.by_logical_id("CheckRolloutFunction")

@@ -64,9 +64,10 @@ def observed() -> dict[str, set[tuple[str, str]]]:
             == "Succeeded"
         )
         assert world.run_pipeline_job("not json")["status"] == "Failed"
-        world.push_image(app.repository, "v5", "stalled")  # aborted mid-rollout: ReleaseLock frees the lock
+        world.push_image(app.repository, "v5")  # aborted mid-rollout: ReleaseLock frees the lock
+        pause = world.pause_at("WaitRollout")
         arn = world.start_deployment(app.request("v5"))
-        world.wait_for_state(arn, "WaitRollout")
+        assert pause.reached() == arn
         world.client("stepfunctions").stop_execution(executionArn=arn)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and not any(

@@ -82,14 +82,15 @@ def test_redelivered_event_never_deploys_twice(world: World, registered: AppServ
 
 
 def test_concurrent_pushes_are_serialised_and_the_newest_wins(world: World, registered: AppService) -> None:
-    world.push_image(registered.repository, "v2", "stalled")  # held mid-rollout until b is queued
+    world.push_image(registered.repository, "v2", "healthy")
     world.push_image(registered.repository, "v3", "healthy")
     t = world.clock.time()
+    pause = world.pause_at("WaitRollout")  # a is held mid-rollout (holding the lock) until b is queued
     [a] = world.put_events(world.ecr_push_event(registered.repository, "v2", pushed=t))
-    world.wait_for_state(a, "WaitRollout")  # a holds the lock and is rolling out
+    assert pause.reached() == a
     [b] = world.put_events(world.ecr_push_event(registered.repository, "v3", pushed=t + 1))
     world.wait_for_state(b, "QueueWait")
-    world.faults.set_image_profile(registered.repository, "v2", "healthy")  # a's rollout now completes
+    pause.release()
     first, second = world.wait(a), world.wait(b)
 
     assert first.status == second.status == "SUCCEEDED"
@@ -196,9 +197,10 @@ def test_verify_of_a_healthy_pipeline_deploy_succeeds(world: World, registered: 
 
 
 def test_lock_is_released_when_an_execution_is_aborted(world: World, registered: AppService) -> None:
-    world.push_image(registered.repository, "v2", "stalled")
+    world.push_image(registered.repository, "v2")
+    pause = world.pause_at("WaitRollout")  # stopped mid-rollout, the lock held
     [arn] = world.put_events(world.ecr_push_event(registered.repository, "v2"))
-    world.wait_for_state(arn, "WaitRollout")
+    assert pause.reached() == arn
     assert len(lock_of(world)) == 1
 
     world.client("stepfunctions").stop_execution(executionArn=arn, error="Operator", cause="stopped by hand")
@@ -213,20 +215,20 @@ def test_lock_is_released_when_an_execution_is_aborted(world: World, registered:
 def test_queued_deployment_gives_up_with_a_named_error() -> None:
     with World(function_log_level="ERROR", parameters={"QueueTimeoutSeconds": "60"}) as world:
         registered = world.create_service(tag="v1")
-        world.register(registered, rollout={"timeout_seconds": 7200})  # a outlasts b's 60 s queue by far
-        _queue_times_out(world, registered)
+        world.register(registered)
+        world.push_image(registered.repository, "v2")
+        pause = world.pause_at("WaitRollout")  # a holds the lock for as long as b queues
+        [a] = world.put_events(world.ecr_push_event(registered.repository, "v2"))
+        assert pause.reached() == a
+        world.push_image(registered.repository, "v3")
+        b = world.deploy({"target": "techchallenge/web", "image": {"tag": "v3"}})
 
-
-def _queue_times_out(world: World, registered: AppService) -> None:
-    world.push_image(registered.repository, "v2", "stalled")
-    [a] = world.put_events(world.ecr_push_event(registered.repository, "v2"))
-    world.wait_for_state(a, "WaitRollout")
-    world.push_image(registered.repository, "v3")
-    b = world.deploy({"target": "techchallenge/web", "image": {"tag": "v3"}})
-
-    assert (b.status, b.error) == ("FAILED", "DeploymentInProgress"), (b.path, world.record(registered, b.name))
-    assert "waited 60s" in (b.cause or "") and "Nothing was changed" in (b.cause or "")
-    assert world.wait(a).error == "RolloutTimedOut"
+        assert (b.status, b.error) == ("FAILED", "DeploymentInProgress"), (b.path, world.record(registered, b.name))
+        assert "waited 60s" in (b.cause or "") and "Nothing was changed" in (b.cause or "")
+        assert b.path.count("QueueWait") >= 2 and "RegisterRevision" not in b.path
+        pause.release()
+        assert world.wait(a).status == "SUCCEEDED"
+        assert revision(registered.running_task_definition()) == "web:2"
 
 
 def _ecr(detail: dict[str, Any], **top: Any) -> dict[str, Any]:

@@ -50,6 +50,9 @@ class Hooks:
     tasks_observed: Callable[[Any, list[Any]], None] | None = None
     #: (host, port) -> (host, port) to connect to instead, or None (ALB DNS names -> workload servers)
     endpoint: Callable[[str, int], tuple[str, int] | None] | None = None
+    #: (execution ARN, state name, still running?) before a Wait state advances the clock; it may
+    #: block (World.pause_at holds an execution there until released or stopped)
+    before_wait: Callable[[str, str, Callable[[], bool]], None] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -95,6 +98,12 @@ def _patch_wait_state() -> None:
     from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
 
     def _wait_interval(self: Any, env: Any, wait_seconds: int) -> None:
+        hook = HOOKS.before_wait
+        if hook is not None:
+            context = env.states.context_object.context_object_data
+            hook(context["Execution"]["Id"], context["State"]["Name"], env.is_running)
+            if not env.is_running():
+                return
         _clock.current().advance(wait_seconds)
 
     wait_function.WaitFunction._wait_interval = _wait_interval  # type: ignore[method-assign]
