@@ -44,6 +44,8 @@ templates: $(STAMP)
 	$(BIN)/sam validate --lint --template template.yaml --region $(AWS_DEFAULT_REGION)
 	$(BIN)/cfn-lint template.yaml layers/common/stepdeploy/stacks/*.yaml examples/pipeline/pipeline.yaml
 
+# one worker per core; a test file stays on one worker (module fixtures build a world once)
+PYTEST_ARGS ?= -n auto --dist loadfile
 unit: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

@@ -579,7 +579,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         report.timings["demo"] = time_command(["make", "demo"], timeout=600)
     if args.with_tests and not args.quick:
         report.timings["tests"] = time_command(
-            [str(ROOT / ".venv" / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"], timeout=1800
+            [
+                str(ROOT / ".venv" / "bin" / "python"),
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "-n",
+                "auto",
+                "--dist",
+                "loadfile",
+            ],
+            timeout=1800,
         )
     else:
         report.timings["tests"] = "skipped (--quick)" if args.quick else "skipped (use --with-tests)"
