@@ -209,6 +209,7 @@ class Faults:
     def __init__(self, world: World) -> None:
         self._world = world
         self._stack_failures: dict[tuple[str, str], str] = {}
+        self._stack_seconds: dict[str, float] = {}
 
     def fail_stack_resource(self, logical_id: str, reason: str, action: str = "UPDATE") -> None:
         """The next CloudFormation ``action`` (CREATE | UPDATE) of the resource fails with ``reason``
@@ -217,6 +218,15 @@ class Faults:
 
     def stack_resource_failure(self, stack_name: str, logical_id: str, resource_type: str, action: str) -> str | None:
         return self._stack_failures.pop((logical_id, action), None)
+
+    def slow_stack_operations(self, seconds: float, action: str = "UPDATE") -> None:
+        """From now on, each CloudFormation ``action`` (CREATE | UPDATE) of a stack stays in progress for
+        ``seconds`` of virtual time, as on AWS (an Aurora creation takes 15-25 min); 0 makes it instant
+        again. Meanwhile CancelUpdateStack can cancel an update."""
+        self._stack_seconds[action] = seconds
+
+    def stack_operation_seconds(self, stack_name: str, action: str) -> float:
+        return self._stack_seconds.get(action, 0.0)
 
     def set_image_profile(self, repository: str, tag_or_digest: str, image_profile: str | ImageProfile) -> None:
         """Change how an already pushed image behaves (e.g. the database goes down for v1)."""
@@ -360,7 +370,7 @@ class World:
             compat.HOOKS.target_health = None
             compat.HOOKS.deliver_event = compat.HOOKS.execution_ended = None
             compat.HOOKS.tasks_observed = compat.HOOKS.endpoint = compat.HOOKS.stack_resource_failure = None
-            compat.HOOKS.before_wait = None
+            compat.HOOKS.before_wait = compat.HOOKS.stack_operation_seconds = None
             if self._mock is not None:
                 self._mock.stop()
                 self._mock = None
@@ -532,6 +542,7 @@ class World:
         compat.HOOKS.endpoint = lambda host, port: self.endpoints.get((host, port))
         compat.HOOKS.stack_resource_failure = self.faults.stack_resource_failure
         compat.HOOKS.before_wait = self._before_wait
+        compat.HOOKS.stack_operation_seconds = self.faults.stack_operation_seconds
         self._ecs_backend, self._elb_backend = ecs_backend, elb_backend
 
     # ------------------------------------------------------------------ services stepdeploy's stacks create

@@ -68,7 +68,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Clients]:
         with mock_aws():
             yield client
     finally:
-        compat.HOOKS.stack_resource_failure = None
+        compat.HOOKS.stack_resource_failure = compat.HOOKS.stack_operation_seconds = None
 
 
 def create_change_set(cfn: Any, stack: str, name: str, **parameters: str) -> str:
@@ -230,6 +230,46 @@ def test_an_update_change_set_lists_exactly_the_resources_whose_properties_diffe
 
 
 # ----------------------------------------------------------------------------- execution
+
+
+@covers("cfn_operation_time")
+def test_a_slow_update_stays_in_progress_until_its_time_and_can_be_cancelled(
+    aws: Clients, _patch: tuple[str, ...]
+) -> None:
+    from stepdeploy_local import clock
+
+    cfn, ecs = aws("cloudformation"), aws("ecs")
+    out = provision(cfn)
+
+    def desired() -> int:
+        [svc] = ecs.describe_services(cluster=out["ClusterName"], services=[out["ServiceName"]])["services"]
+        return int(svc["desiredCount"])
+
+    with pytest.raises(
+        ClientError, match="CancelUpdateStack cannot be called from current stack status CREATE_COMPLETE"
+    ):
+        cfn.cancel_update_stack(StackName="app")
+    compat.HOOKS.stack_operation_seconds = lambda stack, action: 600.0 if action == "UPDATE" else 0.0
+    cfn.execute_change_set(ChangeSetName=update_change_set(cfn, "app", "scale", DesiredCount="3"))
+    assert (status(cfn, "app"), desired()) == ("UPDATE_IN_PROGRESS", 2)
+    clock.current().advance(590)
+    assert (status(cfn, "app"), desired()) == ("UPDATE_IN_PROGRESS", 2)
+    clock.current().advance(20)
+    assert (status(cfn, "app"), desired()) == ("UPDATE_COMPLETE", 3)
+
+    cancelled = update_change_set(cfn, "app", "scale-more", DesiredCount="4")
+    cfn.execute_change_set(ChangeSetName=cancelled)
+    assert status(cfn, "app") == "UPDATE_IN_PROGRESS"
+    cfn.cancel_update_stack(StackName="app")
+    assert (status(cfn, "app"), desired()) == ("UPDATE_ROLLBACK_COMPLETE", 3)
+    history = events(cfn, "app")
+    assert ("app", "UPDATE_ROLLBACK_IN_PROGRESS", "Stack update cancelled") in history
+    assert any(status == "UPDATE_FAILED" and reason == "Resource update cancelled" for _, status, reason in history)
+    assert history[-1][:2] == ("app", "UPDATE_ROLLBACK_COMPLETE")
+    clock.current().advance(3600)  # a cancelled update is never applied later
+    assert (status(cfn, "app"), desired()) == ("UPDATE_ROLLBACK_COMPLETE", 3)
+    with pytest.raises(ClientError, match="current stack status UPDATE_ROLLBACK_COMPLETE"):
+        cfn.cancel_update_stack(StackName="app")
 
 
 @covers(

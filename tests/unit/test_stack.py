@@ -206,3 +206,28 @@ def test_a_stuck_stack_names_what_blocks_it_and_the_root_cause() -> None:
     )
     assert app_stack.blocking_failure(events[3:], "s") == "Service (AWS::ECS::Service): no free IPs"
     assert app_stack.blocking_failure(events[:1], "s") == "no resource reported a failure"
+
+
+@pytest.mark.parametrize(
+    ("phase", "status", "action"),
+    [
+        ("executing", "UPDATE_IN_PROGRESS", "CANCEL"),  # CloudFormation can roll an update back
+        ("executing", "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS", "WAIT"),  # done: only the clean-up is left
+        ("cancelling", "UPDATE_ROLLBACK_IN_PROGRESS", "WAIT"),  # a cancel is rolling it back
+        ("executing", "CREATE_IN_PROGRESS", "STOP"),  # a creation cannot be cancelled
+        ("change_set", "UPDATE_COMPLETE", "DISCARD"),  # the change set never became ready
+        ("start", "UPDATE_IN_PROGRESS", "STOP"),  # someone else's operation: not ours to cancel
+        ("deleting", "DELETE_IN_PROGRESS", "STOP"),
+    ],
+)
+def test_what_happens_at_the_stack_deadline(phase: str, status: str, action: str) -> None:
+    assert app_stack.at_deadline(phase, status) == action
+
+
+def test_how_a_failed_operation_ended_is_said_plainly() -> None:
+    assert (
+        app_stack.rolled_back("UPDATE_ROLLBACK_COMPLETE") == "CloudFormation rolled it back (UPDATE_ROLLBACK_COMPLETE)"
+    )
+    stuck = app_stack.rolled_back("UPDATE_ROLLBACK_FAILED")
+    assert "could not roll it back (UPDATE_ROLLBACK_FAILED)" in stuck and "continue-update-rollback" in stuck
+    assert app_stack.rolled_back("DELETE_FAILED") == "the stack ended DELETE_FAILED"

@@ -176,6 +176,44 @@ def test_a_failed_infrastructure_update_is_rolled_back_and_named(world: World, p
     assert world.deploy(provisioned.request("v2")).status == "SUCCEEDED"
 
 
+def test_an_update_past_its_deadline_is_cancelled_and_rolled_back(world: World, provisioned: StackApp) -> None:
+    world.faults.slow_stack_operations(7200, "UPDATE")  # an update that hangs (e.g. a stuck replacement)
+    change = {"parameters": {"DesiredCount": 4}, "timeout_seconds": 600, "poll_seconds": 60}
+    result = world.deploy(provisioned.request("v1", stack=change))
+
+    assert (result.status, result.error) == ("FAILED", "InfraUpdateFailed")
+    assert (
+        "did not finish within its 600 s deadline: stepdeploy cancelled it, and CloudFormation rolled it back "
+        "(UPDATE_ROLLBACK_COMPLETE)" in (result.cause or "")
+    )
+    assert "Resource update cancelled" in (result.cause or "")
+    assert stack_status(world, provisioned) == "UPDATE_ROLLBACK_COMPLETE"
+    assert 9 <= result.path.count("WaitStack") <= 12, "polled to the deadline, then until the rollback ended"
+    assert "RegisterRevision" not in result.path and "Deploy" not in result.path
+    assert not [i for i in control_items(world) if i["item"]["S"] == "LOCK"], "the lock was released"
+    record = world.record(provisioned, result.name)
+    assert record is not None and record["outcome"] == "FAILED" and record["error"] == "InfraUpdateFailed"
+
+    world.faults.slow_stack_operations(0)
+    world.push_image("techchallengeapp", "v2")
+    assert world.deploy(provisioned.request("v2")).status == "SUCCEEDED"
+    out = provisioned.outputs()
+    (svc,) = world.client("ecs").describe_services(cluster=out["ClusterName"], services=[out["ServiceName"]])[
+        "services"
+    ]
+    assert svc["desiredCount"] == 2, "the cancelled change was never applied"
+
+
+def test_a_slow_creation_is_polled_until_it_completes(world: World, stack_app: StackApp) -> None:
+    world.faults.slow_stack_operations(900, "CREATE")  # Aurora takes its time
+    result = world.deploy(stack_app.request("v1"))
+
+    assert result.status == "SUCCEEDED", result.cause
+    assert result.path.count("WaitStack") >= 900 // 30, "polled every DefaultStackPollSeconds until CREATE_COMPLETE"
+    assert stack_status(world, stack_app) == "CREATE_COMPLETE"
+    assert len(world.one_off_runs) == 1
+
+
 def test_plan_mode_leaves_no_trace(world: World, stack_app: StackApp) -> None:
     before = control_items(world)
     result = world.deploy(stack_app.request("v1", plan=True))

@@ -165,7 +165,7 @@ class ChangeSetView:
 class StackState:
     """Progress of the EnsureStack loop (carried between polls in ``$.stack``)."""
 
-    phase: str = "start"  # start | deleting | change_set | executing | done
+    phase: str = "start"  # start | deleting | change_set | executing | cancelling | done
     status: str = "WAITING"  # WAITING | READY | PLANNED
     operation: str = "NONE"  # CREATE | UPDATE | NONE
     change_set: str | None = None
@@ -245,6 +245,32 @@ def blocking_failure(events: Sequence[Mapping[str, Any]], stack_name: str) -> st
     if len(failures) == 1:
         return _describe(failures[0])
     return f"{_describe(failures[0])}; the operation failed first on {_describe(failures[-1])}"
+
+
+def rolled_back(status: str) -> str:
+    """How a failed (or cancelled) operation ended, for the error message."""
+    if status.endswith("ROLLBACK_COMPLETE"):
+        return f"CloudFormation rolled it back ({status})"
+    if status.endswith("ROLLBACK_FAILED"):
+        return (
+            f"and CloudFormation could not roll it back ({status}): the stack needs a person "
+            "(fix the cause, then continue-update-rollback, or delete the stack)"
+        )
+    return f"the stack ended {status}"
+
+
+def at_deadline(phase: str, status: str) -> str:
+    """What EnsureStack does when the stack deadline passes (``status``: the stack's, now):
+    CANCEL an update in progress (CloudFormation rolls it back); WAIT when the update is done and only
+    cleans up, or when a cancel is already rolling it back; DISCARD a change set not yet ready; STOP
+    otherwise (a creation or someone else's operation goes on, and stepdeploy cannot undo it)."""
+    if phase == "cancelling" or (phase == "executing" and status == "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"):
+        return "WAIT"
+    if phase == "executing" and status == "UPDATE_IN_PROGRESS":
+        return "CANCEL"
+    if phase == "change_set":
+        return "DISCARD"
+    return "STOP"
 
 
 def needs_repin(state: StackState, stack: StackView | None, running_image: str | None) -> bool:

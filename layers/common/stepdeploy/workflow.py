@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from typing import Any
 
@@ -23,7 +24,15 @@ from .errors import (
     TagFilterMismatch,
     UnregisteredRepository,
 )
-from .models import BakeState, DeploymentRequest, HealthPolicy, RolloutPolicy, RolloutState, ServiceRef
+from .models import (
+    BakeState,
+    DeploymentRequest,
+    HealthPolicy,
+    RolloutPolicy,
+    RolloutState,
+    ServiceRef,
+    StackSpec,
+)
 from .registry import RegistryEntry
 from .settings import Settings
 
@@ -392,21 +401,58 @@ def ensure_stack(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
                     state.phase = "executing"
                     observability.count("StackOperation", operation=state.operation)
                     continue
-        elif state.phase == "executing":
+        elif state.phase in ("executing", "cancelling"):
             if view is not None and status in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
-                return _ready(state, request, view, settings)
+                return _ready(state, request, view, settings)  # (an update may finish before a cancel lands)
             if not status.endswith("_IN_PROGRESS"):
                 cause = app_stack.first_failure(cloudformation.recent_events(name), name)
-                raise InfraUpdateFailed(
-                    f"{state.operation} of stack {name} failed, and CloudFormation rolled it back ({status}): {cause}"
+                what = (
+                    f"the update of stack {name} did not finish within its {spec.timeout_seconds} s deadline: "
+                    "stepdeploy cancelled it, and"
+                    if state.phase == "cancelling"
+                    else f"{state.operation} of stack {name} failed, and"
                 )
+                raise InfraUpdateFailed(f"{what} {app_stack.rolled_back(status)}: {cause}")
         break
     if state.elapsed_seconds + spec.poll_seconds > spec.timeout_seconds:
-        raise InfraUpdateFailed(
-            f"stack {name} did not settle within {spec.timeout_seconds} s (phase {state.phase}, {state.detail})"
-        )
+        _at_deadline(state, spec, name, status, discard, view)
     state.wait_seconds = spec.poll_seconds
     return state.to_dict()
+
+
+def _at_deadline(
+    state: app_stack.StackState,
+    spec: StackSpec,
+    name: str,
+    status: str,
+    discard: Callable[[app_stack.StackView | None], None],
+    view: app_stack.StackView | None,
+) -> None:
+    """The stack deadline has passed: cancel an update (and keep polling while CloudFormation rolls it
+    back), or stop with InfraUpdateFailed. Waiting past the deadline is bounded at twice the deadline."""
+    action = app_stack.at_deadline(state.phase, status)
+    late = f"stack {name} did not settle within its {spec.timeout_seconds} s deadline ({status})"
+    if action == "CANCEL" and cloudformation.cancel_update_stack(name):
+        state.phase = "cancelling"
+        state.detail = f"{late}: cancelling the update; CloudFormation rolls it back"
+        observability.count("StackOperation", operation="CANCEL")
+        return
+    if action in ("WAIT", "CANCEL") and state.elapsed_seconds + spec.poll_seconds <= 2 * spec.timeout_seconds:
+        return  # (an update with nothing left to cancel has just ended: the next poll sees how)
+    if action == "DISCARD":
+        discard(view)
+        raise InfraUpdateFailed(f"{late}: its change set was not ready, and was deleted; nothing was changed")
+    if state.phase == "cancelling":
+        raise InfraUpdateFailed(
+            f"{late}: the update was cancelled, but CloudFormation had not finished rolling it back after "
+            f"{state.elapsed_seconds} s; it goes on in CloudFormation, and the next deployment waits for it"
+        )
+    if state.phase == "executing":
+        raise InfraUpdateFailed(
+            f"{late}: the {state.operation} goes on in CloudFormation (it cannot be cancelled); nothing was "
+            "deployed, and the next deployment waits for it"
+        )
+    raise InfraUpdateFailed(f"{late}: another operation on it is still running; nothing was changed")
 
 
 def _planned(

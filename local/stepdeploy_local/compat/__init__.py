@@ -53,6 +53,8 @@ class Hooks:
     #: (execution ARN, state name, still running?) before a Wait state advances the clock; it may
     #: block (World.pause_at holds an execution there until released or stopped)
     before_wait: Callable[[str, str, Callable[[], bool]], None] | None = None
+    #: (stack name, "CREATE" | "UPDATE") -> virtual seconds the stack operation stays in progress (0: none)
+    stack_operation_seconds: Callable[[str, str], float] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -440,6 +442,10 @@ PATCHES: dict[str, tuple[Callable[[], None], str]] = {
     "cfn_vpc_properties": (_cfn._patch_cfn_vpc_properties, "VPC DNS hostnames and security group egress are ignored"),
     "cfn_change_sets": (_cfn._patch_cfn_change_sets, "change sets diff template text, not resolved properties"),
     "cfn_execution": (_cfn._patch_cfn_execution, "change set failures raise instead of rolling back"),
+    "cfn_operation_time": (
+        _cfn._patch_cfn_operation_time,
+        "stack operations are never in progress; CancelUpdateStack is not implemented",
+    ),
     "cfn_stack_resources": (_cfn._patch_cfn_stack_resources, "stack resources include never-created ones, empty"),
     # ---- end CloudFormation
     "ecs_tasks": (_patch_ecs_tasks, "RunTask tasks never stop; runTask.sync polls in wall time"),

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .. import clock as _clock
 from . import HOOKS
 
 _NO_CHANGES = "The submitted information didn't contain changes. Submit different information to create a change set."
@@ -1652,8 +1653,19 @@ def _settle(backend: Any, stack: Any, outputs: bool) -> None:
 
 
 def _execute(backend: Any, change_set: Any) -> None:
-    """Execute a change set synchronously: resource events, HOOKS.stack_resource_failure, and on any
-    failure the rollback CloudFormation does (ROLLBACK_COMPLETE / UPDATE_ROLLBACK_COMPLETE)."""
+    """Execute a change set: :func:`_start` it, then :func:`_finish` it at once, or, when
+    HOOKS.stack_operation_seconds says the operation takes time, when that much virtual time has
+    passed (the stack is ``*_IN_PROGRESS`` until then; see :func:`settle_pending`)."""
+    verb = _start(change_set)
+    hook = HOOKS.stack_operation_seconds
+    seconds = hook(change_set.stack.name, verb) if hook is not None else 0.0
+    if seconds > 0:
+        change_set.stack._compat_pending = (_clock.current().time() + seconds, change_set)
+        return
+    _finish(backend, change_set)
+
+
+def _start(change_set: Any) -> str:
     from moto.cloudformation.exceptions import CloudFormationError
 
     if change_set.status != "CREATE_COMPLETE" or change_set.execution_status != "AVAILABLE":
@@ -1662,6 +1674,15 @@ def _execute(backend: Any, change_set: Any) -> None:
             "InvalidChangeSetStatus",
             f"ChangeSet [{change_set.change_set_id}] cannot be executed in its current status of [{state}]",
         )
+    verb = "CREATE" if change_set.change_set_type == "CREATE" else "UPDATE"
+    change_set.execution_status = "EXECUTE_IN_PROGRESS"
+    _Operation(change_set.stack).status(f"{verb}_IN_PROGRESS", "User Initiated")
+    return verb
+
+
+def _finish(backend: Any, change_set: Any) -> None:
+    """Apply a started change set synchronously: resource events, HOOKS.stack_resource_failure, and on
+    any failure the rollback CloudFormation does (ROLLBACK_COMPLETE / UPDATE_ROLLBACK_COMPLETE)."""
     stack, creating = change_set.stack, change_set.change_set_type == "CREATE"
     verb = "CREATE" if creating else "UPDATE"
     previous = (stack.template, stack.template_dict or {}, dict(stack.resource_map.input_parameters or {}))
@@ -1670,8 +1691,6 @@ def _execute(backend: Any, change_set: Any) -> None:
     removal_order = _deletion_order(operation.state, old_resources)
     for other in [k for k, cs in backend.change_sets.items() if cs.stack_id == stack.stack_id and cs is not change_set]:
         del backend.change_sets[other]  # executing a change set deletes the stack's other change sets
-    change_set.execution_status = "EXECUTE_IN_PROGRESS"
-    operation.status(f"{verb}_IN_PROGRESS", "User Initiated")
     try:
         _point_at(stack, backend.exports, change_set.template, change_set.template_dict, change_set.parameters)
         operation.apply()
@@ -1686,6 +1705,40 @@ def _execute(backend: Any, change_set: Any) -> None:
     _settle(backend, stack, outputs=True)
     operation.status(f"{verb}_COMPLETE")
     change_set.execution_status = "EXECUTE_COMPLETE"
+
+
+def settle_pending(backend: Any) -> None:
+    """Finish the stack operations whose (virtual) time has come."""
+    now = _clock.current().time()
+    for stack in list(backend.stacks.values()):
+        pending = getattr(stack, "_compat_pending", None)
+        if pending is not None and pending[0] <= now:
+            stack._compat_pending = None
+            _finish(backend, pending[1])
+
+
+def _cancel_update(backend: Any, stack: Any) -> None:
+    """CancelUpdateStack: only an update in progress can be cancelled; CloudFormation then rolls the
+    stack back to its previous state, the resource being changed reporting "Resource update cancelled"."""
+    from moto.cloudformation.exceptions import ValidationError
+
+    pending = getattr(stack, "_compat_pending", None)
+    if stack.status != "UPDATE_IN_PROGRESS" or pending is None:
+        raise ValidationError(
+            stack.stack_id, message=f"CancelUpdateStack cannot be called from current stack status {stack.status}"
+        )
+    stack._compat_pending = None
+    change_set = pending[1]
+    operation = _Operation(stack)
+    first = next(iter(change_set.changes or []), None)
+    if first is not None:
+        logical_id, resource_type = first.logical_resource_id, first.resource_type
+        physical = str(getattr(first, "physical_resource_id", "") or "")
+        operation.event(logical_id, resource_type, "UPDATE_FAILED", physical, "Resource update cancelled")
+    operation.status("UPDATE_ROLLBACK_IN_PROGRESS", "Stack update cancelled")
+    operation.status("UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS")
+    operation.status("UPDATE_ROLLBACK_COMPLETE")
+    change_set.execution_status = "EXECUTE_FAILED"
 
 
 def _roll_back(backend: Any, operation: _Operation, failure: _ResourceFailed, creating: bool, previous: Any) -> None:
@@ -1979,10 +2032,33 @@ def _patch_cfn_execution() -> None:
     def delete_stack(self: Any, name_or_stack_id: str) -> None:
         stack = next((s for s in self.stacks.values() if name_or_stack_id in (s.stack_id, s.name)), None)
         if stack is not None:
+            stack._compat_pending = None  # deleting a stack stops its creation
             _delete_stack(self, stack)
 
     CloudFormationBackend.execute_change_set = execute_change_set  # type: ignore[method-assign]
     CloudFormationBackend.delete_stack = delete_stack  # type: ignore[method-assign]
+
+
+def _patch_cfn_operation_time() -> None:
+    """Stack operations finish within the call that starts them (never *_IN_PROGRESS), and
+    CancelUpdateStack is not implemented. With HOOKS.stack_operation_seconds an operation stays in
+    progress for that much virtual time; any CloudFormation call first finishes what is due."""
+    from moto.cloudformation.responses import CloudFormationResponse
+    from moto.core.responses import EmptyResult
+
+    original = CloudFormationResponse.call_action
+
+    def call_action(self: Any) -> Any:
+        settle_pending(self.cloudformation_backend)
+        return original(self)
+
+    def cancel_update_stack(self: Any) -> EmptyResult:
+        backend = self.cloudformation_backend
+        _cancel_update(backend, backend.get_stack(self._get_param("StackName")))
+        return EmptyResult()
+
+    CloudFormationResponse.call_action = call_action  # type: ignore[method-assign]
+    CloudFormationResponse.cancel_update_stack = cancel_update_stack  # type: ignore[attr-defined]
 
 
 @dataclass

@@ -82,6 +82,19 @@ def execute_change_set(arn: str) -> None:
     client("cloudformation").execute_change_set(ChangeSetName=arn)
 
 
+def cancel_update_stack(name: str) -> bool:
+    """Cancel the update in progress (CloudFormation rolls the stack back). False when there was no
+    update left to cancel (it finished, or failed, in the meantime)."""
+    cfn = client("cloudformation")
+    try:
+        cfn.cancel_update_stack(StackName=name)
+    except cfn.exceptions.ClientError as exc:
+        if "CancelUpdateStack cannot be called" in str(exc):
+            return False
+        raise
+    return True
+
+
 def delete_change_set(arn: str) -> None:
     client("cloudformation").delete_change_set(ChangeSetName=arn)
 
