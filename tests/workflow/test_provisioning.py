@@ -335,6 +335,13 @@ def test_a_protected_database_stuck_in_a_failed_rollback_needs_a_person(world: W
     assert stack_status(world, stack_app) == "ROLLBACK_FAILED"
     assert not [i for i in control_items(world) if i["item"]["S"] == "LOCK"]
 
+    before = control_items(world)
+    plan = world.deploy(stack_app.request("v1", plan=True))  # a plan fails the same way, and leaves no trace
+    assert (plan.status, plan.error) == ("FAILED", "InfraUpdateFailed")
+    assert "needs a person" in (plan.cause or "") and "plan mode: nothing was recorded" in (plan.cause or "")
+    assert world.record(stack_app, plan.name) is None
+    assert control_items(world) == before
+
 
 def test_plan_mode_without_a_stack_describes_the_deploy_and_changes_nothing(world: World) -> None:
     app = world.create_service(tag="v1")

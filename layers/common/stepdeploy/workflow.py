@@ -646,6 +646,8 @@ def record_outcome(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
         )
     else:
         error, cause = failure_name, f"{failure_cause} -- {_unchanged(state.get('stack'))}"
+    if request.get("plan"):  # a plan that failed: it changed nothing, so it leaves no record either
+        return {"outcome": outcome, "error": error, "cause": f"{cause} (plan mode: nothing was recorded)"}
     active = state.get("active") or {}
     service = request.get("service") or {}
     stack_state = state.get("stack") or {}
