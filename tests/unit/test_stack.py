@@ -230,4 +230,5 @@ def test_how_a_failed_operation_ended_is_said_plainly() -> None:
     )
     stuck = app_stack.rolled_back("UPDATE_ROLLBACK_FAILED")
     assert "could not roll it back (UPDATE_ROLLBACK_FAILED)" in stuck and "continue-update-rollback" in stuck
+    assert stuck.startswith("CloudFormation could not"), "callers already say '..., and'"
     assert app_stack.rolled_back("DELETE_FAILED") == "the stack ended DELETE_FAILED"

@@ -253,7 +253,7 @@ def rolled_back(status: str) -> str:
         return f"CloudFormation rolled it back ({status})"
     if status.endswith("ROLLBACK_FAILED"):
         return (
-            f"and CloudFormation could not roll it back ({status}): the stack needs a person "
+            f"CloudFormation could not roll it back ({status}): the stack needs a person "
             "(fix the cause, then continue-update-rollback, or delete the stack)"
         )
     return f"the stack ended {status}"
