@@ -40,6 +40,8 @@ class ModelledService:
     target_group_arn: str | None
     alarm_names: tuple[str, ...]
     deployments: list[Deployment] = field(default_factory=list)  # newest first; [0] is PRIMARY
+    #: every ECS deployment an UpdateService started (a rollout), oldest first: its task definition
+    rollouts: list[str] = field(default_factory=list)
 
 
 TARGET_REASONS = {
@@ -120,6 +122,7 @@ class RolloutModel:
             self._advance(backend, svc)
             primary = svc.deployments[0]
             if target != primary.task_definition:
+                svc.rollouts.append(target)
                 svc.deployments.insert(
                     0,
                     Deployment(

@@ -92,6 +92,13 @@ class AppService:
         out = self.world.client("ecs").describe_services(cluster=self.cluster, services=[self.service])
         return str(out["services"][0]["taskDefinition"])
 
+    def rollouts(self) -> list[str]:
+        """The task definition of every ECS deployment (rollout) an UpdateService started, oldest first
+        (CloudFormation's updates of the service included)."""
+        self.world.client("ecs").describe_services(cluster=self.cluster, services=[self.service])  # adopt it
+        modelled = self.world.model.find(self.cluster, self.service)
+        return list(modelled.rollouts) if modelled is not None else []
+
     def running_image(self) -> str:
         td = self.world.client("ecs").describe_task_definition(taskDefinition=self.running_task_definition())
         return next(

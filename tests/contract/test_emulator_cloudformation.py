@@ -229,6 +229,39 @@ def test_an_update_change_set_lists_exactly_the_resources_whose_properties_diffe
     assert set(nat) == {("Add", "NatGateway2Eip"), ("Add", "NatGateway2"), ("Modify", "PrivateDefaultRoute2")}
 
 
+@covers("cfn_change_sets")
+def test_stack_tags_propagate_so_changing_them_modifies_every_tagged_resource(
+    aws: Clients, _patch: tuple[str, ...]
+) -> None:
+    """CloudFormation propagates stack tags to the resources that take tags: a change set with other
+    stack tags updates every one of them; one that omits Tags keeps the stack's and changes nothing."""
+    cfn = aws("cloudformation")
+    provision(cfn)
+    kept = [{"ParameterKey": key, "UsePreviousValue": True} for key in PARAMETERS]
+
+    def change_set(name: str, **extra: Any) -> str:
+        return str(
+            cfn.create_change_set(
+                StackName="app",
+                ChangeSetName=name,
+                ChangeSetType="UPDATE",
+                UsePreviousTemplate=True,
+                Parameters=kept,
+                Capabilities=CAPABILITIES,
+                RoleARN=ROLE,
+                **extra,
+            )["Id"]
+        )
+
+    retagged = changes(cfn, change_set("retag", Tags=[{"Key": "stepdeploy:deployment", "Value": "d-1"}]))
+    tagged = {name for name, res in RESOURCES.items() if "Tags" in (res.get("Properties") or {})}
+    tagged &= {name for name, _ in expected_resources()}
+    assert {name for _, name in retagged} == tagged
+    assert {change["ResourceChange"]["Scope"][0] for change in retagged.values()} == {"Tags"}
+    assert {change["ResourceChange"]["Replacement"] for change in retagged.values()} == {"False"}
+    assert cfn.describe_change_set(ChangeSetName=change_set("untagged"))["StatusReason"] == NO_CHANGES
+
+
 # ----------------------------------------------------------------------------- execution
 
 

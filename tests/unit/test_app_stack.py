@@ -307,7 +307,10 @@ def test_service_circuit_breaker_with_rollback(template: dict[str, Any]) -> None
     breaker = service["DeploymentConfiguration"]["DeploymentCircuitBreaker"]
     assert breaker == {"Enable": True, "Rollback": True}
     assert service["LaunchType"] == "FARGATE"
-    assert as_int(default_of(template, service["DesiredCount"])) == 2
+    count = service["DesiredCount"]["Fn::If"]
+    assert count[0] == "SetDesiredCount" and count[2] == {"Ref": "AWS::NoValue"}
+    assert as_int(default_of(template, count[1])) == 2
+    assert template["Conditions"]["SetDesiredCount"] == {"Fn::Equals": [{"Ref": "PreserveDesiredCount"}, "false"]}
     assert service["LoadBalancers"] == [
         {
             "ContainerName": {"Ref": "ContainerName"},

@@ -155,13 +155,35 @@ def test_the_root_cause_is_the_first_failure_of_the_latest_operation() -> None:
     assert app_stack.first_failure(events[:1], "s") == "no resource reported a failure"
 
 
-def test_an_update_is_repinned_to_the_running_image_once() -> None:
-    view = app_stack.StackView("s", "UPDATE_COMPLETE", parameters={"ContainerImage": "repo@sha256:old"})
-    state = app_stack.StackState(operation="UPDATE")
-    assert app_stack.needs_repin(state, view, "repo@sha256:new")
-    assert not app_stack.needs_repin(state, view, "repo@sha256:old")
-    assert not app_stack.needs_repin(app_stack.StackState(operation="UPDATE", repinned=True), view, "repo@sha256:new")
-    assert not app_stack.needs_repin(app_stack.StackState(operation="CREATE"), view, "repo@sha256:new")
+KNOWN = {"ContainerImage": {}, "DesiredCount": {}, "PreserveDesiredCount": {}, "TaskCpu": {}}
+
+
+def test_a_create_sets_the_image_and_the_requested_parameters_only() -> None:
+    params = app_stack.update_parameters("CREATE", None, {"TaskCpu": "512"}, "repo@sha256:new", KNOWN)
+    assert params == {"TaskCpu": "512", "ContainerImage": "repo@sha256:new"}
+
+
+def test_an_update_keeps_what_the_stack_has_and_leaves_the_count_to_autoscaling() -> None:
+    view = app_stack.StackView(
+        "s", "UPDATE_COMPLETE", parameters={"ContainerImage": "repo@sha256:old", "DesiredCount": "2", "Gone": "x"}
+    )
+    params = app_stack.update_parameters("UPDATE", view, {}, "repo@sha256:old", KNOWN)
+    assert params == {"ContainerImage": "repo@sha256:old", "DesiredCount": None, "PreserveDesiredCount": "true"}
+
+
+def test_a_rollback_restores_the_parameters_before_with_the_image_before() -> None:
+    view = app_stack.StackView("s", "UPDATE_COMPLETE", parameters={"ContainerImage": "new", "TaskCpu": "1024"})
+    before = {"ContainerImage": "old", "TaskCpu": "512", "PreserveDesiredCount": "false"}
+    assert app_stack.rollback_parameters(view, before, "older", KNOWN) == {
+        "ContainerImage": "older",
+        "TaskCpu": "512",
+        "PreserveDesiredCount": "true",
+    }
+    assert app_stack.rollback_parameters(view, None, "old", KNOWN) == {
+        "ContainerImage": "old",
+        "TaskCpu": "1024",
+        "PreserveDesiredCount": "true",
+    }
 
 
 @pytest.mark.parametrize(

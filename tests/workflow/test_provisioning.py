@@ -39,7 +39,11 @@ def control_items(world: World) -> list[dict[str, Any]]:
 def leftover_change_sets(world: World, app: StackApp, result: ExecutionResult) -> list[str]:
     """Change sets this deployment made that still exist (unexecuted ones must be deleted)."""
     summaries = world.client("cloudformation").list_change_sets(StackName=app.stack_name)["Summaries"]
-    return [s["ChangeSetName"] for s in summaries if result.name in s["ChangeSetName"]]
+    return [
+        s["ChangeSetName"]
+        for s in summaries
+        if result.name in s["ChangeSetName"] and s.get("ExecutionStatus") != "EXECUTE_COMPLETE"
+    ]
 
 
 def stack_status(world: World, app: StackApp) -> str | None:
@@ -121,41 +125,75 @@ def test_describe_calls_show_every_resource_after_provisioning(world: World, pro
     assert len(alarms) == 3
 
 
-def test_an_update_with_no_stack_changes_skips_to_the_deploy(world: World, provisioned: StackApp) -> None:
+def stack_image(world: World, app: StackApp) -> str:
+    stack = world.client("cloudformation").describe_stacks(StackName=app.stack_name)["Stacks"][0]
+    return next(p["ParameterValue"] for p in stack["Parameters"] if p["ParameterKey"] == "ContainerImage")
+
+
+def test_a_release_is_one_change_set_and_one_rollout(world: World, provisioned: StackApp) -> None:
+    """The stack owns the task definition: a release changes ContainerImage, and CloudFormation's update
+    of the service is the only rollout (no revision of stepdeploy's own, no re-pin, no stack tags)."""
+    rollouts = len(provisioned.service().rollouts())
     world.push_image("techchallengeapp", "v2")
     result = world.deploy(provisioned.request("v2"))
 
     assert result.status == "SUCCEEDED", result.cause
     assert "InitDatabase" not in result.path, "the schema was initialised once; never again"
-    assert "RegisterRevision" in result.path
+    assert "RegisterRevision" not in result.path and "Deploy" not in result.path
     record = world.record(provisioned, result.name)
-    assert record is not None and record["stack"]["operation"] == "NONE" and record["stack"]["changes"] == []
-    assert provisioned.service().running_image() == world.image_uri("techchallengeapp", "v2")
+    assert record is not None and record["stack"]["operation"] == "UPDATE"
+    assert {c["logical_id"] for c in record["stack"]["changes"]} == {"TaskDefinition", "Service"}
+    service = provisioned.service()
+    assert service.running_image() == world.image_uri("techchallengeapp", "v2")
+    assert len(service.rollouts()) == rollouts + 1, "exactly one ECS rollout for the release"
+    assert stack_image(world, provisioned) == service.running_image(), "the stack says what runs"
+    assert record["new_task_definition"] == service.running_task_definition() == provisioned.outputs()[
+        "TaskDefinitionArn"
+    ]
     assert len(world.one_off_runs) == 1
     assert leftover_change_sets(world, provisioned, result) == []
 
 
-def test_an_infrastructure_change_is_applied_without_touching_the_image(world: World, provisioned: StackApp) -> None:
+def test_deploying_what_runs_changes_nothing(world: World, provisioned: StackApp) -> None:
     world.push_image("techchallengeapp", "v2")
     assert world.deploy(provisioned.request("v2")).status == "SUCCEEDED"
-    result = world.deploy(provisioned.request("v2", stack={"parameters": {"DesiredCount": 3}}))
+    rollouts = len(provisioned.service().rollouts())
+    result = world.deploy(provisioned.request("v2"))
+
+    assert result.status == "SUCCEEDED", result.cause
+    assert result.path[-1] == "Skipped"
+    record = world.record(provisioned, result.name)
+    assert record is not None and record["skip_reason"] == "AlreadyRunning"
+    assert record["stack"]["operation"] == "NONE" and record["stack"]["changes"] == []
+    assert len(provisioned.service().rollouts()) == rollouts, "no rollout for a no-op"
+    assert leftover_change_sets(world, provisioned, result) == []
+
+
+def test_an_infrastructure_change_keeps_the_image_and_the_scaled_count(world: World, provisioned: StackApp) -> None:
+    world.push_image("techchallengeapp", "v2")
+    assert world.deploy(provisioned.request("v2")).status == "SUCCEEDED"
+    out = provisioned.outputs()
+    ecs = world.client("ecs")
+    ecs.update_service(cluster=out["ClusterName"], service=out["ServiceName"], desiredCount=5)  # as autoscaling
+    rollouts = len(provisioned.service().rollouts())
+    result = world.deploy(provisioned.request("v2", stack={"parameters": {"HealthCheckGracePeriodSeconds": 90}}))
 
     assert result.status == "SUCCEEDED", result.cause
     record = world.record(provisioned, result.name)
     assert record is not None and record["stack"]["operation"] == "UPDATE"
-    assert "Service" in {c["logical_id"] for c in record["stack"]["changes"]}
-    out = provisioned.outputs()
-    (svc,) = world.client("ecs").describe_services(cluster=out["ClusterName"], services=[out["ServiceName"]])[
-        "services"
-    ]
-    assert svc["desiredCount"] == 3
+    assert {c["logical_id"] for c in record["stack"]["changes"]} == {"Service"}
+    (svc,) = ecs.describe_services(cluster=out["ClusterName"], services=[out["ServiceName"]])["services"]
+    assert svc["healthCheckGracePeriodSeconds"] == 90
+    assert svc["desiredCount"] == 5, "an infrastructure change never resets what autoscaling chose"
     assert provisioned.service().running_image() == world.image_uri("techchallengeapp", "v2"), "v1 came back"
+    assert len(provisioned.service().rollouts()) == rollouts, "an infrastructure change is no release"
+    assert stack_image(world, provisioned) == world.image_uri("techchallengeapp", "v2")
     assert "PrepareVerify" in result.path, "a stack change is verified by the gates"
 
 
 def test_a_failed_infrastructure_update_is_rolled_back_and_named(world: World, provisioned: StackApp) -> None:
     world.faults.fail_stack_resource("Service", "Resource handler returned message: invalid desired count")
-    result = world.deploy(provisioned.request("v1", stack={"parameters": {"DesiredCount": 4}}))
+    result = world.deploy(provisioned.request("v1", stack={"parameters": {"HealthCheckGracePeriodSeconds": 90}}))
 
     assert (result.status, result.error) == ("FAILED", "InfraUpdateFailed")
     assert "Service (AWS::ECS::Service): Resource handler returned message: invalid desired count" in (
@@ -178,7 +216,7 @@ def test_a_failed_infrastructure_update_is_rolled_back_and_named(world: World, p
 
 def test_an_update_past_its_deadline_is_cancelled_and_rolled_back(world: World, provisioned: StackApp) -> None:
     world.faults.slow_stack_operations(7200, "UPDATE")  # an update that hangs (e.g. a stuck replacement)
-    change = {"parameters": {"DesiredCount": 4}, "timeout_seconds": 600, "poll_seconds": 60}
+    change = {"parameters": {"HealthCheckGracePeriodSeconds": 90}, "timeout_seconds": 600, "poll_seconds": 60}
     result = world.deploy(provisioned.request("v1", stack=change))
 
     assert (result.status, result.error) == ("FAILED", "InfraUpdateFailed")
@@ -232,7 +270,8 @@ def test_plan_mode_leaves_no_trace(world: World, stack_app: StackApp) -> None:
 
 
 def test_plan_mode_on_a_provisioned_stack_lists_the_change(world: World, provisioned: StackApp) -> None:
-    result = world.deploy(provisioned.request("v1", plan=True, stack={"parameters": {"DesiredCount": 3}}))
+    change = {"parameters": {"HealthCheckGracePeriodSeconds": 90}}
+    result = world.deploy(provisioned.request("v1", plan=True, stack=change))
 
     assert result.status == "SUCCEEDED", result.cause
     assert result.output is not None
@@ -269,8 +308,15 @@ def test_a_broken_image_after_provisioning_is_rolled_back(world: World, provisio
     result = world.deploy(provisioned.request("v2"))
 
     assert (result.status, result.error) == ("FAILED", "HealthCheckFailed")
-    assert "rolled back to" in (result.cause or "")
-    assert provisioned.service().running_image() == world.image_uri("techchallengeapp", "v1")
+    assert "rolled back through the stack to" in (result.cause or "")
+    assert "RollbackStack" in result.path and "Rollback" not in result.path
+    service = provisioned.service()
+    assert service.running_image() == world.image_uri("techchallengeapp", "v1")
+    assert stack_image(world, provisioned) == service.running_image(), "the stack says what runs"
+    assert service.rollouts()[-2:] == [
+        world.record(provisioned, result.name)["new_task_definition"],  # type: ignore[index]
+        service.running_task_definition(),
+    ], "the release, then the rollback: one rollout each"
 
 
 def test_a_broken_first_image_fails_with_nothing_to_roll_back_to(world: World) -> None:

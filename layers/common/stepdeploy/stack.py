@@ -24,7 +24,10 @@ TEMPLATE_FILE = STACKS_DIR / "app.yaml"
 PARAMETERS_FILE = STACKS_DIR / "app.parameters.json"
 
 #: Parameters stepdeploy sets itself: the image comes from the deployment, never from the request.
-RESERVED_PARAMETERS = {"ContainerImage": "the image comes from $.image"}
+RESERVED_PARAMETERS = {
+    "ContainerImage": "the image comes from $.image",
+    "PreserveDesiredCount": "after the creation, the running count belongs to autoscaling",
+}
 
 #: Outputs the deploy steps consume (what a request without a stack names in service/health).
 REQUIRED_OUTPUTS = ("ClusterName", "ServiceName", "ContainerName", "HealthCheckUrl", "TargetGroupArn")
@@ -169,7 +172,8 @@ class StackState:
     status: str = "WAITING"  # WAITING | READY | PLANNED
     operation: str = "NONE"  # CREATE | UPDATE | NONE
     change_set: str | None = None
-    repinned: bool = False
+    #: the stack's parameters before this execution's UPDATE (what a rollback through the stack restores)
+    previous_parameters: dict[str, str] | None = None
     changes: list[dict[str, Any]] = field(default_factory=list)
     elapsed_seconds: int = 0
     wait_seconds: int = 0
@@ -273,13 +277,32 @@ def at_deadline(phase: str, status: str) -> str:
     return "STOP"
 
 
-def needs_repin(state: StackState, stack: StackView | None, running_image: str | None) -> bool:
-    """An update must not put the service back on the stack's original image: when the stack's
-    ContainerImage is not what runs now, the change set is made again with the running image."""
-    return (
-        state.operation == "UPDATE"
-        and not state.repinned
-        and running_image is not None
-        and stack is not None
-        and stack.parameters.get("ContainerImage") != running_image
-    )
+def update_parameters(
+    kind: str,
+    view: StackView | None,
+    requested: Mapping[str, str],
+    image: str,
+    known: Mapping[str, Any],
+) -> dict[str, str | None]:
+    """The parameters of a change set: on an UPDATE, what the stack has (UsePreviousValue, None here)
+    unless requested; the image always; and, after the creation, the running count left to autoscaling."""
+    params: dict[str, str | None] = {}
+    if view is not None and kind == "UPDATE":
+        params = {k: None for k in view.parameters if k in known}
+        params["PreserveDesiredCount"] = "true"
+    params.update(requested)
+    params["ContainerImage"] = image
+    return params
+
+
+def rollback_parameters(
+    view: StackView, previous: Mapping[str, str] | None, image: str | None, known: Mapping[str, Any]
+) -> dict[str, str | None]:
+    """The parameters that return the stack to the release before: the stack's parameters before this
+    execution's update (when it made one), else the ones it has, with the image that ran before."""
+    base = dict(previous) if previous else {k: v for k, v in view.parameters.items()}
+    params: dict[str, str | None] = {k: v for k, v in base.items() if k in known}
+    params["PreserveDesiredCount"] = "true"
+    if image:
+        params["ContainerImage"] = image
+    return params

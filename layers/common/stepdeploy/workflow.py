@@ -137,7 +137,8 @@ def _running(service: ServiceRef, container: str | None) -> tuple[decisions.Serv
 
 
 def _guard_result(action: str, waited: int, **extra: Any) -> dict[str, Any]:
-    return {"action": action, "reason": "", "detail": "", "waited_seconds": waited, "wait_seconds": 0, **extra}
+    base = {"action": action, "reason": "", "detail": "", "waited_seconds": waited, "wait_seconds": 0}
+    return {**base, "image_action": "DEPLOY", **extra}
 
 
 def guard_deployment(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
@@ -199,10 +200,32 @@ def guard_deployment(event: dict[str, Any], settings: Settings) -> dict[str, Any
         stale = _stale(settings, intent, image, key) if deploy else None
         if stale is not None:
             return _skip(settings, key, holder, waited, "StaleImage", stale, True)
-        # what runs now, under the lock: a stack update keeps the service on it (EnsureStack re-pins)
+        # what runs now, under the lock: the stack's change set keeps it unless this is a release
         current = _running(request.target, request.target.container)[1] if request.service is not None else None
-        return _guard_result("STACK", waited, current=current)
+        image_action, reason, detail = _stack_image_action(event, settings, current)
+        return _guard_result("STACK", waited, current=current, image_action=image_action, reason=reason, detail=detail)
     return _image_stage(event, request, settings, waited, holder)
+
+
+def _stack_image_action(
+    event: dict[str, Any], settings: Settings, current: dict[str, Any] | None
+) -> tuple[str, str, str]:
+    """Whether the stack's change set releases the image (DEPLOY) or keeps what runs (KEEP, and why)."""
+    intent, image, key = event["intent"], event["image"], event["intent"]["service_key"]
+    if intent["mode"] != "deploy":
+        return "KEEP", "", ""
+    if current is None or intent["redeploy"]:
+        return "DEPLOY", "", ""
+    if decisions.digest_of(current["image"]) == image["digest"]:
+        return "KEEP", "AlreadyRunning", f"{key} already runs {image['digest']}: nothing to do"
+    prior = control.claim_digest(settings.control_table, key, image["digest"], event["deployment_id"], int(time.time()))
+    if prior is not None:
+        return "KEEP", "Duplicate", _duplicate(image["digest"], key, prior)
+    return "DEPLOY", "", ""
+
+
+def _duplicate(digest: str, key: str, prior: str) -> str:
+    return f"{digest} was already deployed to {key} by {prior} (set redeploy: true to deploy it again on purpose)"
 
 
 def _skip(
@@ -227,31 +250,26 @@ def _image_stage(
     event: dict[str, Any], request: DeploymentRequest, settings: Settings, waited: int, holder: str
 ) -> dict[str, Any]:
     """Under the lock: DEPLOY the image, VERIFY what runs, or SKIP."""
+    if request.stack is not None:
+        return _stack_image_stage(event, request, settings, waited, holder)
     intent, image, deployment_id = event["intent"], event["image"], event["deployment_id"]
     key = intent["service_key"]
     deploy = intent["mode"] == "deploy"
-    stack_changed = (event.get("stack") or {}).get("operation") in ("CREATE", "UPDATE")
     container = (event.get("current") or {}).get("container") or request.target.container
     _, current = _running(request.target, container)
-    verify_reason = ""
     if deploy and not intent["redeploy"]:
         skip_reason, detail = "", ""
         if decisions.digest_of(current["image"]) == image["digest"]:
             skip_reason, detail = "AlreadyRunning", f"{key} already runs {image['digest']}: nothing to do"
-        elif request.stack is None and (stale := _stale(settings, intent, image, key)) is not None:
+        elif (stale := _stale(settings, intent, image, key)) is not None:
             skip_reason, detail = "StaleImage", stale
         else:
             prior = control.claim_digest(settings.control_table, key, image["digest"], deployment_id, int(time.time()))
             if prior is not None:
-                skip_reason = "Duplicate"
-                detail = (
-                    f"{image['digest']} was already deployed to {key} by {prior} "
-                    "(set redeploy: true to deploy it again on purpose)"
-                )
-        if skip_reason and not stack_changed:
+                skip_reason, detail = "Duplicate", _duplicate(image["digest"], key, prior)
+        if skip_reason:
             return _skip(settings, key, holder, waited, skip_reason, detail, True)
-        verify_reason = skip_reason
-    if deploy and not verify_reason:
+    if deploy:
         return _guard_result("DEPLOY", waited, current=current)
     last_verified = (control.get_last(settings.control_table, key) or {}).get("task_definition")
     previous_td = decisions.verify_rollback_target(
@@ -260,8 +278,6 @@ def _image_stage(
     return _guard_result(
         "VERIFY",
         waited,
-        reason=verify_reason,
-        detail="the stack changed: verifying what runs" if verify_reason else "",
         current=current,
         revision={
             "previous": previous_td,
@@ -273,6 +289,54 @@ def _image_stage(
             "phase": "deploy",
             "task_definition": current["task_definition"],
             "changed": False,
+            "rollout": asdict(RolloutState(wait_seconds=0)),
+            "bake": None,
+        },
+    )
+
+
+def _stack_image_stage(
+    event: dict[str, Any], request: DeploymentRequest, settings: Settings, waited: int, holder: str
+) -> dict[str, Any]:
+    """After the stack (which owns the task definition): SKIP when nothing changed and the image was
+    not released, else VERIFY what runs now, the stack's revision; rollback goes through the stack."""
+    key = event["intent"]["service_key"]
+    guard, stack_state = event.get("guard") or {}, event.get("stack") or {}
+    before = guard["current"] if "current" in guard else event.get("current")  # as seen under the lock
+    if stack_state.get("operation") == "NONE" and guard.get("reason"):
+        return _skip(settings, key, holder, waited, guard["reason"], guard.get("detail", ""), True)
+    container = (before or {}).get("container") or request.target.container
+    _, now = _running(request.target, container)
+    moved = before is not None and before["task_definition"] != now["task_definition"]
+    previous, image = now["task_definition"], None  # a first provisioning has nothing to roll back to
+    if moved:
+        previous, image = before["task_definition"], before["image"]  # type: ignore[index]
+    elif before is not None:
+        last = (control.get_last(settings.control_table, key) or {}).get("task_definition")
+        if last and last != now["task_definition"]:
+            previous = last
+            image = decisions.container_image(ecs.describe_task_definition(last)[0], now["container"])
+    parameters = stack_state.get("previous_parameters") if before is not None else None
+    rollback = {"parameters": parameters, "image": image, "possible": bool(image or parameters)}
+    detail = "the stack changed: verifying what runs" if stack_state.get("operation") in ("CREATE", "UPDATE") else ""
+    return _guard_result(
+        "VERIFY",
+        waited,
+        reason=guard.get("reason", ""),
+        detail=detail,
+        current=now,
+        revision={
+            "previous": previous,
+            "new": now["task_definition"],
+            "container": now["container"],
+            "image": now["image"],
+            "via": "stack",
+            "rollback": rollback,
+        },
+        active={
+            "phase": "deploy",
+            "task_definition": now["task_definition"],
+            "changed": moved or before is None,
             "rollout": asdict(RolloutState(wait_seconds=0)),
             "bake": None,
         },
@@ -309,6 +373,11 @@ def ensure_stack(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """One step of the EnsureStack loop: change set (CREATE or UPDATE) -> execute -> wait; or skip
     when nothing changed; or, in plan mode, describe the change set and delete it.
 
+    The stack owns the service's task definition: a release is the change set that sets
+    ``ContainerImage`` to the new image (with any infrastructure change of the request), so
+    CloudFormation makes the one ECS rollout; without a release the image stays what runs.
+    With ``rollback`` (``{"parameters", "image"}``) the loop returns the stack to the release before.
+
     Returns ``$.stack`` with ``status`` WAITING (poll again after ``wait_seconds``), READY (the
     completed request, and whether the database must be initialised) or PLANNED (the plan).
     Raises InfraUpdateFailed: the change set failed, or the update failed and was rolled back.
@@ -321,21 +390,24 @@ def ensure_stack(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
     state.elapsed_seconds += state.wait_seconds
     state.polls += 1
     state.wait_seconds = 0
+    rollback = event.get("rollback")
     running = event.get("current")
-    running_image = running["image"] if running else None
-    image_uri, name = event["image"]["uri"], settings.stack_name(spec.name)
-    change_set_name = f"stepdeploy-{event['deployment_id']}"[:128]
-    tags = {"stepdeploy:deployment": event["deployment_id"][:256]}
+    releasing = event.get("image_action", "DEPLOY") == "DEPLOY" or running is None
+    image_uri = event["image"]["uri"] if releasing else running["image"]  # type: ignore[index]
+    name = settings.stack_name(spec.name)
+    change_set_name = f"stepdeploy-{event['deployment_id']}"[:128] + ("-rollback" if rollback else "")
+    known = app_stack.parameter_spec()
 
-    def create(kind: str, image: str | None, view: app_stack.StackView | None) -> None:
-        params: dict[str, str | None] = {}
-        if view is not None and kind == "UPDATE":
-            params = {k: None for k in view.parameters if k in app_stack.parameter_spec()}  # keep what is set
-        params.update(spec.parameters)
-        params["ContainerImage"] = image
-        suffix = "-repin" if state.repinned else ""
+    def create(kind: str, view: app_stack.StackView | None) -> None:
+        if rollback is not None:
+            assert view is not None
+            params = app_stack.rollback_parameters(view, rollback.get("parameters"), rollback.get("image"), known)
+        else:
+            params = app_stack.update_parameters(kind, view, spec.parameters, image_uri, known)
+            if kind == "UPDATE" and view is not None:
+                state.previous_parameters = dict(view.parameters)
         state.change_set = cloudformation.create_change_set(
-            name, change_set_name + suffix, kind, app_stack.template_body(), params, settings.app_stack_role_arn, tags
+            name, change_set_name, kind, app_stack.template_body(), params, settings.app_stack_role_arn
         )
         state.phase, state.operation = "change_set", kind
 
@@ -346,13 +418,20 @@ def ensure_stack(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
         if state.operation == "CREATE" and view is not None and view.status == "REVIEW_IN_PROGRESS":
             cloudformation.delete_stack(name, settings.app_stack_role_arn)  # a CREATE change set's shell
 
+    def ready(view: app_stack.StackView) -> dict[str, Any]:
+        if rollback is not None:
+            return _rolled_back_stack(state, request, view)
+        return _ready(state, request, view, settings)
+
     for _ in range(4):  # phases that can move on without waiting
         view = cloudformation.describe_stack(name)
         status = view.status if view is not None else "ABSENT"
         state.detail = f"stack {name}: {status}"
         if state.phase in ("start", "deleting"):
+            if rollback is not None and status not in app_stack.STABLE and not status.endswith("_IN_PROGRESS"):
+                raise InfraUpdateFailed(f"stack {name} is {status}: it cannot be rolled back by a change set")
             if view is None or status == "REVIEW_IN_PROGRESS":
-                create("CREATE", image_uri, view)
+                create("CREATE", view)
             elif status == "ROLLBACK_COMPLETE":
                 if request.plan:
                     state.operation = "RECREATE"
@@ -363,7 +442,7 @@ def ensure_stack(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
             elif status.endswith("_IN_PROGRESS"):
                 state.detail += " (another operation is running; waiting for it)"
             elif status in app_stack.STABLE:
-                create("UPDATE", None, view)
+                create("UPDATE", view)
             else:
                 blocked = app_stack.blocking_failure(cloudformation.recent_events(name), name)
                 raise InfraUpdateFailed(
@@ -381,7 +460,7 @@ def ensure_stack(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
                 if request.plan:
                     return _planned(state, request, event, running, name)
                 assert view is not None  # only an UPDATE change set can have no changes: the stack exists
-                return _ready(state, request, view, settings)
+                return ready(view)
             elif change_set.status != "CREATE_COMPLETE":
                 discard(view)
                 raise InfraUpdateFailed(
@@ -392,18 +471,13 @@ def ensure_stack(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
                 if request.plan:
                     discard(view)
                     return _planned(state, request, event, running, name)
-                if app_stack.needs_repin(state, view, running_image):
-                    cloudformation.delete_change_set(state.change_set)
-                    state.repinned = True
-                    create("UPDATE", running_image, view)
-                else:
-                    cloudformation.execute_change_set(state.change_set)
-                    state.phase = "executing"
-                    observability.count("StackOperation", operation=state.operation)
-                    continue
+                cloudformation.execute_change_set(state.change_set)
+                state.phase = "executing"
+                observability.count("StackOperation", operation="ROLLBACK" if rollback else state.operation)
+                continue
         elif state.phase in ("executing", "cancelling"):
             if view is not None and status in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
-                return _ready(state, request, view, settings)  # (an update may finish before a cancel lands)
+                return ready(view)  # (an update may finish before a cancel lands)
             if not status.endswith("_IN_PROGRESS"):
                 cause = app_stack.first_failure(cloudformation.recent_events(name), name)
                 what = (
@@ -418,6 +492,22 @@ def ensure_stack(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
         _at_deadline(state, spec, name, status, discard, view)
     state.wait_seconds = spec.poll_seconds
     return state.to_dict()
+
+
+def _rolled_back_stack(
+    state: app_stack.StackState, request: DeploymentRequest, view: app_stack.StackView
+) -> dict[str, Any]:
+    """The stack is back on the release before: its revision's rollout is then verified like any other."""
+    state.phase, state.status = "done", "READY"
+    state.detail = f"rolled back through the stack: {len(state.changes)} resource change(s)"
+    active = {
+        "phase": "rollback",
+        "task_definition": view.outputs.get("TaskDefinitionArn", ""),
+        "changed": state.operation != "NONE",
+        "rollout": asdict(decisions.first_rollout_state(request.rollout)),
+        "bake": None,
+    }
+    return {**state.to_dict(), "active": active}
 
 
 def _at_deadline(
@@ -632,8 +722,10 @@ def record_outcome(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
         )
     elif outcome == "ROLLED_BACK":
         error = failure_name
+        restored = (state.get("active") or {}).get("task_definition") or revision.get("previous", "")
+        how = " through the stack" if revision.get("via") == "stack" else ""
         cause = (
-            f"{failure_cause} -- rolled back to {decisions.short_revision(revision.get('previous', ''))}, "
+            f"{failure_cause} -- rolled back{how} to {decisions.short_revision(restored)}, "
             "which passed its health gates"
         )
     elif not state.get("active"):  # failed before the service was touched

@@ -1354,9 +1354,18 @@ def _load_map(stack: Any, template: dict[str, Any], parameters: dict[str, Any]) 
     return loaded
 
 
-def _plan(stack: Any, template: dict[str, Any], parameters: dict[str, Any]) -> list[Any]:
-    """The changes a change set reports: resolved properties of the new template against the stack's."""
+def _user_tags(tags: Any) -> dict[str, str]:
+    return {str(k): str(v) for k, v in dict(tags or {}).items() if not str(k).lower().startswith("aws:")}
+
+
+def _plan(
+    stack: Any, template: dict[str, Any], parameters: dict[str, Any], tags: dict[str, str] | None = None
+) -> list[Any]:
+    """The changes a change set reports: resolved properties of the new template against the stack's.
+    Stack tags propagate to every resource that takes tags: a change set that changes them (an
+    omitted Tags keeps the stack's) modifies each of those resources."""
     loaded, state = _load_map(stack, template, parameters), _state(stack)
+    retag = bool(tags) and _user_tags(tags) != _user_tags(stack.tags)
     wanted, old = _active(template, loaded), (stack.template_dict or {}).get("Resources") or {}
     live = {name: stack.resource_map._parsed_resources.get(name) for name in state}  # None: WaitConditionHandle
     unknown: set[str] = set()
@@ -1373,6 +1382,9 @@ def _plan(stack: Any, template: dict[str, Any], parameters: dict[str, Any]) -> l
         except Exception:  # noqa: BLE001 - unresolvable until it runs (e.g. Fn::Cidr of an unknown block)
             after = None
         change = _modification(name, resource, current, after, old.get(name))
+        if change is None and retag and "Tags" in (resource.get("Properties") or {}):
+            details = [{"Target": {"Attribute": "Tags", "RequiresRecreation": "Never"}, "ChangeSource": "DirectModification"}]
+            change = _change("Modify", name, resource["Type"], replacement="False", scope=["Tags"], details=details)
         if change is not None:
             change.physical_resource_id = _physical_id(live.get(name))
             changes.append(change)
@@ -1702,6 +1714,8 @@ def _finish(backend: Any, change_set: Any) -> None:
         operation.status("UPDATE_COMPLETE_CLEANUP_IN_PROGRESS")
         wanted = _active(stack.template_dict, stack.resource_map)
         operation.clean_up(old_resources, [name for name in removal_order if name not in wanted])
+    if change_set.tags:  # an omitted Tags keeps the stack's
+        stack.tags = dict(change_set.tags)
     _settle(backend, stack, outputs=True)
     operation.status(f"{verb}_COMPLETE")
     change_set.execution_status = "EXECUTE_COMPLETE"
@@ -1884,7 +1898,7 @@ def _patch_cfn_change_sets() -> None:
     stack_model: Any = Stack
 
     def diff(self: Any) -> list[Any]:
-        return _plan(self.stack, self.template_dict, self.parameters)
+        return _plan(self.stack, self.template_dict, self.parameters, self.tags)
 
     def _parse_change_set_template(self: Any) -> None:
         self.template_dict = _parse_template(self.template)

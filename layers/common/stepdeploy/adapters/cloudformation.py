@@ -39,9 +39,11 @@ def create_change_set(
     template_body: str,
     parameters: Mapping[str, str | None],
     role_arn: str,
-    tags: Mapping[str, str],
 ) -> str:
-    """``parameters``: a value, or None for UsePreviousValue. Returns the change set ARN."""
+    """``parameters``: a value, or None for UsePreviousValue. Returns the change set ARN.
+
+    No stack tags: CloudFormation propagates stack tags to every taggable resource, so a tag that
+    changed per deployment would update (or replace) them all."""
     params: list[dict[str, Any]] = [
         {"ParameterKey": k, "UsePreviousValue": True} if v is None else {"ParameterKey": k, "ParameterValue": v}
         for k, v in sorted(parameters.items())
@@ -53,7 +55,6 @@ def create_change_set(
         "TemplateBody": template_body,
         "Parameters": params,
         "Capabilities": CAPABILITIES,
-        "Tags": [{"Key": k, "Value": v} for k, v in sorted(tags.items())],
     }
     if role_arn:
         kwargs["RoleARN"] = role_arn
