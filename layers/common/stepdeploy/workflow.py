@@ -324,7 +324,7 @@ def ensure_stack(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
     running = event.get("current")
     running_image = running["image"] if running else None
     image_uri, name = event["image"]["uri"], settings.stack_name(spec.name)
-    change_set_name = f"stepdeploy-{event['deployment_id']}"[:128]
+    change_set_name = app_stack.change_set_name(event["deployment_id"])
     tags = {"stepdeploy:deployment": event["deployment_id"][:256]}
 
     def create(kind: str, image: str | None, view: app_stack.StackView | None) -> None:
