@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from stepdeploy import stack as app_stack
 from stepdeploy_local import World
 from stepdeploy_local.world import ExecutionResult, StackApp
 
@@ -39,7 +40,8 @@ def control_items(world: World) -> list[dict[str, Any]]:
 def leftover_change_sets(world: World, app: StackApp, result: ExecutionResult) -> list[str]:
     """Change sets this deployment made that still exist (unexecuted ones must be deleted)."""
     summaries = world.client("cloudformation").list_change_sets(StackName=app.stack_name)["Summaries"]
-    return [s["ChangeSetName"] for s in summaries if result.name in s["ChangeSetName"]]
+    mine = app_stack.change_set_name(result.name)
+    return [s["ChangeSetName"] for s in summaries if s["ChangeSetName"].startswith(mine)]
 
 
 def stack_status(world: World, app: StackApp) -> str | None:
@@ -133,6 +135,29 @@ def test_an_update_with_no_stack_changes_skips_to_the_deploy(world: World, provi
     assert provisioned.service().running_image() == world.image_uri("techchallengeapp", "v2")
     assert len(world.one_off_runs) == 1
     assert leftover_change_sets(world, provisioned, result) == []
+
+
+def test_execution_names_with_underscores_and_dots_name_valid_change_sets(world: World, stack_app: StackApp) -> None:
+    """Step Functions execution names may hold ``_`` and ``.`` (CodePipeline prefixes, release names);
+    CloudFormation change-set names may not: EnsureStack derives a valid one, unique per deployment."""
+    created = world.deploy(stack_app.request("v1"), name="release_2026.01.05-first")
+    assert created.status == "SUCCEEDED", created.cause
+    assert stack_status(world, stack_app) == "CREATE_COMPLETE"
+    world.push_image("techchallengeapp", "v2")
+    updated = world.deploy(
+        stack_app.request("v2", stack={"parameters": {"DesiredCount": 3}}), name="release_2026.01.06_v2.hotfix"
+    )
+
+    assert updated.status == "SUCCEEDED", updated.cause
+    record = world.record(stack_app, updated.name)
+    assert record is not None and record["stack"]["operation"] == "UPDATE"
+    assert "Service" in {c["logical_id"] for c in record["stack"]["changes"]}
+    assert stack_app.service().running_image() == world.image_uri("techchallengeapp", "v2")
+    executed = {
+        s["ChangeSetName"]
+        for s in world.client("cloudformation").list_change_sets(StackName=stack_app.stack_name)["Summaries"]
+    }
+    assert executed <= {app_stack.change_set_name(created.name), app_stack.change_set_name(updated.name)}
 
 
 def test_an_infrastructure_change_is_applied_without_touching_the_image(world: World, provisioned: StackApp) -> None:

@@ -130,7 +130,7 @@ def change_set_name(deployment_id: str, suffix: str = "") -> str:
     characters) tells several change sets of one deployment apart; the name without it leaves that
     much room, so ``change_set_name(id) + "-repin"`` is valid too."""
     if len(suffix) > CHANGE_SET_SUFFIX_ROOM or re.fullmatch(r"[-a-zA-Z0-9]*", suffix, re.ASCII) is None:
-        raise ValueError(f"a change-set name suffix is at most {CHANGE_SET_SUFFIX_ROOM} of [-a-zA-Z0-9], got {suffix!r}")
+        raise ValueError(f"a change-set name suffix is at most {CHANGE_SET_SUFFIX_ROOM} of [-a-zA-Z0-9]: {suffix!r}")
     digest = hashlib.sha256(deployment_id.encode("utf-8", "surrogatepass")).hexdigest()[:_CHANGE_SET_DIGEST]
     room = CHANGE_SET_NAME_MAX - CHANGE_SET_SUFFIX_ROOM - len(_CHANGE_SET_PREFIX) - len(digest) - 1
     body = re.sub(r"[^-a-zA-Z0-9]+", "-", deployment_id, flags=re.ASCII)[:room]

@@ -441,6 +441,10 @@ PATCHES: dict[str, tuple[Callable[[], None], str]] = {
     "cfn_elbv2_attributes": (_cfn._patch_cfn_elbv2_attributes, "GetAtt LoadBalancerFullName/TargetGroupFullName fail"),
     "cfn_vpc_properties": (_cfn._patch_cfn_vpc_properties, "VPC DNS hostnames and security group egress are ignored"),
     "cfn_change_sets": (_cfn._patch_cfn_change_sets, "change sets diff template text, not resolved properties"),
+    "cfn_change_set_names": (
+        _cfn._patch_cfn_change_set_names,
+        "ChangeSetName is checked with str.isalnum, and refused with a 'Stack ... does not exist' message",
+    ),
     "cfn_execution": (_cfn._patch_cfn_execution, "change set failures raise instead of rolling back"),
     "cfn_operation_time": (
         _cfn._patch_cfn_operation_time,
