@@ -7,6 +7,8 @@ CloudFormation (moto + compat) through the change sets EnsureStack makes.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -287,6 +289,33 @@ def test_a_failed_database_initialisation_is_named_and_retried_next_time(world: 
     assert result.status == "SUCCEEDED", result.cause
     assert [r.exit_code for r in world.one_off_runs] == [1, 0]
     assert [i for i in control_items(world) if i["item"]["S"] == "SCHEMA"]
+
+
+def test_a_database_init_task_that_fails_placement_once_is_retried_and_runs_once(
+    world: World, stack_app: StackApp
+) -> None:
+    world.faults.fail_run_task_placement(times=1, reason="RESOURCE:ENI")
+    result = world.deploy(stack_app.request("v1"))
+
+    assert result.status == "SUCCEEDED", result.cause
+    assert [reason for _, _, reason in world.faults.placement_failures] == ["RESOURCE:ENI"]
+    (run,) = world.one_off_runs  # placed on the retry, and run exactly once
+    assert run.command == ["updatedb", "-s"] and run.exit_code == 0
+    record = world.record(stack_app, result.name)
+    assert record is not None and record["database_initialised"] is True
+
+
+def test_a_database_init_task_that_never_gets_placed_fails_named(world: World, stack_app: StackApp) -> None:
+    world.faults.fail_run_task_placement(times=50, reason="RESOURCE:ENI")
+    result = world.deploy(stack_app.request("v1"))
+
+    assert (result.status, result.error) == ("FAILED", "DatabaseInitFailed")
+    assert "AmazonECS.Unknown" in (result.cause or "") and "RESOURCE:ENI" in (result.cause or "")
+    asl = json.loads((Path(__file__).resolve().parents[2] / "statemachine/deploy.asl.json").read_text())
+    (retrier,) = [r for r in asl["States"]["InitDatabase"]["Retry"] if r["ErrorEquals"] == ["AmazonECS.Unknown"]]
+    assert len(world.faults.placement_failures) == 1 + retrier["MaxAttempts"], "retried, within its bound"
+    assert world.one_off_runs == [], "no task ever started"
+    assert not [i for i in control_items(world) if i["item"]["S"] == "SCHEMA"]
 
 
 def test_a_broken_image_after_provisioning_is_rolled_back(world: World, provisioned: StackApp) -> None:
