@@ -400,7 +400,9 @@ def _patch_ecs_run_task_failures() -> None:
         if self._get_boto_service_action() != "run_task":
             original_eval(self, env, resource_runtime_part, normalised_parameters, state_credentials)
             return
-        ecs = boto_client_for(region=resource_runtime_part.region, service="ecs", state_credentials=state_credentials)
+        ecs: Any = boto_client_for(
+            region=resource_runtime_part.region, service="ecs", state_credentials=state_credentials
+        )
         response = ecs.run_task(**normalised_parameters)
         response.pop("ResponseMetadata", None)
         self._normalise_response(response=response, service_action_name="run_task")
@@ -419,7 +421,7 @@ def _patch_ecs_run_task_failures() -> None:
                     env=env,
                     error_name=CustomErrorName(error_name=error),
                     event_type=HistoryEventType.TaskFailed,
-                    event_details=EventDetails(
+                    event_details=EventDetails(  # type: ignore[typeddict-item]  # a total TypedDict in moto
                         taskFailedEventDetails=TaskFailedEventDetails(
                             resourceType=self._get_sfn_resource_type(),
                             resource=self._get_sfn_resource(),
