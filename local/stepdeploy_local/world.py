@@ -217,6 +217,8 @@ class Faults:
         self._world = world
         self._stack_failures: dict[tuple[str, str], str] = {}
         self._stack_seconds: dict[str, float] = {}
+        self._placement_failures: list[str] = []
+        self.placement_failures: list[tuple[str, str, str]] = []  # (cluster, task definition, reason)
 
     def fail_stack_resource(self, logical_id: str, reason: str, action: str = "UPDATE") -> None:
         """The next CloudFormation ``action`` (CREATE | UPDATE) of the resource fails with ``reason``
@@ -234,6 +236,19 @@ class Faults:
 
     def stack_operation_seconds(self, stack_name: str, action: str) -> float:
         return self._stack_seconds.get(action, 0.0)
+
+    def fail_run_task_placement(self, times: int = 1, reason: str = "RESOURCE:ENI") -> None:
+        """The next ``times`` RunTask calls place no task: ECS answers with ``failures`` (``reason``, e.g.
+        RESOURCE:ENI when the subnets have no free IP addresses, RESOURCE:CPU / RESOURCE:MEMORY for
+        capacity), so ``ecs:runTask.sync`` fails with AmazonECS.Unknown."""
+        self._placement_failures.extend([reason] * times)
+
+    def run_task_failure(self, cluster: str, task_definition: str) -> str | None:
+        if not self._placement_failures:
+            return None
+        reason = self._placement_failures.pop(0)
+        self.placement_failures.append((cluster, task_definition, reason))
+        return reason
 
     def set_image_profile(self, repository: str, tag_or_digest: str, image_profile: str | ImageProfile) -> None:
         """Change how an already pushed image behaves (e.g. the database goes down for v1)."""
@@ -378,6 +393,7 @@ class World:
             compat.HOOKS.deliver_event = compat.HOOKS.execution_ended = None
             compat.HOOKS.tasks_observed = compat.HOOKS.endpoint = compat.HOOKS.stack_resource_failure = None
             compat.HOOKS.before_wait = compat.HOOKS.stack_operation_seconds = None
+            compat.HOOKS.run_task_failure = None
             if self._mock is not None:
                 self._mock.stop()
                 self._mock = None
@@ -550,6 +566,7 @@ class World:
         compat.HOOKS.stack_resource_failure = self.faults.stack_resource_failure
         compat.HOOKS.before_wait = self._before_wait
         compat.HOOKS.stack_operation_seconds = self.faults.stack_operation_seconds
+        compat.HOOKS.run_task_failure = self.faults.run_task_failure
         self._ecs_backend, self._elb_backend = ecs_backend, elb_backend
 
     # ------------------------------------------------------------------ services stepdeploy's stacks create

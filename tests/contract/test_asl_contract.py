@@ -116,7 +116,7 @@ def test_error_vocabulary_matches_the_code(asl: dict[str, Any]) -> None:
             named |= set(rule["ErrorEquals"])
         if state["Type"] == "Fail" and "Error" in state:
             named.add(state["Error"])
-    ours = {n for n in named if not n.startswith(("States.", "Lambda.", "ECS."))}  # service errors
+    ours = {n for n in named if not n.startswith(("States.", "Lambda.", "ECS.", "AmazonECS."))}  # service errors
     assert ours == set(ERROR_NAMES)
 
 
@@ -127,6 +127,8 @@ def test_every_task_retries_transient_lambda_errors_and_catches_everything(asl: 
         retried = set().union(*(set(r["ErrorEquals"]) for r in state.get("Retry", [])))
         if state["Resource"].startswith("arn:aws:states:::ecs:"):  # a service integration: its own errors
             assert {"ECS.AmazonECSException"} <= retried, name
+            if state["Resource"].endswith(".sync"):  # RunTask placement failures (Failures non-empty)
+                assert "AmazonECS.Unknown" in retried, name
         else:
             assert retried >= LAMBDA_TRANSIENT, name
         for r in state["Retry"]:

@@ -172,6 +172,55 @@ def test_a_create_change_set_reviews_every_resource_and_can_be_discarded(aws: Cl
     assert [s["StackName"] for s in cfn.describe_stacks()["Stacks"]] == ["app-tls"]
 
 
+def _name_refused(name: str, *constraints: str) -> str:
+    """CloudFormation's ValidationError text for a ChangeSetName breaking ``constraints``."""
+    count = f"{len(constraints)} validation error{'s' if len(constraints) > 1 else ''} detected: "
+    return count + "; ".join(
+        f"Value '{name}' at 'changeSetName' failed to satisfy constraint: {c}" for c in constraints
+    )
+
+
+PATTERN = "Member must satisfy regular expression pattern: [a-zA-Z][-a-zA-Z0-9]*"
+TOO_LONG = "Member must have length less than or equal to 128"
+
+
+@covers("cfn_change_set_names")
+@pytest.mark.parametrize(
+    ("name", "constraints"),
+    [
+        ("stepdeploy-release_2026.01.05", (PATTERN,)),  # Step Functions execution names may hold _ and .
+        ("stepdeploy-café", (PATTERN,)),  # moto's str.isalnum takes non-ASCII letters
+        ("stepdeploy-v²", (PATTERN,)),  # ... and digits
+        ("1-stepdeploy", (PATTERN,)),
+        ("s" * 129, (TOO_LONG,)),
+        ("s_" * 65, (PATTERN, TOO_LONG)),
+    ],
+)
+def test_an_invalid_change_set_name_is_refused_and_changes_nothing(
+    aws: Clients, _patch: tuple[str, ...], name: str, constraints: tuple[str, ...]
+) -> None:
+    cfn = aws("cloudformation")
+    with pytest.raises(ClientError) as refused:
+        create_change_set(cfn, "app", name)
+    error = refused.value.response["Error"]
+    assert (error["Code"], error["Message"]) == ("ValidationError", _name_refused(name, *constraints))
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert cfn.describe_stacks()["Stacks"] == []  # no stack in REVIEW_IN_PROGRESS, no change set
+
+
+@covers("cfn_change_set_names")
+def test_valid_change_set_names_up_to_128_characters_are_taken(aws: Clients, _patch: tuple[str, ...]) -> None:
+    from stepdeploy.stack import change_set_name
+
+    cfn = aws("cloudformation")
+    longest = "S-" + "9" * 126
+    create_change_set(cfn, "app", longest)
+    assert cfn.describe_change_set(ChangeSetName=longest, StackName="app")["Status"] == "CREATE_COMPLETE"
+    derived = change_set_name("release_2026.01.05:café")
+    create_change_set(cfn, "app-2", derived)
+    assert cfn.describe_change_set(ChangeSetName=derived, StackName="app-2")["ChangeSetName"] == derived
+
+
 @covers("cfn_change_sets")
 def test_iam_resources_need_capabilities(aws: Clients, _patch: tuple[str, ...]) -> None:
     cfn = aws("cloudformation")

@@ -318,6 +318,44 @@ def test_a_failing_one_off_task_reports_its_exit_code(world: World, _patch: tupl
     assert [(c["Name"], c["ExitCode"]) for c in task["Containers"]] == [("app", 1)]
 
 
+@covers("ecs_run_task_failures")
+def test_run_task_can_fail_placement_and_start_nothing(world: World, _patch: tuple[str, ...]) -> None:
+    setup = _one_off_setup(world, "healthy")
+    ecs = world.client("ecs")
+    network = {"awsvpcConfiguration": {"subnets": setup["subnets"], "securityGroups": setup["groups"]}}
+    run = {"cluster": "oneoff", "taskDefinition": setup["task_definition"], "launchType": "FARGATE"}
+    world.faults.fail_run_task_placement(times=1, reason="RESOURCE:ENI")
+    with pytest.raises(ecs.exceptions.ClusterNotFoundException):  # refusals come before placement
+        ecs.run_task(**{**run, "cluster": "nowhere"}, networkConfiguration=network)
+
+    failed = ecs.run_task(**run, networkConfiguration=network)
+    cluster_arn = ecs.describe_clusters(clusters=["oneoff"])["clusters"][0]["clusterArn"]
+    assert (failed["tasks"], failed["failures"]) == ([], [{"arn": cluster_arn, "reason": "RESOURCE:ENI"}])
+    assert ecs.list_tasks(cluster="oneoff")["taskArns"] == []
+    assert world.faults.placement_failures == [("oneoff", setup["task_definition"], "RESOURCE:ENI")]
+
+    placed = ecs.run_task(**run, networkConfiguration=network)  # the fault was for one call
+    assert (len(placed["tasks"]), placed["failures"]) == (1, [])
+
+
+@covers("ecs_run_task_failures", "ecs_tasks")
+def test_run_task_sync_fails_with_amazon_ecs_unknown_on_placement_failures(
+    world: World, _patch: tuple[str, ...]
+) -> None:
+    setup = _one_off_setup(world, "healthy")
+    world.faults.fail_run_task_placement(times=1, reason="RESOURCE:ENI")
+    result = _run(world, _run_task_sync_machine(world), setup)
+
+    assert (result.status, result.error) == ("FAILED", "AmazonECS.Unknown")
+    cause = json.loads(result.cause)
+    assert cause["Tasks"] == [] and [f["Reason"] for f in cause["Failures"]] == ["RESOURCE:ENI"]
+    assert world.one_off_runs == []
+
+    result = _run(world, _run_task_sync_machine(world), setup)  # placement succeeds again
+    assert result.status == "SUCCEEDED", result.error
+    assert [r.exit_code for r in world.one_off_runs] == [0]
+
+
 @covers("alb_endpoints")
 def test_alb_dns_names_answer_through_the_world(world: World, _patch: tuple[str, ...]) -> None:
     import socket

@@ -254,3 +254,64 @@ def test_how_a_failed_operation_ended_is_said_plainly() -> None:
     assert "could not roll it back (UPDATE_ROLLBACK_FAILED)" in stuck and "continue-update-rollback" in stuck
     assert stuck.startswith("CloudFormation could not"), "callers already say '..., and'"
     assert app_stack.rolled_back("DELETE_FAILED") == "the stack ended DELETE_FAILED"
+
+
+# --------------------------------------------------------------------------- change-set names
+
+AWKWARD_CHARACTERS = "aZ09-_.:/+=@ ü東\u00e9\u0661\u00b2\u200b\ud83d\ude80\t"  # ASCII-unsafe letters and digits too
+
+
+def _awkward_names(count: int, seed: int = 20260101) -> list[str]:
+    """Execution-name-like ids, reproducibly random, over characters CloudFormation refuses."""
+    import random
+
+    rng = random.Random(seed)
+    names = [
+        "",
+        "_",
+        "-",
+        "1-starts-with-a-digit",
+        "release_2026.01.05",
+        "stepdeploy-dev-4f1c_9b.2",
+        "a" * 80,
+        "b" * 200,
+        "ü" * 80,
+        "x-0d4e2ca9e9cb",
+    ]
+    names += ["".join(rng.choice(AWKWARD_CHARACTERS) for _ in range(rng.randint(1, 90))) for _ in range(count)]
+    return names
+
+
+def test_change_set_names_are_valid_for_any_execution_name() -> None:
+    for deployment_id in _awkward_names(3000):
+        for suffix in ("", "-rollback"):
+            name = app_stack.change_set_name(deployment_id, suffix)
+            assert app_stack.CHANGE_SET_NAME.fullmatch(name), (deployment_id, name)
+            assert name.isascii() and len(name) <= app_stack.CHANGE_SET_NAME_MAX, (deployment_id, name)
+            assert name.endswith(suffix)
+        # the caller may append a suffix of its own and stay within the limit
+        assert len(app_stack.change_set_name(deployment_id) + "-rollback") <= app_stack.CHANGE_SET_NAME_MAX
+
+
+def test_change_set_names_are_unique_per_deployment_and_stable() -> None:
+    ids = set(_awkward_names(3000))
+    names = {app_stack.change_set_name(i) for i in ids}
+    assert len(names) == len(ids)
+    # ids that sanitise alike still differ: the digest is of the exact id
+    assert app_stack.change_set_name("a_b") != app_stack.change_set_name("a.b") != app_stack.change_set_name("a-b")
+    assert app_stack.change_set_name("r_1.2") == app_stack.change_set_name("r_1.2")
+    assert app_stack.change_set_name("c" * 300) != app_stack.change_set_name("c" * 301)  # cut alike, digest differs
+    assert app_stack.change_set_name("r_1") + "-rollback" == app_stack.change_set_name("r_1", "-rollback")
+
+
+def test_a_change_set_name_keeps_a_readable_execution_name() -> None:
+    name = app_stack.change_set_name("codepipeline-release_2026.01.05")
+    assert name.startswith("stepdeploy-codepipeline-release-2026-01-05-")
+    uuid = "6f1c9a2e-2b7d-4c1e-9f3a-0d4e2ca9e9cb"
+    assert app_stack.change_set_name(uuid).startswith(f"stepdeploy-{uuid}-")
+
+
+@pytest.mark.parametrize("suffix", ["_repin", "-répin", "x" * 17, "-re.pin"])
+def test_a_change_set_name_suffix_must_be_valid(suffix: str) -> None:
+    with pytest.raises(ValueError, match="suffix"):
+        app_stack.change_set_name("d-1", suffix)

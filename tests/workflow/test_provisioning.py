@@ -7,9 +7,12 @@ CloudFormation (moto + compat) through the change sets EnsureStack makes.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+from stepdeploy import stack as app_stack
 from stepdeploy_local import World
 from stepdeploy_local.world import ExecutionResult, StackApp
 
@@ -39,10 +42,11 @@ def control_items(world: World) -> list[dict[str, Any]]:
 def leftover_change_sets(world: World, app: StackApp, result: ExecutionResult) -> list[str]:
     """Change sets this deployment made that still exist (unexecuted ones must be deleted)."""
     summaries = world.client("cloudformation").list_change_sets(StackName=app.stack_name)["Summaries"]
+    mine = app_stack.change_set_name(result.name)
     return [
         s["ChangeSetName"]
         for s in summaries
-        if result.name in s["ChangeSetName"] and s.get("ExecutionStatus") != "EXECUTE_COMPLETE"
+        if s["ChangeSetName"].startswith(mine) and s.get("ExecutionStatus") != "EXECUTE_COMPLETE"
     ]
 
 
@@ -152,6 +156,29 @@ def test_a_release_is_one_change_set_and_one_rollout(world: World, provisioned: 
     ]
     assert len(world.one_off_runs) == 1
     assert leftover_change_sets(world, provisioned, result) == []
+
+
+def test_execution_names_with_underscores_and_dots_name_valid_change_sets(world: World, stack_app: StackApp) -> None:
+    """Step Functions execution names may hold ``_`` and ``.`` (CodePipeline prefixes, release names);
+    CloudFormation change-set names may not: EnsureStack derives a valid one, unique per deployment."""
+    created = world.deploy(stack_app.request("v1"), name="release_2026.01.05-first")
+    assert created.status == "SUCCEEDED", created.cause
+    assert stack_status(world, stack_app) == "CREATE_COMPLETE"
+    world.push_image("techchallengeapp", "v2")
+    updated = world.deploy(
+        stack_app.request("v2", stack={"parameters": {"HealthCheckGracePeriodSeconds": 90}}), name="release_2026.01.06_v2.hotfix"
+    )
+
+    assert updated.status == "SUCCEEDED", updated.cause
+    record = world.record(stack_app, updated.name)
+    assert record is not None and record["stack"]["operation"] == "UPDATE"
+    assert "Service" in {c["logical_id"] for c in record["stack"]["changes"]}
+    assert stack_app.service().running_image() == world.image_uri("techchallengeapp", "v2")
+    executed = {
+        s["ChangeSetName"]
+        for s in world.client("cloudformation").list_change_sets(StackName=stack_app.stack_name)["Summaries"]
+    }
+    assert executed <= {app_stack.change_set_name(created.name), app_stack.change_set_name(updated.name)}
 
 
 def test_deploying_what_runs_changes_nothing(world: World, provisioned: StackApp) -> None:
@@ -301,6 +328,33 @@ def test_a_failed_database_initialisation_is_named_and_retried_next_time(world: 
     assert result.status == "SUCCEEDED", result.cause
     assert [r.exit_code for r in world.one_off_runs] == [1, 0]
     assert [i for i in control_items(world) if i["item"]["S"] == "SCHEMA"]
+
+
+def test_a_database_init_task_that_fails_placement_once_is_retried_and_runs_once(
+    world: World, stack_app: StackApp
+) -> None:
+    world.faults.fail_run_task_placement(times=1, reason="RESOURCE:ENI")
+    result = world.deploy(stack_app.request("v1"))
+
+    assert result.status == "SUCCEEDED", result.cause
+    assert [reason for _, _, reason in world.faults.placement_failures] == ["RESOURCE:ENI"]
+    (run,) = world.one_off_runs  # placed on the retry, and run exactly once
+    assert run.command == ["updatedb", "-s"] and run.exit_code == 0
+    record = world.record(stack_app, result.name)
+    assert record is not None and record["database_initialised"] is True
+
+
+def test_a_database_init_task_that_never_gets_placed_fails_named(world: World, stack_app: StackApp) -> None:
+    world.faults.fail_run_task_placement(times=50, reason="RESOURCE:ENI")
+    result = world.deploy(stack_app.request("v1"))
+
+    assert (result.status, result.error) == ("FAILED", "DatabaseInitFailed")
+    assert "AmazonECS.Unknown" in (result.cause or "") and "RESOURCE:ENI" in (result.cause or "")
+    asl = json.loads((Path(__file__).resolve().parents[2] / "statemachine/deploy.asl.json").read_text())
+    (retrier,) = [r for r in asl["States"]["InitDatabase"]["Retry"] if r["ErrorEquals"] == ["AmazonECS.Unknown"]]
+    assert len(world.faults.placement_failures) == 1 + retrier["MaxAttempts"], "retried, within its bound"
+    assert world.one_off_runs == [], "no task ever started"
+    assert not [i for i in control_items(world) if i["item"]["S"] == "SCHEMA"]
 
 
 def test_a_broken_image_after_provisioning_is_rolled_back(world: World, provisioned: StackApp) -> None:

@@ -9,6 +9,7 @@ bad parameter is refused by Normalize, before any lock is taken or any change se
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -111,6 +112,32 @@ def validate_parameters(given: Mapping[str, Any], spec: Mapping[str, Mapping[str
             raise _fail(name, f"must be one of {', '.join(str(a) for a in allowed)}, got {text!r}")
         out[name] = text
     return out
+
+
+# --------------------------------------------------------------------------- change-set names
+
+#: CreateChangeSet's ChangeSetName: ``[a-zA-Z][-a-zA-Z0-9]*``, 1 to 128 characters.
+CHANGE_SET_NAME = re.compile(r"[a-zA-Z][-a-zA-Z0-9]*", re.ASCII)
+CHANGE_SET_NAME_MAX = 128
+#: Room left after :func:`change_set_name` for a suffix (``"-rollback"``).
+CHANGE_SET_SUFFIX_ROOM = 16
+_CHANGE_SET_PREFIX = "stepdeploy-"
+_CHANGE_SET_DIGEST = 12  # hex characters of the deployment id's SHA-256
+
+
+def change_set_name(deployment_id: str, suffix: str = "") -> str:
+    """The change-set name of a deployment: valid for CloudFormation whatever the execution name
+    (Step Functions allows ``_``, ``.``, non-ASCII letters...; CodePipeline adds its prefix), and
+    unique per deployment id: the id with every run of other characters made ``-``, cut to fit,
+    then a digest of the exact id. ``suffix`` (``[-a-zA-Z0-9]``, at most CHANGE_SET_SUFFIX_ROOM
+    characters) tells several change sets of one deployment apart; the name without it leaves that
+    much room, so ``change_set_name(id) + "-rollback"`` is valid too."""
+    if len(suffix) > CHANGE_SET_SUFFIX_ROOM or re.fullmatch(r"[-a-zA-Z0-9]*", suffix, re.ASCII) is None:
+        raise ValueError(f"a change-set name suffix is at most {CHANGE_SET_SUFFIX_ROOM} of [-a-zA-Z0-9]: {suffix!r}")
+    digest = hashlib.sha256(deployment_id.encode("utf-8", "surrogatepass")).hexdigest()[:_CHANGE_SET_DIGEST]
+    room = CHANGE_SET_NAME_MAX - CHANGE_SET_SUFFIX_ROOM - len(_CHANGE_SET_PREFIX) - len(digest) - 1
+    body = re.sub(r"[^-a-zA-Z0-9]+", "-", deployment_id, flags=re.ASCII)[:room]
+    return f"{_CHANGE_SET_PREFIX}{body}-{digest}{suffix}"
 
 
 # --------------------------------------------------------------------------- outputs -> request

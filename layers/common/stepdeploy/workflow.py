@@ -395,7 +395,7 @@ def ensure_stack(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
     releasing = event.get("image_action", "DEPLOY") == "DEPLOY" or running is None
     image_uri = event["image"]["uri"] if releasing else running["image"]  # type: ignore[index]
     name = settings.stack_name(spec.name)
-    change_set_name = f"stepdeploy-{event['deployment_id']}"[:128] + ("-rollback" if rollback else "")
+    change_set_name = app_stack.change_set_name(event["deployment_id"], "-rollback" if rollback else "")
     known = app_stack.parameter_spec()
 
     def create(kind: str, view: app_stack.StackView | None) -> None:

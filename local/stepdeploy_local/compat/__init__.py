@@ -55,6 +55,9 @@ class Hooks:
     before_wait: Callable[[str, str, Callable[[], bool]], None] | None = None
     #: (stack name, "CREATE" | "UPDATE") -> virtual seconds the stack operation stays in progress (0: none)
     stack_operation_seconds: Callable[[str, str], float] | None = None
+    #: (cluster, task definition) before RunTask places a task -> a placement failure reason
+    #: ("RESOURCE:ENI", ...): RunTask then starts nothing and reports it in ``failures``; None: place it
+    run_task_failure: Callable[[str, str], str | None] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -356,6 +359,83 @@ def _patch_ecs_tasks() -> None:
     )
 
 
+def _patch_ecs_run_task_failures() -> None:
+    """RunTask never reports ``failures`` (placement: RESOURCE:ENI, RESOURCE:CPU...), and moto's
+    ``ecs:runTask.sync`` reads ``Tasks[0]`` regardless: a RunTask with failures would end the state with
+    States.Runtime (an IndexError). On AWS a .sync or .waitForTaskToken task with non-empty Failures
+    fails with ``AmazonECS.Unknown``; request-response returns the response. HOOKS.run_task_failure
+    makes RunTask fail placement."""
+    from moto.core.responses import ActionResult
+    from moto.ecs.responses import EC2ContainerServiceResponse
+    from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+    from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
+    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+        FailureEvent,
+        FailureEventException,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_ecs import (
+        StateTaskServiceEcs,
+    )
+    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+    from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
+    from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
+
+    original_run_task = EC2ContainerServiceResponse.run_task
+
+    def run_task(self: Any) -> Any:
+        if HOOKS.run_task_failure is not None:
+            cluster_name, task_definition = self._get_param("cluster", "default"), self._get_param("taskDefinition")
+            cluster = self.ecs_backend._get_cluster(cluster_name)  # refusals first: ClusterNotFoundException
+            self.ecs_backend.describe_task_definition(task_definition)  # ... ClientException (no such revision)
+            reason = HOOKS.run_task_failure(cluster.name, task_definition)
+            if reason:
+                return ActionResult({"tasks": [], "failures": [{"arn": cluster.arn, "reason": reason}]})
+        return original_run_task(self)
+
+    original_eval = StateTaskServiceEcs._eval_service_task
+
+    def _eval_service_task(
+        self: Any, env: Any, resource_runtime_part: Any, normalised_parameters: dict[str, Any], state_credentials: Any
+    ) -> None:
+        if self._get_boto_service_action() != "run_task":
+            original_eval(self, env, resource_runtime_part, normalised_parameters, state_credentials)
+            return
+        ecs: Any = boto_client_for(
+            region=resource_runtime_part.region, service="ecs", state_credentials=state_credentials
+        )
+        response = ecs.run_task(**normalised_parameters)
+        response.pop("ResponseMetadata", None)
+        self._normalise_response(response=response, service_action_name="run_task")
+        if not response.get("Failures"):
+            task = response["Tasks"][0]  # as moto: the output is the task's description
+            described = ecs.describe_tasks(cluster=task["ClusterArn"], tasks=[task["TaskArn"]])
+            described.pop("ResponseMetadata", None)
+            self._normalise_response(response=described, service_action_name="describe_tasks")
+            env.stack.append(described)
+        elif not self._is_integration_pattern():
+            env.stack.append(response)  # request-response: the response, and the state does not fail
+        else:
+            error = "AmazonECS.Unknown"
+            raise FailureEventException(
+                failure_event=FailureEvent(
+                    env=env,
+                    error_name=CustomErrorName(error_name=error),
+                    event_type=HistoryEventType.TaskFailed,
+                    event_details=EventDetails(  # type: ignore[typeddict-item]  # a total TypedDict in moto
+                        taskFailedEventDetails=TaskFailedEventDetails(
+                            resourceType=self._get_sfn_resource_type(),
+                            resource=self._get_sfn_resource(),
+                            error=error,
+                            cause=to_json_str(response),
+                        )
+                    ),
+                )
+            )
+
+    EC2ContainerServiceResponse.run_task = run_task  # type: ignore[method-assign]
+    StateTaskServiceEcs._eval_service_task = _eval_service_task  # type: ignore[method-assign]
+
+
 def _patch_service_integration_casing() -> None:
     """Optimised service integrations (``ecs:runTask`` ...) take and return PascalCase in Step Functions;
     moto's port left the conversion to and from boto3's shapes empty (getmoto/moto#10076)."""
@@ -441,6 +521,10 @@ PATCHES: dict[str, tuple[Callable[[], None], str]] = {
     "cfn_elbv2_attributes": (_cfn._patch_cfn_elbv2_attributes, "GetAtt LoadBalancerFullName/TargetGroupFullName fail"),
     "cfn_vpc_properties": (_cfn._patch_cfn_vpc_properties, "VPC DNS hostnames and security group egress are ignored"),
     "cfn_change_sets": (_cfn._patch_cfn_change_sets, "change sets diff template text, not resolved properties"),
+    "cfn_change_set_names": (
+        _cfn._patch_cfn_change_set_names,
+        "ChangeSetName is checked with str.isalnum, and refused with a 'Stack ... does not exist' message",
+    ),
     "cfn_execution": (_cfn._patch_cfn_execution, "change set failures raise instead of rolling back"),
     "cfn_operation_time": (
         _cfn._patch_cfn_operation_time,
@@ -449,6 +533,10 @@ PATCHES: dict[str, tuple[Callable[[], None], str]] = {
     "cfn_stack_resources": (_cfn._patch_cfn_stack_resources, "stack resources include never-created ones, empty"),
     # ---- end CloudFormation
     "ecs_tasks": (_patch_ecs_tasks, "RunTask tasks never stop; runTask.sync polls in wall time"),
+    "ecs_run_task_failures": (
+        _patch_ecs_run_task_failures,
+        "RunTask never fails placement; runTask.sync ignores Failures (AmazonECS.Unknown on AWS)",
+    ),
     "service_casing": (_patch_service_integration_casing, "service integrations skip PascalCase conversion"),
     "alb_endpoints": (_patch_alb_endpoints, "ALB DNS names do not answer"),
 }

@@ -2035,6 +2035,46 @@ def _patch_cfn_change_sets() -> None:
     CloudFormationResponse.list_change_sets = list_change_sets  # type: ignore[method-assign]
 
 
+#: CreateChangeSet's ChangeSetName constraints (API model: min 1, max 128, pattern).
+_CHANGE_SET_NAME_PATTERN = "[a-zA-Z][-a-zA-Z0-9]*"
+_CHANGE_SET_NAME_MAX = 128
+
+
+def change_set_name_errors(name: str) -> list[str]:
+    """The constraint violations CloudFormation reports for a ChangeSetName (empty: a valid name)."""
+    errors = []
+    if re.fullmatch(_CHANGE_SET_NAME_PATTERN, name, re.ASCII) is None:
+        errors.append(f"Member must satisfy regular expression pattern: {_CHANGE_SET_NAME_PATTERN}")
+    if len(name) > _CHANGE_SET_NAME_MAX:
+        errors.append(f"Member must have length less than or equal to {_CHANGE_SET_NAME_MAX}")
+    if not name:
+        errors.append("Member must have length greater than or equal to 1")
+    return errors
+
+
+def _patch_cfn_change_set_names() -> None:
+    """moto checks a ChangeSetName with str.isalnum (it accepts non-ASCII letters and digits such as
+    'ü' or '²') and its ValidationError reads "Stack with id Invalid change set name: ... does not
+    exist". CloudFormation refuses the request before doing anything, with ValidationError
+    "1 validation error detected: Value '...' at 'changeSetName' failed to satisfy constraint: ...".
+    (Applied after _patch_cfn_change_sets, whose CreateChangeSet this wraps.)"""
+    from moto.cloudformation.exceptions import ValidationError
+    from moto.cloudformation.responses import CloudFormationResponse
+
+    original = CloudFormationResponse.create_change_set
+
+    def create_change_set(self: Any) -> Any:
+        name = str(self._get_param("ChangeSetName") or "")
+        errors = change_set_name_errors(name)
+        if errors:
+            count = f"{len(errors)} validation error{'s' if len(errors) > 1 else ''} detected: "
+            detail = "; ".join(f"Value '{name}' at 'changeSetName' failed to satisfy constraint: {e}" for e in errors)
+            raise ValidationError(message=count + detail)
+        return original(self)
+
+    CloudFormationResponse.create_change_set = create_change_set  # type: ignore[method-assign]
+
+
 def _patch_cfn_execution() -> None:
     """ExecuteChangeSet raises the first moto error instead of rolling back and records no resource
     events; DeleteStack raises instead of failing (DELETE_FAILED) and ignores DeletionPolicy."""
