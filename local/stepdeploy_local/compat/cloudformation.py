@@ -1528,9 +1528,13 @@ class _Operation:
         self.journal.append(step)
         self.event(logical_id, resource_type, "UPDATE_COMPLETE", _physical_id(new))
 
-    def remove(self, logical_id: str, resource: Any, entry: dict[str, Any], policy: str) -> bool:
-        """Delete one resource (events, hook); False when it failed (DELETE_FAILED)."""
+    def remove(
+        self, logical_id: str, resource: Any, entry: dict[str, Any], policy: str, undoing_creation: bool = False
+    ) -> bool:
+        """Delete one resource as its DeletionPolicy says (events, hook); False when it failed (DELETE_FAILED).
+        ``undoing_creation``: this is the rollback of the operation that created the resource."""
         resource_type, physical = entry["Type"], _physical_id(resource)
+        policy = _applied_policy(policy, undoing_creation)
         self.event(logical_id, resource_type, "DELETE_IN_PROGRESS", physical)
         try:
             self.check(logical_id, resource_type, "DELETE")
@@ -1590,7 +1594,9 @@ class _Operation:
         for step in reversed(created):
             if step.logical_id in kept:  # something that depends on it could not be deleted
                 continue
-            if not self.remove(step.logical_id, step.new, step.new_state or {}, "Delete"):
+            # what this operation added goes as its DeletionPolicy says (a replacement it made: deleted)
+            policy = _deletion_policy(step.resource) if step.action == "Add" else "Delete"
+            if not self.remove(step.logical_id, step.new, step.new_state or {}, policy, undoing_creation=True):
                 ok, kept = False, kept | _with_dependencies(step.logical_id, deps)
             elif step.action == "Add":
                 self.state.pop(step.logical_id, None)
@@ -1617,6 +1623,14 @@ class _Operation:
 def _deletion_policy(resource: dict[str, Any]) -> str:
     default = "Snapshot" if resource.get("Type") == "AWS::RDS::DBCluster" else "Delete"
     return str(resource.get("DeletionPolicy", default))
+
+
+def _applied_policy(policy: str, undoing_creation: bool) -> str:
+    """What removing a resource does: Delete, Snapshot (then delete) or Retain. RetainExceptOnCreate
+    retains it, except when the stack operation that created it is rolled back: then it is deleted."""
+    if policy == "RetainExceptOnCreate":
+        return "Delete" if undoing_creation else "Retain"
+    return policy
 
 
 def _point_at(
@@ -2022,8 +2036,9 @@ def _patch_cfn_change_sets() -> None:
 
 
 def _patch_cfn_execution() -> None:
-    """ExecuteChangeSet raises the first moto error instead of rolling back and records no resource
-    events; DeleteStack raises instead of failing (DELETE_FAILED) and ignores DeletionPolicy."""
+    """ExecuteChangeSet raises the first moto error instead of rolling back (as CloudFormation does, with
+    each resource's DeletionPolicy, RetainExceptOnCreate included) and records no resource events;
+    DeleteStack raises instead of failing (DELETE_FAILED) and ignores DeletionPolicy."""
     from moto.cloudformation.models import CloudFormationBackend
 
     def execute_change_set(self: Any, change_set_name: str, stack_name: str | None = None) -> None:
