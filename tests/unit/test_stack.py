@@ -38,6 +38,10 @@ def test_valid_parameters_become_cloudformation_strings(given: dict[str, Any], e
     ("given", "message"),
     [
         ({"ContainerImage": "x:1"}, "$.stack.parameters.ContainerImage: is set by stepdeploy"),
+        (
+            {"DeferDatabaseDeletionProtection": "true"},
+            "$.stack.parameters.DeferDatabaseDeletionProtection: is set by stepdeploy",
+        ),
         ({"DesiredCounts": 2}, "$.stack.parameters.DesiredCounts: the application stack has no such parameter"),
         ({"DesiredCount": 0}, "$.stack.parameters.DesiredCount: must be at least 1, got 0"),
         ({"DesiredCount": "many"}, "$.stack.parameters.DesiredCount: expected a number, got 'many'"),
@@ -162,6 +166,24 @@ def test_an_update_is_repinned_to_the_running_image_once() -> None:
     assert not app_stack.needs_repin(state, view, "repo@sha256:old")
     assert not app_stack.needs_repin(app_stack.StackState(operation="UPDATE", repinned=True), view, "repo@sha256:new")
     assert not app_stack.needs_repin(app_stack.StackState(operation="CREATE"), view, "repo@sha256:new")
+
+
+def test_a_creation_defers_the_deletion_protection_and_every_update_switches_it_on() -> None:
+    assert (app_stack.defer_protection("CREATE"), app_stack.defer_protection("UPDATE")) == ("true", "false")
+
+    def created(**parameters: str) -> app_stack.StackView:
+        return app_stack.StackView("s", "CREATE_COMPLETE", parameters=parameters)
+
+    assert app_stack.protection_pending(
+        created(DatabaseDeletionProtection="true", DeferDatabaseDeletionProtection="true")
+    )
+    assert not app_stack.protection_pending(
+        created(DatabaseDeletionProtection="false", DeferDatabaseDeletionProtection="true")
+    ), "no protection wanted: nothing to switch on"
+    assert not app_stack.protection_pending(
+        created(DatabaseDeletionProtection="true", DeferDatabaseDeletionProtection="false")
+    ), "already on"
+    assert not app_stack.protection_pending(created(DatabaseDeletionProtection="true")), "a stack from before"
 
 
 @pytest.mark.parametrize(

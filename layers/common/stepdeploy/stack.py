@@ -23,8 +23,15 @@ STACKS_DIR = Path(__file__).resolve().parent / "stacks"
 TEMPLATE_FILE = STACKS_DIR / "app.yaml"
 PARAMETERS_FILE = STACKS_DIR / "app.parameters.json"
 
-#: Parameters stepdeploy sets itself: the image comes from the deployment, never from the request.
-RESERVED_PARAMETERS = {"ContainerImage": "the image comes from $.image"}
+#: The parameter that defers the database's deletion protection while stepdeploy creates the stack.
+DEFER_PROTECTION = "DeferDatabaseDeletionProtection"
+
+#: Parameters stepdeploy sets itself: the image comes from the deployment, never from the request, and
+#: the database's deletion protection is deferred while the stack is created (see protection_pending).
+RESERVED_PARAMETERS = {
+    "ContainerImage": "the image comes from $.image",
+    DEFER_PROTECTION: "the database's deletion protection is switched on once the stack's creation succeeded",
+}
 
 #: Outputs the deploy steps consume (what a request without a stack names in service/health).
 REQUIRED_OUTPUTS = ("ClusterName", "ServiceName", "ContainerName", "HealthCheckUrl", "TargetGroupArn")
@@ -170,6 +177,7 @@ class StackState:
     operation: str = "NONE"  # CREATE | UPDATE | NONE
     change_set: str | None = None
     repinned: bool = False
+    protecting: bool = False  # the UPDATE that switches on the deletion protection a CREATE deferred
     changes: list[dict[str, Any]] = field(default_factory=list)
     elapsed_seconds: int = 0
     wait_seconds: int = 0
@@ -271,6 +279,23 @@ def at_deadline(phase: str, status: str) -> str:
     if phase == "change_set":
         return "DISCARD"
     return "STOP"
+
+
+def defer_protection(operation: str) -> str:
+    """The DeferDatabaseDeletionProtection value for a change set: "true" for a CREATE (CloudFormation
+    cannot delete a protected cluster, so a failed creation would end ROLLBACK_FAILED, and need a person,
+    instead of ROLLBACK_COMPLETE, which the next deployment deletes and creates again), "false" for every
+    UPDATE (so an update switches on what a creation deferred)."""
+    return "true" if operation == "CREATE" else "false"
+
+
+def protection_pending(stack: StackView) -> bool:
+    """The stack was created with the database's deletion protection deferred, and the protection is
+    wanted (DatabaseDeletionProtection): an UPDATE must switch it on before anything else happens."""
+    return (
+        stack.parameters.get(DEFER_PROTECTION) == "true"
+        and stack.parameters.get("DatabaseDeletionProtection", "true") == "true"
+    )
 
 
 def needs_repin(state: StackState, stack: StackView | None, running_image: str | None) -> bool:
