@@ -367,6 +367,30 @@ def test_a_failed_first_provisioning_with_deletion_protection_is_retried_by_the_
     assert record is not None and record["stack"]["operation"] == "CREATE" and record["database_initialised"]
 
 
+def test_a_failed_protection_update_after_the_creation_is_retried_by_the_next_deployment(
+    world: World, stack_app: StackApp
+) -> None:
+    rds = world.client("rds")
+    world.faults.fail_stack_resource("DatabaseCluster", "Resource handler returned message: throttled", "UPDATE")
+    failed = world.deploy(stack_app.request("v1"))
+
+    assert (failed.status, failed.error) == ("FAILED", "InfraUpdateFailed")
+    cause = failed.cause or ""
+    assert "was created, but the update that switches on its database's deletion protection failed" in cause
+    assert "DatabaseCluster (AWS::RDS::DBCluster): Resource handler returned message: throttled" in cause
+    assert stack_status(world, stack_app) == "UPDATE_ROLLBACK_COMPLETE"
+    (cluster,) = rds.describe_db_clusters()["DBClusters"]
+    assert cluster["DeletionProtection"] is False
+    assert world.one_off_runs == []
+
+    result = world.deploy(stack_app.request("v1"))  # its update switches the protection on
+
+    assert result.status == "SUCCEEDED", result.cause
+    (again,) = rds.describe_db_clusters()["DBClusters"]
+    assert again["DBClusterIdentifier"] == cluster["DBClusterIdentifier"] and again["DeletionProtection"] is True
+    assert [run.command for run in world.one_off_runs] == [["updatedb", "-s"]]
+
+
 def test_a_stack_stuck_in_a_failed_rollback_needs_a_person(world: World, stack_app: StackApp) -> None:
     """When CloudFormation cannot delete what a failed creation made (ROLLBACK_FAILED), stepdeploy says so
     and changes nothing."""
