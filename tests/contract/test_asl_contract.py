@@ -24,6 +24,7 @@ BOUNDED_TASKS = {
     "CheckHealth",
     "Guard",
     "EnsureStack",
+    "RollbackStack",
 }  # raise past a deadline, max_checks, queue timeout
 
 

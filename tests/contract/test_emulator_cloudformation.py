@@ -311,6 +311,24 @@ def test_stack_tags_propagate_so_changing_them_modifies_every_tagged_resource(
     assert cfn.describe_change_set(ChangeSetName=change_set("untagged"))["StatusReason"] == NO_CHANGES
 
 
+@covers("cfn_resource_types")
+def test_a_scalable_target_brings_the_service_count_into_its_range(aws: Clients, _patch: tuple[str, ...]) -> None:
+    """RegisterScalableTarget moves an active resource's current capacity into [min, max]: raising
+    MinCapacity scales the ECS service out at once, and nothing else touches its count."""
+    cfn, ecs = aws("cloudformation"), aws("ecs")
+    out = provision(cfn)
+
+    def count() -> int:
+        (svc,) = ecs.describe_services(cluster=out["ClusterName"], services=[out["ServiceName"]])["services"]
+        return int(svc["desiredCount"])
+
+    assert count() == 2
+    cfn.execute_change_set(ChangeSetName=update_change_set(cfn, "app", "min3", MinCapacity="3"))
+    assert status(cfn, "app") == "UPDATE_COMPLETE" and count() == 3
+    cfn.execute_change_set(ChangeSetName=update_change_set(cfn, "app", "max3", MaxCapacity="3", MinCapacity="1"))
+    assert count() == 3, "within the range: left as it is"
+
+
 # ----------------------------------------------------------------------------- execution
 
 
@@ -835,3 +853,118 @@ def test_a_protected_database_makes_the_create_rollback_fail(aws: Clients, _patc
         ("DatabaseCluster", "Cannot delete protected Cluster, please disable deletion protection and try again.")
     ]
     assert len(aws("rds").describe_db_clusters()["DBClusters"]) == 1
+
+
+# ----------------------------------------------------------------------------- DeletionPolicy
+
+
+def _database_then_a_queue(policy: str, protected: bool = False) -> str:
+    """A cluster (with ``policy``) and a queue created after it: failing the queue rolls the creation back
+    once the cluster exists."""
+    template = {
+        "Resources": {
+            "Database": {
+                "Type": "AWS::RDS::DBCluster",
+                "DeletionPolicy": policy,
+                "Properties": {
+                    "Engine": "aurora-postgresql",
+                    "EngineVersion": "15.13",
+                    "MasterUsername": "postgres",
+                    "ManageMasterUserPassword": True,
+                    "DeletionProtection": protected,
+                },
+            },
+            "Later": {"Type": "AWS::SQS::Queue", "DependsOn": "Database", "Properties": {"QueueName": "later"}},
+        }
+    }
+    return yaml.safe_dump(template)
+
+
+def _execute(cfn: Any, stack: str, template: str, kind: str = "CREATE") -> None:
+    arn = cfn.create_change_set(StackName=stack, ChangeSetName=kind.lower(), ChangeSetType=kind, TemplateBody=template)
+    cfn.execute_change_set(ChangeSetName=arn["Id"])
+
+
+@covers("cfn_execution")
+@pytest.mark.parametrize(
+    ("policy", "kept", "snapshots", "event"),
+    [
+        ("Delete", False, 0, "DELETE_COMPLETE"),
+        ("Snapshot", False, 1, "DELETE_COMPLETE"),  # a final snapshot, then the cluster goes
+        ("Retain", True, 0, "DELETE_SKIPPED"),  # Retain applies to a rollback too
+        ("RetainExceptOnCreate", False, 0, "DELETE_COMPLETE"),  # except in the operation that created it
+    ],
+)
+def test_the_rollback_of_a_creation_honours_the_deletion_policy(
+    aws: Clients, _patch: tuple[str, ...], policy: str, kept: bool, snapshots: int, event: str
+) -> None:
+    cfn, rds = aws("cloudformation"), aws("rds")
+    compat.HOOKS.stack_resource_failure = lambda stack, logical_id, resource_type, action: (
+        "injected" if (logical_id, action) == ("Later", "CREATE") else None
+    )
+    _execute(cfn, "db", _database_then_a_queue(policy))
+
+    assert status(cfn, "db") == "ROLLBACK_COMPLETE"
+    [(physical, state)] = [
+        (e["PhysicalResourceId"], e["ResourceStatus"])
+        for e in cfn.describe_stack_events(StackName="db")["StackEvents"]
+        if e["LogicalResourceId"] == "Database" and e["ResourceStatus"] in ("DELETE_COMPLETE", "DELETE_SKIPPED")
+    ]
+    assert state == event
+    assert [c["DBClusterIdentifier"] for c in rds.describe_db_clusters()["DBClusters"]] == ([physical] if kept else [])
+    found = rds.describe_db_cluster_snapshots(SnapshotType="manual")["DBClusterSnapshots"]
+    assert [s["DBClusterIdentifier"] for s in found] == [physical] * snapshots
+    assert cfn.list_stack_resources(StackName="db")["StackResourceSummaries"] == []
+
+    cfn.delete_stack(StackName="db")  # the failed stack goes; what was retained stays
+    with pytest.raises(ClientError, match="does not exist"):
+        cfn.describe_stacks(StackName="db")
+    assert len(rds.describe_db_clusters()["DBClusters"]) == int(kept)
+
+
+@covers("cfn_execution")
+def test_a_protected_cluster_fails_a_creation_rollback_unless_it_is_retained(
+    aws: Clients, _patch: tuple[str, ...]
+) -> None:
+    cfn, rds = aws("cloudformation"), aws("rds")
+    compat.HOOKS.stack_resource_failure = lambda stack, logical_id, resource_type, action: (
+        "injected" if (logical_id, action) == ("Later", "CREATE") else None
+    )
+    _execute(cfn, "snap", _database_then_a_queue("Snapshot", protected=True))
+    _execute(cfn, "keep", _database_then_a_queue("Retain", protected=True))
+
+    assert status(cfn, "snap") == "ROLLBACK_FAILED"
+    failed = [(logical, reason) for logical, state, reason in events(cfn, "snap") if state == "DELETE_FAILED"]
+    refused = "Cannot delete protected Cluster, please disable deletion protection and try again."
+    assert failed == [("Database", refused)]
+    assert rds.describe_db_cluster_snapshots(SnapshotType="manual")["DBClusterSnapshots"] == []
+    assert status(cfn, "keep") == "ROLLBACK_COMPLETE"  # Retain never asks RDS to delete it
+    assert len(rds.describe_db_clusters()["DBClusters"]) == 2
+
+
+@covers("cfn_execution", "cfn_deletions")
+def test_retain_except_on_create_retains_on_stack_deletion_and_removal(aws: Clients, _patch: tuple[str, ...]) -> None:
+    cfn, rds = aws("cloudformation"), aws("rds")
+    _execute(cfn, "db", _database_then_a_queue("RetainExceptOnCreate", protected=True))
+    assert status(cfn, "db") == "CREATE_COMPLETE"
+    [cluster] = rds.describe_db_clusters()["DBClusters"]
+
+    # a later operation that fails does not delete what an earlier one created
+    compat.HOOKS.stack_resource_failure = lambda stack, logical_id, resource_type, action: (
+        "injected" if (logical_id, action) == ("Later", "UPDATE") else None
+    )
+    changed = _database_then_a_queue("RetainExceptOnCreate", protected=True).replace("later", "renamed")
+    _execute(cfn, "db", changed, kind="UPDATE")
+    assert status(cfn, "db") == "UPDATE_ROLLBACK_COMPLETE"
+    compat.HOOKS.stack_resource_failure = None
+
+    stack_id = cfn.describe_stacks(StackName="db")["Stacks"][0]["StackId"]
+    cfn.delete_stack(StackName="db")  # protected, but retained: never deleted, so the deletion completes
+    with pytest.raises(ClientError, match="does not exist"):
+        cfn.describe_stacks(StackName="db")
+    assert [c["DBClusterIdentifier"] for c in rds.describe_db_clusters()["DBClusters"]] == [
+        cluster["DBClusterIdentifier"]
+    ]
+    assert rds.describe_db_cluster_snapshots(SnapshotType="manual")["DBClusterSnapshots"] == []
+    deleted = cfn.describe_stack_events(StackName=stack_id)["StackEvents"]
+    assert next(e["ResourceStatus"] for e in deleted if e["LogicalResourceId"] == "Database") == "DELETE_SKIPPED"

@@ -84,9 +84,12 @@ def observed() -> dict[str, set[tuple[str, str]]]:
         assert world.deploy(stack.request("s1", plan=True)).path[-1] == "Planned"
         assert world.deploy(stack.request("s1")).status == "SUCCEEDED"
         world.faults.fail_stack_resource("Service", "injected")
-        assert world.deploy(stack.request("s1", stack={"parameters": {"DesiredCount": 3}})).error == "InfraUpdateFailed"
+        assert (
+            world.deploy(stack.request("s1", stack={"parameters": {"HealthCheckGracePeriodSeconds": 90}})).error
+            == "InfraUpdateFailed"
+        )
         world.faults.slow_stack_operations(3600)  # an update past its deadline is cancelled
-        slow = {"parameters": {"DesiredCount": 3}, "timeout_seconds": 300, "poll_seconds": 60}
+        slow = {"parameters": {"HealthCheckGracePeriodSeconds": 120}, "timeout_seconds": 300, "poll_seconds": 60}
         assert world.deploy(stack.request("s1", stack=slow)).error == "InfraUpdateFailed"
         for inv in world.runtime.invocations:
             calls.setdefault(inv.function, set()).update(inv.aws_calls)

@@ -169,7 +169,18 @@ def test_cluster_deletion_protection_and_snapshot_policies(
     cluster_resource = template["Resources"]["DatabaseCluster"]
     assert cluster_resource["DeletionPolicy"] == "Snapshot"
     assert cluster_resource["UpdateReplacePolicy"] == "Snapshot"
-    assert as_bool(default_of(template, cluster_resource["Properties"]["DeletionProtection"])) is True
+    # protected unless DatabaseDeletionProtection=false, or while stepdeploy creates the stack
+    # (DeferDatabaseDeletionProtection=true: a failed creation can then roll back and be retried)
+    assert cluster_resource["Properties"]["DeletionProtection"] == {"Fn::If": ["ProtectDatabase", True, False]}
+    assert template["Conditions"]["ProtectDatabase"] == {
+        "Fn::And": [
+            {"Fn::Equals": [{"Ref": "DatabaseDeletionProtection"}, "true"]},
+            {"Fn::Equals": [{"Ref": "DeferDatabaseDeletionProtection"}, "false"]},
+        ]
+    }
+    # by default (a stack created without stepdeploy too) the cluster is protected from the start
+    assert as_bool(default_of(template, {"Ref": "DatabaseDeletionProtection"})) is True
+    assert as_bool(default_of(template, {"Ref": "DeferDatabaseDeletionProtection"})) is False
 
 
 # -------------------------------------------------------------------- network

@@ -38,6 +38,10 @@ def test_valid_parameters_become_cloudformation_strings(given: dict[str, Any], e
     ("given", "message"),
     [
         ({"ContainerImage": "x:1"}, "$.stack.parameters.ContainerImage: is set by stepdeploy"),
+        (
+            {"DeferDatabaseDeletionProtection": "true"},
+            "$.stack.parameters.DeferDatabaseDeletionProtection: is set by stepdeploy",
+        ),
         ({"DesiredCounts": 2}, "$.stack.parameters.DesiredCounts: the application stack has no such parameter"),
         ({"DesiredCount": 0}, "$.stack.parameters.DesiredCount: must be at least 1, got 0"),
         ({"DesiredCount": "many"}, "$.stack.parameters.DesiredCount: expected a number, got 'many'"),
@@ -160,7 +164,7 @@ KNOWN = {"ContainerImage": {}, "DesiredCount": {}, "PreserveDesiredCount": {}, "
 
 def test_a_create_sets_the_image_and_the_requested_parameters_only() -> None:
     params = app_stack.update_parameters("CREATE", None, {"TaskCpu": "512"}, "repo@sha256:new", KNOWN)
-    assert params == {"TaskCpu": "512", "ContainerImage": "repo@sha256:new"}
+    assert params == {"TaskCpu": "512", "ContainerImage": "repo@sha256:new", app_stack.DEFER_PROTECTION: "true"}
 
 
 def test_an_update_keeps_what_the_stack_has_and_leaves_the_count_to_autoscaling() -> None:
@@ -168,7 +172,12 @@ def test_an_update_keeps_what_the_stack_has_and_leaves_the_count_to_autoscaling(
         "s", "UPDATE_COMPLETE", parameters={"ContainerImage": "repo@sha256:old", "DesiredCount": "2", "Gone": "x"}
     )
     params = app_stack.update_parameters("UPDATE", view, {}, "repo@sha256:old", KNOWN)
-    assert params == {"ContainerImage": "repo@sha256:old", "DesiredCount": None, "PreserveDesiredCount": "true"}
+    assert params == {
+        "ContainerImage": "repo@sha256:old",
+        "DesiredCount": None,
+        "PreserveDesiredCount": "true",
+        app_stack.DEFER_PROTECTION: "false",
+    }
 
 
 def test_a_rollback_restores_the_parameters_before_with_the_image_before() -> None:
@@ -178,12 +187,32 @@ def test_a_rollback_restores_the_parameters_before_with_the_image_before() -> No
         "ContainerImage": "older",
         "TaskCpu": "512",
         "PreserveDesiredCount": "true",
+        app_stack.DEFER_PROTECTION: "false",
     }
     assert app_stack.rollback_parameters(view, None, "old", KNOWN) == {
         "ContainerImage": "old",
         "TaskCpu": "1024",
         "PreserveDesiredCount": "true",
+        app_stack.DEFER_PROTECTION: "false",
     }
+
+
+def test_a_creation_defers_the_deletion_protection_and_every_update_switches_it_on() -> None:
+    assert (app_stack.defer_protection("CREATE"), app_stack.defer_protection("UPDATE")) == ("true", "false")
+
+    def created(**parameters: str) -> app_stack.StackView:
+        return app_stack.StackView("s", "CREATE_COMPLETE", parameters=parameters)
+
+    assert app_stack.protection_pending(
+        created(DatabaseDeletionProtection="true", DeferDatabaseDeletionProtection="true")
+    )
+    assert not app_stack.protection_pending(
+        created(DatabaseDeletionProtection="false", DeferDatabaseDeletionProtection="true")
+    ), "no protection wanted: nothing to switch on"
+    assert not app_stack.protection_pending(
+        created(DatabaseDeletionProtection="true", DeferDatabaseDeletionProtection="false")
+    ), "already on"
+    assert not app_stack.protection_pending(created(DatabaseDeletionProtection="true")), "a stack from before"
 
 
 @pytest.mark.parametrize(

@@ -63,7 +63,21 @@ def test_first_deploy_provisions_everything_from_an_empty_account(world: World, 
     result = world.deploy(stack_app.request("v1"))
 
     assert result.status == "SUCCEEDED", result.cause
-    assert stack_status(world, stack_app) == "CREATE_COMPLETE"
+    # created with the database's deletion protection deferred, which an update then switched on
+    cfn = world.client("cloudformation")
+    (stack,) = cfn.describe_stacks(StackName=stack_app.stack_name)["Stacks"]
+    assert stack["StackStatus"] == "UPDATE_COMPLETE"
+    parameters = {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}
+    assert (parameters["DatabaseDeletionProtection"], parameters["DeferDatabaseDeletionProtection"]) == (
+        "true",
+        "false",
+    )
+    stack_events = [
+        e["ResourceStatus"]
+        for e in reversed(cfn.describe_stack_events(StackName=stack_app.stack_name)["StackEvents"])
+        if e["LogicalResourceId"] == stack_app.stack_name and e["ResourceStatus"].endswith("_COMPLETE")
+    ]
+    assert stack_events == ["CREATE_COMPLETE", "UPDATE_COMPLETE"]
     path = result.path
     assert path[:4] == ["Normalize", "Guard", "GuardDecision", "EnsureStack"]
     assert "InitDatabase" in path and "RecordDatabaseInit" in path
@@ -151,9 +165,9 @@ def test_a_release_is_one_change_set_and_one_rollout(world: World, provisioned: 
     assert service.running_image() == world.image_uri("techchallengeapp", "v2")
     assert len(service.rollouts()) == rollouts + 1, "exactly one ECS rollout for the release"
     assert stack_image(world, provisioned) == service.running_image(), "the stack says what runs"
-    assert record["new_task_definition"] == service.running_task_definition() == provisioned.outputs()[
-        "TaskDefinitionArn"
-    ]
+    assert (
+        record["new_task_definition"] == service.running_task_definition() == provisioned.outputs()["TaskDefinitionArn"]
+    )
     assert len(world.one_off_runs) == 1
     assert leftover_change_sets(world, provisioned, result) == []
 
@@ -163,10 +177,11 @@ def test_execution_names_with_underscores_and_dots_name_valid_change_sets(world:
     CloudFormation change-set names may not: EnsureStack derives a valid one, unique per deployment."""
     created = world.deploy(stack_app.request("v1"), name="release_2026.01.05-first")
     assert created.status == "SUCCEEDED", created.cause
-    assert stack_status(world, stack_app) == "CREATE_COMPLETE"
+    assert stack_status(world, stack_app) == "UPDATE_COMPLETE"  # (the deferred protection switched on)
     world.push_image("techchallengeapp", "v2")
     updated = world.deploy(
-        stack_app.request("v2", stack={"parameters": {"HealthCheckGracePeriodSeconds": 90}}), name="release_2026.01.06_v2.hotfix"
+        stack_app.request("v2", stack={"parameters": {"HealthCheckGracePeriodSeconds": 90}}),
+        name="release_2026.01.06_v2.hotfix",
     )
 
     assert updated.status == "SUCCEEDED", updated.cause
@@ -178,7 +193,11 @@ def test_execution_names_with_underscores_and_dots_name_valid_change_sets(world:
         s["ChangeSetName"]
         for s in world.client("cloudformation").list_change_sets(StackName=stack_app.stack_name)["Summaries"]
     }
-    assert executed <= {app_stack.change_set_name(created.name), app_stack.change_set_name(updated.name)}
+    assert executed <= {
+        app_stack.change_set_name(created.name),
+        app_stack.change_set_name(created.name, "-protect"),
+        app_stack.change_set_name(updated.name),
+    }
 
 
 def test_deploying_what_runs_changes_nothing(world: World, provisioned: StackApp) -> None:
@@ -275,7 +294,7 @@ def test_a_slow_creation_is_polled_until_it_completes(world: World, stack_app: S
 
     assert result.status == "SUCCEEDED", result.cause
     assert result.path.count("WaitStack") >= 900 // 30, "polled every DefaultStackPollSeconds until CREATE_COMPLETE"
-    assert stack_status(world, stack_app) == "CREATE_COMPLETE"
+    assert stack_status(world, stack_app) == "UPDATE_COMPLETE"
     assert len(world.one_off_runs) == 1
 
 
@@ -304,7 +323,7 @@ def test_plan_mode_on_a_provisioned_stack_lists_the_change(world: World, provisi
     assert result.output is not None
     stack_plan = result.output["plan"]["stack"]
     assert stack_plan["operation"] == "UPDATE" and "Service" in {c["logical_id"] for c in stack_plan["changes"]}
-    assert stack_status(world, provisioned) == "CREATE_COMPLETE"
+    assert stack_status(world, provisioned) == "UPDATE_COMPLETE"
     assert leftover_change_sets(world, provisioned, result) == []
     out = provisioned.outputs()
     (svc,) = world.client("ecs").describe_services(cluster=out["ClusterName"], services=[out["ServiceName"]])[
@@ -398,7 +417,7 @@ def test_an_ecr_push_provisions_through_the_registry(world: World, stack_app: St
     result: ExecutionResult = world.wait(arn)
 
     assert result.status == "SUCCEEDED", result.cause
-    assert stack_status(world, stack_app) == "CREATE_COMPLETE"
+    assert stack_status(world, stack_app) == "UPDATE_COMPLETE"
     record = world.record(stack_app, result.name)
     assert record is not None and record["trigger"] == "ecr" and record["stack"]["operation"] == "CREATE"
 
@@ -419,18 +438,77 @@ def test_a_failed_creation_is_cleaned_up_by_the_next_deployment(world: World) ->
     assert len(world.one_off_runs) == 1
 
 
-def test_a_protected_database_stuck_in_a_failed_rollback_needs_a_person(world: World, stack_app: StackApp) -> None:
-    """Deletion protection stops CloudFormation from deleting the cluster of a failed creation
-    (ROLLBACK_FAILED): stepdeploy says so and changes nothing; it never orphans a database."""
+def test_a_failed_first_provisioning_with_deletion_protection_is_retried_by_the_next_deployment(
+    world: World, stack_app: StackApp
+) -> None:
+    """The database's deletion protection (on by default) is switched on only once the first creation has
+    succeeded: a creation that fails after the database exists rolls back (ROLLBACK_COMPLETE, instead of a
+    ROLLBACK_FAILED that needs a person), and the next deployment deletes the failed stack and creates it again.
+    """
+    rds = world.client("rds")
+    world.faults.fail_stack_resource("Service", "Resource handler returned message: no free IPs", action="CREATE")
+    failed = world.deploy(stack_app.request("v1"))
+
+    assert (failed.status, failed.error) == ("FAILED", "InfraUpdateFailed")
+    assert "CloudFormation rolled it back (ROLLBACK_COMPLETE)" in (failed.cause or "")
+    assert "Service (AWS::ECS::Service): Resource handler returned message: no free IPs" in (failed.cause or "")
+    assert stack_status(world, stack_app) == "ROLLBACK_COMPLETE"
+    assert rds.describe_db_clusters()["DBClusters"] == []
+    # DeletionPolicy Snapshot: the rollback kept the (never used) cluster's final snapshot
+    (kept,) = rds.describe_db_cluster_snapshots(SnapshotType="manual")["DBClusterSnapshots"]
+    assert world.one_off_runs == []
+
+    result = world.deploy(stack_app.request("v1"))  # deletes the failed stack, then creates it again
+
+    assert result.status == "SUCCEEDED", result.cause
+    assert stack_status(world, stack_app) == "UPDATE_COMPLETE"
+    assert [run.command for run in world.one_off_runs] == [["updatedb", "-s"]], "the database is initialised once"
+    (cluster,) = rds.describe_db_clusters()["DBClusters"]
+    assert cluster["DeletionProtection"] is True, "protected once its creation succeeded"
+    assert cluster["DBClusterIdentifier"] == stack_app.outputs()["DatabaseClusterIdentifier"]
+    assert cluster["DBClusterIdentifier"] != kept["DBClusterIdentifier"], "a new cluster: no name collision"
+    assert rds.describe_db_cluster_snapshots(SnapshotType="manual")["DBClusterSnapshots"] == [kept], "nothing lost"
+    record = world.record(stack_app, result.name)
+    assert record is not None and record["stack"]["operation"] == "CREATE" and record["database_initialised"]
+
+
+def test_a_failed_protection_update_after_the_creation_is_retried_by_the_next_deployment(
+    world: World, stack_app: StackApp
+) -> None:
+    rds = world.client("rds")
+    world.faults.fail_stack_resource("DatabaseCluster", "Resource handler returned message: throttled", "UPDATE")
+    failed = world.deploy(stack_app.request("v1"))
+
+    assert (failed.status, failed.error) == ("FAILED", "InfraUpdateFailed")
+    cause = failed.cause or ""
+    assert "was created, but the update that switches on its database's deletion protection failed" in cause
+    assert "DatabaseCluster (AWS::RDS::DBCluster): Resource handler returned message: throttled" in cause
+    assert stack_status(world, stack_app) == "UPDATE_ROLLBACK_COMPLETE"
+    (cluster,) = rds.describe_db_clusters()["DBClusters"]
+    assert cluster["DeletionProtection"] is False
+    assert world.one_off_runs == []
+
+    result = world.deploy(stack_app.request("v1"))  # its update switches the protection on
+
+    assert result.status == "SUCCEEDED", result.cause
+    (again,) = rds.describe_db_clusters()["DBClusters"]
+    assert again["DBClusterIdentifier"] == cluster["DBClusterIdentifier"] and again["DeletionProtection"] is True
+    assert [run.command for run in world.one_off_runs] == [["updatedb", "-s"]]
+
+
+def test_a_stack_stuck_in_a_failed_rollback_needs_a_person(world: World, stack_app: StackApp) -> None:
+    """When CloudFormation cannot delete what a failed creation made (ROLLBACK_FAILED), stepdeploy says so
+    and changes nothing."""
     world.faults.fail_stack_resource("Service", "no free IPs", action="CREATE")
+    world.faults.fail_stack_resource("LoadBalancer", "load balancer is in use", action="DELETE")
     assert world.deploy(stack_app.request("v1")).error == "InfraUpdateFailed"
     assert stack_status(world, stack_app) == "ROLLBACK_FAILED"
 
     result = world.deploy(stack_app.request("v1"))
     assert (result.status, result.error) == ("FAILED", "InfraUpdateFailed")
     cause = result.cause or ""
-    assert f"stack {stack_app.stack_name} is ROLLBACK_FAILED: DatabaseCluster (AWS::RDS::DBCluster):" in cause
-    assert "deletion protection" in cause and "the operation failed first on Service" in cause
+    assert f"stack {stack_app.stack_name} is ROLLBACK_FAILED: LoadBalancer (AWS::ElasticLoadBalancingV2::" in cause
+    assert "load balancer is in use" in cause and "the operation failed first on Service" in cause
     assert "needs a person" in cause
     assert stack_status(world, stack_app) == "ROLLBACK_FAILED"
     assert not [i for i in control_items(world) if i["item"]["S"] == "LOCK"]

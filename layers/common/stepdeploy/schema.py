@@ -115,10 +115,13 @@ def input_schema() -> dict[str, Any]:
                     "name": _str(models._STACK, "application stack (CloudFormation name: APP_STACK_PREFIX + name)"),
                     "parameters": {
                         "type": "object",
-                        "description": "stacks/app.yaml parameters (ContainerImage is set by stepdeploy); "
+                        "description": "stacks/app.yaml parameters (ContainerImage and DeferDatabaseDeletionProtection "
+                        "are set by stepdeploy); "
                         "unspecified ones keep their current value",
                         "propertyNames": {
-                            "enum": sorted(k for k in app_stack.parameter_spec() if k != "ContainerImage")
+                            "enum": sorted(
+                                k for k in app_stack.parameter_spec() if k not in app_stack.RESERVED_PARAMETERS
+                            )
                         },
                         "additionalProperties": {"type": ["string", "number", "array"]},
                     },

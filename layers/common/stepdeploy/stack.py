@@ -24,10 +24,16 @@ STACKS_DIR = Path(__file__).resolve().parent / "stacks"
 TEMPLATE_FILE = STACKS_DIR / "app.yaml"
 PARAMETERS_FILE = STACKS_DIR / "app.parameters.json"
 
-#: Parameters stepdeploy sets itself: the image comes from the deployment, never from the request.
+#: The parameter that defers the database's deletion protection while stepdeploy creates the stack.
+DEFER_PROTECTION = "DeferDatabaseDeletionProtection"
+
+#: Parameters stepdeploy sets itself: the image comes from the deployment, never from the request; the
+#: running count belongs to autoscaling after the creation; and the database's deletion protection is
+#: deferred while the stack is created (see protection_pending).
 RESERVED_PARAMETERS = {
     "ContainerImage": "the image comes from $.image",
     "PreserveDesiredCount": "after the creation, the running count belongs to autoscaling",
+    DEFER_PROTECTION: "the database's deletion protection is switched on once the stack's creation succeeded",
 }
 
 #: Outputs the deploy steps consume (what a request without a stack names in service/health).
@@ -201,6 +207,7 @@ class StackState:
     change_set: str | None = None
     #: the stack's parameters before this execution's UPDATE (what a rollback through the stack restores)
     previous_parameters: dict[str, str] | None = None
+    protecting: bool = False  # the UPDATE that switches on the deletion protection a CREATE deferred
     changes: list[dict[str, Any]] = field(default_factory=list)
     elapsed_seconds: int = 0
     wait_seconds: int = 0
@@ -319,6 +326,7 @@ def update_parameters(
         params["PreserveDesiredCount"] = "true"
     params.update(requested)
     params["ContainerImage"] = image
+    params[DEFER_PROTECTION] = defer_protection(kind)
     return params
 
 
@@ -330,6 +338,24 @@ def rollback_parameters(
     base = dict(previous) if previous else {k: v for k, v in view.parameters.items()}
     params: dict[str, str | None] = {k: v for k, v in base.items() if k in known}
     params["PreserveDesiredCount"] = "true"
+    params[DEFER_PROTECTION] = "false"
     if image:
         params["ContainerImage"] = image
     return params
+
+
+def defer_protection(operation: str) -> str:
+    """The DeferDatabaseDeletionProtection value for a change set: "true" for a CREATE (CloudFormation
+    cannot delete a protected cluster, so a failed creation would end ROLLBACK_FAILED, and need a person,
+    instead of ROLLBACK_COMPLETE, which the next deployment deletes and creates again), "false" for every
+    UPDATE (so an update switches on what a creation deferred)."""
+    return "true" if operation == "CREATE" else "false"
+
+
+def protection_pending(stack: StackView) -> bool:
+    """The stack was created with the database's deletion protection deferred, and the protection is
+    wanted (DatabaseDeletionProtection): an UPDATE must switch it on before anything else happens."""
+    return (
+        stack.parameters.get(DEFER_PROTECTION) == "true"
+        and stack.parameters.get("DatabaseDeletionProtection", "true") == "true"
+    )

@@ -406,10 +406,19 @@ def ensure_stack(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
             params = app_stack.update_parameters(kind, view, spec.parameters, image_uri, known)
             if kind == "UPDATE" and view is not None:
                 state.previous_parameters = dict(view.parameters)
+        suffix = "-protect" if state.protecting else ""
         state.change_set = cloudformation.create_change_set(
-            name, change_set_name, kind, app_stack.template_body(), params, settings.app_stack_role_arn
+            name, change_set_name + suffix, kind, app_stack.template_body(), params, settings.app_stack_role_arn
         )
         state.phase, state.operation = "change_set", kind
+
+    def protect(view: app_stack.StackView) -> None:
+        """The creation succeeded: an UPDATE switches on the deletion protection it deferred (part of
+        the CREATE: the operation and its changes stay the creation's)."""
+        state.protecting = True
+        create("UPDATE", view)
+        state.operation = "CREATE"
+        state.detail = f"stack {name} created: switching on the database's deletion protection"
 
     def discard(view: app_stack.StackView | None) -> None:
         if state.change_set:
@@ -456,7 +465,8 @@ def ensure_stack(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
                 state.detail = f"change set {change_set.status}"
             elif app_stack.is_no_change(change_set):
                 discard(view)
-                state.operation, state.changes = "NONE", []
+                if not state.protecting:
+                    state.operation, state.changes = "NONE", []
                 if request.plan:
                     return _planned(state, request, event, running, name)
                 assert view is not None  # only an UPDATE change set can have no changes: the stack exists
@@ -467,7 +477,8 @@ def ensure_stack(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
                     f"the change set for stack {name} failed: {change_set.reason or change_set.status}"
                 )
             else:
-                state.changes = app_stack.summarize_changes(change_set.changes)
+                if not state.protecting:
+                    state.changes = app_stack.summarize_changes(change_set.changes)
                 if request.plan:
                     discard(view)
                     return _planned(state, request, event, running, name)
@@ -476,6 +487,9 @@ def ensure_stack(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
                 observability.count("StackOperation", operation="ROLLBACK" if rollback else state.operation)
                 continue
         elif state.phase in ("executing", "cancelling"):
+            if view is not None and status == "CREATE_COMPLETE" and app_stack.protection_pending(view):
+                protect(view)
+                continue
             if view is not None and status in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
                 return ready(view)  # (an update may finish before a cancel lands)
             if not status.endswith("_IN_PROGRESS"):
@@ -484,6 +498,9 @@ def ensure_stack(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
                     f"the update of stack {name} did not finish within its {spec.timeout_seconds} s deadline: "
                     "stepdeploy cancelled it, and"
                     if state.phase == "cancelling"
+                    else f"stack {name} was created, but the update that switches on its database's deletion "
+                    "protection failed (the next deployment's update retries it), and"
+                    if state.protecting
                     else f"{state.operation} of stack {name} failed, and"
                 )
                 raise InfraUpdateFailed(f"{what} {app_stack.rolled_back(status)}: {cause}")

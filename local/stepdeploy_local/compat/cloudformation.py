@@ -403,6 +403,23 @@ class _Secret(_CfnResource):
         return {"Id": self.physical_resource_id}
 
 
+def _bring_into_range(resource_id: str, low: int | None, high: int | None, account_id: str, region_name: str) -> None:
+    """RegisterScalableTarget moves an active resource's current capacity into [MinCapacity,
+    MaxCapacity] (as Application Auto Scaling does): here an ECS service's desired count."""
+    from moto.ecs.models import ecs_backends
+
+    _, cluster, name = resource_id.split("/", 2)
+    backend = ecs_backends[account_id][region_name]
+    service = backend.services.get(f"{cluster}:{name}")
+    if service is None:
+        return
+    count = service.desired_count
+    wanted = max(count, low) if low is not None else count
+    wanted = min(wanted, high) if high is not None else wanted
+    if wanted != count:
+        backend.update_service({"cluster": cluster, "service": name, "desired_count": wanted})
+
+
 class _ScalableTarget(_CfnResource):
     """AWS::ApplicationAutoScaling::ScalableTarget (Ref: "resource-id|dimension|namespace", as on AWS)."""
 
@@ -427,6 +444,9 @@ class _ScalableTarget(_CfnResource):
             role,
             props.get("SuspendedState"),
         )
+        if namespace == "ecs" and dimension == "ecs:service:DesiredCount":
+            low, high = _as_int(props.get("MinCapacity")), _as_int(props.get("MaxCapacity"))
+            _bring_into_range(resource_id, low, high, account_id, region_name)
         return f"{resource_id}|{dimension}|{namespace}"
 
     @classmethod
@@ -1383,7 +1403,9 @@ def _plan(
             after = None
         change = _modification(name, resource, current, after, old.get(name))
         if change is None and retag and "Tags" in (resource.get("Properties") or {}):
-            details = [{"Target": {"Attribute": "Tags", "RequiresRecreation": "Never"}, "ChangeSource": "DirectModification"}]
+            details = [
+                {"Target": {"Attribute": "Tags", "RequiresRecreation": "Never"}, "ChangeSource": "DirectModification"}
+            ]
             change = _change("Modify", name, resource["Type"], replacement="False", scope=["Tags"], details=details)
         if change is not None:
             change.physical_resource_id = _physical_id(live.get(name))
@@ -1540,9 +1562,13 @@ class _Operation:
         self.journal.append(step)
         self.event(logical_id, resource_type, "UPDATE_COMPLETE", _physical_id(new))
 
-    def remove(self, logical_id: str, resource: Any, entry: dict[str, Any], policy: str) -> bool:
-        """Delete one resource (events, hook); False when it failed (DELETE_FAILED)."""
+    def remove(
+        self, logical_id: str, resource: Any, entry: dict[str, Any], policy: str, undoing_creation: bool = False
+    ) -> bool:
+        """Delete one resource as its DeletionPolicy says (events, hook); False when it failed (DELETE_FAILED).
+        ``undoing_creation``: this is the rollback of the operation that created the resource."""
         resource_type, physical = entry["Type"], _physical_id(resource)
+        policy = _applied_policy(policy, undoing_creation)
         self.event(logical_id, resource_type, "DELETE_IN_PROGRESS", physical)
         try:
             self.check(logical_id, resource_type, "DELETE")
@@ -1602,7 +1628,9 @@ class _Operation:
         for step in reversed(created):
             if step.logical_id in kept:  # something that depends on it could not be deleted
                 continue
-            if not self.remove(step.logical_id, step.new, step.new_state or {}, "Delete"):
+            # what this operation added goes as its DeletionPolicy says (a replacement it made: deleted)
+            policy = _deletion_policy(step.resource) if step.action == "Add" else "Delete"
+            if not self.remove(step.logical_id, step.new, step.new_state or {}, policy, undoing_creation=True):
                 ok, kept = False, kept | _with_dependencies(step.logical_id, deps)
             elif step.action == "Add":
                 self.state.pop(step.logical_id, None)
@@ -1629,6 +1657,14 @@ class _Operation:
 def _deletion_policy(resource: dict[str, Any]) -> str:
     default = "Snapshot" if resource.get("Type") == "AWS::RDS::DBCluster" else "Delete"
     return str(resource.get("DeletionPolicy", default))
+
+
+def _applied_policy(policy: str, undoing_creation: bool) -> str:
+    """What removing a resource does: Delete, Snapshot (then delete) or Retain. RetainExceptOnCreate
+    retains it, except when the stack operation that created it is rolled back: then it is deleted."""
+    if policy == "RetainExceptOnCreate":
+        return "Delete" if undoing_creation else "Retain"
+    return policy
 
 
 def _point_at(
@@ -2076,8 +2112,9 @@ def _patch_cfn_change_set_names() -> None:
 
 
 def _patch_cfn_execution() -> None:
-    """ExecuteChangeSet raises the first moto error instead of rolling back and records no resource
-    events; DeleteStack raises instead of failing (DELETE_FAILED) and ignores DeletionPolicy."""
+    """ExecuteChangeSet raises the first moto error instead of rolling back (as CloudFormation does, with
+    each resource's DeletionPolicy, RetainExceptOnCreate included) and records no resource events;
+    DeleteStack raises instead of failing (DELETE_FAILED) and ignores DeletionPolicy."""
     from moto.cloudformation.models import CloudFormationBackend
 
     def execute_change_set(self: Any, change_set_name: str, stack_name: str | None = None) -> None:
