@@ -302,6 +302,16 @@ class Pause:
         self._released.set()
 
 
+@dataclass(frozen=True)
+class PipelineBuild:
+    """The build stage of examples/pipeline: build and push ``repository:tag`` (the commit tag)."""
+
+    repository: str
+    tag: str
+    image_profile: str | ImageProfile = "healthy"
+    container: str = "app"
+
+
 class World:
     def __init__(
         self,
@@ -713,19 +723,22 @@ class World:
         name: str | None = None,
         tag_filter: dict[str, str] | None = None,
         allow_digest_only: bool = False,
+        deploy_on_push: bool | None = None,
         **request: Any,
     ) -> str:
         """Put a registry entry mapping ``app.repository`` (+ tag filter) to the service."""
         from stepdeploy.adapters import registry as registry_table
 
         body = app.target(**request)
-        entry = {
+        entry: dict[str, Any] = {
             "name": name or (app.name if isinstance(app, StackApp) else f"{app.cluster}/{app.service}"),
             "repository": app.repository,
             "tag_filter": tag_filter or {"mode": "glob", "pattern": "*"},
             "allow_digest_only": allow_digest_only,
             "request": body,
         }
+        if deploy_on_push is not None:
+            entry["deploy_on_push"] = deploy_on_push
         registry_table.put_entry(self.outputs["RegistryTableName"], entry)
         return str(entry["name"])
 
@@ -769,10 +782,45 @@ class World:
         files: dict[str, Any] | None = None,
         max_invocations: int = 500,
         reinvoke_seconds: float = 60.0,
+        build: PipelineBuild | None = None,
     ) -> dict[str, Any]:
         """Act as CodePipeline for a Lambda invoke action: create the job (with a zipped input
         artifact holding ``files``), invoke the function, re-invoke it with each continuation token,
-        until it reports success or failure. Returns the job's results."""
+        until it reports success or failure. Returns the job's results.
+
+        With ``build``, a build stage runs first, as examples/pipeline/buildspec.yml does: it pushes the
+        image (unless the tag already exists: tags are immutable), so ECR's push event reaches the
+        EventBridge rules as it would on AWS, and writes ``imagedefinitions.json`` and ``imageDetail.json``
+        into the input artifact (``files`` are added to them). The result's ``build`` says what the push
+        started (``executions``)."""
+        built: dict[str, Any] | None = None
+        if build is not None:
+            built = self._build_stage(build)
+            files = {**built.pop("files"), **(files or {})}
+        job = self._run_job(user_parameters, files, max_invocations, reinvoke_seconds)
+        if built is not None:
+            job["build"] = built
+        return job
+
+    def _build_stage(self, build: PipelineBuild) -> dict[str, Any]:
+        ecr = self.client("ecr")
+        try:
+            ecr.describe_images(repositoryName=build.repository, imageIds=[{"imageTag": build.tag}])
+            pushed, executions = False, []  # the buildspec reuses the image: no push, no event
+        except (ecr.exceptions.RepositoryNotFoundException, ecr.exceptions.ImageNotFoundException):
+            pushed = True
+            executions = self.ecr_push(build.repository, build.tag, build.image_profile)[1]
+        digest_uri = self.image_uri(build.repository, build.tag)
+        tag_uri = f"{digest_uri.split('@', 1)[0]}:{build.tag}"
+        files = {
+            "imagedefinitions.json": [{"name": build.container, "imageUri": tag_uri}],
+            "imageDetail.json": {"ImageURI": digest_uri},
+        }
+        return {"pushed": pushed, "image_uri": digest_uri, "executions": executions, "files": files}
+
+    def _run_job(
+        self, user_parameters: Any, files: dict[str, Any] | None, max_invocations: int, reinvoke_seconds: float
+    ) -> dict[str, Any]:
         job_id = str(uuid.uuid4())
         function = self.runtime.by_logical_id("PipelineJobFunction").name
         params = user_parameters if isinstance(user_parameters, str) else json.dumps(user_parameters)
@@ -826,7 +874,8 @@ class World:
     # ------------------------------------------------------------------ images
 
     def push_image(self, repository: str, tag: str, image_profile: str | ImageProfile = "healthy") -> str:
-        """Push an image (a manifest) to ECR and decide how it behaves when deployed. Returns the digest."""
+        """Push an image (a manifest) to ECR and decide how it behaves when deployed. Returns the digest.
+        ECR's push event is not sent: tests deliver it themselves (``ecr_push_event``), or use ``ecr_push``."""
         ecr = self.client("ecr")
         with contextlib.suppress(ecr.exceptions.RepositoryAlreadyExistsException):
             ecr.create_repository(repositoryName=repository)
@@ -856,6 +905,14 @@ class World:
         )
         self.image_profiles[digest] = profile(image_profile)
         return digest
+
+    def ecr_push(
+        self, repository: str, tag: str, image_profile: str | ImageProfile = "healthy"
+    ) -> tuple[str, list[str]]:
+        """A push as on AWS: the image, then ECR's "ECR Image Action" PUSH event on the default bus, which
+        the EventBridge rules deliver. Returns (digest, executions the event started)."""
+        digest = self.push_image(repository, tag, image_profile)
+        return digest, self.put_events(self.ecr_push_event(repository, tag, digest))
 
     def digest_of(self, repository: str, tag_or_digest: str) -> str:
         if tag_or_digest.startswith("sha256:"):

@@ -389,3 +389,14 @@ def test_cfn_lint_reports_nothing() -> None:
     matches = lint_file(TEMPLATE_PATH)
     problems = [f"{m.rule.id} {m.linenumber}: {m.message}" for m in matches if m.rule.id[:1] in ("E", "W")]
     assert problems == []
+
+
+def test_readme_registry_entry_is_valid_and_not_deployed_on_push() -> None:
+    """The README's entry for a repository the pipeline deploys: commit tags, digest-only files, no push deploys."""
+    from stepdeploy.registry import RegistryEntry
+
+    text = (EXAMPLE_DIR / "README.md").read_text()
+    [block] = [b.split("```", 1)[0] for b in text.split("```json\n")[1:]]
+    entry = RegistryEntry.from_item(json.loads(block))
+    assert entry.deploy_on_push is False and entry.allow_digest_only is True
+    assert entry.matches(COMMIT[:7]) and not entry.matches("latest")

@@ -135,6 +135,27 @@ def test_from_item_rejects_non_boolean_allow_digest_only() -> None:
         RegistryEntry.from_item(_item(allow_digest_only="false"))
 
 
+def test_from_item_deploy_on_push_defaults_to_true_and_can_be_turned_off() -> None:
+    assert RegistryEntry.from_item(_item()).deploy_on_push is True
+    assert RegistryEntry.from_item(SAMPLE_ITEM).deploy_on_push is True
+    assert RegistryEntry.from_item(_item(deploy_on_push=False)).deploy_on_push is False
+
+
+@pytest.mark.parametrize("value", ["false", 0, None, {"ecr": False}])
+def test_from_item_rejects_non_boolean_deploy_on_push(value: Any) -> None:
+    with pytest.raises(
+        InvalidDeploymentRequest, match=r"^registry entry 'team/web' is invalid: deploy_on_push must be true or false$"
+    ):
+        RegistryEntry.from_item(_item(deploy_on_push=value))
+
+
+def test_from_item_rejects_unknown_fields_so_a_misspelt_setting_is_not_ignored() -> None:
+    with pytest.raises(InvalidDeploymentRequest) as exc:
+        RegistryEntry.from_item(_item(deploy_on_psuh=False))
+    assert str(exc.value).startswith("registry entry 'team/web' is invalid: unknown field(s) deploy_on_psuh; allowed:")
+    assert "deploy_on_push" in str(exc.value)
+
+
 # --------------------------------------------------------------------------- matches
 
 

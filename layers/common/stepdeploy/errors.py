@@ -27,6 +27,12 @@ class TagFilterMismatch(DeploymentError):
     """The repository is registered, but the tag does not match its filter. Nothing was changed."""
 
 
+class PushIgnored(DeploymentError):
+    """Not a failure: an ECR push that no registry entry deploys (unregistered repository, tag outside
+    the filter, or an entry with ``deploy_on_push: false``). The execution ends SUCCEEDED in ``Ignored``;
+    nothing was changed or recorded."""
+
+
 class DeploymentInProgress(DeploymentError):
     """Another deployment held the service's lock for longer than the queue timeout. Nothing was changed."""
 
@@ -64,6 +70,7 @@ WORKFLOW_ERRORS: tuple[type[DeploymentError], ...] = (
     InvalidDeploymentRequest,
     UnregisteredRepository,
     TagFilterMismatch,
+    PushIgnored,
     DeploymentInProgress,
     InfraUpdateFailed,
     DatabaseInitFailed,

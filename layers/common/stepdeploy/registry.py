@@ -7,6 +7,8 @@ An entry lives in the registry DynamoDB table (changeable without redeploying co
       "repository": "techchallengeapp",            # ECR repository (GSI by-repository)
       "tag_filter": {"mode": "glob", "pattern": "v*"},   # exact | glob | regex
       "allow_digest_only": false,                  # deploy pushes that carry no tag?
+      "deploy_on_push": true,                      # false: only pipeline/manual requests deploy (its
+                                                   # ECR pushes end Ignored), e.g. for examples/pipeline
       "request": {"service": {...}, "health": {...}, "rollout": {...}}   # a DeploymentRequest template
     }
 """
@@ -23,6 +25,7 @@ from .errors import InvalidDeploymentRequest, TagFilterMismatch, UnregisteredRep
 from .models import Defaults, DeploymentRequest
 
 FILTER_MODES = ("exact", "glob", "regex")
+FIELDS = ("name", "repository", "tag_filter", "allow_digest_only", "deploy_on_push", "request")
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,7 @@ class RegistryEntry:
     pattern: str
     allow_digest_only: bool
     request: Mapping[str, Any]
+    deploy_on_push: bool = True
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> RegistryEntry:
@@ -45,8 +49,12 @@ class RegistryEntry:
                 raise ValueError(f"tag_filter.mode must be one of {', '.join(FILTER_MODES)}")
             if not isinstance(pattern, str):
                 raise ValueError("tag_filter.pattern must be a string")
-            if not isinstance(item.get("allow_digest_only", False), bool):
-                raise ValueError("allow_digest_only must be true or false")
+            unknown = sorted(set(item) - set(FIELDS))
+            if unknown:
+                raise ValueError(f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(FIELDS)}")
+            for flag in ("allow_digest_only", "deploy_on_push"):
+                if not isinstance(item.get(flag, flag == "deploy_on_push"), bool):
+                    raise ValueError(f"{flag} must be true or false")
             if mode == "regex":
                 re.compile(pattern)
             entry = cls(
@@ -56,6 +64,7 @@ class RegistryEntry:
                 pattern=pattern,
                 allow_digest_only=item.get("allow_digest_only", False),
                 request=dict(item["request"]),
+                deploy_on_push=item.get("deploy_on_push", True),
             )
         except (KeyError, TypeError, ValueError, re.error) as exc:
             raise InvalidDeploymentRequest(f"registry entry {name!r} is invalid: {exc}") from exc

@@ -21,6 +21,7 @@ from .errors import (
     DatabaseInitFailed,
     InfraUpdateFailed,
     InvalidDeploymentRequest,
+    PushIgnored,
     TagFilterMismatch,
     UnregisteredRepository,
 )
@@ -52,13 +53,27 @@ def _entry_for(intent: triggers.Intent, settings: Settings) -> RegistryEntry:
         return entry
     assert intent.repository is not None
     items = registry_table.entries_for_repository(settings.registry_table, intent.repository)
-    return registry.select([RegistryEntry.from_item(i) for i in items], intent.repository, intent.tag)
+    entries = [RegistryEntry.from_item(i) for i in items]
+    if intent.trigger != "ecr":
+        return registry.select(entries, intent.repository, intent.tag)
+    # an ECR push of something stepdeploy does not deploy is routine, not a failed deployment
+    try:
+        entry = registry.select(entries, intent.repository, intent.tag)
+    except (UnregisteredRepository, TagFilterMismatch) as exc:
+        raise PushIgnored(f"push ignored: {exc}") from exc
+    if not entry.deploy_on_push:
+        what = f"{intent.repository}:{intent.tag}" if intent.tag else f"{intent.repository}@{intent.digest}"
+        raise PushIgnored(
+            f"push ignored: {entry.name} has deploy_on_push false (its pipeline deploys it): {what} not deployed"
+        )
+    return entry
 
 
 def normalize_request(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """Turn any trigger into one validated request; resolve the image; read-only checks.
 
     Raises InvalidDeploymentRequest, UnregisteredRepository or TagFilterMismatch: nothing is changed.
+    An ECR push that no registry entry deploys raises PushIgnored instead (the execution ends SUCCEEDED).
     """
     intent = triggers.parse(event.get("input"))
     target = intent.target
