@@ -779,9 +779,10 @@ class World:
         """Did a secret the task definition's containers read at start rotate after ``started``?"""
         if not self.rotations:
             return False
-        td = self._ecs_backend.describe_task_definition(task_definition)
+        td: Any = self._ecs_backend.describe_task_definition(task_definition)
         for definition in td.container_definitions:
-            for item in definition.get("secrets") or []:
+            secrets: list[dict[str, Any]] = definition.get("secrets") or []
+            for item in secrets:
                 value_from = str(item.get("valueFrom", ""))
                 for secret, rotated in self.rotations.items():
                     if (value_from == secret or value_from.startswith(secret + ":")) and rotated > started:

@@ -669,9 +669,7 @@ def check_rollout(event: dict[str, Any]) -> dict[str, Any]:
     return asdict(state)
 
 
-def gate_round(
-    request: DeploymentRequest, revision: str, deployment: str | None = None
-) -> list[decisions.GateResult]:
+def gate_round(request: DeploymentRequest, revision: str, deployment: str | None = None) -> list[decisions.GateResult]:
     """Observe every configured gate once."""
     policy: HealthPolicy = request.health
     assert policy.url is not None  # filled from the stack outputs before any gate runs
@@ -740,8 +738,8 @@ def record_outcome(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
             f"{'after the rotation of ' + str(intent.get('secret')) if intent.get('secret') else 'same image'}) "
             "failed its gates. There is nothing to roll back to: tasks started before a rotation hold the old "
             "password, which no longer works. The service needs a person now: check the secret, the database "
-            "and its connectivity, then refresh again ({\"mode\": \"refresh\", \"target\": "
-            f"\"{intent.get('target')}\"}})"
+            'and its connectivity, then refresh again ({"mode": "refresh", "target": '
+            f'"{intent.get("target")}"}})'
         )
     elif revision.get("previous") and revision.get("previous") == revision.get("new"):
         error = failure_name
