@@ -173,9 +173,13 @@ def dispatch_refreshes(intent: triggers.Intent, event: dict[str, Any], settings:
         arn = pipeline_io.start_execution(state_machine_arn, execution, payload)
         started.append({"target": entry.name, "service": probe.lock_key, "execution": arn})
         observability.count("RefreshDispatched")
-    return {
+    return {  # the Guard passes it on (DISPATCHED): this execution deploys nothing itself
         "deployment_id": event["deployment_id"],
+        "request": None,
+        "image": None,
+        "current": None,
         "intent": {"trigger": "rotation", "mode": "dispatch", "secret": secret},
+        "guard": {"action": "START", "waited_seconds": 0, "wait_seconds": 0},
         "dispatch": {"secret": secret, "started": started, "skipped": skipped},
     }
 
@@ -212,6 +216,8 @@ def guard_deployment(event: dict[str, Any], settings: Settings) -> dict[str, Any
     (action STACK) and comes back for the "image" stage, which decides what the image step does:
     DEPLOY a new revision, VERIFY what runs (after a stack change), or SKIP. Plan mode takes no lock.
     """
+    if event["intent"]["mode"] == "dispatch":  # a rotation event: its refresh executions do the work
+        return _guard_result("DISPATCHED", 0)
     request = DeploymentRequest.from_dict(event["request"])
     intent, image = event["intent"], event["image"]
     key, holder, deployment_id = intent["service_key"], event["execution_arn"], event["deployment_id"]
