@@ -7,6 +7,10 @@ alarms, over virtual time, driven by the profile of the image each deployment ru
   a new PRIMARY deployment of the last completed revision starts; a ``stall`` image never finishes.
 - The load balancer routes to the completed deployment; its targets take the image's target health.
 - Alarms named by the serving image's profile are put into ALARM, the service's others are OK.
+- UpdateService with forceNewDeployment starts a new PRIMARY deployment of the same revision (new tasks).
+- Tasks read their secrets when they start: a deployment whose tasks started before a secret they read
+  was rotated (``stale_credentials``) answers as the workload does with a wrong database password
+  (TechChallengeApp: HTTP 200, ``Error: db connection down``; the ALB health check still passes).
 """
 
 from __future__ import annotations
@@ -52,8 +56,10 @@ TARGET_REASONS = {
 
 
 class RolloutModel:
-    def __init__(self, profile_of: Any, account_id: str, region: str) -> None:
+    def __init__(self, profile_of: Any, account_id: str, region: str, stale_credentials: Any = None) -> None:
         self._profile_of = profile_of  # image URI -> ImageProfile
+        # (task definition ARN, tasks started at) -> did a secret they read rotate since?
+        self._stale_credentials = stale_credentials or (lambda task_definition, started: False)
         self._services: dict[tuple[str, str], ModelledService] = {}
         self._tg_index: dict[str, ModelledService] = {}
         self._ids = itertools.count(1)
@@ -112,7 +118,7 @@ class RolloutModel:
 
     # ------------------------------------------------------------------ hooks
 
-    def service_updated(self, backend: Any, service: Any, previous: str | None) -> None:
+    def service_updated(self, backend: Any, service: Any, previous: str | None, force: bool = False) -> None:
         with self._lock:
             svc = self._services.get((service.cluster_name, service.name))
             if svc is None:
@@ -121,7 +127,7 @@ class RolloutModel:
             target = service.task_definition
             self._advance(backend, svc)
             primary = svc.deployments[0]
-            if target != primary.task_definition:
+            if target != primary.task_definition or force:
                 svc.rollouts.append(target)
                 svc.deployments.insert(
                     0,
@@ -230,7 +236,12 @@ class RolloutModel:
             self._advance(backend, svc)
             self._write_back(backend, service, svc)
             serving = self.serving(svc)
-            return self._profile_of(serving.image) if serving else None
+            if serving is None:
+                return None
+            answer: ImageProfile = self._profile_of(serving.image)
+            if self._stale_credentials(serving.task_definition, serving.created):
+                answer = answer.with_changes(body="Error: db connection down")
+            return answer
 
     def target_health(self, backend: Any, target_group_arn: str) -> list[Any] | None:
         from moto.elbv2.models import FakeHealthStatus

@@ -344,6 +344,7 @@ class World:
         self.rules: dict[str, dict[str, Any]] = {}
         self.deliveries: list[tuple[str, str]] = []
         self._pauses: list[Pause] = []
+        self.rotations: dict[str, float] = {}  # secret ARN -> virtual time of its last rotation
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -567,7 +568,7 @@ class World:
 
         ecs_backend = ecs_backends[ACCOUNT_ID][self.region]
         elb_backend = elbv2_backends[ACCOUNT_ID][self.region]
-        self.model = RolloutModel(self.profile_of_image, ACCOUNT_ID, self.region)
+        self.model = RolloutModel(self.profile_of_image, ACCOUNT_ID, self.region, self._holds_rotated_password)
         compat.HOOKS.service_updated = self.model.service_updated
         compat.HOOKS.service_observed = self._service_observed
         compat.HOOKS.target_health = lambda tg: self.model.target_health(ecs_backend, tg)
@@ -769,6 +770,61 @@ class World:
             "Time": when,
             "Resources": [],
         }
+
+    def secret_rotation_event(self, secret_arn: str, when: float | None = None) -> dict[str, Any]:
+        """The EventBridge entry for a successful rotation: a CloudTrail service event (``RotationSucceeded``)
+        that names the secret in ``additionalEventData.SecretId``, as AWS's documented sample does."""
+        moment = _dt.datetime.fromtimestamp(when if when is not None else self.clock.time(), tz=_dt.UTC)
+        detail = {
+            "eventVersion": "1.08",
+            "userIdentity": {"accountId": ACCOUNT_ID, "invokedBy": "secretsmanager.amazonaws.com"},
+            "eventTime": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "eventSource": "secretsmanager.amazonaws.com",
+            "eventName": "RotationSucceeded",
+            "awsRegion": self.region,
+            "sourceIPAddress": "secretsmanager.amazonaws.com",
+            "userAgent": "secretsmanager.amazonaws.com",
+            "requestParameters": None,
+            "responseElements": None,
+            "additionalEventData": {"SecretId": secret_arn},
+            "eventID": hashlib.sha256(f"{secret_arn}:{moment.isoformat()}".encode()).hexdigest()[:36],
+            "readOnly": False,
+            "eventType": "AwsServiceEvent",
+            "managementEvent": True,
+            "recipientAccountId": ACCOUNT_ID,
+        }
+        return {
+            "Source": "aws.secretsmanager",
+            "DetailType": "AWS Service Event via CloudTrail",
+            "Detail": json.dumps(detail),
+            "Time": moment,
+            "Resources": [],
+        }
+
+    def rotate_secret(self, secret_arn: str, emit: bool = True) -> list[str]:
+        """Rotate a secret as RDS managed rotation does: a new password becomes AWSCURRENT (the database
+        accepts only it from now on, so tasks started before now fail their database connections), then
+        Secrets Manager reports RotationSucceeded. Returns the executions the event started."""
+        sm = self.client("secretsmanager")
+        value = json.loads(sm.get_secret_value(SecretId=secret_arn)["SecretString"])
+        value["password"] = hashlib.sha256(f"{secret_arn}:{time.time_ns()}".encode()).hexdigest()[:32]
+        sm.put_secret_value(SecretId=secret_arn, SecretString=json.dumps(value))
+        self.rotations[secret_arn] = self.clock.time()
+        return self.put_events(self.secret_rotation_event(secret_arn, self.rotations[secret_arn])) if emit else []
+
+    def _holds_rotated_password(self, task_definition: str, started: float) -> bool:
+        """Did a secret the task definition's containers read at start rotate after ``started``?"""
+        if not self.rotations:
+            return False
+        td: Any = self._ecs_backend.describe_task_definition(task_definition)
+        for definition in td.container_definitions:
+            secrets: list[dict[str, Any]] = definition.get("secrets") or []
+            for item in secrets:
+                value_from = str(item.get("valueFrom", ""))
+                for secret, rotated in self.rotations.items():
+                    if (value_from == secret or value_from.startswith(secret + ":")) and rotated > started:
+                        return True
+        return False
 
     def put_events(self, *entries: dict[str, Any]) -> list[str]:
         """Send entries to the default bus; returns the executions the rules started."""

@@ -168,6 +168,27 @@ def test_update_service_starts_a_rollout_that_completes_in_virtual_time(
     ]
 
 
+@covers("ecs_rollouts")
+def test_force_new_deployment_starts_new_tasks_of_the_same_revision(
+    world: World, app: AppService, _patch: tuple[str, ...]
+) -> None:
+    """moto 5.2.5 only renames the deployment in place; as on ECS, a forced deployment is a new PRIMARY
+    (IN_PROGRESS) of the same revision while the old tasks keep serving (ACTIVE) until it completes."""
+    ecs = world.client("ecs")
+    running = app.running_task_definition()
+    [old] = ecs.describe_services(cluster=app.cluster, services=[app.service])["services"][0]["deployments"]
+    out = ecs.update_service(cluster=app.cluster, service=app.service, taskDefinition=running, forceNewDeployment=True)
+    deployments = out["service"]["deployments"]
+    assert [(d["status"], d["taskDefinition"], d["rolloutState"]) for d in deployments] == [
+        ("PRIMARY", running, "IN_PROGRESS"),
+        ("ACTIVE", running, "COMPLETED"),
+    ]
+    assert deployments[0]["id"] != old["id"] and deployments[1]["id"] == old["id"]
+    world.clock.advance(120)
+    svc = ecs.describe_services(cluster=app.cluster, services=[app.service])["services"][0]
+    assert [(d["id"], d["rolloutState"]) for d in svc["deployments"]] == [(deployments[0]["id"], "COMPLETED")]
+
+
 @covers("target_health")
 def test_target_health_follows_the_serving_image(world: World, app: AppService, _patch: tuple[str, ...]) -> None:
     elb = world.client("elbv2")

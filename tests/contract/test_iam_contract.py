@@ -83,6 +83,10 @@ def observed() -> dict[str, set[tuple[str, str]]]:
         world.push_image(stack.repository, "s1")
         assert world.deploy(stack.request("s1", plan=True)).path[-1] == "Planned"
         assert world.deploy(stack.request("s1")).status == "SUCCEEDED"
+        world.register(stack)  # its database password rotates: the event dispatches a refresh
+        [dispatcher] = world.rotate_secret(stack.outputs()["DatabaseSecretArn"])
+        [refresh] = world.wait(dispatcher).output["dispatch"]["started"]  # type: ignore[index]
+        assert world.wait(refresh["execution"]).status == "SUCCEEDED"
         world.faults.fail_stack_resource("Service", "injected")
         assert (
             world.deploy(stack.request("s1", stack={"parameters": {"HealthCheckGracePeriodSeconds": 90}})).error
@@ -130,6 +134,8 @@ def test_the_calls_cover_every_adapter_operation(observed: dict[str, set[tuple[s
         "DeleteStack",
         "DescribeStackEvents",
         "CancelUpdateStack",
+        "Scan",
+        "StartExecution",
     }
 
 

@@ -9,6 +9,7 @@ from dataclasses import asdict, replace
 from typing import Any
 
 import pytest
+from stepdeploy import decisions
 from stepdeploy.decisions import (
     REGISTERABLE_KEYS,
     DeploymentView,
@@ -854,3 +855,56 @@ def test_verify_rollback_target_prefers_the_last_verified_revision() -> None:
     assert verify_rollback_target(None, cur, fam).endswith("web:4")  # newest older revision
     assert verify_rollback_target(cur, cur, fam).endswith("web:4")  # last verified is the current one
     assert verify_rollback_target(None, "arn:aws:ecs:r:1:task-definition/web:2", fam).endswith("web:2")  # none older
+
+
+SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!cluster-4f2a9d1e-Xy12Ab"
+
+
+@pytest.mark.parametrize(
+    "reference",
+    [
+        SECRET,
+        f"{SECRET}:password::",  # ECS valueFrom with a JSON key (the application stack's VTT_DBPASSWORD)
+        f"{SECRET}:password:AWSCURRENT:",
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!cluster-4f2a9d1e",  # partial ARN
+        "rds!cluster-4f2a9d1e",  # a same-Region secret by name
+    ],
+)
+def test_a_reference_to_the_rotated_secret_matches(reference: str) -> None:
+    assert decisions.secret_matches(reference, SECRET)
+
+
+@pytest.mark.parametrize(
+    "reference",
+    [
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!cluster-other-Xy12Ab:password::",
+        "arn:aws:ssm:us-east-1:123456789012:parameter/rds!cluster-4f2a9d1e",
+        "rds!cluster",
+    ],
+)
+def test_another_secret_does_not_match(reference: str) -> None:
+    assert not decisions.secret_matches(reference, SECRET)
+
+
+def test_secrets_used_lists_each_secret_once() -> None:
+    td = {
+        "containerDefinitions": [
+            {"name": "app", "secrets": [{"name": "P", "valueFrom": f"{SECRET}:password::"}]},
+            {"name": "side", "secrets": [{"name": "U", "valueFrom": f"{SECRET}:username::"}]},
+            {"name": "plain"},
+        ]
+    }
+    assert decisions.secrets_used(td) == [SECRET]
+
+
+def test_a_refresh_rollout_is_only_the_deployment_it_started() -> None:
+    td = "arn:aws:ecs:us-east-1:1:task-definition/web:3"
+    rolled_back = decisions.ServiceView(
+        "c", "web", "ACTIVE", td, (decisions.DeploymentView("ecs-svc/2", "PRIMARY", td, "COMPLETED", "", 2, 2),)
+    )
+    policy = POLICY
+    assert decisions.assess_rollout(rolled_back, td, RolloutState(), policy).status == "COMPLETED"
+    with pytest.raises(RolloutFailed, match="not the refresh deployment ecs-svc/9"):
+        decisions.assess_rollout(rolled_back, td, RolloutState(), policy, "ecs-svc/9")
+    assert not decisions.primary_gate(rolled_back, td, "ecs-svc/9").passed
+    assert decisions.primary_gate(rolled_back, td, "ecs-svc/2").passed

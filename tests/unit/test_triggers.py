@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -444,3 +445,73 @@ def test_string_payload_under_the_byte_limit_is_not_rejected_for_non_ascii() -> 
     intent = parse(text)
     assert intent.explicit is not None
     assert intent.explicit["health"]["expected_body"] == "é" * 12000
+
+
+ROTATED = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!cluster-4f2a9d1e-Xy12Ab"
+
+
+def _rotation(**detail_overrides: Any) -> dict[str, Any]:
+    detail = {
+        "eventSource": "secretsmanager.amazonaws.com",
+        "eventName": "RotationSucceeded",
+        "additionalEventData": {"SecretId": ROTATED},
+        "eventID": "3f1c9b2e",
+        **detail_overrides,
+    }
+    return {"source": "aws.secretsmanager", "detail-type": "AWS Service Event via CloudTrail", "detail": detail}
+
+
+def test_a_rotation_event_dispatches_refreshes_for_its_secret() -> None:
+    intent = parse(_rotation())
+    assert (intent.trigger, intent.mode, intent.secret, intent.event_id) == (
+        "rotation",
+        "dispatch",
+        ROTATED,
+        "3f1c9b2e",
+    )
+
+
+@pytest.mark.parametrize(
+    "where", [{"serviceEventDetails": {"secretId": ROTATED}}, {"responseElements": {"arn": ROTATED}}]
+)
+def test_the_rotated_secret_is_found_where_other_event_shapes_put_it(where: dict[str, Any]) -> None:
+    assert parse(_rotation(additionalEventData=None, **where)).secret == ROTATED
+
+
+@pytest.mark.parametrize(
+    ("event", "path"),
+    [
+        ({**_rotation(), "detail-type": "AWS API Call via CloudTrail"}, "$.detail-type"),
+        (_rotation(eventName="RotationFailed"), "$.detail.eventName"),
+        (_rotation(additionalEventData={"SecretId": "not-an-arn"}), "$.detail.additionalEventData.SecretId"),
+        (_rotation(additionalEventData=None), "$.detail.additionalEventData.SecretId"),
+    ],
+)
+def test_a_bad_rotation_event_is_rejected_by_name(event: dict[str, Any], path: str) -> None:
+    with pytest.raises(InvalidDeploymentRequest, match=re.escape(path)):
+        parse(event)
+
+
+def test_a_refresh_names_its_target() -> None:
+    intent = parse({"mode": "refresh", "target": "techchallenge", "trigger": "rotation", "secret": ROTATED})
+    assert (intent.mode, intent.trigger, intent.target, intent.secret) == (
+        "refresh",
+        "rotation",
+        "techchallenge",
+        ROTATED,
+    )
+    assert parse({"mode": "refresh", "target": "t"}).trigger == "manual"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"mode": "refresh"},
+        {"mode": "refresh", "target": "t", "image": {"tag": "v1"}},
+        {"mode": "refresh", "target": "t", "trigger": "ecr"},
+        {"mode": "refresh", "target": "t", "secret": "mysecret"},
+    ],
+)
+def test_a_bad_refresh_is_rejected(payload: dict[str, Any]) -> None:
+    with pytest.raises(InvalidDeploymentRequest):
+        parse(payload)

@@ -72,12 +72,18 @@ class GateResult:
 
 
 def assess_rollout(
-    view: ServiceView, expected_task_definition: str, state: RolloutState, policy: RolloutPolicy
+    view: ServiceView,
+    expected_task_definition: str,
+    state: RolloutState,
+    policy: RolloutPolicy,
+    expected_deployment: str | None = None,
 ) -> RolloutState:
     """Decide where a rollout stands after the wait just done. Raises on a terminal failure.
 
     The services-stable waiter also "succeeds" after a circuit-breaker rollback, so COMPLETED is
-    only accepted when the PRIMARY deployment runs the revision that was deployed.
+    only accepted when the PRIMARY deployment runs the revision that was deployed. A refresh
+    (``expected_deployment``: same revision, new tasks) is only the deployment it started: a
+    circuit-breaker rollback to the old tasks runs the same revision, but not that deployment.
     """
     elapsed = state.elapsed_seconds + state.wait_seconds
     polls = state.polls + 1
@@ -90,6 +96,12 @@ def assess_rollout(
         raise RolloutFailed(
             f"the PRIMARY deployment of {view.service} runs {short_revision(primary.task_definition)}, "
             f"not {short_revision(expected_task_definition)}: the deployment circuit breaker or another "
+            "deployment replaced it"
+        )
+    if expected_deployment is not None and primary.id != expected_deployment:
+        raise RolloutFailed(
+            f"the PRIMARY deployment of {view.service} is {primary.id}, not the refresh deployment "
+            f"{expected_deployment}: the deployment circuit breaker rolled it back to the old tasks, or another "
             "deployment replaced it"
         )
     if primary.rollout_state == "FAILED":
@@ -173,12 +185,18 @@ def target_gate(states: Sequence[tuple[str, str]]) -> GateResult:
     return GateResult("targets", True, f"{len(live)}/{len(live)} targets healthy")
 
 
-def primary_gate(view: ServiceView, expected_task_definition: str) -> GateResult:
+def primary_gate(
+    view: ServiceView, expected_task_definition: str, expected_deployment: str | None = None
+) -> GateResult:
     primary = view.primary
     if primary is None or primary.task_definition != expected_task_definition:
         running = short_revision(primary.task_definition) if primary else "nothing"
         return GateResult(
             "primary", False, f"PRIMARY deployment runs {running}, expected {short_revision(expected_task_definition)}"
+        )
+    if expected_deployment is not None and primary.id != expected_deployment:
+        return GateResult(
+            "primary", False, f"PRIMARY deployment is {primary.id}, not the refresh deployment {expected_deployment}"
         )
     return GateResult("primary", True, f"PRIMARY runs {short_revision(expected_task_definition)}")
 
@@ -292,6 +310,39 @@ def next_task_definition(
     if tags:
         spec["tags"] = [dict(t) for t in tags]
     return spec
+
+
+def secret_of(value_from: str) -> str:
+    """The secret a task definition's ``secrets[].valueFrom`` reads: a Secrets Manager ARN may carry a
+    ``:json-key:version-stage:version-id`` suffix (e.g. ``...:secret:rds!cluster-x-AbC123:password::``);
+    the secret's own ARN is its first seven ``:`` fields. A name (same-Region secret) is returned as is."""
+    parts = value_from.split(":")
+    if value_from.startswith("arn:") and len(parts) >= 7 and parts[2] == "secretsmanager":
+        return ":".join(parts[:7])
+    return value_from
+
+
+def secret_matches(reference: str, secret_arn: str) -> bool:
+    """Does a ``valueFrom`` (or a listed secret) refer to ``secret_arn``? By full ARN, by the ARN without
+    the 6-character suffix Secrets Manager appends (a partial ARN), or by name."""
+    ref = secret_of(reference)
+    if ref == secret_arn:
+        return True
+    name_with_suffix = secret_arn.split(":", 6)[-1] if secret_arn.count(":") >= 6 else secret_arn
+    name = name_with_suffix.rsplit("-", 1)[0] if "-" in name_with_suffix else name_with_suffix
+    partial = secret_arn[: len(secret_arn) - len(name_with_suffix)] + name
+    return ref in (partial, name)
+
+
+def secrets_used(task_definition: Mapping[str, Any]) -> list[str]:
+    """Every secret the task definition's containers read at start (``secrets[].valueFrom``, normalised)."""
+    found: list[str] = []
+    for definition in task_definition.get("containerDefinitions", []):
+        for item in definition.get("secrets") or []:
+            secret = secret_of(str(item.get("valueFrom", "")))
+            if secret and secret not in found:
+                found.append(secret)
+    return found
 
 
 def container_image(task_definition: Mapping[str, Any], container: str) -> str:

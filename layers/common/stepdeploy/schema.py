@@ -168,6 +168,34 @@ def input_schema() -> dict[str, Any]:
         ["mode", "target"],
         "Run the health gates on what is deployed; roll back to the last verified revision if they fail.",
     )
+    refresh = _obj(
+        {
+            "mode": {"const": "refresh"},
+            "target": _str(triggers._TARGET),
+            "reason": {"type": "string", "maxLength": 1024},
+            "trigger": {"enum": ["manual", "rotation"], "default": "manual"},
+            "secret": _str(triggers._SECRET_ARN, "the rotated secret (set by a rotation dispatch)"),
+        },
+        ["mode", "target"],
+        "Start new tasks of the revision that runs (same image, same task definition; e.g. after a secret "
+        "rotation). Runs the health gates; a failure ends FAILED (nothing to roll back to).",
+    )
+    rotation_event = {
+        "type": "object",
+        "description": "Secrets Manager RotationSucceeded (CloudTrail service event), as EventBridge delivers "
+        "it: starts one refresh per registered service that uses the secret",
+        "required": ["source", "detail-type", "detail"],
+        "properties": {
+            "source": {"const": triggers.ROTATION_SOURCE},
+            "detail-type": {"const": triggers.ROTATION_DETAIL_TYPE},
+            "time": {"type": "string"},
+            "detail": {
+                "type": "object",
+                "required": ["eventName"],
+                "properties": {"eventName": {"const": triggers.ROTATION_EVENT_NAME}},
+            },
+        },
+    }
     ecr_event = {
         "type": "object",
         "description": "ECR push, as EventBridge delivers it",
@@ -204,7 +232,17 @@ def input_schema() -> dict[str, Any]:
         "$id": "https://stepdeploy.dev/schemas/deploy-input.json",
         "title": "stepdeploy deploy state machine input",
         "description": f"At most {models.MAX_REQUEST_BYTES} bytes. One of the shapes below.",
-        "oneOf": [explicit, with_stack, by_target, verify, ecr_event, image_definitions, image_detail],
+        "oneOf": [
+            explicit,
+            with_stack,
+            by_target,
+            verify,
+            refresh,
+            ecr_event,
+            rotation_event,
+            image_definitions,
+            image_detail,
+        ],
     }
 
 

@@ -335,7 +335,7 @@ def rollback_parameters(
 ) -> dict[str, str | None]:
     """The parameters that return the stack to the release before: the stack's parameters before this
     execution's update (when it made one), else the ones it has, with the image that ran before."""
-    base = dict(previous) if previous else {k: v for k, v in view.parameters.items()}
+    base = dict(previous) if previous else dict(view.parameters)
     params: dict[str, str | None] = {k: v for k, v in base.items() if k in known}
     params["PreserveDesiredCount"] = "true"
     params[DEFER_PROTECTION] = "false"

@@ -8,6 +8,10 @@ Accepted inputs (shape decides; ``docs/input-schema.json`` documents them):
 - a registry deploy: ``{"target": "<registry name>", "image": {"tag"|"digest"}, ...}`` (manual, or a
   CodePipeline ``Literal`` input);
 - verify-after-deploy: ``{"mode": "verify", "target": "<registry name>"}``;
+- a Secrets Manager ``RotationSucceeded`` event (``source: aws.secretsmanager``, ``detail-type: AWS Service
+  Event via CloudTrail``): *dispatch* one refresh execution per registered service that uses the secret;
+- refresh: ``{"mode": "refresh", "target": "<registry name>"}``: new tasks of the revision that runs (same
+  image, same task definition), e.g. to pick up a rotated secret;
 - an explicit request with ``service``/``image``/``health`` (see ``DeploymentRequest.from_input``).
 """
 
@@ -32,14 +36,19 @@ _IMAGE_URI = re.compile(
     rf"(?::(?P<tag>{_body(_TAG)}))?(?:@(?P<digest>{_body(_DIGEST)}))?$"
 )
 _TARGET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,127}$")
+# arn:<partition>:secretsmanager:<region>:<account>:secret:<name>-<6 random characters>
+_SECRET_ARN = re.compile(r"^arn:aws[a-z\-]*:secretsmanager:[a-z0-9\-]+:\d{12}:secret:[A-Za-z0-9/_+=.@!\-]{1,512}$")
+ROTATION_SOURCE = "aws.secretsmanager"
+ROTATION_DETAIL_TYPE = "AWS Service Event via CloudTrail"
+ROTATION_EVENT_NAME = "RotationSucceeded"
 
 
 @dataclass(frozen=True)
 class Intent:
     """What the trigger asks for, before the registry and AWS are consulted."""
 
-    trigger: str  # manual | ecr | codepipeline | verify
-    mode: str = "deploy"  # deploy | verify
+    trigger: str  # manual | ecr | codepipeline | verify | rotation
+    mode: str = "deploy"  # deploy | verify | refresh | dispatch (a rotation event: start refreshes)
     target: str | None = None  # registry name
     repository: str | None = None
     tag: str | None = None
@@ -50,6 +59,8 @@ class Intent:
     reason: str | None = None
     plan: bool = False  # describe what would change, change nothing
     explicit: Mapping[str, Any] | None = None  # a full DeploymentRequest input
+    secret: str | None = None  # the rotated secret (ARN) a refresh or dispatch is for
+    event_id: str | None = None  # the EventBridge event id (names the refresh executions: redelivery-safe)
 
 
 def _text(value: Mapping[str, Any], key: str, path: str, pattern: re.Pattern[str], required: bool = True) -> str | None:
@@ -80,6 +91,8 @@ def parse(payload: Any) -> Intent:
         return _image_definitions(payload)
     if not isinstance(payload, Mapping):
         raise _fail("$", f"expected an object or an imagedefinitions.json list, got {type(payload).__name__}")
+    if payload.get("source") == ROTATION_SOURCE:
+        return _rotation_event(payload)
     if "detail-type" in payload or payload.get("source") == "aws.ecr":
         return _ecr_event(payload)
     if "ImageURI" in payload:
@@ -96,8 +109,10 @@ def parse(payload: Any) -> Intent:
         return Intent(
             trigger="verify", mode="verify", target=_text(payload, "target", "$", _TARGET), reason=_reason(payload)
         )
+    if payload.get("mode") == "refresh":
+        return _refresh(payload)
     if "mode" in payload:
-        raise _fail("$.mode", "must be 'verify' (omit it to deploy)")
+        raise _fail("$.mode", "must be 'verify' or 'refresh' (omit it to deploy)")
     if "target" in payload:
         return _registry_deploy(payload)
     if "service" in payload or "stack" in payload:
@@ -107,8 +122,9 @@ def parse(payload: Any) -> Intent:
         return Intent(trigger=str(trigger), explicit=explicit, redeploy=redeploy)
     raise _fail(
         "$",
-        "unrecognised input: expected an ECR push event, imagedefinitions.json, imageDetail.json, "
-        "{target, image}, {mode: verify, target} or an explicit {service|stack, image, health} request",
+        "unrecognised input: expected an ECR push event, a Secrets Manager RotationSucceeded event, "
+        "imagedefinitions.json, imageDetail.json, {target, image}, {mode: verify|refresh, target} or an explicit "
+        "{service|stack, image, health} request",
     )
 
 
@@ -117,6 +133,60 @@ def _reason(payload: Mapping[str, Any]) -> str | None:
     if reason is not None and (not isinstance(reason, str) or len(reason) > 1024):
         raise _fail("$.reason", "expected a string of at most 1024 characters")
     return reason
+
+
+def _refresh(payload: Mapping[str, Any]) -> Intent:
+    unknown = set(payload) - {"mode", "target", "reason", "trigger", "secret"}
+    if unknown:
+        raise _fail("$", f"unknown field(s) for refresh: {', '.join(sorted(unknown))}")
+    trigger = payload.get("trigger", "manual")
+    if trigger not in ("manual", "rotation"):
+        raise _fail("$.trigger", "must be manual or rotation in refresh mode")
+    return Intent(
+        trigger=trigger,
+        mode="refresh",
+        target=_text(payload, "target", "$", _TARGET),
+        reason=_reason(payload),
+        secret=_text(payload, "secret", "$", _SECRET_ARN, required=False),
+    )
+
+
+def rotated_secret(detail: Mapping[str, Any]) -> Any:
+    """The secret of a rotation event: CloudTrail service events name it in ``additionalEventData.SecretId``
+    (AWS's documented sample); ``serviceEventDetails.secretId`` and ``responseElements.arn`` are accepted too."""
+    for section, key in (
+        ("additionalEventData", "SecretId"),
+        ("serviceEventDetails", "secretId"),
+        ("responseElements", "arn"),
+        ("responseElements", "aRN"),
+    ):
+        part = detail.get(section)
+        if isinstance(part, Mapping) and part.get(key) is not None:
+            return part[key]
+    return None
+
+
+def _rotation_event(event: Mapping[str, Any]) -> Intent:
+    if event.get("detail-type") != ROTATION_DETAIL_TYPE:
+        raise _fail("$.detail-type", f"expected {ROTATION_DETAIL_TYPE!r}, got {str(event.get('detail-type'))[:60]!r}")
+    detail = event.get("detail")
+    if not isinstance(detail, Mapping):
+        raise _fail("$.detail", "expected an object")
+    if detail.get("eventName") != ROTATION_EVENT_NAME:
+        raise _fail(
+            "$.detail.eventName", f"only {ROTATION_EVENT_NAME} refreshes, got {str(detail.get('eventName'))[:40]!r}"
+        )
+    secret = rotated_secret(detail)
+    if not isinstance(secret, str) or not _SECRET_ARN.fullmatch(secret):
+        raise _fail("$.detail.additionalEventData.SecretId", f"expected a secret ARN, got {str(secret)[:120]!r}")
+    # CloudTrail's eventID names the rotation itself (an EventBridge redelivery or a repeated delivery of
+    # the same CloudTrail event carries it again); EventBridge's own id is the fallback
+    when, event_id = event.get("time"), detail.get("eventID", event.get("id"))
+    if when is not None and not isinstance(when, str):
+        raise _fail("$.time", "expected an ISO-8601 string")
+    if event_id is not None and not isinstance(event_id, str):
+        raise _fail("$.detail.eventID", "expected a string")
+    return Intent(trigger="rotation", mode="dispatch", secret=secret, event_time=when, event_id=event_id)
 
 
 def _registry_deploy(payload: Mapping[str, Any]) -> Intent:

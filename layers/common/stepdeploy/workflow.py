@@ -6,7 +6,9 @@ what to do, acts, and returns a JSON-ready dict that the state machine stores in
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, replace
@@ -76,23 +78,30 @@ def normalize_request(event: dict[str, Any], settings: Settings) -> dict[str, An
     An ECR push that no registry entry deploys raises PushIgnored instead (the execution ends SUCCEEDED).
     """
     intent = triggers.parse(event.get("input"))
+    if intent.mode == "dispatch":
+        return dispatch_refreshes(intent, event, settings)
     target = intent.target
     if intent.explicit is not None:
         request = DeploymentRequest.from_input(intent.explicit, settings.defaults)
     else:
         entry = _entry_for(intent, settings)
         target = entry.name
-        if intent.mode == "verify":
-            probe = entry.build_request({"tag": "verify"}, "verify", None, settings.defaults)
+        if intent.mode in ("verify", "refresh"):
+            probe = entry.build_request({"tag": intent.mode}, "verify", None, settings.defaults)
             probe, _ = _with_stack_outputs(probe, settings)
             if probe.service is None:
-                raise InvalidDeploymentRequest(f"$.target: {entry.name}'s stack does not exist yet: nothing to verify")
+                raise InvalidDeploymentRequest(
+                    f"$.target: {entry.name}'s stack does not exist yet: nothing to {intent.mode}"
+                )
             _, running = _running(probe.target, probe.target.container)
             _, tag, digest = triggers.parse_image_uri(running["image"], "running image")
             image_spec = {"digest": digest} if digest else {"tag": tag}
         else:
             image_spec = {k: v for k, v in (("tag", intent.tag), ("digest", intent.digest)) if v}
-        request = entry.build_request(image_spec, intent.trigger, intent.reason, settings.defaults, intent.plan)
+        trigger = "manual" if intent.mode == "refresh" else intent.trigger  # (a refresh records its own below)
+        request = entry.build_request(image_spec, trigger, intent.reason, settings.defaults, intent.plan)
+        if intent.mode == "refresh":
+            request = replace(request, trigger=intent.trigger)  # manual | rotation
         if intent.container is not None:
             known = request.service.container if request.service is not None else None
             if known not in (None, intent.container) or request.stack is not None:
@@ -123,10 +132,70 @@ def normalize_request(event: dict[str, Any], settings: Settings) -> dict[str, An
             "pushed_at": decisions.to_epoch(when) if when else 0.0,
             "service_key": request.lock_key,
             "stack_status": stack_view.status if stack_view is not None else None,
+            **({"secret": intent.secret} if intent.secret else {}),
         },
         "current": current,
         "guard": {"action": "START", "waited_seconds": 0, "wait_seconds": 0},
         **({"stack": app_stack.StackState().to_dict()} if request.stack is not None else {}),
+    }
+
+
+def dispatch_refreshes(intent: triggers.Intent, event: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """A secret rotated: start one refresh execution per registered service whose running task definition
+    reads the secret (``secrets[].valueFrom``) or whose stack outputs it as ``DatabaseSecretArn``.
+
+    Execution names derive from the event id and the target, so a redelivered event starts nothing twice
+    (StartExecution with the name of a running execution and the same input is idempotent)."""
+    secret = intent.secret
+    assert secret is not None
+    state_machine_arn = event.get("state_machine_arn")
+    if not isinstance(state_machine_arn, str):
+        raise ValueError("dispatch needs the state machine ARN ($$.StateMachine.Id)")
+    event_key = intent.event_id or intent.event_time or event["deployment_id"]
+    started: list[dict[str, str]] = []
+    skipped: list[dict[str, str]] = []
+    seen: set[str] = set()
+    for item in sorted(registry_table.all_entries(settings.registry_table), key=lambda i: str(i.get("name"))):
+        name = str(item.get("name"))
+        try:
+            entry = RegistryEntry.from_item(item)
+            probe, view = _with_stack_outputs(
+                entry.build_request({"tag": "refresh"}, "verify", None, settings.defaults), settings
+            )
+            if probe.service is None or probe.lock_key in seen:
+                continue
+            outputs = view.outputs if view is not None else {}
+            uses = [s for s in [outputs.get("DatabaseSecretArn", "")] if s]
+            _, running = _running(probe.target, probe.target.container)
+            task_definition, _ = ecs.describe_task_definition(running["task_definition"])
+            uses += decisions.secrets_used(task_definition)
+        except InvalidDeploymentRequest as exc:  # one broken entry does not stop the others' refresh
+            skipped.append({"target": name, "why": str(exc)})
+            continue
+        if not any(decisions.secret_matches(ref, secret) for ref in uses):
+            continue
+        seen.add(probe.lock_key)
+        digest = hashlib.sha256(f"{event_key}|{secret}|{entry.name}".encode()).hexdigest()[:16]
+        slug = re.sub(r"[^A-Za-z0-9_-]", "-", entry.name)[:50]
+        execution = f"refresh-{slug}-{digest}"
+        payload = {
+            "mode": "refresh",
+            "target": entry.name,
+            "trigger": "rotation",
+            "secret": secret,
+            "reason": f"secret rotated ({intent.event_time or 'event ' + str(event_key)})"[:1024],
+        }
+        arn = pipeline_io.start_execution(state_machine_arn, execution, payload)
+        started.append({"target": entry.name, "service": probe.lock_key, "execution": arn})
+        observability.count("RefreshDispatched")
+    return {  # the Guard passes it on (DISPATCHED): this execution deploys nothing itself
+        "deployment_id": event["deployment_id"],
+        "request": None,
+        "image": None,
+        "current": None,
+        "intent": {"trigger": "rotation", "mode": "dispatch", "secret": secret},
+        "guard": {"action": "START", "waited_seconds": 0, "wait_seconds": 0},
+        "dispatch": {"secret": secret, "started": started, "skipped": skipped},
     }
 
 
@@ -163,6 +232,8 @@ def guard_deployment(event: dict[str, Any], settings: Settings) -> dict[str, Any
     (action STACK) and comes back for the "image" stage, which decides what the image step does:
     DEPLOY a new revision, VERIFY what runs (after a stack change), or SKIP. Plan mode takes no lock.
     """
+    if event["intent"]["mode"] == "dispatch":  # a rotation event: its refresh executions do the work
+        return _guard_result("DISPATCHED", 0)
     request = DeploymentRequest.from_dict(event["request"])
     intent, image = event["intent"], event["image"]
     key, holder, deployment_id = intent["service_key"], event["execution_arn"], event["deployment_id"]
@@ -211,7 +282,7 @@ def guard_deployment(event: dict[str, Any], settings: Settings) -> dict[str, Any
             "waited_seconds": waited,
             "wait_seconds": wait,
         }
-    if request.stack is not None:
+    if request.stack is not None and intent["mode"] != "refresh":  # a refresh never changes the stack
         stale = _stale(settings, intent, image, key) if deploy else None
         if stale is not None:
             return _skip(settings, key, holder, waited, "StaleImage", stale, True)
@@ -265,13 +336,25 @@ def _image_stage(
     event: dict[str, Any], request: DeploymentRequest, settings: Settings, waited: int, holder: str
 ) -> dict[str, Any]:
     """Under the lock: DEPLOY the image, VERIFY what runs, or SKIP."""
-    if request.stack is not None:
+    if request.stack is not None and event["intent"]["mode"] != "refresh":
         return _stack_image_stage(event, request, settings, waited, holder)
     intent, image, deployment_id = event["intent"], event["image"], event["deployment_id"]
     key = intent["service_key"]
     deploy = intent["mode"] == "deploy"
     container = (event.get("current") or {}).get("container") or request.target.container
     _, current = _running(request.target, container)
+    if intent["mode"] == "refresh":  # same image, same revision, new tasks: never AlreadyRunning/Duplicate
+        return _guard_result(
+            "REFRESH",
+            waited,
+            current=current,
+            revision={
+                "previous": current["task_definition"],
+                "new": current["task_definition"],
+                "container": current["container"],
+                "image": current["image"],
+            },
+        )
     if deploy and not intent["redeploy"]:
         skip_reason, detail = "", ""
         if decisions.digest_of(current["image"]) == image["digest"]:
@@ -672,9 +755,14 @@ def register_revision(event: dict[str, Any]) -> dict[str, Any]:
 def update_service(event: dict[str, Any]) -> dict[str, Any]:
     """Point the service at ``task_definition`` (deploy or rollback); start the rollout poll."""
     cluster, service, target = event["cluster"], event["service"], event["task_definition"]
+    refresh_deployment: str | None = None
     view = ecs.describe_service(cluster, service)
     primary = view.primary
-    if (
+    if event.get("mode") == "refresh" and event["phase"] == "deploy":
+        # new tasks of the same revision (they read the secrets again); no revision is registered
+        refresh_deployment = ecs.force_new_deployment(cluster, service, target)
+        changed = True
+    elif (
         primary is not None
         and primary.task_definition == target
         and primary.rollout_state == "COMPLETED"
@@ -691,6 +779,7 @@ def update_service(event: dict[str, Any]) -> dict[str, Any]:
         "changed": changed,
         "rollout": asdict(decisions.first_rollout_state(policy)),
         "bake": None,
+        **({"deployment": refresh_deployment} if refresh_deployment else {}),
     }
 
 
@@ -699,19 +788,27 @@ def check_rollout(event: dict[str, Any]) -> dict[str, Any]:
     active = event["active"]
     view = ecs.describe_service(request.target.cluster, request.target.service)
     state = decisions.assess_rollout(
-        view, active["task_definition"], RolloutState.from_dict(active["rollout"]), request.rollout
+        view,
+        active["task_definition"],
+        RolloutState.from_dict(active["rollout"]),
+        request.rollout,
+        active.get("deployment"),
     )
     return asdict(state)
 
 
-def gate_round(request: DeploymentRequest, revision: str) -> list[decisions.GateResult]:
+def gate_round(request: DeploymentRequest, revision: str, deployment: str | None = None) -> list[decisions.GateResult]:
     """Observe every configured gate once."""
     policy: HealthPolicy = request.health
     assert policy.url is not None  # filled from the stack outputs before any gate runs
     gates = [decisions.probe_gate(http_probe.probe(policy.url, policy.probe_timeout_seconds), policy)]
     if policy.target_group_arn:
         gates.append(decisions.target_gate(elbv2.target_states(policy.target_group_arn)))
-    gates.append(decisions.primary_gate(ecs.describe_service(request.target.cluster, request.target.service), revision))
+    gates.append(
+        decisions.primary_gate(
+            ecs.describe_service(request.target.cluster, request.target.service), revision, deployment
+        )
+    )
     if policy.alarm_names:
         gates.append(decisions.alarm_gate(cloudwatch.alarm_states(policy.alarm_names), policy.alarm_names))
     return gates
@@ -722,7 +819,7 @@ def check_health(event: dict[str, Any]) -> dict[str, Any]:
     active = event["active"]
     state = decisions.advance_bake(
         BakeState.from_dict(active.get("bake")),
-        gate_round(request, active["task_definition"]),
+        gate_round(request, active["task_definition"], active.get("deployment")),
         request.health,
         active["task_definition"],
     )
@@ -738,6 +835,8 @@ def record_outcome(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
     request = state.get("request") or {}
     revision = state.get("revision") or {}
     current = (state.get("current") or {}).get("task_definition")
+    intent = state.get("intent") or {}
+    refresh = intent.get("mode") == "refresh"
     failure_name, failure_cause = decisions.describe_failure(state.get("failure"))
     rollback_name, rollback_cause = decisions.describe_failure(state.get("rollback_failure"))
     guard = state.get("guard") or {}
@@ -762,6 +861,16 @@ def record_outcome(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
         )
     elif not state.get("active"):  # failed before the service was touched
         error, cause = failure_name, f"{failure_cause} -- {_unchanged(state.get('stack'))}"
+    elif refresh:
+        error = failure_name
+        cause = (
+            f"{failure_cause} -- the refresh (new tasks of {decisions.short_revision(revision.get('new', ''))}, "
+            f"{'after the rotation of ' + str(intent.get('secret')) if intent.get('secret') else 'same image'}) "
+            "failed its gates. There is nothing to roll back to: tasks started before a rotation hold the old "
+            "password, which no longer works. The service needs a person now: check the secret, the database "
+            'and its connectivity, then refresh again ({"mode": "refresh", "target": '
+            f'"{intent.get("target")}"}})'
+        )
     elif revision.get("previous") and revision.get("previous") == revision.get("new"):
         error = failure_name
         cause = (
@@ -787,7 +896,8 @@ def record_outcome(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
         "previous_task_definition": revision.get("previous") or current,
         "new_task_definition": revision.get("new"),
         "running_task_definition": active.get("task_definition") if outcome not in ("FAILED", "SKIPPED") else current,
-        "mode": (state.get("intent") or {}).get("mode", "deploy"),
+        "mode": intent.get("mode", "deploy"),
+        "secret": intent.get("secret"),
         "skip_reason": guard.get("reason") if outcome == "SKIPPED" else None,
         "outcome": outcome,
         "error": error,
@@ -806,9 +916,9 @@ def record_outcome(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
         "ended_at": event.get("ended_at"),
     }
     records.put_record(settings.deployments_table, record)
-    intent = state.get("intent") or {}
     key = intent.get("service_key", record["service"])
-    if outcome == "SUCCEEDED" and record["image_digest"]:
+    # a refresh deploys nothing new: the last verified image, its push time and revision stay as they are
+    if outcome == "SUCCEEDED" and record["image_digest"] and not refresh:
         control.set_last(
             settings.control_table,
             key,
@@ -826,8 +936,12 @@ def record_outcome(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
         "FAILED": "WARNING",
         "ROLLBACK_FAILED": "CRITICAL",
     }[outcome]
+    if refresh and outcome == "FAILED" and state.get("active"):
+        severity = "CRITICAL"  # new tasks failed and the old ones hold a rotated-out password: likely down
     subject = f"stepdeploy {outcome}: {record['service']} {record['image_tag'] or record['image_digest'] or ''}"
-    if outcome == "ROLLBACK_FAILED":
+    if refresh:
+        subject = f"stepdeploy refresh {outcome}: {record['service']}"
+    if severity == "CRITICAL":
         subject = "ALERT " + subject
     records.publish(settings.notification_topic_arn, subject, record, severity)
     observability.count("DeploymentOutcome", outcome=outcome)

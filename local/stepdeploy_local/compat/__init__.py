@@ -32,8 +32,8 @@ class Hooks:
 
     #: (moto LambdaFunction, event) -> (payload JSON, errored, log text)
     invoke_lambda: Callable[[Any, Any], tuple[str, bool, str]] | None = None
-    #: (ecs backend, service, previous task definition ARN) after a successful UpdateService
-    service_updated: Callable[[Any, Any, str | None], None] | None = None
+    #: (ecs backend, service, previous task definition ARN, forceNewDeployment) after a successful UpdateService
+    service_updated: Callable[[Any, Any, str | None, bool], None] | None = None
     #: (ecs backend, service) before a service is described
     service_observed: Callable[[Any, Any], None] | None = None
     #: (target group ARN) -> list of moto FakeHealthStatus, or None to let moto answer
@@ -162,8 +162,9 @@ def _patch_lambda_invoke() -> None:
 
 
 def _patch_ecs_rollouts() -> None:
-    """UpdateService only swaps the task definition (no PRIMARY/ACTIVE deployments, no rollout);
-    let the world's rollout model maintain ``deployments`` over virtual time."""
+    """UpdateService only swaps the task definition (no PRIMARY/ACTIVE deployments, no rollout; with
+    forceNewDeployment it renames the deployment in place); let the world's rollout model maintain
+    ``deployments`` over virtual time (a forced deployment starts new tasks of the same revision)."""
     from moto.ecs.models import EC2ContainerServiceBackend
 
     original_update = EC2ContainerServiceBackend.update_service
@@ -173,9 +174,10 @@ def _patch_ecs_rollouts() -> None:
         cluster = service_properties.get("cluster", "default")
         name = str(service_properties.get("service", "")).split("/")[-1]
         previous = self._get_service(cluster, name).task_definition
+        force = bool(service_properties.get("force_new_deployment"))  # (moto only renames the deployment)
         service = original_update(self, service_properties)
         if HOOKS.service_updated is not None:
-            HOOKS.service_updated(self, service, previous)
+            HOOKS.service_updated(self, service, previous, force)
         return service
 
     def describe_services(self: Any, cluster_str: str, service_names_or_arns: list[str]) -> Any:

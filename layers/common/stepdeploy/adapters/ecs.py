@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..decisions import DeploymentView, ServiceView
-from ..errors import InvalidDeploymentRequest
+from ..errors import InvalidDeploymentRequest, RolloutFailed
 from .clients import client
 
 
@@ -58,3 +58,15 @@ def list_revisions(task_definition_arn: str) -> list[str]:
     family = task_definition_arn.rsplit("/", 1)[-1].rsplit(":", 1)[0]
     out = client("ecs").list_task_definitions(familyPrefix=family, status="ACTIVE", sort="DESC", maxResults=100)
     return [arn for arn in out.get("taskDefinitionArns", []) if arn.rsplit("/", 1)[-1].rsplit(":", 1)[0] == family]
+
+
+def force_new_deployment(cluster: str, service: str, task_definition: str) -> str:
+    """UpdateService with forceNewDeployment: new tasks of the same revision (nothing is registered).
+    Returns the id of the PRIMARY deployment it started."""
+    out = client("ecs").update_service(
+        cluster=cluster, service=service, taskDefinition=task_definition, forceNewDeployment=True
+    )
+    primary = next((d for d in out["service"].get("deployments", []) if d.get("status") == "PRIMARY"), None)
+    if primary is None or primary.get("taskDefinition") != task_definition:
+        raise RolloutFailed(f"UpdateService (forceNewDeployment) on {service} started no deployment of the revision")
+    return str(primary["id"])

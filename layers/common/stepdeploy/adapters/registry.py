@@ -51,3 +51,12 @@ def put_entry(table: str, entry: dict[str, Any]) -> None:
     serializer = ddb_types.TypeSerializer()
     plain = json.loads(json.dumps(entry), parse_float=Decimal)
     client("dynamodb").put_item(TableName=table, Item={k: serializer.serialize(v) for k, v in plain.items()})
+
+
+def all_entries(table: str) -> list[dict[str, Any]]:
+    """Every registry entry (a rotated secret may be used by any of them)."""
+    paginator = client("dynamodb").get_paginator("scan")
+    items: list[dict[str, Any]] = []
+    for page in paginator.paginate(TableName=table, ConsistentRead=True):
+        items.extend(_plain(i) for i in page.get("Items", []))
+    return items
