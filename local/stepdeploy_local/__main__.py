@@ -203,6 +203,11 @@ def run_demo(world: World) -> int:
     print(f"  service desired count now {svc['desiredCount']}; it still runs v7\n")
     print(f"one-off database initialisations over the whole demo: {len(world.one_off_runs)}\n")
     row.ok = row.ok and len(world.one_off_runs) == 1
+    rollouts = [_revision(arn).removeprefix(app.stack_name + "-") for arn in app.service().rollouts()]
+    print(
+        f"ECS rollouts after provisioning: {len(rollouts)} ({', '.join(rollouts)}): one per release, one per rollback\n"
+    )
+    row.ok = row.ok and len(rollouts) == 7  # v2, v3 and its rollback, v4, v5, v6, v7; the 3-task change rolls nothing
 
     header = ("deployment", "trigger", "outcome", "virtual time", "transitions", "wall", "service runs", "expected")
     table = [header] + [

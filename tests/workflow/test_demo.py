@@ -20,16 +20,18 @@ def test_demo_exits_zero_with_expected_outcomes(capsys: pytest.CaptureFixture[st
     assert [(r[0], r[1], r[2], r[-2], r[-1]) for r in table] == [
         ("v1 (provision)", "manual", "SUCCEEDED", "techchallengeapp:1", "yes"),
         ("v2", "manual", "SUCCEEDED", "techchallengeapp:2", "yes"),
-        ("v3", "manual", "FAILED HealthCheckFailed", "techchallengeapp:2", "yes"),
-        ("v4", "ecr", "SUCCEEDED", "techchallengeapp:4", "yes"),
-        ("v4 again", "ecr", "SKIPPED (AlreadyRunning)", "techchallengeapp:4", "yes"),
-        ("v5", "ecr", "SUCCEEDED", "techchallengeapp:5", "yes"),
-        ("v6 (queued)", "ecr", "SUCCEEDED", "techchallengeapp:6", "yes"),
-        ("v5-hotfix", "ecr", "SKIPPED (StaleImage)", "techchallengeapp:6", "yes"),
-        ("v7", "codepipeline", "SUCCEEDED", "techchallengeapp:7", "yes"),
-        ("plan 3 tasks", "manual", "PLANNED", "techchallengeapp:7", "yes"),
+        ("v3", "manual", "FAILED HealthCheckFailed", "techchallengeapp:4", "yes"),
+        ("v4", "ecr", "SUCCEEDED", "techchallengeapp:5", "yes"),
+        ("v4 again", "ecr", "SKIPPED (AlreadyRunning)", "techchallengeapp:5", "yes"),
+        ("v5", "ecr", "SUCCEEDED", "techchallengeapp:6", "yes"),
+        ("v6 (queued)", "ecr", "SUCCEEDED", "techchallengeapp:7", "yes"),
+        ("v5-hotfix", "ecr", "SKIPPED (StaleImage)", "techchallengeapp:7", "yes"),
+        ("v7", "codepipeline", "SUCCEEDED", "techchallengeapp:8", "yes"),
+        ("plan 3 tasks", "manual", "PLANNED", "techchallengeapp:8", "yes"),
         ("3 tasks", "manual", "SUCCEEDED", "techchallengeapp:8", "yes"),
     ]
+    rollouts = [f"techchallengeapp:{n}" for n in range(2, 9)]  # v3's rollback is :4 (through the stack)
+    assert f"ECS rollouts after provisioning: 7 ({', '.join(rollouts)}): one per release, one per rollback" in out
     assert "change set CREATE: " in out and "change set UPDATE (applied)" in out
     assert "database initialised by a one-off ECS task: updatedb -s" in out
     assert "one-off database initialisations over the whole demo: 1" in out
