@@ -376,6 +376,25 @@ def test_a_database_init_task_that_never_gets_placed_fails_named(world: World, s
     assert not [i for i in control_items(world) if i["item"]["S"] == "SCHEMA"]
 
 
+def test_the_same_image_after_a_failed_database_init_is_initialised_and_verified(world: World) -> None:
+    """A failed init leaves the image running but never verified: deploying it again must run the init
+    and the gates, not skip it as AlreadyRunning (issue 10, failure 1)."""
+    world.push_image("techchallengeapp", "v1")
+    app = world.stack_app("techchallenge")
+    world.faults.fail_run_task_placement(times=5)  # the first try and InitDatabase's 4 retries
+    failed = world.deploy(app.request("v1"))
+    assert (failed.status, failed.error) == ("FAILED", "DatabaseInitFailed")
+
+    result = world.deploy(app.request("v1"))
+
+    assert result.status == "SUCCEEDED", result.cause
+    assert "InitDatabase" in result.path and "CheckHealth" in result.path and "Skipped" not in result.path
+    record = world.record(app, result.name)
+    assert record is not None and record["outcome"] == "SUCCEEDED" and record["database_initialised"]
+    assert [r.exit_code for r in world.one_off_runs] == [0]
+    assert [i for i in control_items(world) if i["item"]["S"] == "SCHEMA"]
+
+
 def test_a_broken_image_after_provisioning_is_rolled_back(world: World, provisioned: StackApp) -> None:
     world.push_image("techchallengeapp", "v2", "db-down")
     result = world.deploy(provisioned.request("v2"))

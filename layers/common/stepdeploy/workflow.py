@@ -401,7 +401,8 @@ def _stack_image_stage(
     key = event["intent"]["service_key"]
     guard, stack_state = event.get("guard") or {}, event.get("stack") or {}
     before = guard["current"] if "current" in guard else event.get("current")  # as seen under the lock
-    if stack_state.get("operation") == "NONE" and guard.get("reason"):
+    uninitialised = bool((stack_state.get("database") or {}).get("initialise"))  # a failed init: never verified
+    if stack_state.get("operation") == "NONE" and guard.get("reason") and not uninitialised:
         return _skip(settings, key, holder, waited, guard["reason"], guard.get("detail", ""), True)
     container = (before or {}).get("container") or request.target.container
     _, now = _running(request.target, container)
