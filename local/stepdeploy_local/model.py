@@ -226,6 +226,20 @@ class RolloutModel:
 
     # ------------------------------------------------------------------ queries used by the world
 
+    def deployment_state(self, backend: Any, cluster: str, name: str, task_definition: str) -> str:
+        """The state of the service's newest deployment of ``task_definition``: IN_PROGRESS, COMPLETED, or
+        "FAILED: <reason>" (a service the model does not follow is taken as COMPLETED)."""
+        with self._lock:
+            svc = self._services.get((cluster, name))
+            if svc is None:
+                return "COMPLETED"
+            self._advance(backend, svc)
+            self._write_back(backend, backend._get_service(cluster, name), svc)
+            deployment = next((d for d in svc.deployments if d.task_definition == task_definition), None)
+            if deployment is None:
+                return "COMPLETED"
+            return f"FAILED: {deployment.reason}" if deployment.state == "FAILED" else deployment.state
+
     def find(self, cluster: str, name: str) -> ModelledService | None:
         return self._services.get((cluster, name))
 

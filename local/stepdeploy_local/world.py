@@ -405,6 +405,7 @@ class World:
             compat.HOOKS.tasks_observed = compat.HOOKS.endpoint = compat.HOOKS.stack_resource_failure = None
             compat.HOOKS.before_wait = compat.HOOKS.stack_operation_seconds = None
             compat.HOOKS.run_task_failure = None
+            compat.HOOKS.service_stability = None
             if self._mock is not None:
                 self._mock.stop()
                 self._mock = None
@@ -578,6 +579,7 @@ class World:
         compat.HOOKS.before_wait = self._before_wait
         compat.HOOKS.stack_operation_seconds = self.faults.stack_operation_seconds
         compat.HOOKS.run_task_failure = self.faults.run_task_failure
+        compat.HOOKS.service_stability = lambda c, s, td: self.model.deployment_state(ecs_backend, c, s, td)
         self._ecs_backend, self._elb_backend = ecs_backend, elb_backend
 
     # ------------------------------------------------------------------ services stepdeploy's stacks create

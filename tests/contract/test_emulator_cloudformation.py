@@ -332,6 +332,51 @@ def test_a_scalable_target_brings_the_service_count_into_its_range(aws: Clients,
 # ----------------------------------------------------------------------------- execution
 
 
+@covers("cfn_execution")
+def test_an_update_that_moves_a_service_waits_for_its_deployment_and_rolls_back_when_it_fails(
+    aws: Clients, _patch: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CloudFormation waits for an updated ECS service to reach a steady state: the update stays
+    UPDATE_IN_PROGRESS while the deployment runs, completes with it, and when the deployment fails
+    (circuit breaker) the Service resource fails and the stack is rolled back to the revision before."""
+    cfn, ecs = aws("cloudformation"), aws("ecs")
+    out = provision(cfn)
+    state = {"now": "IN_PROGRESS"}
+    seen: list[tuple[str, str, str]] = []
+
+    def stability(cluster: str, service: str, task_definition: str) -> str:
+        seen.append((cluster, service, task_definition))
+        return state["now"]
+
+    monkeypatch.setattr(compat.HOOKS, "service_stability", stability)
+
+    def running() -> str:
+        (svc,) = ecs.describe_services(cluster=out["ClusterName"], services=[out["ServiceName"]])["services"]
+        return str(svc["taskDefinition"])
+
+    first = running()
+    cfn.execute_change_set(ChangeSetName=update_change_set(cfn, "app", "release", ContainerImage=IMAGE_2))
+    assert status(cfn, "app") == "UPDATE_IN_PROGRESS" and running() != first
+    assert seen and seen[-1] == (out["ClusterName"], out["ServiceName"], running())
+    state["now"] = "COMPLETED"
+    assert status(cfn, "app") == "UPDATE_COMPLETE"
+    released = running()
+
+    state["now"] = "IN_PROGRESS"
+    cfn.execute_change_set(ChangeSetName=update_change_set(cfn, "app", "broken", ContainerImage=IMAGE))
+    state["now"] = "FAILED: tasks failed to start"
+    assert status(cfn, "app") == "UPDATE_ROLLBACK_COMPLETE"
+    assert running() == released, "CloudFormation put the service back on the revision before"
+    reasons = [
+        reason or "" for logical, st, reason in events(cfn, "app") if (logical, st) == ("Service", "UPDATE_FAILED")
+    ]
+    assert any("ECS Deployment Circuit Breaker was triggered" in r and "tasks failed to start" in r for r in reasons)
+
+    scaled = update_change_set(cfn, "app", "scale", HealthCheckGracePeriodSeconds="90")
+    cfn.execute_change_set(ChangeSetName=scaled)  # the task definition stays: nothing to wait for
+    assert status(cfn, "app") == "UPDATE_COMPLETE"
+
+
 @covers("cfn_operation_time")
 def test_a_slow_update_stays_in_progress_until_its_time_and_can_be_cancelled(
     aws: Clients, _patch: tuple[str, ...]

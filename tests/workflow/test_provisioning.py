@@ -395,6 +395,28 @@ def test_the_same_image_after_a_failed_database_init_is_initialised_and_verified
     assert [i for i in control_items(world) if i["item"]["S"] == "SCHEMA"]
 
 
+def test_a_release_whose_tasks_never_start_is_rolled_back_by_cloudformation(
+    world: World, provisioned: StackApp
+) -> None:
+    """CloudFormation waits for the service's deployment: when the circuit breaker fails it, the update
+    fails and CloudFormation rolls the stack back, so the service and the stack are on v1 again."""
+    service = provisioned.service()
+    before, rollouts = service.running_task_definition(), len(service.rollouts())
+    world.push_image("techchallengeapp", "v2", "never-healthy")
+    result = world.deploy(provisioned.request("v2"))
+
+    assert (result.status, result.error) == ("FAILED", "InfraUpdateFailed")
+    cause = result.cause or ""
+    assert "ECS Deployment Circuit Breaker was triggered" in cause and "rolled it back" in cause, cause
+    assert "the service runs the revision it ran before" in cause
+    assert "WaitRollout" not in result.path, "CloudFormation waited for the rollout, not the workflow"
+    assert stack_status(world, provisioned) == "UPDATE_ROLLBACK_COMPLETE"
+    assert service.running_task_definition() == before
+    assert stack_image(world, provisioned) == service.running_image() == world.image_uri("techchallengeapp", "v1")
+    assert len(service.rollouts()) == rollouts + 1, "one rollout: the release (ECS's circuit breaker restored v1)"
+    assert not [i for i in control_items(world) if i["item"]["S"] == "LOCK"], "the lock was released"
+
+
 def test_a_broken_image_after_provisioning_is_rolled_back(world: World, provisioned: StackApp) -> None:
     world.push_image("techchallengeapp", "v2", "db-down")
     result = world.deploy(provisioned.request("v2"))

@@ -956,6 +956,8 @@ def _unchanged(stack_state: dict[str, Any] | None) -> str:
         return "the stack was created; the image was not verified"
     if (stack_state or {}).get("status") == "READY" and operation == "UPDATE":
         return "the stack was updated; the image was not deployed"
+    if (stack_state or {}).get("phase") in ("executing", "cancelling") and operation == "UPDATE":
+        return "CloudFormation rolled the stack back: the service runs the revision it ran before"
     return "the service was not changed"
 
 

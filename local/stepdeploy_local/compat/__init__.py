@@ -58,6 +58,11 @@ class Hooks:
     #: (cluster, task definition) before RunTask places a task -> a placement failure reason
     #: ("RESOURCE:ENI", ...): RunTask then starts nothing and reports it in ``failures``; None: place it
     run_task_failure: Callable[[str, str], str | None] | None = None
+    #: (cluster, service, task definition) -> "IN_PROGRESS" | "COMPLETED" | "FAILED: <reason>": the state of
+    #: the service's deployment of that task definition. While a stack update's service deployment is in
+    #: progress, the update stays UPDATE_IN_PROGRESS (CloudFormation waits for a steady state); FAILED
+    #: fails the Service resource, and CloudFormation rolls the stack back. None: updates finish at once
+    service_stability: Callable[[str, str, str], str] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 

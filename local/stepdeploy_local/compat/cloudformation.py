@@ -1746,6 +1746,43 @@ def _finish(backend: Any, change_set: Any) -> None:
         _roll_back(backend, operation, failure, creating, previous)
         change_set.execution_status = "EXECUTE_FAILED"
         return
+    waiting = _services_rolling(operation) if not creating else []
+    if waiting and HOOKS.service_stability is not None:  # CloudFormation waits for the service to be stable
+        stack._compat_stabilizing = _Stabilizing(change_set, operation, previous, old_resources, removal_order, waiting)
+        return
+    _complete(backend, change_set, operation, old_resources, removal_order)
+
+
+@dataclass
+class _Stabilizing:
+    """An update whose resources are applied, waiting (as CloudFormation does) for the ECS services it
+    updated to reach a steady state: their new deployment COMPLETED, or FAILED (circuit breaker)."""
+
+    change_set: Any
+    operation: _Operation
+    previous: Any
+    old_resources: dict[str, Any]
+    removal_order: list[str]
+    services: list[tuple[str, str, str, str]]  # logical id, cluster, service, task definition
+
+
+def _services_rolling(operation: _Operation) -> list[tuple[str, str, str, str]]:
+    """The ECS services this operation moved to another task definition (an UpdateService rollout)."""
+    out = []
+    for step in operation.journal:
+        if step.resource.get("Type") != "AWS::ECS::Service" or step.action != "Modify" or step.new is None:
+            continue
+        before = (step.old_state or {}).get("Properties", {}).get("TaskDefinition")
+        after = (step.new_state or {}).get("Properties", {}).get("TaskDefinition")
+        if before != after:
+            out.append((step.logical_id, step.new.cluster_name, step.new.name, str(after)))
+    return out
+
+
+def _complete(
+    backend: Any, change_set: Any, operation: _Operation, old_resources: dict[str, Any], removal_order: list[str]
+) -> None:
+    stack, creating = change_set.stack, change_set.change_set_type == "CREATE"
     if not creating:
         operation.status("UPDATE_COMPLETE_CLEANUP_IN_PROGRESS")
         wanted = _active(stack.template_dict, stack.resource_map)
@@ -1753,8 +1790,30 @@ def _finish(backend: Any, change_set: Any) -> None:
     if change_set.tags:  # an omitted Tags keeps the stack's
         stack.tags = dict(change_set.tags)
     _settle(backend, stack, outputs=True)
-    operation.status(f"{verb}_COMPLETE")
+    operation.status(f"{'CREATE' if creating else 'UPDATE'}_COMPLETE")
     change_set.execution_status = "EXECUTE_COMPLETE"
+
+
+def _stabilize(backend: Any, stack: Any) -> None:
+    """Finish an update whose services are stable, or roll it back when a rollout failed."""
+    waiting: _Stabilizing = stack._compat_stabilizing
+    hook = HOOKS.service_stability
+    states = [(s, hook(s[1], s[2], s[3]) if hook is not None else "COMPLETED") for s in waiting.services]
+    failed = next(((s, state) for s, state in states if state.startswith("FAILED")), None)
+    if failed is None and any(state != "COMPLETED" for _, state in states):
+        return
+    stack._compat_stabilizing = None
+    if failed is None:
+        _complete(backend, waiting.change_set, waiting.operation, waiting.old_resources, waiting.removal_order)
+        return
+    (logical_id, _, _, _), state = failed
+    reason = (
+        "Resource handler returned message: \"Error occurred during operation 'ECS Deployment Circuit Breaker "
+        f"was triggered'.\" ({state.removeprefix('FAILED').strip(': ')})"
+    )
+    failure = _ResourceFailed(logical_id, "AWS::ECS::Service", "UPDATE", reason)
+    _roll_back(backend, waiting.operation, failure, False, waiting.previous)
+    waiting.change_set.execution_status = "EXECUTE_FAILED"
 
 
 def settle_pending(backend: Any) -> None:
@@ -1765,6 +1824,8 @@ def settle_pending(backend: Any) -> None:
         if pending is not None and pending[0] <= now:
             stack._compat_pending = None
             _finish(backend, pending[1])
+        if getattr(stack, "_compat_stabilizing", None) is not None:
+            _stabilize(backend, stack)
 
 
 def _cancel_update(backend: Any, stack: Any) -> None:
@@ -1772,6 +1833,14 @@ def _cancel_update(backend: Any, stack: Any) -> None:
     stack back to its previous state, the resource being changed reporting "Resource update cancelled"."""
     from moto.cloudformation.exceptions import ValidationError
 
+    waiting = getattr(stack, "_compat_stabilizing", None)
+    if stack.status == "UPDATE_IN_PROGRESS" and waiting is not None:  # cancelled while services stabilise
+        stack._compat_stabilizing = None
+        logical_id = waiting.services[0][0]
+        failure = _ResourceFailed(logical_id, "AWS::ECS::Service", "UPDATE", "Resource update cancelled")
+        _roll_back(backend, waiting.operation, failure, False, waiting.previous)
+        waiting.change_set.execution_status = "EXECUTE_FAILED"
+        return
     pending = getattr(stack, "_compat_pending", None)
     if stack.status != "UPDATE_IN_PROGRESS" or pending is None:
         raise ValidationError(
