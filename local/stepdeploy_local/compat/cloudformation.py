@@ -1732,7 +1732,6 @@ def _finish(backend: Any, change_set: Any) -> None:
     """Apply a started change set synchronously: resource events, HOOKS.stack_resource_failure, and on
     any failure the rollback CloudFormation does (ROLLBACK_COMPLETE / UPDATE_ROLLBACK_COMPLETE)."""
     stack, creating = change_set.stack, change_set.change_set_type == "CREATE"
-    verb = "CREATE" if creating else "UPDATE"
     previous = (stack.template, stack.template_dict or {}, dict(stack.resource_map.input_parameters or {}))
     old_resources = dict((stack.template_dict or {}).get("Resources") or {})
     operation = _Operation(stack)
