@@ -417,6 +417,77 @@ def test_a_release_whose_tasks_never_start_is_rolled_back_by_cloudformation(
     assert not [i for i in control_items(world) if i["item"]["S"] == "LOCK"], "the lock was released"
 
 
+def last_digest(world: World, app: StackApp) -> str | None:
+    last = [i for i in control_items(world) if i["service"]["S"] == app.key and i["item"]["S"] == "LAST"]
+    return last[0]["digest"]["S"] if last else None
+
+
+def test_a_release_whose_stack_update_failed_can_be_retried(world: World, provisioned: StackApp) -> None:
+    """Nothing of a release whose stack update failed ran: its digest claim goes with it, so the same
+    request deploys next time instead of being a Duplicate that keeps the old image."""
+    world.push_image("techchallengeapp", "v2")
+    world.faults.fail_stack_resource("Service", "Resource handler returned message: throttled")
+    request = provisioned.request("v2", stack={"parameters": {"HealthCheckGracePeriodSeconds": 90}})
+    assert world.deploy(request).error == "InfraUpdateFailed"
+
+    result = world.deploy(request)
+
+    assert result.status == "SUCCEEDED", result.cause
+    assert provisioned.service().running_image() == world.image_uri("techchallengeapp", "v2")
+    record = world.record(provisioned, result.name)
+    assert record is not None and record.get("skip_reason") is None and record["stack"]["operation"] == "UPDATE"
+
+
+def test_an_infrastructure_change_with_a_rolled_back_image_keeps_the_last_verified_one(
+    world: World, provisioned: StackApp
+) -> None:
+    """A request whose image is a Duplicate (rolled back earlier) applies its infrastructure change and keeps
+    what runs; it does not make that image the stale-image guard's reference."""
+    world.push_image("techchallengeapp", "v2", "db-down")
+    assert world.deploy(provisioned.request("v2")).error == "HealthCheckFailed"
+    v1 = world.image_uri("techchallengeapp", "v1")
+
+    result = world.deploy(provisioned.request("v2", stack={"parameters": {"HealthCheckGracePeriodSeconds": 90}}))
+
+    assert result.status == "SUCCEEDED", result.cause
+    assert provisioned.service().running_image() == v1
+    assert last_digest(world, provisioned) == v1.rsplit("@", 1)[1]
+
+
+def test_a_release_queued_behind_a_busy_stack_can_still_roll_back(world: World, provisioned: StackApp) -> None:
+    """Normalize may read the stack mid-update; under the lock the Guard reads what runs, so a broken
+    release queued behind another is rolled back to the release before it, not left running."""
+    world.push_image("techchallengeapp", "v2")
+    world.push_image("techchallengeapp", "v3", "db-down")
+    world.faults.slow_stack_operations(300, "UPDATE")
+    first = world.start_deployment(provisioned.request("v2"))
+    world.wait_for_state(first, "WaitStack")
+    second = world.start_deployment(provisioned.request("v3"))
+    world.wait_for_state(second, "QueueWait")
+    assert world.wait(first).status == "SUCCEEDED"
+
+    result = world.wait(second, timeout=300)
+
+    assert (result.status, result.error) == ("FAILED", "HealthCheckFailed"), result.cause
+    assert "rolled back through the stack" in (result.cause or "")
+    assert provisioned.service().running_image() == world.image_uri("techchallengeapp", "v2")
+
+
+def test_verify_mode_with_nothing_older_fails_without_a_rollback(world: World, provisioned: StackApp) -> None:
+    world.register(provisioned)
+    world.faults.set_image_profile("techchallengeapp", "v1", "db-down")
+    rollouts = len(provisioned.service().rollouts())
+
+    result = world.deploy({"mode": "verify", "target": provisioned.name})
+
+    assert (result.status, result.error) == ("FAILED", "HealthCheckFailed")
+    assert "no earlier revision to roll back to" in (result.cause or "")
+    assert "RollbackStack" not in result.path
+    assert len(provisioned.service().rollouts()) == rollouts
+    record = world.record(provisioned, result.name)
+    assert record is not None and record["running_task_definition"] == provisioned.service().running_task_definition()
+
+
 def test_a_broken_image_after_provisioning_is_rolled_back(world: World, provisioned: StackApp) -> None:
     world.push_image("techchallengeapp", "v2", "db-down")
     result = world.deploy(provisioned.request("v2"))

@@ -206,7 +206,7 @@ def _with_stack_outputs(
     if request.stack is None:
         return request, None
     view = cloudformation.describe_stack(settings.stack_name(request.stack.name))
-    if view is None or view.status not in app_stack.STABLE or not app_stack.outputs_complete(view.outputs):
+    if view is None or not app_stack.outputs_complete(view.outputs):  # (an update in progress keeps them)
         return request, view
     return DeploymentRequest.from_dict(app_stack.complete_request(request.to_dict(), view.outputs)), view
 
@@ -286,7 +286,10 @@ def guard_deployment(event: dict[str, Any], settings: Settings) -> dict[str, Any
         stale = _stale(settings, intent, image, key) if deploy else None
         if stale is not None:
             return _skip(settings, key, holder, waited, "StaleImage", stale, True)
-        # what runs now, under the lock: the stack's change set keeps it unless this is a release
+        # what runs now, under the lock (the stack may have been busy when Normalize read its outputs):
+        # the stack's change set keeps it unless this is a release
+        if request.service is None:
+            request, _ = _with_stack_outputs(request, settings)
         current = _running(request.target, request.target.container)[1] if request.service is not None else None
         image_action, reason, detail = _stack_image_action(event, settings, current)
         return _guard_result("STACK", waited, current=current, image_action=image_action, reason=reason, detail=detail)
@@ -415,6 +418,8 @@ def _stack_image_stage(
         if last and last != now["task_definition"]:
             previous = last
             image = decisions.container_image(ecs.describe_task_definition(last)[0], now["container"])
+    if image == now["image"]:
+        image = None  # the same image: rolling back to it would change nothing
     parameters = stack_state.get("previous_parameters") if before is not None else None
     rollback = {"parameters": parameters, "image": image, "possible": bool(image or parameters)}
     detail = "the stack changed: verifying what runs" if stack_state.get("operation") in ("CREATE", "UPDATE") else ""
@@ -565,7 +570,7 @@ def ensure_stack(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
             elif app_stack.is_no_change(change_set):
                 discard(view)
                 if not state.protecting:
-                    state.operation, state.changes = "NONE", []
+                    state.operation, state.changes, state.previous_parameters = "NONE", [], None
                 if request.plan:
                     return _planned(state, request, event, running, name)
                 assert view is not None  # only an UPDATE change set can have no changes: the stack exists
@@ -847,9 +852,12 @@ def record_outcome(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
         error, cause = None, f"skipped ({guard.get('reason')}): {guard.get('detail')}"
     elif outcome == "ROLLBACK_FAILED":
         error = "RollbackFailed"
+        target = revision.get("previous", "")
+        if revision.get("via") == "stack":
+            target = (state.get("active") or {}).get("task_definition") or target
         cause = (
             f"deployment failed ({failure_name}: {failure_cause}); rollback to "
-            f"{decisions.short_revision(revision.get('previous', ''))} then failed "
+            f"{decisions.short_revision(target)} then failed "
             f"({rollback_name}: {rollback_cause}). The service needs attention."
         )
     elif outcome == "ROLLED_BACK":
@@ -896,7 +904,7 @@ def record_outcome(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
         "image_uri": (state.get("image") or {}).get("uri"),
         "previous_task_definition": revision.get("previous") or current,
         "new_task_definition": revision.get("new"),
-        "running_task_definition": active.get("task_definition") if outcome not in ("FAILED", "SKIPPED") else current,
+        "running_task_definition": active.get("task_definition") if active and outcome != "SKIPPED" else current,
         "mode": intent.get("mode", "deploy"),
         "secret": intent.get("secret"),
         "skip_reason": guard.get("reason") if outcome == "SKIPPED" else None,
@@ -918,8 +926,14 @@ def record_outcome(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
     }
     records.put_record(settings.deployments_table, record)
     key = intent.get("service_key", record["service"])
-    # a refresh deploys nothing new: the last verified image, its push time and revision stay as they are
-    if outcome == "SUCCEEDED" and record["image_digest"] and not refresh:
+    if outcome == "FAILED" and not state.get("active") and record["image_digest"] and not refresh:
+        # nothing of this deployment ran: its claim on the digest goes, so the same release can be retried
+        control.release_claim(settings.control_table, key, str(record["image_digest"]), str(state["deployment_id"]))
+    # a refresh deploys nothing new: the last verified image, its push time and revision stay as they are;
+    # nor does a deployment that kept the running image (a Duplicate with an infrastructure change)
+    running_digest = decisions.digest_of(str(revision.get("image") or ""))
+    runs = running_digest in (None, record["image_digest"])  # (an image by tag alone: it is the one resolved)
+    if outcome == "SUCCEEDED" and record["image_digest"] and not refresh and runs:
         control.set_last(
             settings.control_table,
             key,

@@ -73,6 +73,21 @@ def claim_digest(table: str, service: str, digest: str, deployment_id: str, now:
     return None if prior is None else prior.get("deployment_id", "?")
 
 
+def release_claim(table: str, service: str, digest: str, deployment_id: str) -> bool:
+    """Give up this deployment's claim on (service, digest) (nothing of it ran). Returns whether it held it."""
+    ddb = client("dynamodb")
+    try:
+        ddb.delete_item(
+            TableName=table,
+            Key=_key(service, f"DIGEST#{digest}"),
+            ConditionExpression="deployment_id = :me",
+            ExpressionAttributeValues={":me": {"S": deployment_id}},
+        )
+        return True
+    except ddb.exceptions.ConditionalCheckFailedException:
+        return False
+
+
 def get_last(table: str, service: str) -> dict[str, str] | None:
     out = client("dynamodb").get_item(TableName=table, Key=_key(service, "LAST"), ConsistentRead=True)
     if "Item" not in out:
