@@ -233,12 +233,16 @@ class RolloutModel:
             svc = self._services.get((cluster, name))
             if svc is None:
                 return "COMPLETED"
-            self._advance(backend, svc)
-            self._write_back(backend, backend._get_service(cluster, name), svc)
+            self._catch_up(backend, svc)
             deployment = next((d for d in svc.deployments if d.task_definition == task_definition), None)
             if deployment is None:
                 return "COMPLETED"
             return f"FAILED: {deployment.reason}" if deployment.state == "FAILED" else deployment.state
+
+    def _catch_up(self, backend: Any, svc: ModelledService) -> None:
+        """Advance the service's deployments to the virtual now and write them back to moto (lock held)."""
+        self._advance(backend, svc)
+        self._write_back(backend, backend._get_service(svc.cluster, svc.name), svc)
 
     def find(self, cluster: str, name: str) -> ModelledService | None:
         return self._services.get((cluster, name))
@@ -246,9 +250,7 @@ class RolloutModel:
     def serving_profile(self, backend: Any, cluster: str, name: str) -> ImageProfile | None:
         with self._lock:
             svc = self._services[(cluster, name)]
-            service = backend._get_service(cluster, name)
-            self._advance(backend, svc)
-            self._write_back(backend, service, svc)
+            self._catch_up(backend, svc)
             serving = self.serving(svc)
             if serving is None:
                 return None
@@ -264,9 +266,7 @@ class RolloutModel:
             svc = self._tg_index.get(target_group_arn)
             if svc is None:
                 return None
-            service = backend._get_service(svc.cluster, svc.name)
-            self._advance(backend, svc)
-            self._write_back(backend, service, svc)
+            self._catch_up(backend, svc)
             serving = self.serving(svc)
             out = []
             for n, d in enumerate(svc.deployments):

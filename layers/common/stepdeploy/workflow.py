@@ -300,17 +300,29 @@ def _stack_image_action(
     event: dict[str, Any], settings: Settings, current: dict[str, Any] | None
 ) -> tuple[str, str, str]:
     """Whether the stack's change set releases the image (DEPLOY) or keeps what runs (KEEP, and why)."""
-    intent, image, key = event["intent"], event["image"], event["intent"]["service_key"]
+    intent = event["intent"]
     if intent["mode"] != "deploy":
         return "KEEP", "", ""
     if current is None or intent["redeploy"]:
         return "DEPLOY", "", ""
+    reason, detail = _why_not_release(event, settings, current, check_stale=False)  # (stale: checked before)
+    return ("KEEP" if reason else "DEPLOY"), reason, detail
+
+
+def _why_not_release(
+    event: dict[str, Any], settings: Settings, current: dict[str, Any], check_stale: bool
+) -> tuple[str, str]:
+    """Under the lock, why this image is not released (the skip reason and its detail), or ("", "").
+    The first deployment of a (service, digest) claims it here."""
+    intent, image, key = event["intent"], event["image"], event["intent"]["service_key"]
     if decisions.digest_of(current["image"]) == image["digest"]:
-        return "KEEP", "AlreadyRunning", f"{key} already runs {image['digest']}: nothing to do"
+        return "AlreadyRunning", f"{key} already runs {image['digest']}: nothing to do"
+    if check_stale and (stale := _stale(settings, intent, image, key)) is not None:
+        return "StaleImage", stale
     prior = control.claim_digest(settings.control_table, key, image["digest"], event["deployment_id"], int(time.time()))
     if prior is not None:
-        return "KEEP", "Duplicate", _duplicate(image["digest"], key, prior)
-    return "DEPLOY", "", ""
+        return "Duplicate", _duplicate(image["digest"], key, prior)
+    return "", ""
 
 
 def _duplicate(digest: str, key: str, prior: str) -> str:
@@ -341,33 +353,17 @@ def _image_stage(
     """Under the lock: DEPLOY the image, VERIFY what runs, or SKIP."""
     if request.stack is not None and event["intent"]["mode"] != "refresh":
         return _stack_image_stage(event, request, settings, waited, holder)
-    intent, image, deployment_id = event["intent"], event["image"], event["deployment_id"]
+    intent = event["intent"]
     key = intent["service_key"]
     deploy = intent["mode"] == "deploy"
     container = (event.get("current") or {}).get("container") or request.target.container
     _, current = _running(request.target, container)
     if intent["mode"] == "refresh":  # same image, same revision, new tasks: never AlreadyRunning/Duplicate
         return _guard_result(
-            "REFRESH",
-            waited,
-            current=current,
-            revision={
-                "previous": current["task_definition"],
-                "new": current["task_definition"],
-                "container": current["container"],
-                "image": current["image"],
-            },
+            "REFRESH", waited, current=current, revision=_revision(current, current["task_definition"])
         )
     if deploy and not intent["redeploy"]:
-        skip_reason, detail = "", ""
-        if decisions.digest_of(current["image"]) == image["digest"]:
-            skip_reason, detail = "AlreadyRunning", f"{key} already runs {image['digest']}: nothing to do"
-        elif (stale := _stale(settings, intent, image, key)) is not None:
-            skip_reason, detail = "StaleImage", stale
-        else:
-            prior = control.claim_digest(settings.control_table, key, image["digest"], deployment_id, int(time.time()))
-            if prior is not None:
-                skip_reason, detail = "Duplicate", _duplicate(image["digest"], key, prior)
+        skip_reason, detail = _why_not_release(event, settings, current, check_stale=True)
         if skip_reason:
             return _skip(settings, key, holder, waited, skip_reason, detail, True)
     if deploy:
@@ -376,24 +372,7 @@ def _image_stage(
     previous_td = decisions.verify_rollback_target(
         last_verified, current["task_definition"], ecs.list_revisions(current["task_definition"])
     )
-    return _guard_result(
-        "VERIFY",
-        waited,
-        current=current,
-        revision={
-            "previous": previous_td,
-            "new": current["task_definition"],
-            "container": current["container"],
-            "image": current["image"],
-        },
-        active={
-            "phase": "deploy",
-            "task_definition": current["task_definition"],
-            "changed": False,
-            "rollout": asdict(RolloutState(wait_seconds=0)),
-            "bake": None,
-        },
-    )
+    return _verify(waited, current, _revision(current, previous_td), changed=False)
 
 
 def _stack_image_stage(
@@ -423,28 +402,30 @@ def _stack_image_stage(
     parameters = stack_state.get("previous_parameters") if before is not None else None
     rollback = {"parameters": parameters, "image": image, "possible": bool(image or parameters)}
     detail = "the stack changed: verifying what runs" if stack_state.get("operation") in ("CREATE", "UPDATE") else ""
-    return _guard_result(
-        "VERIFY",
-        waited,
-        reason=guard.get("reason", ""),
-        detail=detail,
-        current=now,
-        revision={
-            "previous": previous,
-            "new": now["task_definition"],
-            "container": now["container"],
-            "image": now["image"],
-            "via": "stack",
-            "rollback": rollback,
-        },
-        active={
-            "phase": "deploy",
-            "task_definition": now["task_definition"],
-            "changed": moved or before is None,
-            "rollout": asdict(RolloutState(wait_seconds=0)),
-            "bake": None,
-        },
+    revision = _revision(now, previous, via="stack", rollback=rollback)
+    return _verify(
+        waited, now, revision, changed=moved or before is None, reason=guard.get("reason", ""), detail=detail
     )
+
+
+def _revision(current: dict[str, Any], previous: str, **extra: Any) -> dict[str, Any]:
+    """``$.revision`` for what runs now (``current``), with the revision a rollback returns to."""
+    new = current["task_definition"]
+    return {"previous": previous, "new": new, "container": current["container"], "image": current["image"], **extra}
+
+
+def _verify(
+    waited: int, current: dict[str, Any], revision: dict[str, Any], changed: bool, **extra: Any
+) -> dict[str, Any]:
+    """VERIFY what runs now: its rollout is checked at once, then the gates."""
+    active = {
+        "phase": "deploy",
+        "task_definition": current["task_definition"],
+        "changed": changed,
+        "rollout": asdict(RolloutState(wait_seconds=0)),
+        "bake": None,
+    }
+    return _guard_result("VERIFY", waited, current=current, revision=revision, active=active, **extra)
 
 
 def deploy_plan(

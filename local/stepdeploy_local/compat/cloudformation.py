@@ -1810,6 +1810,11 @@ def _stabilize(backend: Any, stack: Any) -> None:
         "Resource handler returned message: \"Error occurred during operation 'ECS Deployment Circuit Breaker "
         f"was triggered'.\" ({state.removeprefix('FAILED').strip(': ')})"
     )
+    _fail_stabilizing(backend, waiting, logical_id, reason)
+
+
+def _fail_stabilizing(backend: Any, waiting: _Stabilizing, logical_id: str, reason: str) -> None:
+    """The service ``logical_id`` failed while the update waited for it: CloudFormation rolls it back."""
     failure = _ResourceFailed(logical_id, "AWS::ECS::Service", "UPDATE", reason)
     _roll_back(backend, waiting.operation, failure, False, waiting.previous)
     waiting.change_set.execution_status = "EXECUTE_FAILED"
@@ -1835,10 +1840,7 @@ def _cancel_update(backend: Any, stack: Any) -> None:
     waiting = getattr(stack, "_compat_stabilizing", None)
     if stack.status == "UPDATE_IN_PROGRESS" and waiting is not None:  # cancelled while services stabilise
         stack._compat_stabilizing = None
-        logical_id = waiting.services[0][0]
-        failure = _ResourceFailed(logical_id, "AWS::ECS::Service", "UPDATE", "Resource update cancelled")
-        _roll_back(backend, waiting.operation, failure, False, waiting.previous)
-        waiting.change_set.execution_status = "EXECUTE_FAILED"
+        _fail_stabilizing(backend, waiting, waiting.services[0][0], "Resource update cancelled")
         return
     pending = getattr(stack, "_compat_pending", None)
     if stack.status != "UPDATE_IN_PROGRESS" or pending is None:
