@@ -356,6 +356,7 @@ class World:
 
     def start(self) -> World:
         from moto import mock_aws
+        from stepdeploy import clock as product_clock
         from stepdeploy.adapters import clients as stepdeploy_clients
 
         self._saved_env = dict(os.environ)
@@ -373,6 +374,7 @@ class World:
             logging.getLogger(noisy).setLevel(logging.CRITICAL)
         compat.apply()
         clock.install(self.clock)
+        product_clock.use(self.clock.time)  # handlers read leases and claims on the virtual clock
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._mock.start()
         stepdeploy_clients.reset()
@@ -385,6 +387,7 @@ class World:
         return self
 
     def close(self) -> None:
+        from stepdeploy import clock as product_clock
         from stepdeploy.adapters import clients as stepdeploy_clients
 
         try:
@@ -410,6 +413,7 @@ class World:
                 self._mock.stop()
                 self._mock = None
             stepdeploy_clients.reset()
+            product_clock.use(None)
             self._clients.clear()
             if self._saved_env is not None:
                 os.environ.clear()

@@ -9,12 +9,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import time
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from typing import Any
 
-from . import decisions, observability, pipeline, registry, triggers
+from . import clock, decisions, observability, pipeline, registry, triggers
 from . import stack as app_stack
 from .adapters import cloudformation, cloudwatch, control, ecr, ecs, elbv2, http_probe, records
 from .adapters import pipeline as pipeline_io
@@ -267,7 +266,7 @@ def guard_deployment(event: dict[str, Any], settings: Settings) -> dict[str, Any
             f"{key} already runs {image['digest']}: nothing to do",
             False,
         )
-    now = int(time.time())
+    now = int(clock.now())
     holder_item = control.acquire_lock(
         settings.control_table, key, holder, deployment_id, now, settings.lock_lease_seconds
     )
@@ -319,7 +318,7 @@ def _why_not_release(
         return "AlreadyRunning", f"{key} already runs {image['digest']}: nothing to do"
     if check_stale and (stale := _stale(settings, intent, image, key)) is not None:
         return "StaleImage", stale
-    prior = control.claim_digest(settings.control_table, key, image["digest"], event["deployment_id"], int(time.time()))
+    prior = control.claim_digest(settings.control_table, key, image["digest"], event["deployment_id"], int(clock.now()))
     if prior is not None:
         return "Duplicate", _duplicate(image["digest"], key, prior)
     return "", ""
