@@ -37,6 +37,16 @@ class DeploymentInProgress(DeploymentError):
     """Another deployment held the service's lock for longer than the queue timeout. Nothing was changed."""
 
 
+class PreviouslyFailed(DeploymentError):
+    """This image already failed on this service (its earlier deployment rolled back, failed, or left no
+    outcome): it is not deployed again unless the request says ``redeploy: true``. Nothing was changed."""
+
+
+class DatabaseInitUncertain(DeploymentError):
+    """An earlier database initialisation started but never reported how it ended: it may have run. It is
+    destructive, so it is not run again until a person checks. Nothing was changed."""
+
+
 class InfraUpdateFailed(DeploymentError):
     """The application stack's change set failed, or its update failed and CloudFormation rolled it back."""
 
@@ -72,6 +82,8 @@ WORKFLOW_ERRORS: tuple[type[DeploymentError], ...] = (
     TagFilterMismatch,
     PushIgnored,
     DeploymentInProgress,
+    PreviouslyFailed,
+    DatabaseInitUncertain,
     InfraUpdateFailed,
     DatabaseInitFailed,
     RolloutFailed,

@@ -20,8 +20,10 @@ from .adapters import pipeline as pipeline_io
 from .adapters import registry as registry_table
 from .errors import (
     DatabaseInitFailed,
+    DatabaseInitUncertain,
     InfraUpdateFailed,
     InvalidDeploymentRequest,
+    PreviouslyFailed,
     PushIgnored,
     TagFilterMismatch,
     UnregisteredRepository,
@@ -256,6 +258,7 @@ def guard_deployment(event: dict[str, Any], settings: Settings) -> dict[str, Any
         and not intent["redeploy"]
         and running is not None
         and decisions.digest_of(running["image"]) == image["digest"]
+        and _verified(settings, key, image["digest"])
     ):
         return _skip(
             settings,
@@ -314,14 +317,45 @@ def _why_not_release(
     """Under the lock, why this image is not released (the skip reason and its detail), or ("", "").
     The first deployment of a (service, digest) claims it here."""
     intent, image, key = event["intent"], event["image"], event["intent"]["service_key"]
-    if decisions.digest_of(current["image"]) == image["digest"]:
+    if decisions.digest_of(current["image"]) == image["digest"] and _verified(settings, key, image["digest"]):
         return "AlreadyRunning", f"{key} already runs {image['digest']}: nothing to do"
     if check_stale and (stale := _stale(settings, intent, image, key)) is not None:
         return "StaleImage", stale
     prior = control.claim_digest(settings.control_table, key, image["digest"], event["deployment_id"], int(clock.now()))
     if prior is not None:
+        _refuse_if_failed(settings, key, image["digest"], prior)
         return "Duplicate", _duplicate(image["digest"], key, prior)
     return "", ""
+
+
+def _verified(settings: Settings, key: str, digest: str) -> bool:
+    """Whether the image that runs passed its gates: the last verified deployment is of it; or, where
+    stepdeploy never verified anything, no deployment of it failed (what runs is the service's baseline).
+    An image left running by a failed rollback or an aborted deployment is not: it is refused (or
+    verified again with redeploy), never skipped as AlreadyRunning."""
+    last = control.get_last(settings.control_table, key)
+    if last is not None:
+        return last.get("digest") == digest
+    prior = control.get_claim(settings.control_table, key, digest)
+    return prior is None or _outcome_of(settings, key, prior).get("outcome") in ("SUCCEEDED", "SKIPPED")
+
+
+def _outcome_of(settings: Settings, key: str, deployment_id: str) -> dict[str, Any]:
+    return records.get_record(settings.deployments_table, key, deployment_id) or {}
+
+
+def _refuse_if_failed(settings: Settings, key: str, digest: str, prior: str) -> None:
+    """A repeat of an image whose earlier deployment did not succeed is refused (FAILED), never skipped as
+    a success: a retried pipeline action must not go green for an image that failed."""
+    record = _outcome_of(settings, key, prior)
+    outcome = str(record.get("outcome") or "")
+    if outcome in ("SUCCEEDED", "SKIPPED"):
+        return
+    what = f"ended {outcome} ({record.get('error')})" if outcome else "left no outcome (it was stopped or crashed)"
+    raise PreviouslyFailed(
+        f"{digest} was deployed to {key} before by {prior}, which {what}: it is not deployed again "
+        "(set redeploy: true to try it again on purpose)"
+    )
 
 
 def _duplicate(digest: str, key: str, prior: str) -> str:
@@ -677,7 +711,8 @@ def _ready(
     out = {**state.to_dict(), "request": completed.to_dict(), "outputs": dict(view.outputs)}
     command = list(request.stack.init_command)
     key = request.lock_key
-    if command and control.get_schema(settings.control_table, key) is None:
+    schema = control.get_schema(settings.control_table, key) if command else None
+    if command and (schema is None or schema["status"] != "DONE"):  # (STARTED: ClaimDatabaseInit decides)
         out["database"] = {  # run with the revision about to run ($.revision.new), before the service moves
             "initialise": True,
             "cluster": completed.target.cluster,
@@ -692,22 +727,55 @@ def _ready(
 
 
 def record_database_init(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """After the one-off ``ecs:runTask.sync``: the container must have exited 0; then record that the
-    schema was initialised, so the destructive command never runs again. Raises DatabaseInitFailed."""
-    database, key = event["database"], event["service_key"]
+    """The destructive one-off initialisation runs at most once per service:
+
+    - ``claim``: before ``ecs:runTask.sync``, claim it (STARTED). A claim of another deployment means an
+      initialisation started and never reported its end: raise DatabaseInitUncertain, a person decides.
+    - after the task: its container must have exited 0; then record DONE. Raises DatabaseInitFailed; the
+      claim is given up only when the task certainly did not initialise anything (it exited non-zero, or
+      ECS refused to start it), so the next deployment tries again; otherwise (a timeout) it stays."""
+    database, key, deployment_id = event["database"], event["service_key"], event["deployment_id"]
+    command = " ".join(database["command"])
+    if event.get("claim"):
+        return _claim_database_init(settings, key, deployment_id, command)
     error = event.get("error")
     if error:
+        name = str(error.get("Error", ""))
+        if name.startswith(("ECS.", "AmazonECS.")):  # the RunTask call (or its placement) failed: no task ran
+            control.release_schema_claim(settings.control_table, key, deployment_id)
+            detail = "no task was started; the next deployment tries again"
+        else:
+            detail = (
+                "the task may still run, or have run: it will not be run again until a person checks "
+                f"(the item service={key}, item=SCHEMA of table {settings.control_table} stays STARTED)"
+            )
         raise DatabaseInitFailed(
-            f"database initialisation ({' '.join(database['command'])}) did not complete: "
-            f"{error.get('Error')}: {str(error.get('Cause', ''))[:800]}"
+            f"database initialisation ({command}) did not complete: {name}: {str(error.get('Cause', ''))[:800]}"
+            f" -- {detail}"
         )
     task = event.get("task") or {}
     verdict = decisions.init_task_verdict(task, database["container"])
     if verdict is not None:
-        raise DatabaseInitFailed(f"database initialisation ({' '.join(database['command'])}) failed: {verdict}")
+        control.release_schema_claim(settings.control_table, key, deployment_id)
+        raise DatabaseInitFailed(f"database initialisation ({command}) failed: {verdict}")
     task_arn = str(task.get("TaskArn", ""))
-    control.set_schema(settings.control_table, key, event["deployment_id"], task_arn, " ".join(database["command"]))
+    control.set_schema(settings.control_table, key, deployment_id, task_arn, command)
     return {"initialised": True, "task": task_arn}
+
+
+def _claim_database_init(settings: Settings, key: str, deployment_id: str, command: str) -> dict[str, Any]:
+    prior = control.claim_schema(settings.control_table, key, deployment_id, command, int(clock.now()))
+    if prior is None:
+        return {"claimed": True}
+    if prior.get("status") == "DONE":  # (only if another deployment initialised it since EnsureStack looked)
+        raise DatabaseInitUncertain(f"the database of {key} was initialised meanwhile by {prior.get('deployment_id')}")
+    raise DatabaseInitUncertain(
+        f"the database initialisation ({prior.get('command', command)}) of {key} was started by deployment "
+        f"{prior.get('deployment_id', '?')}, which never reported how it ended: it may have run. It is "
+        "destructive, so stepdeploy does not run it again. A person must check the database: if the schema "
+        f"is in place, set status = DONE on the item service={key}, item=SCHEMA of table "
+        f"{settings.control_table}; to run the initialisation again, delete that item"
+    )
 
 
 def release_lock(event: dict[str, Any], settings: Settings) -> dict[str, Any]:

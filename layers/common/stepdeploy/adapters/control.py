@@ -1,7 +1,7 @@
 """Per-service control items (DynamoDB): the deployment lock, dedupe claims, last good deployment.
 
 Keys: ``service`` (``cluster/service``, or ``stack/<name>`` for a request with a stack) and ``item``:
-``LOCK``, ``DIGEST#<digest>``, ``LAST``, ``SCHEMA`` (the database was initialised).
+``LOCK``, ``DIGEST#<digest>``, ``LAST``, ``SCHEMA`` (the database initialisation: STARTED, then DONE).
 Every write is conditional, so concurrent executions cannot both win.
 """
 
@@ -16,11 +16,19 @@ def _key(service: str, item: str) -> dict[str, Any]:
     return {"service": {"S": service}, "item": {"S": item}}
 
 
-def _put_unless(table: str, item: dict[str, Any], condition: str, values: dict[str, Any]) -> dict[str, str] | None:
+def _put_unless(
+    table: str, item: dict[str, Any], condition: str, values: dict[str, Any], names: dict[str, str] | None = None
+) -> dict[str, str] | None:
     """Conditional put. None when written; otherwise the item that stands in the way (consistent read)."""
     ddb = client("dynamodb")
     try:
-        ddb.put_item(TableName=table, Item=item, ConditionExpression=condition, ExpressionAttributeValues=values)
+        ddb.put_item(
+            TableName=table,
+            Item=item,
+            ConditionExpression=condition,
+            ExpressionAttributeValues=values,
+            **({"ExpressionAttributeNames": names} if names else {}),
+        )
         return None
     except ddb.exceptions.ConditionalCheckFailedException:
         key = {"service": item["service"], "item": item["item"]}
@@ -73,6 +81,12 @@ def claim_digest(table: str, service: str, digest: str, deployment_id: str, now:
     return None if prior is None else prior.get("deployment_id", "?")
 
 
+def get_claim(table: str, service: str, digest: str) -> str | None:
+    """The deployment that claimed (service, digest), if any."""
+    out = client("dynamodb").get_item(TableName=table, Key=_key(service, f"DIGEST#{digest}"), ConsistentRead=True)
+    return out["Item"]["deployment_id"]["S"] if "Item" in out else None
+
+
 def release_claim(table: str, service: str, digest: str, deployment_id: str) -> bool:
     """Give up this deployment's claim on (service, digest) (nothing of it ran). Returns whether it held it."""
     ddb = client("dynamodb")
@@ -110,19 +124,57 @@ def set_last(table: str, service: str, digest: str, pushed_at: str, task_definit
 
 
 def get_schema(table: str, service: str) -> dict[str, str] | None:
-    """The record that the service's database schema was initialised, if any."""
+    """The service's database-initialisation item, if any: ``status`` STARTED (claimed, the one-off task
+    about to run or running) or DONE (an item written before claims existed has no status: DONE)."""
     out = client("dynamodb").get_item(TableName=table, Key=_key(service, "SCHEMA"), ConsistentRead=True)
     if "Item" not in out:
         return None
-    return {k: next(iter(v.values())) for k, v in out["Item"].items()}
+    item = {k: next(iter(v.values())) for k, v in out["Item"].items()}
+    return {"status": "DONE", **item}
+
+
+def claim_schema(table: str, service: str, deployment_id: str, command: str, now: int) -> dict[str, str] | None:
+    """Claim the initialisation before the one-off task starts (STARTED). None when claimed now (or
+    already by this deployment); otherwise the item in the way: the command is destructive, so whoever
+    finds a claim it does not own must not run it."""
+    return _put_unless(
+        table,
+        {
+            **_key(service, "SCHEMA"),
+            "status": {"S": "STARTED"},
+            "deployment_id": {"S": deployment_id},
+            "command": {"S": command},
+            "claimed_at": {"N": str(now)},
+        },
+        "attribute_not_exists(service) OR (deployment_id = :me AND #status = :started)",
+        {":me": {"S": deployment_id}, ":started": {"S": "STARTED"}},
+        {"#status": "status"},
+    )
+
+
+def release_schema_claim(table: str, service: str, deployment_id: str) -> bool:
+    """Give up this deployment's STARTED claim: its one-off task certainly did not initialise the schema."""
+    ddb = client("dynamodb")
+    try:
+        ddb.delete_item(
+            TableName=table,
+            Key=_key(service, "SCHEMA"),
+            ConditionExpression="deployment_id = :me AND #status = :started",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={":me": {"S": deployment_id}, ":started": {"S": "STARTED"}},
+        )
+        return True
+    except ddb.exceptions.ConditionalCheckFailedException:
+        return False
 
 
 def set_schema(table: str, service: str, deployment_id: str, task_arn: str, command: str) -> None:
-    """Record that the schema was initialised (the init command is destructive: never run it twice)."""
+    """Record that the schema was initialised (DONE): the init command is destructive, never run it twice."""
     client("dynamodb").put_item(
         TableName=table,
         Item={
             **_key(service, "SCHEMA"),
+            "status": {"S": "DONE"},
             "deployment_id": {"S": deployment_id},
             "task_arn": {"S": task_arn or "-"},
             "command": {"S": command},
