@@ -95,6 +95,16 @@ def observed() -> dict[str, set[tuple[str, str]]]:
         world.faults.slow_stack_operations(3600)  # an update past its deadline is cancelled
         slow = {"parameters": {"HealthCheckGracePeriodSeconds": 120}, "timeout_seconds": 300, "poll_seconds": 60}
         assert world.deploy(stack.request("s1", stack=slow)).error == "InfraUpdateFailed"
+        # the database init: a task that exits non-zero gives its claim up; a claim left STARTED (recording
+        # its end failed) stops the next deployment, which reads the claim in its way
+        world.faults.slow_stack_operations(0)
+        failing = world.stack_app("initfails", repository="initfails")
+        world.push_image(failing.repository, "i1", "init-fails")
+        assert world.deploy(failing.request("i1")).error == "DatabaseInitFailed"
+        world.faults.fail_lambda("RecordDatabaseInitFunction", after=1)
+        world.push_image(failing.repository, "i2")
+        assert world.deploy(failing.request("i2")).status == "FAILED"
+        assert world.deploy(failing.request("i2")).error == "DatabaseInitUncertain"
         for inv in world.runtime.invocations:
             calls.setdefault(inv.function, set()).update(inv.aws_calls)
     return calls

@@ -132,7 +132,7 @@ def test_every_override_is_applied() -> None:
             "target_group_arn": TG_ARN,
             "alarm_names": ["web-5xx", "web latency p99 > 1s"],
         },
-        "rollout": {"timeout_seconds": 7200, "poll_seconds": 600},
+        "rollout": {"timeout_seconds": 3600, "poll_seconds": 600},
         "trigger": "codepipeline",
         "reason": "release 1.2.3",
     }
@@ -156,7 +156,7 @@ def test_every_override_is_applied() -> None:
         alarm_names=("web-5xx", "web latency p99 > 1s"),
     )
     assert isinstance(req.health.alarm_names, tuple)
-    assert req.rollout == RolloutPolicy(timeout_seconds=7200, poll_seconds=600)
+    assert req.rollout == RolloutPolicy(timeout_seconds=3600, poll_seconds=600)
     assert req.trigger == "codepipeline"
     assert req.reason == "release 1.2.3"
 
@@ -172,13 +172,13 @@ def test_lower_bounds_are_inclusive() -> None:
         max_checks=1,
         max_latency_ms=1,
     )
-    payload["rollout"] = {"timeout_seconds": 60, "poll_seconds": 5}
+    payload["rollout"] = {"timeout_seconds": 60, "poll_seconds": 10}
 
     req = parse(payload)
 
     assert req.health.expected_status == 100
     assert (req.health.interval_seconds, req.health.max_checks, req.health.max_latency_ms) == (5, 1, 1)
-    assert req.rollout == RolloutPolicy(timeout_seconds=60, poll_seconds=5)
+    assert req.rollout == RolloutPolicy(timeout_seconds=60, poll_seconds=10)
 
 
 def test_max_checks_equal_to_healthy_threshold_is_allowed() -> None:
@@ -382,17 +382,17 @@ INVALID: list[Any] = [
     pytest.param(
         _set(None, "rollout", {"timeout_seconds": 59}),
         "$.rollout.timeout_seconds",
-        "between 60 and 7200, got 59",
+        "between 60 and 3600, got 59",
         id="rollout-timeout-low",
     ),
     pytest.param(
-        _set(None, "rollout", {"timeout_seconds": 7201}),
+        _set(None, "rollout", {"timeout_seconds": 3601}),
         "$.rollout.timeout_seconds",
-        "between 60 and 7200, got 7201",
+        "between 60 and 3600, got 3601",
         id="rollout-timeout-high",
     ),
     pytest.param(
-        _set(None, "rollout", {"poll_seconds": 4}), "$.rollout.poll_seconds", "between 5 and 600", id="poll-low"
+        _set(None, "rollout", {"poll_seconds": 9}), "$.rollout.poll_seconds", "between 10 and 600", id="poll-low"
     ),
     pytest.param(
         _set(None, "rollout", {"deadline": 60}), "$.rollout", "unknown field(s) deadline", id="unknown-rollout-key"

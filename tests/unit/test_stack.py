@@ -78,7 +78,7 @@ def test_a_request_with_a_stack_names_no_service_and_takes_defaults() -> None:
         ({"stack": {"name": "t"}, "health": {"url": "http://x/"}}, "$.health.url: comes from the stack output"),
         ({"stack": {"name": "Bad Name"}}, "$.stack.name: invalid value"),
         ({"stack": {"name": "t", "init_command": "updatedb -s"}}, "$.stack.init_command: expected a list"),
-        ({"stack": {"name": "t", "timeout_seconds": 10}}, "$.stack.timeout_seconds: must be between 300 and 14400"),
+        ({"stack": {"name": "t", "timeout_seconds": 10}}, "$.stack.timeout_seconds: must be between 300 and 7200"),
         ({"stack": {"name": "t", "parameters": {"Nope": 1}}}, "$.stack.parameters.Nope:"),
         ({"stack": {"name": "t", "region": "x"}}, "$.stack: unknown field(s) region"),
         ({"stack": {"name": "t"}, "plan": "yes"}, "$.plan: expected true or false"),

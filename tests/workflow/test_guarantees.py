@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from typing import Any
+
 from stepdeploy_local import World
 from stepdeploy_local.world import AppService
 
 
 def revision(arn: str) -> str:
     return arn.rsplit("/", 1)[-1]
+
+
+def eventually(read: Callable[[], Any], timeout: float = 10.0) -> Any:
+    """What ``read`` returns once it is not None (the execution-end handler runs after the execution)."""
+    deadline = time.monotonic() + timeout
+    while (value := read()) is None:
+        assert time.monotonic() < deadline, "nothing appeared"
+        time.sleep(0.02)
+    return value
 
 
 def test_a_dead_holders_lock_expires_on_the_worlds_clock(world: World, app: AppService) -> None:
@@ -118,3 +131,41 @@ def test_an_image_left_running_unverified_is_not_skipped_as_already_running(worl
 
     assert again.status == "FAILED" and "Skipped" not in again.path, (again.status, again.cause)
     assert again.error == "PreviouslyFailed"
+
+
+def test_a_failed_record_step_still_records_and_keeps_the_stale_reference(world: World, app: AppService) -> None:
+    """Failure 4: RecordSucceeded failing ended FAILED with the raw Lambda error and stack trace, wrote no
+    record, and the stale-image guard lost its reference (a late older push then replaced the newer)."""
+    world.register(app)
+    world.push_image(app.repository, "v1-late")  # pushed first: older than v2
+    world.push_image(app.repository, "v2")
+    world.faults.fail_lambda("RecordOutcomeFunction")
+    before = world.clock.time()
+    result = world.deploy(app.request("v2"))
+
+    assert result.status == "SUCCEEDED", result.cause
+    assert revision(app.running_task_definition()) == "web:2"
+    record = eventually(lambda: world.record(app, result.name))
+    assert record["outcome"] == "SUCCEEDED"
+    assert [n["attributes"]["outcome"] for n in world.notifications()] == ["SUCCEEDED"]
+
+    late_event = world.ecr_push_event(
+        app.repository, "v1-late", world.digest_of(app.repository, "v1-late"), pushed=before - 1
+    )
+    [late] = world.put_events(late_event)  # the older image's push event arrives late
+    stale = world.wait(late)
+    assert stale.status == "SUCCEEDED" and "StaleImage" in str(world.record(app, stale.name))
+    assert revision(app.running_task_definition()) == "web:2"
+
+
+def test_a_failed_rollback_record_step_ends_readable(world: World, app: AppService) -> None:
+    """Failure 4, RecordRolledBack: the cause names the failure and the rollback, never a stack trace."""
+    world.push_image(app.repository, "v2", "db-down")
+    world.faults.fail_lambda("RecordOutcomeFunction")
+    result = world.deploy(app.request("v2"))
+
+    assert (result.status, result.error) == ("FAILED", "HealthCheckFailed")
+    assert "rolled back" in (result.cause or "") and "stackTrace" not in (result.cause or "")
+    record = eventually(lambda: world.record(app, result.name))
+    assert record["outcome"] == "ROLLED_BACK"
+    assert revision(app.running_task_definition()) == "web:1"

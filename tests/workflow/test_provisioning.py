@@ -438,18 +438,22 @@ def test_a_release_whose_stack_update_failed_can_be_retried(world: World, provis
     assert record is not None and record.get("skip_reason") is None and record["stack"]["operation"] == "UPDATE"
 
 
-def test_an_infrastructure_change_with_a_rolled_back_image_keeps_the_last_verified_one(
+def test_an_infrastructure_change_with_a_rolled_back_image_is_refused_whole(
     world: World, provisioned: StackApp
 ) -> None:
-    """A request whose image is a Duplicate (rolled back earlier) applies its infrastructure change and keeps
-    what runs; it does not make that image the stale-image guard's reference."""
+    """A request whose image rolled back earlier is refused (PreviouslyFailed) before its infrastructure
+    change is applied: it never ends SUCCEEDED while the image it names is not running (issue 10, failure 3),
+    and the stale-image guard keeps the last verified image."""
     world.push_image("techchallengeapp", "v2", "db-down")
     assert world.deploy(provisioned.request("v2")).error == "HealthCheckFailed"
     v1 = world.image_uri("techchallengeapp", "v1")
 
     result = world.deploy(provisioned.request("v2", stack={"parameters": {"HealthCheckGracePeriodSeconds": 90}}))
 
-    assert result.status == "SUCCEEDED", result.cause
+    assert (result.status, result.error) == ("FAILED", "PreviouslyFailed")
+    assert "EnsureStack" not in result.path
+    parameters = world.client("cloudformation").describe_stacks(StackName=provisioned.stack_name)["Stacks"][0]
+    assert {"ParameterKey": "HealthCheckGracePeriodSeconds", "ParameterValue": "90"} not in parameters["Parameters"]
     assert provisioned.service().running_image() == v1
     assert last_digest(world, provisioned) == v1.rsplit("@", 1)[1]
 

@@ -77,6 +77,7 @@ def assess_rollout(
     state: RolloutState,
     policy: RolloutPolicy,
     expected_deployment: str | None = None,
+    now: float | None = None,
 ) -> RolloutState:
     """Decide where a rollout stands after the wait just done. Raises on a terminal failure.
 
@@ -84,8 +85,10 @@ def assess_rollout(
     only accepted when the PRIMARY deployment runs the revision that was deployed. A refresh
     (``expected_deployment``: same revision, new tasks) is only the deployment it started: a
     circuit-breaker rollback to the old tasks runs the same revision, but not that deployment.
+    The elapsed time is the larger of the counted waits and the clock (``now`` - ``started_at``), so the
+    time Lambda and its retries take counts against the deadline too.
     """
-    elapsed = state.elapsed_seconds + state.wait_seconds
+    elapsed = _elapsed(state.elapsed_seconds + state.wait_seconds, state.started_at, now)
     polls = state.polls + 1
     primary = view.primary
     if view.status != "ACTIVE":
@@ -114,7 +117,7 @@ def assess_rollout(
         primary.rollout_state is None and len(view.deployments) == 1 and primary.running == primary.desired
     )
     if completed:
-        return RolloutState(status="COMPLETED", elapsed_seconds=elapsed, polls=polls, wait_seconds=0, detail=detail)
+        return RolloutState("COMPLETED", elapsed, polls, 0, detail, state.started_at)
     remaining = policy.timeout_seconds - elapsed
     if remaining <= 0:
         raise RolloutTimedOut(
@@ -127,13 +130,25 @@ def assess_rollout(
         polls=polls,
         wait_seconds=min(policy.poll_seconds, remaining),
         detail=detail,
+        started_at=state.started_at,
     )
 
 
-def first_rollout_state(policy: RolloutPolicy) -> RolloutState:
-    """State after UpdateService: wait one poll interval before the first look."""
+def _elapsed(counted: int, started_at: float, now: float | None) -> int:
+    """Seconds a loop has run: the waits it counted, or the clock if that says more."""
+    if now is None or not started_at:
+        return counted
+    return max(counted, int(now - started_at))
+
+
+def first_rollout_state(policy: RolloutPolicy, now: float = 0.0) -> RolloutState:
+    """State after UpdateService (at ``now``): wait one poll interval before the first look."""
     return RolloutState(
-        status="IN_PROGRESS", elapsed_seconds=0, polls=0, wait_seconds=min(policy.poll_seconds, policy.timeout_seconds)
+        status="IN_PROGRESS",
+        elapsed_seconds=0,
+        polls=0,
+        wait_seconds=min(policy.poll_seconds, policy.timeout_seconds),
+        started_at=now,
     )
 
 
@@ -212,15 +227,19 @@ def alarm_gate(alarm_states: Mapping[str, str], names: Iterable[str]) -> GateRes
     return GateResult("alarms", True, f"{len(wanted)} alarm(s) not in ALARM")
 
 
-def advance_bake(state: BakeState, gates: Sequence[GateResult], policy: HealthPolicy, revision: str) -> BakeState:
+def advance_bake(
+    state: BakeState, gates: Sequence[GateResult], policy: HealthPolicy, revision: str, now: float | None = None
+) -> BakeState:
     """Fold one round of gate results into the bake state. Raises the named error on failure.
 
     - an alarm in ALARM fails at once (``AlarmTriggered``);
     - the PRIMARY deployment not running the revision fails at once (``RolloutFailed``);
     - otherwise ``unhealthy_threshold`` consecutive failing rounds fail (``HealthCheckFailed``);
-    - ``healthy_threshold`` consecutive passing rounds pass; ``max_checks`` bounds the window.
+    - ``healthy_threshold`` consecutive passing rounds pass; ``max_checks`` bounds the window, and so does
+      the clock: rounds that took longer than ``max_checks`` x ``interval_seconds`` in all fail it.
     """
     checks = state.checks + 1
+    started = state.started_at or (now or 0.0)
     results = [asdict(g) for g in gates]
     by_gate = {g.gate: g for g in gates}
     label = short_revision(revision)
@@ -238,7 +257,13 @@ def advance_bake(state: BakeState, gates: Sequence[GateResult], policy: HealthPo
     else:
         failures, passes = 0, state.passes + 1
         if passes >= policy.healthy_threshold:
-            return BakeState(status="PASSED", checks=checks, passes=passes, failures=0, wait_seconds=0, last=results)
+            return BakeState("PASSED", checks, passes, 0, 0, results, started)
+    window = policy.max_checks * policy.interval_seconds
+    if now is not None and checks < policy.max_checks and now - started >= window:
+        raise HealthCheckFailed(
+            f"{label} did not pass {policy.healthy_threshold} consecutive checks within its bake window of "
+            f"{window} s (max_checks x interval_seconds; {checks} checks); last: " + "; ".join(g.detail for g in gates)
+        )
     if checks >= policy.max_checks:
         raise HealthCheckFailed(
             f"{label} did not pass {policy.healthy_threshold} consecutive checks within {policy.max_checks} "
@@ -251,6 +276,7 @@ def advance_bake(state: BakeState, gates: Sequence[GateResult], policy: HealthPo
         failures=failures,
         wait_seconds=policy.interval_seconds,
         last=results,
+        started_at=started,
     )
 
 

@@ -22,6 +22,10 @@ T = TypeVar("T")
 #: cap is a mistake (or an attack) and is refused before it costs anything.
 MAX_REQUEST_BYTES = 32 * 1024
 
+#: Longest bake window (``health.max_checks`` x ``health.interval_seconds``): with the other bounds, every
+#: execution ends within the state machine's TimeoutSeconds (tests/contract/test_execution_bounds.py).
+MAX_BAKE_SECONDS = 3600
+
 #: Allowed ranges of the integer fields (validation and docs/input-schema.json use this table).
 INT_RANGES: dict[str, tuple[int, int]] = {
     "health.expected_status": (100, 599),
@@ -31,10 +35,10 @@ INT_RANGES: dict[str, tuple[int, int]] = {
     "health.unhealthy_threshold": (1, 20),
     "health.max_checks": (1, 100),
     "health.max_latency_ms": (1, 30000),
-    "rollout.timeout_seconds": (60, 7200),
-    "rollout.poll_seconds": (5, 600),
-    "stack.timeout_seconds": (300, 14400),
-    "stack.poll_seconds": (5, 600),
+    "rollout.timeout_seconds": (60, 3600),
+    "rollout.poll_seconds": (10, 600),
+    "stack.timeout_seconds": (300, 7200),
+    "stack.poll_seconds": (30, 600),
 }
 
 TRIGGERS = ("manual", "ecr", "codepipeline", "verify")
@@ -344,6 +348,12 @@ class DeploymentRequest:
         )
         if health.max_checks < health.healthy_threshold:
             raise _fail("$.health.max_checks", "must be at least healthy_threshold")
+        if health.max_checks * health.interval_seconds > MAX_BAKE_SECONDS:
+            raise _fail(
+                "$.health.max_checks",
+                f"max_checks x interval_seconds is {health.max_checks * health.interval_seconds} s; the bake window "
+                f"is at most {MAX_BAKE_SECONDS} s (every deployment must end within the execution's time limit)",
+            )
 
         ro = _obj(top.get("rollout", {}), "$.rollout")
         _only(ro, "$.rollout", {"timeout_seconds", "poll_seconds"})
@@ -472,6 +482,7 @@ class BakeState:
     failures: int = 0
     wait_seconds: int = 0
     last: list[dict[str, Any]] = field(default_factory=list)
+    started_at: float = 0.0  # epoch seconds of the first round: the window is also bounded in time
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> BakeState:
@@ -487,6 +498,7 @@ class RolloutState:
     polls: int = 0
     wait_seconds: int = 0
     detail: str = ""
+    started_at: float = 0.0  # epoch seconds: the deadline counts the time Lambda and retries took too
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> RolloutState:

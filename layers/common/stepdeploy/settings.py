@@ -20,7 +20,7 @@ class Settings:
     defaults: Defaults
     queue_timeout_seconds: int = 1800
     queue_poll_seconds: int = 30
-    lock_lease_seconds: int = 18000
+    lock_lease_seconds: int = 90000
     #: the role CloudFormation uses for the application stack (empty: the caller's credentials)
     app_stack_role_arn: str = ""
     #: application stacks are named <prefix><stack.name> (the CloudFormation role is scoped to it)

@@ -213,6 +213,7 @@ class StackState:
     wait_seconds: int = 0
     polls: int = 0
     detail: str = ""
+    started_at: float = 0.0  # epoch seconds of the first poll: the deadline counts Lambda time too
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> StackState:

@@ -274,6 +274,8 @@ def guard_deployment(event: dict[str, Any], settings: Settings) -> dict[str, Any
         settings.control_table, key, holder, deployment_id, now, settings.lock_lease_seconds
     )
     if holder_item is not None:
+        queued_at = float(previous.get("queued_at") or now)
+        waited = max(waited, int(now - queued_at))  # (the clock also counts the Guard's own time)
         wait = decisions.queue_wait(
             waited, settings.queue_poll_seconds, settings.queue_timeout_seconds, holder_item, key
         )
@@ -283,6 +285,7 @@ def guard_deployment(event: dict[str, Any], settings: Settings) -> dict[str, Any
             "detail": f"{key} is locked by {holder_item.get('deployment_id', '?')}",
             "waited_seconds": waited,
             "wait_seconds": wait,
+            "queued_at": queued_at,
         }
     if request.stack is not None and intent["mode"] != "refresh":  # a refresh never changes the stack
         stale = _stale(settings, intent, image, key) if deploy else None
@@ -455,7 +458,7 @@ def _verify(
         "phase": "deploy",
         "task_definition": current["task_definition"],
         "changed": changed,
-        "rollout": asdict(RolloutState(wait_seconds=0)),
+        "rollout": asdict(RolloutState(wait_seconds=0, started_at=clock.now())),
         "bake": None,
     }
     return _guard_result("VERIFY", waited, current=current, revision=revision, active=active, **extra)
@@ -506,6 +509,9 @@ def ensure_stack(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
         raise ValueError("ensure_stack needs a request with a stack")
     state = app_stack.StackState.from_dict(event.get("stack"))
     state.elapsed_seconds += state.wait_seconds
+    now = clock.now()
+    state.started_at = state.started_at or now
+    state.elapsed_seconds = max(state.elapsed_seconds, int(now - state.started_at))  # (Lambda time counts too)
     state.polls += 1
     state.wait_seconds = 0
     rollback = event.get("rollback")
@@ -639,7 +645,7 @@ def _rolled_back_stack(
         "phase": "rollback",
         "task_definition": view.outputs.get("TaskDefinitionArn", ""),
         "changed": state.operation != "NONE",
-        "rollout": asdict(decisions.first_rollout_state(request.rollout)),
+        "rollout": asdict(decisions.first_rollout_state(request.rollout, clock.now())),
         "bake": None,
     }
     return {**state.to_dict(), "active": active}
@@ -831,7 +837,7 @@ def update_service(event: dict[str, Any]) -> dict[str, Any]:
         "phase": event["phase"],
         "task_definition": target,
         "changed": changed,
-        "rollout": asdict(decisions.first_rollout_state(policy)),
+        "rollout": asdict(decisions.first_rollout_state(policy, clock.now())),
         "bake": None,
         **({"deployment": refresh_deployment} if refresh_deployment else {}),
     }
@@ -847,6 +853,7 @@ def check_rollout(event: dict[str, Any]) -> dict[str, Any]:
         RolloutState.from_dict(active["rollout"]),
         request.rollout,
         active.get("deployment"),
+        clock.now(),
     )
     return asdict(state)
 
@@ -876,6 +883,7 @@ def check_health(event: dict[str, Any]) -> dict[str, Any]:
         gate_round(request, active["task_definition"], active.get("deployment")),
         request.health,
         active["task_definition"],
+        clock.now(),
     )
     return asdict(state)
 

@@ -1,0 +1,194 @@
+"""Every execution ends inside the state machine's TimeoutSeconds and the 25,000-event history limit,
+whatever the input (issue 10, failure 7): a proof from the ASL's loops and the input ranges.
+
+The bound is an over-approximation: every Task state outside a loop is taken at its worst (all its
+retry attempts, each running to its TimeoutSeconds, plus the retry delays), once per phase it can run
+in. Each loop is bounded by its deadline on the clock (the workflow measures a loop's elapsed time as the
+larger of its counted waits and the clock, so slow Lambda calls and retries count against it) plus one
+last iteration; its iterations by the deadline over the shortest wait. Every cycle of the ASL graph must
+pass through a Wait state of :data:`LOOPS`, so a new loop cannot escape the proof.
+
+Known limit: history events inside loops count one attempt per Task per iteration (a loop whose every
+call is retried is not covered; such retries would also eat its deadline).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from stepdeploy.models import INT_RANGES, MAX_BAKE_SECONDS
+
+ROOT = Path(__file__).resolve().parents[2]
+HISTORY_LIMIT = 25_000
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+_Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+
+
+def _template_range(name: str) -> tuple[int, int]:
+    params = yaml.load((ROOT / "template.yaml").read_text(), Loader=_Loader)["Parameters"][name]
+    return int(params["MinValue"]), int(params["MaxValue"])
+
+
+@dataclass(frozen=True)
+class Loop:
+    """A polling loop: its Wait state, the states of one iteration, its deadline and its waits (seconds,
+    from the input ranges), and how many times one execution can run it (deploy and rollback phases)."""
+
+    wait_state: str
+    iteration: tuple[str, ...]
+    deadline: int
+    min_wait: int
+    max_wait: int
+    runs: int
+    max_iterations: int | None = None  # a bound besides the deadline (the bake's max_checks)
+
+
+def loops() -> list[Loop]:
+    queue_min, _ = _template_range("QueuePollSeconds")
+    _, queue_max_poll = _template_range("QueuePollSeconds")
+    _, queue_timeout = _template_range("QueueTimeoutSeconds")
+    stack_deadline = 2 * INT_RANGES["stack.timeout_seconds"][1]  # a cancelled update is awaited up to 2x
+    stack_poll = INT_RANGES["stack.poll_seconds"]
+    rollout_poll = INT_RANGES["rollout.poll_seconds"]
+    interval = INT_RANGES["health.interval_seconds"]
+    return [
+        Loop("QueueWait", ("Guard", "GuardDecision"), queue_timeout, queue_min, queue_max_poll, 1),
+        Loop("WaitStack", ("EnsureStack", "StackDecision"), stack_deadline, *stack_poll, 1),
+        Loop("WaitRollbackStack", ("RollbackStack", "RollbackStackDecision"), stack_deadline, *stack_poll, 1),
+        Loop("WaitRollout", ("CheckRollout", "RolloutDone"), INT_RANGES["rollout.timeout_seconds"][1], *rollout_poll, 2),
+        Loop("WaitBake", ("CheckHealth", "BakeDone"), MAX_BAKE_SECONDS, *interval, 2, INT_RANGES["health.max_checks"][1]),
+    ]
+
+
+@pytest.fixture(scope="module")
+def asl() -> dict[str, Any]:
+    return json.loads((ROOT / "statemachine" / "deploy.asl.json").read_text())
+
+
+def _next(state: dict[str, Any]) -> set[str]:
+    out = {state["Next"]} if "Next" in state else set()
+    out |= {c["Next"] for c in state.get("Choices", []) + state.get("Catch", [])}
+    return out | ({state["Default"]} if "Default" in state else set())
+
+
+def task_attempts(state: dict[str, Any]) -> int:
+    return 1 + sum(int(r.get("MaxAttempts", 3)) for r in state.get("Retry", []))
+
+
+def task_seconds(state: dict[str, Any]) -> float:
+    """One arrival at a Task, at its worst: every attempt to its timeout, every retry delay at its cap.
+    A service integration (``arn:aws:states:::``) retries only errors of its API call (RunTask refused or
+    placed nothing), which come back at once (counted as 60 s); only its last attempt can run to the
+    timeout (a States.Timeout is not retried)."""
+    delays = 0.0
+    for rule in state.get("Retry", []):
+        interval, rate, cap = rule.get("IntervalSeconds", 1), rule.get("BackoffRate", 2.0), rule.get("MaxDelaySeconds")
+        for attempt in range(int(rule.get("MaxAttempts", 3))):
+            delay = interval * rate**attempt
+            delays += min(delay, cap) if cap else delay
+    timeout = int(state.get("TimeoutSeconds", 60))
+    if state["Resource"].startswith("arn:aws:states:::"):
+        return (task_attempts(state) - 1) * 60 + timeout + delays
+    return task_attempts(state) * timeout + delays
+
+
+def state_events(state: dict[str, Any], attempts: int) -> int:
+    """History events of one arrival: entered + exited, and for a Task scheduled/started/ended per attempt."""
+    return 2 + (3 * attempts if state["Type"] == "Task" else 0)
+
+
+def worst_case(asl: dict[str, Any]) -> tuple[float, int]:
+    states = asl["States"]
+    in_loops = {s for loop in loops() for s in (loop.wait_state, *loop.iteration)}
+    seconds, events = 0.0, 0
+    for loop in loops():
+        iteration = [states[s] for s in (loop.wait_state, *loop.iteration)]
+        worst_iteration = loop.max_wait + sum(task_seconds(s) for s in iteration if s["Type"] == "Task")
+        iterations = loop.deadline // loop.min_wait + 2  # (the last wait may be shortened to the deadline)
+        if loop.max_iterations is not None:
+            iterations = min(iterations, loop.max_iterations + 1)
+        seconds += loop.runs * (loop.deadline + worst_iteration)
+        events += loop.runs * iterations * sum(state_events(s, 1) for s in iteration)
+    cyclic = _on_cycles(states)
+    for name, state in states.items():
+        if name in in_loops:
+            continue
+        runs = 2 if name in cyclic else 1  # (on a cycle through WaitRollout: once per phase, deploy and rollback)
+        if state["Type"] == "Task":
+            seconds += runs * task_seconds(state)
+        if state["Type"] == "Wait":
+            raise AssertionError(f"Wait state {name} is not in a bounded loop")
+        events += runs * state_events(state, task_attempts(state) if state["Type"] == "Task" else 1)
+    return seconds, events + 3  # ExecutionStarted, ExecutionSucceeded/Failed, one spare
+
+
+def _on_cycles(states: dict[str, Any]) -> set[str]:
+    """States that lie on some cycle of the graph (they can be entered more than once)."""
+    reach: dict[str, set[str]] = {}
+    for start in states:
+        seen, todo = set(), list(_next(states[start]))
+        while todo:
+            node = todo.pop()
+            if node not in seen:
+                seen.add(node)
+                todo.extend(_next(states[node]))
+        reach[start] = seen
+    return {n for n in states if n in reach[n]}
+
+
+def test_every_cycle_passes_through_a_bounded_loop(asl: dict[str, Any]) -> None:
+    """Remove the bounded loops' Wait states: what remains must have no cycle."""
+    states = asl["States"]
+    waits = {loop.wait_state for loop in loops()}
+    assert waits <= set(states)
+    graph = {n: {m for m in _next(s) if m not in waits} for n, s in states.items() if n not in waits}
+    visiting: set[str] = set()
+    done: set[str] = set()
+
+    def visit(node: str, path: list[str]) -> None:
+        if node in done:
+            return
+        assert node not in visiting, f"a loop without a bound: {' -> '.join(path + [node])}"
+        visiting.add(node)
+        for nxt in graph.get(node, ()):
+            visit(nxt, path + [node])
+        visiting.discard(node)
+        done.add(node)
+
+    for node in graph:
+        visit(node, [])
+
+
+def test_each_loop_iteration_is_what_the_asl_says(asl: dict[str, Any]) -> None:
+    """The states listed for each loop are the ones between its Wait state and the Wait again."""
+    states = asl["States"]
+    for loop in loops():
+        assert states[loop.wait_state]["Type"] == "Wait"
+        assert states[loop.wait_state]["Next"] == loop.iteration[0]
+        for a, b in zip(loop.iteration, loop.iteration[1:], strict=False):
+            assert b in _next(states[a]), (a, b)
+        assert loop.wait_state in _next(states[loop.iteration[-1]])
+
+
+def test_no_input_can_outlast_the_execution_timeout_or_the_history_limit(asl: dict[str, Any]) -> None:
+    seconds, events = worst_case(asl)
+    print(f"worst case: {seconds:.0f} s of {asl['TimeoutSeconds']} s, {events} of {HISTORY_LIMIT} events")
+    assert seconds < asl["TimeoutSeconds"], f"worst case {seconds:.0f} s exceeds TimeoutSeconds"
+    assert events < HISTORY_LIMIT, f"worst case {events} events exceed the history limit"
+
+
+def test_the_lock_lease_outlives_every_execution(asl: dict[str, Any]) -> None:
+    """A lease shorter than an execution could let a second deployment take a live lock."""
+    text = (ROOT / "template.yaml").read_text()
+    lease = int(text.split('LOCK_LEASE_SECONDS: "', 1)[1].split('"', 1)[0])
+    assert lease > asl["TimeoutSeconds"]
