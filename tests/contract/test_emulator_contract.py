@@ -392,6 +392,125 @@ def test_alb_dns_names_answer_through_the_world(world: World, _patch: tuple[str,
         socket.create_connection(("127.0.0.1", 9), timeout=1)
 
 
+def _loop_machine(world: World) -> str:
+    """Hop is entered twice: Seen? sends the first pass through Mark and back."""
+    return _machine(
+        world,
+        {
+            "StartAt": "Hop",
+            "States": {
+                "Hop": {"Type": "Pass", "Next": "Seen?"},
+                "Seen?": {
+                    "Type": "Choice",
+                    "Choices": [{"Variable": "$.n", "IsPresent": True, "Next": "Done"}],
+                    "Default": "Mark",
+                },
+                "Mark": {"Type": "Pass", "Result": 1, "ResultPath": "$.n", "Next": "Hop"},
+                "Done": {"Type": "Succeed"},
+            },
+        },
+    )
+
+
+def _exits(result: Any, state: str) -> int:
+    return sum(1 for e in result.events if e.get("stateExitedEventDetails", {}).get("name") == state)
+
+
+@covers("state_hooks")
+def test_a_pause_holds_an_execution_as_it_enters_any_state(world: World, _patch: tuple[str, ...]) -> None:
+    machine, sfn = _loop_machine(world), world.client("stepfunctions")
+    pause = world.pause_at("Hop", arrival=2)
+    held = sfn.start_execution(stateMachineArn=machine, input="{}")["executionArn"]
+    assert pause.reached() == held
+    world.wait_for_state(held, "Hop")
+    time.sleep(0.2)
+    assert sfn.describe_execution(executionArn=held)["status"] == "RUNNING"
+    assert world.arrivals(held, "Hop") == 2 and world.arrivals(held, "Mark") == 1
+    pause.release()
+    assert world.wait(held).status == "SUCCEEDED"
+
+    stopped_pause = world.pause_at("Hop", arrival=2)
+    stopped = sfn.start_execution(stateMachineArn=machine, input="{}")["executionArn"]
+    assert stopped_pause.reached() == stopped
+    sfn.stop_execution(executionArn=stopped, error="Operator")
+    result = world.wait(stopped)
+    assert result.status == "ABORTED"
+    assert _exits(result, "Hop") == 1  # the held entry never ran
+    with pytest.raises(ValueError, match="no state named 'Nowhere'"):
+        world.pause_at("Nowhere")
+
+
+def _lambda_machine(world: World, retry_on: str, timeout: int = 120) -> str:
+    fn = world.runtime.by_logical_id("CheckRolloutFunction")
+    return _machine(
+        world,
+        {
+            "StartAt": "T",
+            "States": {
+                "T": {
+                    "Type": "Task",
+                    "Resource": fn.arn,
+                    "TimeoutSeconds": timeout,
+                    "End": True,
+                    "Retry": [{"ErrorEquals": [retry_on], "IntervalSeconds": 1, "MaxAttempts": 2}],
+                    "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Caught"}],
+                },
+                "Caught": {"Type": "Pass", "End": True},
+            },
+        },
+    )
+
+
+def _failures(result: Any) -> list[str]:
+    kinds = ("LambdaFunctionFailed", "LambdaFunctionTimedOut", "TaskFailed", "TaskTimedOut")
+    return [next(iter(e.values()))["error"] for e in result.events if e["type"] in kinds for e in [_details(e)]]
+
+
+def _details(event: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in event.items() if k.endswith("EventDetails")}
+
+
+@covers("task_attempts", "lambda_invoke")
+def test_fail_task_fails_the_attempts_of_one_arrival_of_a_state(world: World, _patch: tuple[str, ...]) -> None:
+    machine = _lambda_machine(world, "Boom")
+    world.faults.fail_task("T", "Boom", times=3)  # outlasts the two retries: caught
+    result = _run(world, machine)
+    assert _failures(result) == ["Boom", "Boom", "Boom"]
+    assert result.output["Error"] == "Boom"
+    assert [i.error for i in world.runtime.invocations] == ["Boom"] * 3  # the handler never ran
+
+    world.faults.fail_task("T", "Boom", times=2)
+    result = _run(world, machine)
+    assert _failures(result)[:2] == ["Boom", "Boom"] and len(_failures(result)) == 3  # the third ran the handler
+    assert world.runtime.invocations[-1].error not in (None, "Boom")
+    with pytest.raises(ValueError, match="Caught is a Pass state"):
+        world.faults.fail_task("Caught")
+
+
+@covers("task_attempts")
+def test_time_out_task_runs_the_handler_and_fails_with_states_timeout(world: World, _patch: tuple[str, ...]) -> None:
+    machine = _lambda_machine(world, "Nothing", timeout=300)
+    world.faults.time_out_task("T")
+    result = _run(world, machine)
+    assert _failures(result) == ["States.Timeout"]
+    assert [e["type"] for e in result.events if e["type"].startswith("LambdaFunctionTimed")] == [
+        "LambdaFunctionTimedOut"
+    ]
+    assert len(world.runtime.invocations) == 1  # the handler ran
+    assert result.virtual_seconds >= 300  # the clock reached the state's deadline
+
+
+@covers("task_attempts", "ecs_tasks")
+def test_time_out_task_fails_a_run_task_sync_while_the_task_runs_on(world: World, _patch: tuple[str, ...]) -> None:
+    setup, machine = _one_off_setup(world, "healthy"), _run_task_sync_machine(world)
+    world.faults.time_out_task("Run")
+    result = _run(world, machine, setup)
+    assert (result.status, result.error) == ("FAILED", "States.Timeout")
+    assert [e["type"] for e in result.events if e["type"] == "TaskTimedOut"] == ["TaskTimedOut"]
+    tasks = world.client("ecs").list_tasks(cluster="oneoff", desiredStatus="RUNNING")["taskArns"]
+    assert len(tasks) == 1 and world.one_off_runs == []  # started, and still running
+
+
 def test_every_patch_is_covered() -> None:
     import_module("test_emulator_cloudformation")  # the CloudFormation patches' tests (registers their covers)
     assert set(compat.PATCHES) == COVERED
