@@ -124,8 +124,8 @@ def _virtual_datetime_module() -> types.ModuleType:
 
 class _VirtualTime(types.ModuleType):
     """A stand-in for the ``time`` module whose ``sleep`` advances the virtual clock. In a Task state
-    attempt (``ecs:runTask.sync`` polling), a sleep that the attempt's timeout fault ends raises
-    States.Timeout at the state's deadline."""
+    attempt (``ecs:runTask.sync`` polling), a sleep past the state's TimeoutSeconds (on the virtual
+    clock), or one that the attempt's timeout fault ends, raises States.Timeout at the state's deadline."""
 
     def __getattr__(self, name: str) -> Any:
         return getattr(_time, name)
@@ -133,8 +133,10 @@ class _VirtualTime(types.ModuleType):
     @staticmethod
     def sleep(seconds: float) -> None:
         attempt = current_task()
-        if attempt is not None and attempt.fault is not None and attempt.fault.kind == "timeout":
-            _time_out(attempt)
+        if attempt is not None:
+            timing_out = attempt.fault is not None and attempt.fault.kind == "timeout"
+            if timing_out or _clock.current().time() + seconds > attempt.deadline:
+                _time_out(attempt)
         _clock.current().advance(seconds)
 
 
@@ -154,6 +156,11 @@ def _patch_wait_state() -> None:
     from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
 
     def _wait_interval(self: Any, env: Any, wait_seconds: int) -> None:
+        deadline = _execution_deadline(env)
+        if deadline is not None and _clock.current().time() + wait_seconds > deadline:
+            _clock.current().advance(deadline - _clock.current().time())
+            env.set_timed_out()  # the Wait ends past the execution's TimeoutSeconds: it ends there
+            return
         _clock.current().advance(wait_seconds)
 
     wait_function.WaitFunction._wait_interval = _wait_interval  # type: ignore[method-assign]
@@ -182,6 +189,10 @@ def _patch_state_hooks() -> None:
         original_input(self, env)
 
     def _eval_body(self: Any, env: Any) -> None:
+        deadline = _execution_deadline(env)
+        if deadline is not None and _clock.current().time() >= deadline:
+            env.set_timed_out()  # a transition past the execution's TimeoutSeconds
+            return
         try:
             original_body(self, env)
         except _StoppedBeforeRunning:
@@ -269,6 +280,60 @@ def _patch_task_attempts() -> None:
             env.states.reset(input_value=env.stack.pop())
 
     ExecutionState._evaluate_with_timeout = _evaluate_with_timeout  # type: ignore[method-assign]
+
+
+#: execution ARN -> virtual time its TimeoutSeconds runs out (executions whose definition sets one)
+_DEADLINES: dict[str, float] = {}
+
+
+def _execution_deadline(env: Any) -> float | None:
+    return _DEADLINES.get(env.states.context_object.context_object_data["Execution"]["Id"])
+
+
+def _patch_execution_timeout() -> None:
+    """An execution's TimeoutSeconds is a wall-time join (14400 s of real time), so it never times out
+    on the virtual clock. Record its virtual deadline: the state hooks end it at the first transition
+    past it, a Wait that would end past it ends it at the deadline. It ends TIMED_OUT with
+    States.Timeout as on AWS (https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html,
+    https://docs.aws.amazon.com/step-functions/latest/dg/statemachine-structure.html)."""
+    from moto.stepfunctions.parser.api import ExecutionStatus
+    from moto.stepfunctions.parser.asl.component.program.program import Program
+    from moto.stepfunctions.parser.asl.eval.program_state import ProgramTimedOut
+    from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    original_eval = Program.eval
+    original_reflect = BaseExecutionWorkerCommunication._reflect_execution_status
+
+    def eval(self: Any, env: Any) -> None:  # noqa: A001 - moto's name
+        if self.timeout_seconds is None or env.is_frame():
+            original_eval(self, env)
+            return
+        arn = env.states.context_object.context_object_data["Execution"]["Id"]
+        _DEADLINES[arn] = _clock.current().time() + self.timeout_seconds.timeout_seconds
+        try:
+            original_eval(self, env)
+        finally:
+            _DEADLINES.pop(arn, None)
+
+    def _reflect_execution_status(self: Any) -> None:
+        original_reflect(self)  # type: ignore[no-untyped-call]
+        if isinstance(self.execution.exec_worker.env.program_state(), ProgramTimedOut):
+            self.execution.error = "States.Timeout"
+            self.execution.cause = "The execution ran longer than the state machine's TimeoutSeconds."
+
+    original_describe = StepFunctionResponse.describe_execution
+
+    def describe_execution(self: Any) -> Any:
+        answer: Any = original_describe(self)
+        execution = self.stepfunction_backend.describe_execution(self._get_param("executionArn"))
+        if execution.status in ("TIMED_OUT", ExecutionStatus.TIMED_OUT):
+            answer.result["stopDate"] = execution.stop_date  # moto leaves it out for TIMED_OUT
+        return answer
+
+    Program.eval = eval  # type: ignore[method-assign]
+    BaseExecutionWorkerCommunication._reflect_execution_status = _reflect_execution_status  # type: ignore[method-assign]
+    StepFunctionResponse.describe_execution = describe_execution  # type: ignore[method-assign]
 
 
 def _patch_retry_sleep() -> None:
@@ -668,6 +733,10 @@ PATCHES: dict[str, tuple[Callable[[], None], str]] = {
     "ecs_rollouts": (_patch_ecs_rollouts, "UpdateService has no deployments or rollout progress"),
     "target_health": (_patch_target_health, "ELBv2 targets are always healthy"),
     "event_targets": (_patch_event_targets, "EventBridge cannot deliver to Step Functions or Lambda targets"),
+    "execution_timeout": (
+        _patch_execution_timeout,
+        "an execution's TimeoutSeconds counts wall time; TIMED_OUT has no error nor stopDate",
+    ),
     "execution_status_events": (_patch_execution_status_events, "no execution status change events"),
     "codepipeline_jobs": (_patch_codepipeline_jobs, "CodePipeline job APIs are not implemented"),
     "cfn_cidr": (_patch_cfn_cidr, "CloudFormation Fn::Cidr is not evaluated"),
