@@ -231,6 +231,7 @@ class Faults:
         self._placement_failures: list[str] = []
         self.placement_failures: list[tuple[str, str, str]] = []  # (cluster, task definition, reason)
         self._task_faults: list[_StateFault] = []
+        self._delivery_failures: dict[str, list[tuple[str, str]]] = {}  # rule -> (error code, message)
         self._lock = threading.Lock()
 
     # ---- Task states and AWS API calls
@@ -321,6 +322,25 @@ class Faults:
 
     def stack_operation_seconds(self, stack_name: str, action: str) -> float:
         return self._stack_seconds.get(action, 0.0)
+
+    def fail_event_delivery(
+        self, rule: str, times: int = 1, error: str = "THROTTLING", message: str = "injected delivery failure"
+    ) -> None:
+        """The next ``times`` attempts to deliver events of the EventBridge rule ``rule`` (its name, or the
+        SAM event name: "EcrPush") to its target fail with the error code ``error`` (as the dead-letter
+        queue's ERROR_CODE reports it: THROTTLING, CONNECTION_FAILURE...). EventBridge retries them per the
+        target's RetryPolicy; an event still undelivered when the retries or its age run out goes to the
+        target's dead-letter queue (https://docs.aws.amazon.com/eventbridge/latest/userguide/rule-dlq.html)."""
+        if times < 1:
+            raise ValueError("times must be >= 1")
+        name = self._world.rule_name(rule)
+        with self._lock:
+            self._delivery_failures.setdefault(name, []).extend([(error, message)] * times)
+
+    def event_delivery_failure(self, rule: str) -> tuple[str, str] | None:
+        with self._lock:
+            pending = self._delivery_failures.get(rule)
+            return pending.pop(0) if pending else None
 
     def fail_run_task_placement(self, times: int = 1, reason: str = "RESOURCE:ENI") -> None:
         """The next ``times`` RunTask calls place no task: ECS answers with ``failures`` (``reason``, e.g.
@@ -808,7 +828,38 @@ class World:
                 self.rules[rule] = target
 
     def _deliver_event(self, rule: str, target: dict[str, Any], event: dict[str, Any]) -> None:
-        """EventBridge -> target. A delivery that fails goes to the target's dead-letter queue."""
+        """EventBridge -> target, as on AWS (https://docs.aws.amazon.com/eventbridge/latest/userguide/rule-dlq.html):
+        a delivery that fails (``Faults.fail_event_delivery``) is retried with exponential back-off on the
+        virtual clock, per the target's RetryPolicy (default 185 retries, 24 hours); once they are spent,
+        the event goes to the target's dead-letter queue. A delivery the target refuses (no such state
+        machine...) is not retried: it goes to the dead-letter queue at once."""
+        policy = target.get("RetryPolicy") or {}
+        max_retries = int(policy.get("MaximumRetryAttempts", 185))
+        max_age = int(policy.get("MaximumEventAgeInSeconds", 86400))
+        first, retries = self.clock.time(), 0
+        while True:
+            failure = self.faults.event_delivery_failure(rule)
+            if failure is None:
+                failure = self._send_to_target(rule, target, event)
+                if failure is None:
+                    return
+                exhausted = "NONE"  # not retriable
+            else:
+                delay = float(min(2**retries, 300))
+                exhausted = ""
+                if retries >= max_retries:
+                    exhausted = "MaximumRetryAttempts"
+                elif self.clock.time() - first + delay > max_age:
+                    exhausted = "MaximumEventAgeInSeconds"
+            self.deliveries.append((rule, f"FAILED {failure[0]}: {failure[1]}"))
+            if exhausted:
+                self._dead_letter(rule, target, event, failure, exhausted, retries)
+                return
+            self.clock.advance(delay)
+            retries += 1
+
+    def _send_to_target(self, rule: str, target: dict[str, Any], event: dict[str, Any]) -> tuple[str, str] | None:
+        """One delivery attempt; (error code, message) if the target refused it."""
         arn = target["Arn"]
         try:
             if arn.split(":")[2] == "states":
@@ -818,15 +869,44 @@ class World:
                 payload, errored, _ = self.runtime.invoke(arn.rsplit(":", 1)[-1], event)
                 self.deliveries.append((rule, f"{arn} -> {'error' if errored else 'ok'}: {payload[:200]}"))
         except Exception as exc:  # noqa: BLE001 - EventBridge gives up and dead-letters the event
-            dlq = target.get("DeadLetterConfig", {}).get("Arn")
-            self.deliveries.append((rule, f"FAILED {type(exc).__name__}: {exc}"))
-            if dlq:
-                url = self.client("sqs").get_queue_url(QueueName=dlq.rsplit(":", 1)[-1])["QueueUrl"]
-                self.client("sqs").send_message(
-                    QueueUrl=url,
-                    MessageBody=json.dumps(event),
-                    MessageAttributes={"ERROR_MESSAGE": {"DataType": "String", "StringValue": str(exc)[:256]}},
-                )
+            return "SDK_CLIENT_ERROR", f"{type(exc).__name__}: {exc}"
+        return None
+
+    def _dead_letter(
+        self,
+        rule: str,
+        target: dict[str, Any],
+        event: dict[str, Any],
+        failure: tuple[str, str],
+        exhausted: str,
+        retries: int,
+    ) -> None:
+        """Send an undelivered event to the target's dead-letter queue (dropped without one), with the
+        message attributes EventBridge sets."""
+        dlq = target.get("DeadLetterConfig", {}).get("Arn")
+        if not dlq:
+            return
+        attributes = {
+            "RULE_ARN": f"arn:aws:events:{self.region}:{ACCOUNT_ID}:rule/{rule}",
+            "TARGET_ARN": target["Arn"],
+            "ERROR_CODE": failure[0],
+            "ERROR_MESSAGE": failure[1][:256],
+            "EXHAUSTED_RETRY_CONDITION": exhausted,
+            "RETRY_ATTEMPTS": str(retries),
+        }
+        url = self.client("sqs").get_queue_url(QueueName=dlq.rsplit(":", 1)[-1])["QueueUrl"]
+        self.client("sqs").send_message(
+            QueueUrl=url,
+            MessageBody=json.dumps(event),
+            MessageAttributes={k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()},
+        )
+
+    def rule_name(self, rule: str) -> str:
+        """The name of one of the world's EventBridge rules, given it or its SAM event name, or ValueError."""
+        matches = [name for name in self.rules if rule in (name, name.rsplit("-", 1)[-1])]
+        if len(matches) != 1:
+            raise ValueError(f"no single EventBridge rule {rule!r}; known: {', '.join(sorted(self.rules))}")
+        return matches[0]
 
     def _execution_ended(self, execution_arn: str, state_machine_arn: str, name: str, status: str) -> None:
         detail = {"executionArn": execution_arn, "stateMachineArn": state_machine_arn, "name": name, "status": status}

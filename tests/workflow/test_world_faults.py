@@ -3,7 +3,9 @@ invocation that fails, a Task that times out), AWS API faults inside handlers, a
 
 from __future__ import annotations
 
+import json
 import time
+from typing import Any
 
 import pytest
 from stepdeploy_local import World
@@ -95,3 +97,46 @@ def test_an_execution_stopped_while_paused_before_deploy_changes_nothing(world: 
     assert not any(e["type"] == "TaskStateExited" for e in result.events if "Deploy" in str(e))
     assert errors_of(world, "UpdateServiceFunction") == []  # the state never ran
     assert app.rollouts() == [] and revision(app.running_task_definition()) == "web:1"
+
+
+def dead_letters(world: World) -> list[dict[str, Any]]:
+    sqs, url = world.client("sqs"), world.outputs["EcrPushDeadLetterQueueUrl"]
+    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"])
+    return list(messages.get("Messages", []))
+
+
+def test_an_event_whose_delivery_keeps_failing_lands_in_the_dead_letter_queue(world: World, app: AppService) -> None:
+    world.register(app)
+    world.faults.fail_event_delivery("EcrPush", times=186)  # the target's RetryPolicy: 185 retries
+    before = world.clock.time()
+    digest, executions = world.ecr_push(app.repository, "v2")
+
+    assert executions == []
+    [message] = dead_letters(world)
+    assert json.loads(message["Body"])["detail"]["image-digest"] == digest
+    attributes = {k: v["StringValue"] for k, v in message["MessageAttributes"].items()}
+    rule = world.rule_name("EcrPush")
+    assert attributes == {
+        "RULE_ARN": f"arn:aws:events:{world.region}:123456789012:rule/{rule}",
+        "TARGET_ARN": world.outputs["DeployStateMachineArn"],
+        "ERROR_CODE": "THROTTLING",
+        "ERROR_MESSAGE": "injected delivery failure",
+        "EXHAUSTED_RETRY_CONDITION": "MaximumRetryAttempts",
+        "RETRY_ATTEMPTS": "185",
+    }
+    assert world.clock.time() - before > 3600  # exponential back-off on the virtual clock
+    assert revision(app.running_task_definition()) == "web:1"
+
+
+def test_an_event_delivered_on_a_retry_starts_the_deployment(world: World, app: AppService) -> None:
+    world.register(app)
+    world.faults.fail_event_delivery("EcrPush", times=3)
+    _, [arn] = world.ecr_push(app.repository, "v2")
+
+    assert [d for _, d in world.deliveries if d.startswith("FAILED")] == [
+        "FAILED THROTTLING: injected delivery failure"
+    ] * 3
+    assert dead_letters(world) == []
+    assert world.wait(arn).status == "SUCCEEDED"
+    with pytest.raises(ValueError, match="no single EventBridge rule 'Nope'"):
+        world.faults.fail_event_delivery("Nope")
