@@ -1186,8 +1186,9 @@ class World:
         return f"{uri}@{self.digest_of(repository, tag_or_digest)}"
 
     def profile_of_image(self, image_uri: str) -> ImageProfile:
+        """How the image behaves now (a flapping image's current half)."""
         digest = image_uri.rsplit("@", 1)[-1] if "@" in image_uri else ""
-        return self.image_profiles.get(digest, profile("healthy"))
+        return self.image_profiles.get(digest, profile("healthy")).at(self.clock.time())
 
     # ------------------------------------------------------------------ the application
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from stepdeploy_local import World
+from stepdeploy_local.workload import profile
 from stepdeploy_local.world import AppService
 
 
@@ -140,3 +141,22 @@ def test_an_event_delivered_on_a_retry_starts_the_deployment(world: World, app: 
     assert world.wait(arn).status == "SUCCEEDED"
     with pytest.raises(ValueError, match="no single EventBridge rule 'Nope'"):
         world.faults.fail_event_delivery("Nope")
+
+
+def test_a_flapping_image_alternates_over_virtual_time(world: World, app: AppService) -> None:
+    flapping = profile("flapping")
+    assert (flapping.at(0).status, flapping.at(15).status, flapping.at(30).status) == (200, 500, 200)
+    assert flapping.at(16).targets == "unhealthy" and flapping.at(31).targets == "healthy"
+
+
+def test_a_flapping_image_never_passes_the_bake_and_is_rolled_back(world: World, app: AppService) -> None:
+    world.push_image(app.repository, "v2", "flapping")
+    result = world.deploy(app.request("v2"))
+
+    assert result.status == "FAILED"
+    assert result.error == "HealthCheckFailed"
+    passed = [e for e in result.events if e["type"] == "TaskStateExited" and "CheckHealth" in str(e)]
+    assert len(passed) >= 2, "it passed some checks: it is not simply unhealthy"
+    assert "consecutive" in (result.cause or "")  # the gates need consecutive rounds, which it never gives
+    assert "rolled back to web:1" in (result.cause or "")
+    assert revision(app.running_task_definition()) == "web:1"
