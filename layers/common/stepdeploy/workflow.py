@@ -79,6 +79,7 @@ def normalize_request(event: dict[str, Any], settings: Settings) -> dict[str, An
     intent = triggers.parse(event.get("input"))
     if intent.mode == "dispatch":
         return dispatch_refreshes(intent, event, settings)
+    _check_within_reach(settings, intent, None)
     target = intent.target
     if intent.explicit is not None:
         request = DeploymentRequest.from_input(intent.explicit, settings.defaults)
@@ -92,6 +93,7 @@ def normalize_request(event: dict[str, Any], settings: Settings) -> dict[str, An
                 raise InvalidDeploymentRequest(
                     f"$.target: {entry.name}'s stack does not exist yet: nothing to {intent.mode}"
                 )
+            _check_within_reach(settings, intent, probe)
             _, running = _running(probe.target, probe.target.container)
             _, tag, digest = triggers.parse_image_uri(running["image"], "running image")
             image_spec = {"digest": digest} if digest else {"tag": tag}
@@ -108,6 +110,7 @@ def normalize_request(event: dict[str, Any], settings: Settings) -> dict[str, An
                     f"$[0].name: container {intent.container!r} is not {entry.name}'s container {known!r}"
                 )
             request = replace(request, service=replace(request.target, container=intent.container))
+    _check_within_reach(settings, intent, request)
     image = ecr.resolve_image(request.image)
     request, stack_view = _with_stack_outputs(request, settings)
     current: dict[str, Any] | None = None
@@ -137,6 +140,19 @@ def normalize_request(event: dict[str, Any], settings: Settings) -> dict[str, An
         "guard": {"action": "START", "waited_seconds": 0, "wait_seconds": 0},
         **({"stack": app_stack.StackState().to_dict()} if request.stack is not None else {}),
     }
+
+
+def _check_within_reach(settings: Settings, intent: triggers.Intent, request: DeploymentRequest | None) -> None:
+    """Refuse what the function's account and region cannot deploy: ARNs (and an image registry)
+    elsewhere. Raises InvalidDeploymentRequest."""
+    named: list[tuple[str, str | None]] = [("$.secret", intent.secret), intent.registry or ("", None)]
+    if request is not None:
+        if request.service is not None:
+            named += [("$.service.cluster", request.service.cluster), ("$.service.service", request.service.service)]
+        named.append(("$.health.target_group_arn", request.health.target_group_arn))
+    problem = decisions.out_of_reach(named, settings.partition, settings.region, settings.account)
+    if problem is not None:
+        raise InvalidDeploymentRequest(problem)
 
 
 def dispatch_refreshes(intent: triggers.Intent, event: dict[str, Any], settings: Settings) -> dict[str, Any]:
