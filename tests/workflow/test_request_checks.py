@@ -65,3 +65,48 @@ def test_an_image_from_another_accounts_registry_is_refused(world: World, app: A
 
     assert_rejected(world, app, result, "$.ImageURI")
     assert "account 210987654321" in (result.cause or "")
+
+
+# --------------------------------------------------------------------------- #5: what the gates read exists
+
+
+def test_a_missing_alarm_is_refused_before_the_service_changes(world: World, app: AppService) -> None:
+    """#5: a missing alarm was accepted; the service was updated, every gate round failed on it (the
+    rollback's too) and a healthy image ended RollbackFailed with a CRITICAL alert."""
+    world.push_image(app.repository, "v2")
+    alarms = [app.alarm_names[0], "web-latency-typo", app.alarm_names[1]]
+    result = world.deploy(app.request("v2", health={"alarm_names": alarms}))
+
+    assert_rejected(world, app, result, "$.health.alarm_names[1]")
+    assert result.cause == "$.health.alarm_names[1]: alarm 'web-latency-typo' does not exist in us-east-1"
+
+
+def test_a_missing_target_group_is_refused_before_the_service_changes(world: World, app: AppService) -> None:
+    """#5: a target group ARN that does not exist was accepted, and failed every gate round."""
+    world.push_image(app.repository, "v2")
+    missing = app.target_group_arn.rsplit("/", 1)[0] + "/0123456789abcdef"
+    result = world.deploy(app.request("v2", health={"target_group_arn": missing}))
+
+    assert_rejected(world, app, result, "$.health.target_group_arn")
+    assert "does not exist" in (result.cause or "")
+
+
+def test_a_target_group_of_another_service_is_refused(world: World, app: AppService) -> None:
+    """#5: a target group that exists but that the service does not register its tasks in gates on
+    targets that are not the service's."""
+    other = world.create_service(cluster="other", service="api")
+    world.push_image(app.repository, "v2")
+    result = world.deploy(app.request("v2", health={"target_group_arn": other.target_group_arn}))
+
+    assert_rejected(world, app, result, "$.health.target_group_arn")
+    assert "is not attached to service web" in (result.cause or "")
+
+
+def test_a_missing_cluster_is_refused_by_name(world: World, app: AppService) -> None:
+    """#5 (what else a request names): a cluster that does not exist ended in NotStarted with the raw
+    ClusterNotFoundException and its stack trace as the cause."""
+    world.push_image(app.repository, "v2")
+    result = world.deploy(app.request("v2", service={"cluster": "nope"}))
+
+    assert_rejected(world, app, result, "$.service.cluster")
+    assert result.cause == "$.service.cluster: cluster 'nope' not found"

@@ -47,6 +47,7 @@ class ServiceView:
     status: str
     task_definition: str
     deployments: tuple[DeploymentView, ...]
+    target_groups: tuple[str, ...] = ()  # of its load balancers
 
     @property
     def primary(self) -> DeploymentView | None:
