@@ -110,3 +110,119 @@ def test_a_missing_cluster_is_refused_by_name(world: World, app: AppService) -> 
 
     assert_rejected(world, app, result, "$.service.cluster")
     assert result.cause == "$.service.cluster: cluster 'nope' not found"
+
+
+# --------------------------------------------------------------------------- #8: failures before any change
+
+
+def assert_clean_cause(result: Any, error: str) -> None:
+    """FAILED with the error's name and a cause a person can read: no raw JSON, no stack trace."""
+    assert (result.status, result.error) == ("FAILED", error), result.cause
+    cause = result.cause or ""
+    assert cause.endswith("the service was not changed"), cause
+    assert "stackTrace" not in cause and '{"errorMessage"' not in cause and "Traceback" not in cause, cause
+
+
+def lock_item(world: World, app: AppService) -> dict[str, Any] | None:
+    key = {"service": {"S": app.key}, "item": {"S": "LOCK"}}
+    out = world.client("dynamodb").get_item(TableName=world.outputs["ControlTableName"], Key=key, ConsistentRead=True)
+    return out.get("Item")
+
+
+def test_an_exception_inside_normalize_ends_failed_with_a_readable_cause(
+    world: World, app: AppService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """#8: an unexpected error in Normalize ended with its raw Lambda JSON (and stack trace) as the cause."""
+    from stepdeploy import workflow
+
+    def broken(spec: Any) -> Any:
+        raise KeyError("repositoryUri")
+
+    monkeypatch.setattr(workflow.ecr, "resolve_image", broken)
+    world.push_image(app.repository, "v2")
+    result = world.deploy(app.request("v2"))
+
+    assert_clean_cause(result, "KeyError")
+    assert result.cause.startswith("'repositoryUri' -- Normalize failed"), result.cause  # type: ignore[union-attr]
+    assert "no service to record it against" in (result.cause or "")
+    assert revision(app.running_task_definition()) == "web:1"
+    assert world.notifications() == []
+
+
+def test_a_lambda_service_error_in_normalize_after_its_retries_ends_failed_cleanly(
+    world: World, app: AppService
+) -> None:
+    """#8: Lambda.ServiceException on every attempt (1 + 6 retries) surfaced as raw JSON."""
+    world.faults.fail_lambda("NormalizeRequestFunction", "Lambda.ServiceException", "Rate exceeded", times=7)
+    world.push_image(app.repository, "v2")
+    result = world.deploy(app.request("v2"))
+
+    assert_clean_cause(result, "Lambda.ServiceException")
+    assert result.cause.startswith("Rate exceeded -- "), result.cause  # type: ignore[union-attr]
+    assert revision(app.running_task_definition()) == "web:1"
+
+
+def test_a_plain_text_cause_from_normalize_is_kept_readable(
+    world: World, app: AppService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """#8: when Lambda itself fails (no function ran) the Cause is plain text, which
+    States.StringToJson cannot parse: the execution still ends FAILED with a readable cause."""
+    from stepdeploy_local import compat
+
+    invoke = compat.HOOKS.invoke_lambda
+    assert invoke is not None
+
+    def lambda_down(fn: Any, event: Any) -> Any:
+        if "NormalizeRequest" in fn.function_name:
+            raise RuntimeError("Lambda is unavailable")
+        return invoke(fn, event)
+
+    monkeypatch.setattr(compat.HOOKS, "invoke_lambda", lambda_down)
+    world.push_image(app.repository, "v2")
+    result = world.deploy(app.request("v2"))
+
+    assert result.status == "FAILED" and result.error, result
+    assert "NotStartedWithCause" in result.path  # the text path (no JSON to parse)
+    assert_clean_cause(result, result.error)
+    assert revision(app.running_task_definition()) == "web:1"
+
+
+def test_a_guard_failure_after_the_lock_is_recorded_and_frees_the_lock(
+    world: World, app: AppService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """#8: an unexpected error in Guard (here its DynamoDB claim, after it took the lock) ended with raw
+    JSON and no record; now it is recorded FAILED, says the service was not changed, and frees the lock."""
+    from stepdeploy import workflow
+
+    def throttled(*args: Any) -> Any:
+        raise RuntimeError("ProvisionedThroughputExceededException: the claim could not be written")
+
+    monkeypatch.setattr(workflow.control, "claim_digest", throttled)
+    world.push_image(app.repository, "v2")
+    result = world.deploy(app.request("v2"))
+
+    assert_clean_cause(result, "RuntimeError")
+    assert result.path[:2] == ["Normalize", "Guard"] and "RecordNotChanged" in result.path
+    assert revision(app.running_task_definition()) == "web:1"
+    record = world.record(app, result.name)
+    assert record is not None and (record["outcome"], record["error"]) == ("FAILED", "RuntimeError")
+    assert lock_item(world, app) is None
+    [note] = world.notifications()
+    assert note["attributes"]["severity"] == "WARNING"
+
+    monkeypatch.undo()
+    retry = world.deploy(app.request("v2"))
+    assert retry.status == "SUCCEEDED", retry.cause
+    assert revision(app.running_task_definition()) == "web:2"
+
+
+def test_a_lambda_error_in_guard_after_its_retries_is_recorded(world: World, app: AppService) -> None:
+    """#8: Lambda.ServiceException on every Guard attempt ended with raw JSON and no record."""
+    world.faults.fail_lambda("GuardDeploymentFunction", "Lambda.ServiceException", "Rate exceeded", times=7)
+    world.push_image(app.repository, "v2")
+    result = world.deploy(app.request("v2"))
+
+    assert_clean_cause(result, "Lambda.ServiceException")
+    record = world.record(app, result.name)
+    assert record is not None and record["outcome"] == "FAILED"
+    assert lock_item(world, app) is None
