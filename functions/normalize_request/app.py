@@ -9,4 +9,5 @@ from stepdeploy.settings import Settings
 
 @lambda_entry
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return workflow.normalize_request(event, Settings.from_env())
+    # the function's ARN says which account and region it deploys in: requests naming others are refused
+    return workflow.normalize_request(event, Settings.from_env(function_arn=context.invoked_function_arn))

@@ -908,3 +908,36 @@ def test_a_refresh_rollout_is_only_the_deployment_it_started() -> None:
         decisions.assess_rollout(rolled_back, td, RolloutState(), policy, "ecs-svc/9")
     assert not decisions.primary_gate(rolled_back, td, "ecs-svc/9").passed
     assert decisions.primary_gate(rolled_back, td, "ecs-svc/2").passed
+
+
+# --------------------------------------------------------------------------- within reach (issue 10 #10)
+
+HOME = ("aws", "us-east-1", "123456789012")
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        ("arn:aws:ecs:eu-west-1:123456789012:cluster/prod", "region eu-west-1"),
+        ("arn:aws:ecs:us-east-1:210987654321:cluster/prod", "account 210987654321"),
+        ("arn:aws-cn:ecs:us-east-1:123456789012:cluster/prod", "(aws)"),
+        ("210987654321.dkr.ecr.us-east-1.amazonaws.com", "registry of account 210987654321"),
+        ("123456789012.dkr.ecr.eu-west-1.amazonaws.com", "region eu-west-1"),
+    ],
+)
+def test_out_of_reach_names_the_field_and_where_it_is(value: str, fragment: str) -> None:
+    problem = decisions.out_of_reach([("$.x", "prod"), ("$.service.cluster", value)], *HOME)
+
+    assert problem is not None and problem.startswith("$.service.cluster: ") and fragment in problem
+
+
+def test_names_own_arns_and_own_registry_are_within_reach() -> None:
+    named: list[tuple[str, str | None]] = [
+        ("$.service.cluster", "prod"),
+        ("$.service.service", "arn:aws:ecs:us-east-1:123456789012:service/prod/web"),
+        ("$.health.target_group_arn", None),
+        ("$.ImageURI", "123456789012.dkr.ecr.us-east-1.amazonaws.com"),
+        ("$.ImageURI", "registry.example.com:5000"),
+    ]
+    assert decisions.out_of_reach(named, *HOME) is None
+    assert decisions.out_of_reach([("$.c", "arn:aws:ecs:eu-west-1:1:cluster/x")], "", "", "") is None

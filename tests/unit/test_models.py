@@ -452,6 +452,12 @@ def test_inconsistent_defaults_are_reported_against_the_field() -> None:
         pytest.param(_set("service", "container", "web\n"), "$.service.container", id="container"),
         pytest.param(_health(url="http://web.example.com/health\n"), "$.health.url", id="url"),
         pytest.param(_health(alarm_names=["web-5xx\n"]), "$.health.alarm_names", id="alarm-name"),
+        pytest.param(_set(None, "reason", "hotfix\n"), "$.reason", id="reason"),
+        pytest.param(_set(None, "reason", "hotfix\r\n"), "$.reason", id="reason-crlf"),
+        pytest.param(_health(expected_body="OK\n"), "$.health.expected_body", id="expected-body"),
+        pytest.param(_health(target_group_arn=TG_ARN + "\n"), "$.health.target_group_arn", id="target-group"),
+        pytest.param(_set("service", "service", "web\n"), "$.service.service", id="service"),
+        pytest.param(_set(None, "trigger", "manual\n"), "$.trigger", id="trigger"),
     ],
 )
 def test_trailing_newline_is_rejected(mutate: Mutation, path: str) -> None:
@@ -461,6 +467,31 @@ def test_trailing_newline_is_rejected(mutate: Mutation, path: str) -> None:
         parse(payload)
 
     assert str(caught.value).startswith(f"{path}: ")
+
+
+@pytest.mark.parametrize("reason", ["two\nlines", "tab\there", "bell\x07"])
+def test_reason_is_one_line_without_control_characters(reason: str) -> None:
+    with pytest.raises(InvalidDeploymentRequest, match=r"^\$\.reason: must be one line"):
+        parse({**minimal(), "reason": reason})
+
+
+def test_a_multi_line_expected_body_is_kept_if_it_does_not_end_with_a_line_break() -> None:
+    request = parse(_health(expected_body="line one\nline two", body_match="contains")(copy.deepcopy(minimal())))
+
+    assert request.health.expected_body == "line one\nline two"
+
+
+@pytest.mark.parametrize(
+    "arn",
+    [
+        "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/web-alb/0123456789abcdef",
+        "arn:aws:ecs:eu-west-1:123456789012:targetgroup/web-tg/0123456789abcdef",
+        "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/web-tg/",
+    ],
+)
+def test_target_group_arn_must_be_a_target_group_arn(arn: str) -> None:
+    with pytest.raises(InvalidDeploymentRequest, match=r"^\$\.health\.target_group_arn: expected an ELBv2"):
+        parse(_health(target_group_arn=arn)(copy.deepcopy(minimal())))
 
 
 def test_explicit_null_for_a_defaulted_string_takes_the_default() -> None:
@@ -639,3 +670,14 @@ def test_there_are_explicit_samples() -> None:
 def test_documented_explicit_samples_are_valid(sample: Path) -> None:
     request = DeploymentRequest.from_input(sample.read_text(), Defaults())
     assert request.service.cluster == "techchallenge"
+
+
+def test_settings_take_partition_region_and_account_from_the_function_arn() -> None:
+    from stepdeploy.settings import Settings
+
+    env = dict.fromkeys(("DEPLOYMENTS_TABLE", "NOTIFICATION_TOPIC_ARN", "REGISTRY_TABLE", "CONTROL_TABLE"), "x")
+    arn = "arn:aws-cn:lambda:cn-north-1:123456789012:function:stepdeploy-Normalize"
+    settings = Settings.from_env({**env, "AWS_REGION": "cn-north-1"}, function_arn=arn)
+
+    assert (settings.partition, settings.region, settings.account) == ("aws-cn", "cn-north-1", "123456789012")
+    assert Settings.from_env({**env, "AWS_REGION": "eu-west-1"}).account == ""

@@ -94,6 +94,7 @@ def test_codepipeline_imagedefinitions_sample() -> None:
         container="app",
         event_time=None,
         redeploy=False,
+        registry=("$[0].imageUri", "123456789012.dkr.ecr.eu-west-1.amazonaws.com"),
     )
 
 
@@ -108,6 +109,7 @@ def test_codepipeline_imagedetail_sample() -> None:
         container=None,
         event_time=None,
         redeploy=False,
+        registry=("$.ImageURI", "123456789012.dkr.ecr.eu-west-1.amazonaws.com"),
     )
 
 

@@ -47,6 +47,7 @@ class ServiceView:
     status: str
     task_definition: str
     deployments: tuple[DeploymentView, ...]
+    target_groups: tuple[str, ...] = ()  # of its load balancers
 
     @property
     def primary(self) -> DeploymentView | None:
@@ -461,3 +462,36 @@ def describe_failure(error: Mapping[str, Any] | None) -> tuple[str, str]:
         if isinstance(parsed, dict) and "errorMessage" in parsed:
             cause = str(parsed["errorMessage"])
     return name, str(cause or name)[:32000]
+
+
+_ECR_REGISTRY = re.compile(
+    r"^(?P<account>\d{12})\.dkr\.ecr(?:-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$"
+)
+
+
+def out_of_reach(named: Iterable[tuple[str, str | None]], partition: str, region: str, account: str) -> str | None:
+    """Why a request cannot be deployed from here: the first ARN (``(path, value)``; names and None
+    pass) in another partition, region or account than the function's, or an ECR registry host
+    (``<account>.dkr.ecr.<region>.amazonaws.com``) of another account or region. None: all within reach.
+    Nothing is checked while the function's account is unknown."""
+    if not account:
+        return None
+    for path, value in named:
+        if not value:
+            continue
+        if value.startswith("arn:"):
+            where = value.split(":")[1:5]
+            if len(where) == 4 and (where[0], where[2], where[3]) != (partition, region, account):
+                return (
+                    f"{path}: {value[:200]} is in account {where[3] or '?'}, region {where[2] or '?'}; stepdeploy "
+                    f"deploys only in its own account {account} and region {region} ({partition})"
+                )
+        elif (host := _ECR_REGISTRY.fullmatch(value)) is not None and (host["account"], host["region"]) != (
+            account,
+            region,
+        ):
+            return (
+                f"{path}: the image is in the ECR registry of account {host['account']}, region {host['region']}; "
+                f"stepdeploy deploys images of its own account {account} and region {region} only"
+            )
+    return None

@@ -52,6 +52,15 @@ _URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
 _ALARM = re.compile(r"^[^\x00-\x1f]{1,255}$")
 _STACK = re.compile(r"^[a-z][a-z0-9-]{0,31}$")  # prefixed with APP_STACK_PREFIX in CloudFormation
 _COMMAND_ARG = re.compile(r"^[^\x00]{1,1024}$")
+_TARGET_GROUP_ARN = re.compile(
+    r"^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:targetgroup/[A-Za-z0-9-]{1,32}/[0-9a-f]{16}$"
+)
+#: one line of text: no newline (a trailing one included) or other control character. Written without
+#: ``$`` (which also matches before a final newline in Python) so the schema means the same in every engine.
+_ONE_LINE = re.compile(r"^(?![\s\S]*[\x00-\x1f\x7f])")
+#: free text may span lines, but not end with a line break (a heredoc's or an editor's stray newline)
+_NO_TRAILING_NEWLINE = re.compile(r"^(?![\s\S]*[\r\n](?![\s\S]))")
+MAX_REASON = 1024
 
 
 def _fail(path: str, message: str) -> InvalidDeploymentRequest:
@@ -73,6 +82,19 @@ def load_payload(payload: Any) -> Any:
     if size > MAX_REQUEST_BYTES:
         raise _fail("$", f"request is {size} bytes; the limit is {MAX_REQUEST_BYTES}")
     return payload
+
+
+def check_reason(reason: Any) -> str | None:
+    """``reason``: absent, or one line of at most 1024 characters. Raises InvalidDeploymentRequest."""
+    if reason is None:
+        return None
+    if not isinstance(reason, str):
+        raise _fail("$.reason", f"expected a string, got {type(reason).__name__}")
+    if len(reason) > MAX_REASON:
+        raise _fail("$.reason", f"at most {MAX_REASON} characters")
+    if not _ONE_LINE.match(reason):
+        raise _fail("$.reason", "must be one line: no newline (a trailing one included) or other control character")
+    return reason
 
 
 def _obj(value: Any, path: str) -> Mapping[str, Any]:
@@ -301,6 +323,8 @@ class DeploymentRequest:
         expected_body = hl.get("expected_body", defaults.expected_body)
         if expected_body is not None and (not isinstance(expected_body, str) or len(expected_body) > 4096):
             raise _fail("$.health.expected_body", "expected a string of at most 4096 characters, or null")
+        if expected_body is not None and not _NO_TRAILING_NEWLINE.match(expected_body):
+            raise _fail("$.health.expected_body", "ends with a line break (the body is compared without it)")
         body_match = _req(_str(hl, "body_match", "$.health", default=defaults.body_match))
         if body_match not in BODY_MATCH_MODES:
             raise _fail("$.health.body_match", f"must be one of {', '.join(BODY_MATCH_MODES)}")
@@ -310,8 +334,8 @@ class DeploymentRequest:
             except re.error as exc:
                 raise _fail("$.health.expected_body", f"invalid regular expression: {exc}") from exc
         tg = _str(hl, "target_group_arn", "$.health")
-        if tg is not None and (not tg.startswith("arn:aws") or ":targetgroup/" not in tg):
-            raise _fail("$.health.target_group_arn", "expected an ELBv2 target group ARN")
+        if tg is not None and not _TARGET_GROUP_ARN.fullmatch(tg):
+            raise _fail("$.health.target_group_arn", f"expected an ELBv2 target group ARN, got {tg[:120]!r}")
         health = HealthPolicy(
             url=_str(hl, "url", "$.health", _URL, required=stack is None),
             expected_status=_int(
@@ -372,9 +396,7 @@ class DeploymentRequest:
         trigger = _req(_str(top, "trigger", "$", default="manual"))
         if trigger not in TRIGGERS:
             raise _fail("$.trigger", f"must be one of {', '.join(TRIGGERS)}")
-        reason = _str(top, "reason", "$")
-        if reason is not None and len(reason) > 1024:
-            raise _fail("$.reason", "at most 1024 characters")
+        reason = check_reason(top.get("reason"))
         return cls(
             service=service,
             image=image,

@@ -37,6 +37,14 @@ def _str(pattern: Any, description: str = "") -> dict[str, Any]:
     return out
 
 
+_REASON: dict[str, Any] = {
+    "type": "string",
+    "maxLength": models.MAX_REASON,
+    "pattern": models._ONE_LINE.pattern,
+    "description": "one line: no newline (a trailing one included) or other control character",
+}
+
+
 def _ints(section: str) -> dict[str, Any]:
     return {
         key.split(".", 1)[1]: {"type": "integer", "minimum": low, "maximum": high, "default": _DEFAULT_OF[key]}
@@ -68,7 +76,12 @@ def input_schema() -> dict[str, Any]:
         ["repository"],
     )
     gates: dict[str, Any] = {
-        "expected_body": {"type": ["string", "null"], "maxLength": 4096, "default": _DEFAULTS.expected_body},
+        "expected_body": {
+            "type": ["string", "null"],
+            "maxLength": 4096,
+            "pattern": models._NO_TRAILING_NEWLINE.pattern,
+            "default": _DEFAULTS.expected_body,
+        },
         "body_match": {"enum": list(models.BODY_MATCH_MODES), "default": _DEFAULTS.body_match},
         "alarm_names": {"type": "array", "items": _str(models._ALARM), "maxItems": 100},
         **_ints("health"),
@@ -77,7 +90,7 @@ def input_schema() -> dict[str, Any]:
         "image": image,
         "rollout": _obj(_ints("rollout"), []),
         "trigger": {"enum": list(models.TRIGGERS), "default": "manual"},
-        "reason": {"type": "string", "maxLength": 1024},
+        "reason": _REASON,
         "redeploy": {"type": "boolean", "default": False},
         "plan": {
             "type": "boolean",
@@ -98,7 +111,7 @@ def input_schema() -> dict[str, Any]:
             "health": _obj(
                 {
                     "url": _str(models._URL, "health endpoint through the load balancer"),
-                    "target_group_arn": {"type": "string", "pattern": r"^arn:aws[a-z-]*:.*:targetgroup/"},
+                    "target_group_arn": _str(models._TARGET_GROUP_ARN),
                     **gates,
                 },
                 ["url"],
@@ -151,7 +164,7 @@ def input_schema() -> dict[str, Any]:
                 "default": False,
                 "description": "deploy even if this digest was deployed before (known-good redeploy)",
             },
-            "reason": {"type": "string", "maxLength": 1024},
+            "reason": _REASON,
             "trigger": {"enum": ["manual", "codepipeline"], "default": "manual"},
             "plan": {"type": "boolean", "default": False},
         },
@@ -162,7 +175,7 @@ def input_schema() -> dict[str, Any]:
         {
             "mode": {"const": "verify"},
             "target": _str(triggers._TARGET),
-            "reason": {"type": "string"},
+            "reason": _REASON,
             "trigger": {"const": "verify"},
         },
         ["mode", "target"],
@@ -172,7 +185,7 @@ def input_schema() -> dict[str, Any]:
         {
             "mode": {"const": "refresh"},
             "target": _str(triggers._TARGET),
-            "reason": {"type": "string", "maxLength": 1024},
+            "reason": _REASON,
             "trigger": {"enum": ["manual", "rotation"], "default": "manual"},
             "secret": _str(triggers._SECRET_ARN, "the rotated secret (set by a rotation dispatch)"),
         },

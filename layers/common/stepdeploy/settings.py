@@ -25,13 +25,20 @@ class Settings:
     app_stack_role_arn: str = ""
     #: application stacks are named <prefix><stack.name> (the CloudFormation role is scoped to it)
     app_stack_prefix: str = ""
+    #: where the function runs (from its ARN: no API call): a request may only name resources there.
+    #: Empty when unknown (no function ARN given): then ARNs are not checked against it.
+    partition: str = ""
+    region: str = ""
+    account: str = ""
 
     def stack_name(self, name: str) -> str:
         """The CloudFormation name of the application stack a request calls ``name``."""
         return self.app_stack_prefix + name
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None, function_arn: str = "") -> Settings:
+        """``function_arn``: the Lambda context's ``invoked_function_arn`` (its partition, region and
+        account are where this deployment system works)."""
         env = os.environ if env is None else env
         missing = [k for k in REQUIRED if not env.get(k)]
         if missing:
@@ -47,6 +54,7 @@ class Settings:
                     numbers[name] = int(env[key])
                 except ValueError as exc:
                     raise RuntimeError(f"function misconfigured: {key} must be an integer") from exc
+        partition, region, account = _home(function_arn, env.get("AWS_REGION", ""))
         return cls(
             deployments_table=env["DEPLOYMENTS_TABLE"],
             notification_topic_arn=env["NOTIFICATION_TOPIC_ARN"],
@@ -55,5 +63,16 @@ class Settings:
             defaults=Defaults.from_env(env),
             app_stack_role_arn=env.get("APP_STACK_ROLE_ARN", ""),
             app_stack_prefix=env.get("APP_STACK_PREFIX", ""),
+            partition=partition,
+            region=region,
+            account=account,
             **numbers,
         )
+
+
+def _home(function_arn: str, region: str) -> tuple[str, str, str]:
+    """Partition, region and account of ``arn:<partition>:lambda:<region>:<account>:function:<name>``."""
+    parts = function_arn.split(":")
+    if len(parts) < 5 or parts[0] != "arn":
+        return "", region, ""
+    return parts[1], parts[3] or region, parts[4]

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .models import _DIGEST, _REPOSITORY, _TAG, _fail, _flag, load_payload
+from .models import _DIGEST, _REPOSITORY, _TAG, _fail, _flag, check_reason, load_payload
 
 
 def _body(pattern: re.Pattern[str]) -> str:
@@ -61,6 +61,7 @@ class Intent:
     explicit: Mapping[str, Any] | None = None  # a full DeploymentRequest input
     secret: str | None = None  # the rotated secret (ARN) a refresh or dispatch is for
     event_id: str | None = None  # the EventBridge event id (names the refresh executions: redelivery-safe)
+    registry: tuple[str, str] | None = None  # (field, registry host) of an image given by URI
 
 
 def _text(value: Mapping[str, Any], key: str, path: str, pattern: re.Pattern[str], required: bool = True) -> str | None:
@@ -84,6 +85,11 @@ def parse_image_uri(uri: Any, path: str) -> tuple[str, str | None, str | None]:
     return match["repository"], match["tag"], match["digest"]
 
 
+def image_registry(uri: str) -> str:
+    """The registry host of an image URI that :func:`parse_image_uri` accepted."""
+    return uri.split("/", 1)[0]
+
+
 def parse(payload: Any) -> Intent:
     """Classify and validate the execution input. Raises InvalidDeploymentRequest."""
     payload = load_payload(payload)
@@ -99,7 +105,8 @@ def parse(payload: Any) -> Intent:
         if set(payload) - {"ImageURI"}:
             raise _fail("$", "imageDetail.json has only ImageURI")
         repository, tag, digest = parse_image_uri(payload["ImageURI"], "$.ImageURI")
-        return Intent(trigger="codepipeline", repository=repository, tag=tag, digest=digest)
+        registry = ("$.ImageURI", image_registry(payload["ImageURI"]))
+        return Intent(trigger="codepipeline", repository=repository, tag=tag, digest=digest, registry=registry)
     if payload.get("mode") == "verify":
         unknown = set(payload) - {"mode", "target", "reason", "trigger"}
         if unknown:
@@ -129,10 +136,7 @@ def parse(payload: Any) -> Intent:
 
 
 def _reason(payload: Mapping[str, Any]) -> str | None:
-    reason = payload.get("reason")
-    if reason is not None and (not isinstance(reason, str) or len(reason) > 1024):
-        raise _fail("$.reason", "expected a string of at most 1024 characters")
-    return reason
+    return check_reason(payload.get("reason"))
 
 
 def _refresh(payload: Mapping[str, Any]) -> Intent:
@@ -258,4 +262,7 @@ def _image_definitions(items: list[Any]) -> Intent:
     if len(parsed) != 1:
         raise _fail("$", "stepdeploy deploys one container image per execution; list exactly one")
     container, repository, tag, digest = parsed[0]
-    return Intent(trigger="codepipeline", repository=repository, tag=tag, digest=digest, container=container)
+    registry = ("$[0].imageUri", image_registry(items[0]["imageUri"]))
+    return Intent(
+        trigger="codepipeline", repository=repository, tag=tag, digest=digest, container=container, registry=registry
+    )

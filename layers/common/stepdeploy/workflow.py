@@ -81,6 +81,7 @@ def normalize_request(event: dict[str, Any], settings: Settings) -> dict[str, An
     intent = triggers.parse(event.get("input"))
     if intent.mode == "dispatch":
         return dispatch_refreshes(intent, event, settings)
+    _check_within_reach(settings, intent, None)
     target = intent.target
     if intent.explicit is not None:
         request = DeploymentRequest.from_input(intent.explicit, settings.defaults)
@@ -94,6 +95,7 @@ def normalize_request(event: dict[str, Any], settings: Settings) -> dict[str, An
                 raise InvalidDeploymentRequest(
                     f"$.target: {entry.name}'s stack does not exist yet: nothing to {intent.mode}"
                 )
+            _check_within_reach(settings, intent, probe)
             _, running = _running(probe.target, probe.target.container)
             _, tag, digest = triggers.parse_image_uri(running["image"], "running image")
             image_spec = {"digest": digest} if digest else {"tag": tag}
@@ -110,13 +112,16 @@ def normalize_request(event: dict[str, Any], settings: Settings) -> dict[str, An
                     f"$[0].name: container {intent.container!r} is not {entry.name}'s container {known!r}"
                 )
             request = replace(request, service=replace(request.target, container=intent.container))
+    _check_within_reach(settings, intent, request)
     image = ecr.resolve_image(request.image)
     request, stack_view = _with_stack_outputs(request, settings)
     current: dict[str, Any] | None = None
+    view: decisions.ServiceView | None = None
     if request.service is not None:
         view, current = _running(request.target, request.target.container)
         if view.status != "ACTIVE":
             raise InvalidDeploymentRequest(f"$.service: service {view.service} is {view.status}")
+    _check_gate_settings(request, view, settings)
     started_at = event.get("started_at")
     when = intent.event_time or started_at
     return {
@@ -139,6 +144,43 @@ def normalize_request(event: dict[str, Any], settings: Settings) -> dict[str, An
         "guard": {"action": "START", "waited_seconds": 0, "wait_seconds": 0},
         **({"stack": app_stack.StackState().to_dict()} if request.stack is not None else {}),
     }
+
+
+def _check_gate_settings(request: DeploymentRequest, view: decisions.ServiceView | None, settings: Settings) -> None:
+    """What the health gates read exists, before anything changes: otherwise the gates fail on the
+    setting, and so do the rollback's. The alarms and target group of a stack that does not exist yet
+    come from its outputs once CloudFormation created them (then only the request's own alarms are
+    known here). Raises InvalidDeploymentRequest."""
+    names = request.health.alarm_names
+    found = cloudwatch.alarm_states(names) if names else {}
+    for i, name in enumerate(names):
+        if name not in found:
+            where = settings.region or "this region"
+            raise InvalidDeploymentRequest(f"$.health.alarm_names[{i}]: alarm {name!r} does not exist in {where}")
+    tg = request.health.target_group_arn
+    if tg is None or view is None:
+        return
+    if not elbv2.target_group_exists(tg):
+        raise InvalidDeploymentRequest(f"$.health.target_group_arn: target group {tg} does not exist")
+    if tg not in view.target_groups:
+        attached = ", ".join(view.target_groups) or "none"
+        raise InvalidDeploymentRequest(
+            f"$.health.target_group_arn: target group {tg} is not attached to service {view.service} "
+            f"(its target groups: {attached})"
+        )
+
+
+def _check_within_reach(settings: Settings, intent: triggers.Intent, request: DeploymentRequest | None) -> None:
+    """Refuse what the function's account and region cannot deploy: ARNs (and an image registry)
+    elsewhere. Raises InvalidDeploymentRequest."""
+    named: list[tuple[str, str | None]] = [("$.secret", intent.secret), intent.registry or ("", None)]
+    if request is not None:
+        if request.service is not None:
+            named += [("$.service.cluster", request.service.cluster), ("$.service.service", request.service.service)]
+        named.append(("$.health.target_group_arn", request.health.target_group_arn))
+    problem = decisions.out_of_reach(named, settings.partition, settings.region, settings.account)
+    if problem is not None:
+        raise InvalidDeploymentRequest(problem)
 
 
 def dispatch_refreshes(intent: triggers.Intent, event: dict[str, Any], settings: Settings) -> dict[str, Any]:

@@ -10,7 +10,11 @@ from .clients import client
 
 
 def describe_service(cluster: str, service: str) -> ServiceView:
-    out = client("ecs").describe_services(cluster=cluster, services=[service])
+    ecs = client("ecs")
+    try:
+        out = ecs.describe_services(cluster=cluster, services=[service])
+    except ecs.exceptions.ClusterNotFoundException as exc:
+        raise InvalidDeploymentRequest(f"$.service.cluster: cluster {cluster!r} not found") from exc
     services = out.get("services", [])
     if not services:
         reasons = "; ".join(f"{f.get('arn')}: {f.get('reason')}" for f in out.get("failures", []))
@@ -35,6 +39,7 @@ def describe_service(cluster: str, service: str) -> ServiceView:
         status=raw.get("status", ""),
         task_definition=raw.get("taskDefinition", ""),
         deployments=deployments,
+        target_groups=tuple(lb["targetGroupArn"] for lb in raw.get("loadBalancers", []) if lb.get("targetGroupArn")),
     )
 
 
