@@ -21,6 +21,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -357,7 +358,7 @@ class Run:
     running_image: str | None = None
     verified: set[str] = field(default_factory=set)  # task definitions that passed their gates in the execution
     settled: bool = True  # the status-change processing ran (or there was none to run)
-    locks: list[str] = field(default_factory=list)  # LOCK items left (their keys)
+    locks: list[str] = field(default_factory=list)  # keys of the LOCK items the execution still holds
     records: list[dict[str, Any]] = field(default_factory=list)  # records with this deployment id
     notes: list[dict[str, Any]] = field(default_factory=list)  # notifications for this deployment id
     followup: ExecutionResult | None = None
@@ -498,7 +499,11 @@ def observe(world: World, prepared: Prepared, run: Run) -> None:
     run.verified = passed_gates(run.result)
     ddb = world.client("dynamodb")
     control = ddb.scan(TableName=world.outputs["ControlTableName"])["Items"]
-    run.locks = [i["service"]["S"] for i in control if i["item"]["S"] == "LOCK"]
+    run.locks = [
+        i["service"]["S"]
+        for i in control
+        if i["item"]["S"] == "LOCK" and i.get("holder", {}).get("S") == run.result.arn
+    ]
     records = ddb.scan(TableName=world.outputs["DeploymentsTableName"])["Items"]
     run.records = [
         {k: next(iter(v.values())) for k, v in r.items()} for r in records if r["deployment_id"]["S"] == run.result.name
@@ -630,17 +635,19 @@ def run_matrix(
     scenarios: Iterable[Scenario] = SCENARIOS,
     select: Callable[[list[Case]], list[Case]] = lambda cs: cs,
     progress: Callable[[Run, list[str]], None] | None = None,
+    workers: int = 1,
 ) -> MatrixResult:
-    """Baselines, then the selected cases of each scenario."""
-    baselines, runs = [], []
-    for scenario in scenarios:
-        base, run = baseline(scenario)
-        baselines.append(base)
-        runs.append(run)
+    """Baselines, then the selected cases of every scenario, ``workers`` worlds at a time (processes:
+    a world patches moto process-wide)."""
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        firsts = list(pool.map(baseline, scenarios))
+        runs = [run for _, run in firsts]
         if progress is not None:
-            progress(run, check(run))
-        for case in select(cases(base)):
-            runs.append(run_case(case))
+            for run in runs:
+                progress(run, check(run))
+        selected = [case for base, _ in firsts for case in select(cases(base))]
+        for future in as_completed([pool.submit(run_case, case) for case in selected]):
+            runs.append(future.result())
             if progress is not None:
                 progress(runs[-1], check(runs[-1]))
-    return MatrixResult(runs, uncovered(baselines))
+    return MatrixResult(runs, uncovered(base for base, _ in firsts))
