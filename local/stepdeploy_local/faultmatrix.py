@@ -238,7 +238,6 @@ class Case:
         return f"{self.scenario.name}:{self.state}:{self.kind}:{self.phase}"
 
 
-LAMBDA_KINDS = ("transient", "permanent", "timeout", "api", "api-landed")
 SERVICE_KINDS = ("timeout", "placement", "placement-permanent")  # service integrations (ecs:runTask.sync)
 
 
@@ -247,9 +246,8 @@ def arrivals(result: ExecutionResult, calls: list[tuple[str, list[Call]]]) -> tu
     (function logical id, AWS calls) of each invocation during the execution, in order."""
     states = asl_states()
     by_function: dict[str, list[list[Call]]] = {}
-    for function, made in calls:
-        by_function.setdefault(function, []).append(made)
-    used: dict[str, int] = {}
+    for logical_id, made_by in calls:
+        by_function.setdefault(logical_id, []).append(made_by)
     seen: dict[str, int] = {}
     made_at: dict[str, list[Call]] = {}
     phase, out, firsts = "deploy", [], set()
@@ -259,12 +257,8 @@ def arrivals(result: ExecutionResult, calls: list[tuple[str, list[Call]]]) -> tu
         if state["Type"] not in ("Task", "Wait"):
             continue
         seen[name] = seen.get(name, 0) + 1
-        function = task_function(state)
-        made: list[Call] = []
-        if function is not None:
-            index = used.get(function, 0)
-            used[function] = index + 1
-            made = by_function.get(function, [])[index] if index < len(by_function.get(function, [])) else []
+        queue = by_function.get(task_function(state) or "", [])
+        made = queue.pop(0) if queue else []  # the function's invocations, in order
         before = tuple(made_at.get(name, []))
         made_at.setdefault(name, []).extend(made)
         if (name, phase) not in firsts:
