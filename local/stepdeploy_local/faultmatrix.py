@@ -390,11 +390,16 @@ def inject(world: World, case: Case) -> Any:
 
 
 def _disarm(world: World) -> None:
-    """Faults the case left unused must not reach the follow-up deployment."""
+    """Faults the case or its scenario left unused must not reach the follow-up deployment. (The
+    world has no Faults.clear() yet: until it has, the queues it keeps are emptied here.)"""
     clear = getattr(world.faults, "clear", None)
     if callable(clear):
         clear()
         return
+    world.runtime._faults.clear()
+    world.faults._placement_failures.clear()
+    for queue in ("_task_faults",):
+        getattr(world.faults, queue, []).clear()
     api_faults = getattr(world.runtime, "api_faults", None)
     if api_faults is not None:
         api_faults.pending.clear()
