@@ -25,7 +25,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from . import clock
+from botocore.exceptions import ClientError
+
+from . import clock, compat
 from .template import FunctionSpec
 
 
@@ -111,12 +113,77 @@ def _install_api_recorder() -> None:
 
     def _make_api_call(self: Any, operation_name: str, api_params: Any) -> Any:
         calls = getattr(_recording, "calls", None)
-        if calls is not None:
-            calls.append((self.meta.service_model.service_name, operation_name))
-        return original(self, operation_name, api_params)
+        if calls is None:
+            return original(self, operation_name, api_params)
+        service = self.meta.service_model.service_name
+        calls.append((service, operation_name))
+        fault = _recording.api_faults.take(service, operation_name, _recording.state)
+        if fault is not None and not fault.after_success:
+            raise fault.error(operation_name)
+        response = original(self, operation_name, api_params)
+        if fault is not None:
+            raise fault.error(operation_name)  # the call was made; its response is lost
+        return response
 
     BaseClient._make_api_call = _make_api_call  # type: ignore[attr-defined]
     _api_hook_installed = True
+
+
+_STATUS = {"InternalFailure": 500, "ServiceUnavailable": 503}  # HTTP status of a server-side error code
+
+
+@dataclass
+class ApiFault:
+    """The next ``times`` matching boto3 calls (after ``after`` pass) raise a ClientError."""
+
+    service: str
+    operation: str | None
+    error_code: str
+    message: str
+    times: int
+    after: int
+    state: str | None
+    after_success: bool
+
+    def matches(self, service: str, operation: str, state: str | None) -> bool:
+        return (
+            self.service == service
+            and self.operation in (None, operation)
+            and (self.state is None or self.state == state)
+        )
+
+    def error(self, operation: str) -> ClientError:
+        status = _STATUS.get(self.error_code, 400)
+        response: Any = {"Error": {"Code": self.error_code, "Message": self.message}}
+        response["ResponseMetadata"] = {"HTTPStatusCode": status}
+        return ClientError(response, operation)
+
+
+class ApiFaults:
+    """The API faults of a runtime, consulted for each boto3 call a handler makes."""
+
+    def __init__(self) -> None:
+        self.pending: list[ApiFault] = []
+        self._lock = threading.Lock()
+
+    def add(self, fault: ApiFault) -> None:
+        with self._lock:
+            self.pending.append(fault)
+
+    def take(self, service: str, operation: str, state: str | None) -> ApiFault | None:
+        """The fault this call meets (counting it against the first fault it matches), or None."""
+        with self._lock:
+            for fault in self.pending:
+                if not fault.matches(service, operation, state):
+                    continue
+                if fault.after > 0:
+                    fault.after -= 1
+                    return None
+                fault.times -= 1
+                if fault.times == 0:
+                    self.pending.remove(fault)
+                return fault
+        return None
 
 
 class LambdaRuntime:
@@ -127,6 +194,7 @@ class LambdaRuntime:
         self.functions: dict[str, LoadedFunction] = {}
         self.invocations: list[Invocation] = []
         self._faults: dict[str, list[tuple[str, str] | None]] = {}
+        self.api_faults = ApiFaults()
         self._lock = threading.RLock()
         self._env_overrides = env_overrides or {}
         self._baseline = set(os.environ)
@@ -160,6 +228,14 @@ class LambdaRuntime:
             raise ValueError("times must be >= 1 and after >= 0")
         with self._lock:
             self._faults.setdefault(logical_id, []).extend([None] * after + [(error_type, message)] * times)
+
+    def _next_fault(self, logical_id: str, task: compat.TaskAttempt | None) -> tuple[str, str] | None:
+        """The (error type, message) this invocation fails with before its handler runs, if any: the
+        Task state attempt's fault, else the function's next queued one."""
+        if task is not None and task.fault is not None and task.fault.kind == "fail":
+            return task.fault.error_type, task.fault.message
+        faults = self._faults.get(logical_id)
+        return faults.pop(0) if faults else None
 
     # ----------------------------------------------------------------- invocation
 
@@ -219,11 +295,12 @@ class LambdaRuntime:
         with self._lock:
             record = Invocation(fn.spec.logical_id, request_id, clock.current().time(), 0.0, None)
             started = time.perf_counter()
-            _recording.calls = record.aws_calls
+            task = compat.current_task()
+            _recording.calls, _recording.api_faults = record.aws_calls, self.api_faults
+            _recording.state = task.state if task is not None else None
             _recording.logs = io.StringIO()
             try:
-                faults = self._faults.get(fn.spec.logical_id)
-                fault = faults.pop(0) if faults else None
+                fault = self._next_fault(fn.spec.logical_id, task)
                 if fault is not None:
                     raise _InjectedFault(*fault)
                 handler = getattr(self._load(fn), fn.spec.handler.rsplit(".", 1)[1])

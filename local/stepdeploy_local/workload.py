@@ -3,7 +3,8 @@
 An image's behaviour is an :class:`ImageProfile`, chosen when the image is pushed to the local
 world or changed later through ``World.faults``. The profiles cover the failure modes a deploy
 pipeline meets: the TechChallengeApp "HTTP 200 but the database is down" case, HTTP 500, slow
-responses, tasks that never become healthy (circuit breaker) and rollouts that never finish.
+responses, tasks that never become healthy (circuit breaker), rollouts that never finish, and images
+that flap between healthy and unhealthy over virtual time.
 """
 
 from __future__ import annotations
@@ -27,9 +28,17 @@ class ImageProfile:
     alarms: tuple[str, ...] = ()  # alarms that go into ALARM while this image serves traffic
     init_seconds: int = 45  # virtual seconds a one-off task (database initialisation) of this image runs
     init_exit_code: int = 0  # and its exit code
+    flap_seconds: int = 0  # > 0: healthy and unhealthy (HTTP 500, targets unhealthy) in turn, this long each
 
     def with_changes(self, **changes: object) -> ImageProfile:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+    def at(self, virtual_time: float) -> ImageProfile:
+        """How the image behaves at that moment: a flapping image is in its unhealthy half every other
+        ``flap_seconds`` of virtual time (an intermittent fault: health probes see it come and go)."""
+        if self.flap_seconds <= 0 or int(virtual_time // self.flap_seconds) % 2 == 0:
+            return self
+        return replace(self, status=500, body="Internal Server Error", targets="unhealthy")
 
 
 PROFILES: dict[str, ImageProfile] = {
@@ -48,6 +57,7 @@ PROFILES: dict[str, ImageProfile] = {
     "stalled": ImageProfile("stalled", rollout="stall"),
     "alarming": ImageProfile("alarming", alarms=("*",)),
     "init-fails": ImageProfile("init-fails", init_exit_code=1),
+    "flapping": ImageProfile("flapping", flap_seconds=15),
 }
 
 

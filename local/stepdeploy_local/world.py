@@ -28,11 +28,22 @@ from typing import Any
 
 from . import clock, compat, template
 from .model import RolloutModel
-from .runtime import LambdaRuntime
+from .runtime import ApiFault, LambdaRuntime
 from .workload import ImageProfile, WorkloadServer, profile
 
 ACCOUNT_ID = "123456789012"
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+
+
+def _states_of(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The states of an ASL definition by name, those of its Parallel branches and Map iterators too."""
+    found: dict[str, dict[str, Any]] = {}
+    for name, state in definition.get("States", {}).items():
+        found[name] = state
+        for inner in [*state.get("Branches", []), state.get("Iterator"), state.get("ItemProcessor")]:
+            if inner:
+                found.update(_states_of(inner))
+    return found
 
 
 def _merge(body: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -219,6 +230,81 @@ class Faults:
         self._stack_seconds: dict[str, float] = {}
         self._placement_failures: list[str] = []
         self.placement_failures: list[tuple[str, str, str]] = []  # (cluster, task definition, reason)
+        self._task_faults: list[_StateFault] = []
+        self._delivery_failures: dict[str, list[tuple[str, str]]] = {}  # rule -> (error code, message)
+        self._lock = threading.Lock()
+
+    # ---- Task states and AWS API calls
+
+    def fail_task(
+        self,
+        state: str,
+        error_type: str = "RuntimeError",
+        message: str = "injected fault",
+        arrival: int = 1,
+        times: int = 1,
+    ) -> None:
+        """The ``arrival``-th time (1-based, counted per execution) an execution enters the Lambda Task
+        state ``state`` (its ASL name), its invocation fails with ``error_type`` before the handler runs,
+        as Lambda reports an unhandled exception (``Lambda.ServiceException`` etc. model the service's
+        own errors), for ``times`` consecutive attempts (a Retry's attempts of that arrival count).
+        The first execution that reaches it takes the fault."""
+        definition = self._world.task_state(state)
+        if ":lambda:" not in str(definition.get("Resource", "")):
+            raise ValueError(f"{state} is not a Lambda Task state (fail_api fails the calls of its handlers)")
+        self._add_task_fault(state, arrival, times, compat.TaskFault("fail", error_type, message))
+
+    def time_out_task(self, state: str, arrival: int = 1, times: int = 1) -> None:
+        """The ``arrival``-th time an execution enters the Task state ``state``, ``times`` consecutive
+        attempts run longer than the state's ``TimeoutSeconds``: the work still happens (a Lambda handler
+        runs and its writes land; an ``ecs:runTask.sync`` task runs on), the virtual clock reaches the
+        state's deadline and the attempt fails with ``States.Timeout``, which Retry and Catch see as on AWS
+        (https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html)."""
+        self._world.task_state(state)
+        self._add_task_fault(state, arrival, times, compat.TaskFault("timeout"))
+
+    def _add_task_fault(self, state: str, arrival: int, times: int, fault: compat.TaskFault) -> None:
+        if arrival < 1 or times < 1:
+            raise ValueError("arrival and times must be >= 1")
+        with self._lock:
+            self._task_faults.append(_StateFault(state, arrival, times, fault))
+
+    def task_attempt(self, execution_arn: str, state: str) -> compat.TaskFault | None:
+        arrival = self._world.arrivals(execution_arn, state)
+        with self._lock:
+            for pending in self._task_faults:
+                if pending.takes(execution_arn, state, arrival):
+                    if pending.times == 0:
+                        self._task_faults.remove(pending)
+                    return pending.fault
+        return None
+
+    def fail_api(
+        self,
+        service: str,
+        operation: str | None = None,
+        error_code: str = "ThrottlingException",
+        message: str = "injected API fault",
+        times: int = 1,
+        after: int = 0,
+        state: str | None = None,
+        after_success: bool = False,
+    ) -> None:
+        """AWS API calls that handlers make inside Lambda invocations (not the world's own calls, not the
+        Step Functions service integrations) to ``service`` (boto3's name, "dynamodb") and ``operation``
+        ("PutItem"; None: any), only in invocations for the Task state ``state`` if given: ``after``
+        matching calls pass, then the next ``times`` raise botocore's ClientError with ``error_code``
+        (what a handler sees once the SDK's own retries are spent). ``after_success``: the call is made
+        and its effect lands, then the error is raised (the response is lost, as when the connection
+        drops after the service acted)."""
+        _check_operation(service, operation)
+        if state is not None:
+            self._world.task_state(state)
+        if times < 1 or after < 0:
+            raise ValueError("times must be >= 1 and after >= 0")
+        self._world.runtime.api_faults.add(
+            ApiFault(service, operation, error_code, message, times, after, state, after_success)
+        )
 
     def fail_stack_resource(self, logical_id: str, reason: str, action: str = "UPDATE") -> None:
         """The next CloudFormation ``action`` (CREATE | UPDATE) of the resource fails with ``reason``
@@ -236,6 +322,25 @@ class Faults:
 
     def stack_operation_seconds(self, stack_name: str, action: str) -> float:
         return self._stack_seconds.get(action, 0.0)
+
+    def fail_event_delivery(
+        self, rule: str, times: int = 1, error: str = "THROTTLING", message: str = "injected delivery failure"
+    ) -> None:
+        """The next ``times`` attempts to deliver events of the EventBridge rule ``rule`` (its name, or the
+        SAM event name: "EcrPush") to its target fail with the error code ``error`` (as the dead-letter
+        queue's ERROR_CODE reports it: THROTTLING, CONNECTION_FAILURE...). EventBridge retries them per the
+        target's RetryPolicy; an event still undelivered when the retries or its age run out goes to the
+        target's dead-letter queue (https://docs.aws.amazon.com/eventbridge/latest/userguide/rule-dlq.html)."""
+        if times < 1:
+            raise ValueError("times must be >= 1")
+        name = self._world.rule_name(rule)
+        with self._lock:
+            self._delivery_failures.setdefault(name, []).extend([(error, message)] * times)
+
+    def event_delivery_failure(self, rule: str) -> tuple[str, str] | None:
+        with self._lock:
+            pending = self._delivery_failures.get(rule)
+            return pending.pop(0) if pending else None
 
     def fail_run_task_placement(self, times: int = 1, reason: str = "RESOURCE:ENI") -> None:
         """The next ``times`` RunTask calls place no task: ECS answers with ``failures`` (``reason``, e.g.
@@ -268,21 +373,51 @@ class Faults:
         self._world.runtime.fail_next(logical_id, error_type, message, times, after)
 
 
-class Pause:
-    """A breakpoint for races: the first execution that reaches a Wait state named ``state`` is held
-    there (in wall time, the virtual clock does not move for it) until :meth:`release`, or until it
-    is stopped. Only the local world has it; the workflow cannot tell it was held."""
+@dataclass
+class _StateFault:
+    """A fault for ``times`` attempts of the ``arrival``-th entry of a Task state, taken by the first
+    execution that gets there."""
 
-    def __init__(self, state: str) -> None:
-        self.state = state
+    state: str
+    arrival: int
+    times: int
+    fault: compat.TaskFault
+    owner: str | None = None
+
+    def takes(self, execution_arn: str, state: str, arrival: int) -> bool:
+        if (state, arrival) != (self.state, self.arrival) or self.owner not in (None, execution_arn):
+            return False
+        self.owner, self.times = execution_arn, self.times - 1
+        return True
+
+
+def _check_operation(service: str, operation: str | None) -> None:
+    """A boto3 service name and (if given) one of its operations, or ValueError."""
+    import botocore.session
+
+    session = botocore.session.get_session()
+    if service not in session.get_available_services():
+        raise ValueError(f"unknown AWS service {service!r} (use boto3's name, e.g. 'dynamodb')")
+    if operation is not None and operation not in session.get_service_model(service).operation_names:
+        raise ValueError(f"{service} has no operation {operation!r} (use the API name, e.g. 'PutItem')")
+
+
+class Pause:
+    """A breakpoint for races: the first execution that enters ``state`` (any state type) for the
+    ``arrival``-th time is held there, before the state runs (in wall time, the virtual clock does not
+    move for it), until :meth:`release`, or until it is stopped (it ends ABORTED without running the
+    state). Only the local world has it; the workflow cannot tell it was held."""
+
+    def __init__(self, state: str, arrival: int = 1) -> None:
+        self.state, self.arrival = state, arrival
         self.execution_arn: str | None = None
         self._reached = threading.Event()
         self._released = threading.Event()
         self._lock = threading.Lock()
 
-    def hold(self, execution_arn: str, state: str, running: Callable[[], bool]) -> None:
+    def hold(self, execution_arn: str, state: str, arrival: int, running: Callable[[], bool]) -> None:
         with self._lock:
-            if state != self.state or self._released.is_set():
+            if (state, arrival) != (self.state, self.arrival) or self._released.is_set():
                 return
             if self.execution_arn is None:
                 self.execution_arn = execution_arn
@@ -344,6 +479,8 @@ class World:
         self.rules: dict[str, dict[str, Any]] = {}
         self.deliveries: list[tuple[str, str]] = []
         self._pauses: list[Pause] = []
+        self._entries: dict[tuple[str, str], int] = {}  # (execution ARN, state) -> times entered
+        self._entries_lock = threading.Lock()
         self.rotations: dict[str, float] = {}  # secret ARN -> virtual time of its last rotation
 
     # ------------------------------------------------------------------ lifecycle
@@ -406,7 +543,8 @@ class World:
             compat.HOOKS.target_health = None
             compat.HOOKS.deliver_event = compat.HOOKS.execution_ended = None
             compat.HOOKS.tasks_observed = compat.HOOKS.endpoint = compat.HOOKS.stack_resource_failure = None
-            compat.HOOKS.before_wait = compat.HOOKS.stack_operation_seconds = None
+            compat.HOOKS.before_state = compat.HOOKS.stack_operation_seconds = None
+            compat.HOOKS.task_attempt = None
             compat.HOOKS.run_task_failure = None
             compat.HOOKS.service_stability = None
             if self._mock is not None:
@@ -580,7 +718,8 @@ class World:
         compat.HOOKS.tasks_observed = self._tasks_observed
         compat.HOOKS.endpoint = lambda host, port: self.endpoints.get((host, port))
         compat.HOOKS.stack_resource_failure = self.faults.stack_resource_failure
-        compat.HOOKS.before_wait = self._before_wait
+        compat.HOOKS.before_state = self._before_state
+        compat.HOOKS.task_attempt = self.faults.task_attempt
         compat.HOOKS.stack_operation_seconds = self.faults.stack_operation_seconds
         compat.HOOKS.run_task_failure = self.faults.run_task_failure
         compat.HOOKS.service_stability = lambda c, s, td: self.model.deployment_state(ecs_backend, c, s, td)
@@ -689,7 +828,38 @@ class World:
                 self.rules[rule] = target
 
     def _deliver_event(self, rule: str, target: dict[str, Any], event: dict[str, Any]) -> None:
-        """EventBridge -> target. A delivery that fails goes to the target's dead-letter queue."""
+        """EventBridge -> target, as on AWS (https://docs.aws.amazon.com/eventbridge/latest/userguide/rule-dlq.html):
+        a delivery that fails (``Faults.fail_event_delivery``) is retried with exponential back-off on the
+        virtual clock, per the target's RetryPolicy (default 185 retries, 24 hours); once they are spent,
+        the event goes to the target's dead-letter queue. A delivery the target refuses (no such state
+        machine...) is not retried: it goes to the dead-letter queue at once."""
+        policy = target.get("RetryPolicy") or {}
+        max_retries = int(policy.get("MaximumRetryAttempts", 185))
+        max_age = int(policy.get("MaximumEventAgeInSeconds", 86400))
+        first, retries = self.clock.time(), 0
+        while True:
+            failure = self.faults.event_delivery_failure(rule)
+            if failure is None:
+                failure = self._send_to_target(rule, target, event)
+                if failure is None:
+                    return
+                exhausted = "NONE"  # not retriable
+            else:
+                delay = float(min(2**retries, 300))
+                exhausted = ""
+                if retries >= max_retries:
+                    exhausted = "MaximumRetryAttempts"
+                elif self.clock.time() - first + delay > max_age:
+                    exhausted = "MaximumEventAgeInSeconds"
+            self.deliveries.append((rule, f"FAILED {failure[0]}: {failure[1]}"))
+            if exhausted:
+                self._dead_letter(rule, target, event, failure, exhausted, retries)
+                return
+            self.clock.advance(delay)
+            retries += 1
+
+    def _send_to_target(self, rule: str, target: dict[str, Any], event: dict[str, Any]) -> tuple[str, str] | None:
+        """One delivery attempt; (error code, message) if the target refused it."""
         arn = target["Arn"]
         try:
             if arn.split(":")[2] == "states":
@@ -699,15 +869,44 @@ class World:
                 payload, errored, _ = self.runtime.invoke(arn.rsplit(":", 1)[-1], event)
                 self.deliveries.append((rule, f"{arn} -> {'error' if errored else 'ok'}: {payload[:200]}"))
         except Exception as exc:  # noqa: BLE001 - EventBridge gives up and dead-letters the event
-            dlq = target.get("DeadLetterConfig", {}).get("Arn")
-            self.deliveries.append((rule, f"FAILED {type(exc).__name__}: {exc}"))
-            if dlq:
-                url = self.client("sqs").get_queue_url(QueueName=dlq.rsplit(":", 1)[-1])["QueueUrl"]
-                self.client("sqs").send_message(
-                    QueueUrl=url,
-                    MessageBody=json.dumps(event),
-                    MessageAttributes={"ERROR_MESSAGE": {"DataType": "String", "StringValue": str(exc)[:256]}},
-                )
+            return "SDK_CLIENT_ERROR", f"{type(exc).__name__}: {exc}"
+        return None
+
+    def _dead_letter(
+        self,
+        rule: str,
+        target: dict[str, Any],
+        event: dict[str, Any],
+        failure: tuple[str, str],
+        exhausted: str,
+        retries: int,
+    ) -> None:
+        """Send an undelivered event to the target's dead-letter queue (dropped without one), with the
+        message attributes EventBridge sets."""
+        dlq = target.get("DeadLetterConfig", {}).get("Arn")
+        if not dlq:
+            return
+        attributes = {
+            "RULE_ARN": f"arn:aws:events:{self.region}:{ACCOUNT_ID}:rule/{rule}",
+            "TARGET_ARN": target["Arn"],
+            "ERROR_CODE": failure[0],
+            "ERROR_MESSAGE": failure[1][:256],
+            "EXHAUSTED_RETRY_CONDITION": exhausted,
+            "RETRY_ATTEMPTS": str(retries),
+        }
+        url = self.client("sqs").get_queue_url(QueueName=dlq.rsplit(":", 1)[-1])["QueueUrl"]
+        self.client("sqs").send_message(
+            QueueUrl=url,
+            MessageBody=json.dumps(event),
+            MessageAttributes={k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()},
+        )
+
+    def rule_name(self, rule: str) -> str:
+        """The name of one of the world's EventBridge rules, given it or its SAM event name, or ValueError."""
+        matches = [name for name in self.rules if rule in (name, name.rsplit("-", 1)[-1])]
+        if len(matches) != 1:
+            raise ValueError(f"no single EventBridge rule {rule!r}; known: {', '.join(sorted(self.rules))}")
+        return matches[0]
 
     def _execution_ended(self, execution_arn: str, state_machine_arn: str, name: str, status: str) -> None:
         detail = {"executionArn": execution_arn, "stateMachineArn": state_machine_arn, "name": name, "status": status}
@@ -987,8 +1186,9 @@ class World:
         return f"{uri}@{self.digest_of(repository, tag_or_digest)}"
 
     def profile_of_image(self, image_uri: str) -> ImageProfile:
+        """How the image behaves now (a flapping image's current half)."""
         digest = image_uri.rsplit("@", 1)[-1] if "@" in image_uri else ""
-        return self.image_profiles.get(digest, profile("healthy"))
+        return self.image_profiles.get(digest, profile("healthy")).at(self.clock.time())
 
     # ------------------------------------------------------------------ the application
 
@@ -1149,16 +1349,52 @@ class World:
             wall_seconds=time.monotonic() - started,
         )
 
-    def pause_at(self, state: str) -> Pause:
-        """Hold the next execution that reaches the Wait state ``state`` until the pause is released
-        (e.g. keep a deployment mid-rollout while a second one queues behind it)."""
-        pause = Pause(state)
+    def pause_at(self, state: str, arrival: int = 1) -> Pause:
+        """Hold the first execution that enters ``state`` (any state type) for the ``arrival``-th time,
+        before the state runs, until the pause is released or the execution stopped (e.g. keep a
+        deployment mid-rollout while a second one queues behind it)."""
+        if arrival < 1:
+            raise ValueError("arrival must be >= 1")
+        self.state_definition(state)
+        pause = Pause(state, arrival)
         self._pauses.append(pause)
         return pause
 
-    def _before_wait(self, execution_arn: str, state: str, running: Callable[[], bool]) -> None:
+    def _before_state(self, execution_arn: str, state: str, state_type: str, running: Callable[[], bool]) -> None:
+        with self._entries_lock:
+            key = (execution_arn, state)
+            self._entries[key] = arrival = self._entries.get(key, 0) + 1
         for pause in list(self._pauses):
-            pause.hold(execution_arn, state, running)
+            pause.hold(execution_arn, state, arrival, running)
+
+    def arrivals(self, execution_arn: str, state: str) -> int:
+        """How many times the execution has entered ``state`` so far."""
+        with self._entries_lock:
+            return self._entries.get((execution_arn, state), 0)
+
+    def state_definitions(self) -> dict[str, dict[str, Any]]:
+        """Every state of the world's state machines (Parallel branches and Map iterators included), by name."""
+        sfn, found = self.client("stepfunctions"), {}
+        for machine in sfn.list_state_machines()["stateMachines"]:
+            definition = json.loads(
+                sfn.describe_state_machine(stateMachineArn=machine["stateMachineArn"])["definition"]
+            )
+            found.update(_states_of(definition))
+        return found
+
+    def state_definition(self, state: str) -> dict[str, Any]:
+        """The definition of the state named ``state`` in one of the world's state machines, or ValueError."""
+        definitions = self.state_definitions()
+        if state not in definitions:
+            raise ValueError(f"no state named {state!r} in the world's state machines")
+        return definitions[state]
+
+    def task_state(self, state: str) -> dict[str, Any]:
+        """The definition of the Task state named ``state``, or ValueError."""
+        definition = self.state_definition(state)
+        if definition["Type"] != "Task":
+            raise ValueError(f"{state} is a {definition['Type']} state, not a Task state")
+        return definition
 
     def wait_for_state(self, execution_arn: str, state: str, timeout: float = 30.0) -> None:
         """Block until the execution has entered ``state`` (e.g. to start a racing deployment)."""

@@ -218,25 +218,35 @@ def test_eventbridge_delivers_to_state_machine_targets(world: World, _patch: tup
 
 @covers("execution_status_events")
 def test_execution_end_emits_a_status_change_event(world: World, _patch: tuple[str, ...]) -> None:
+    url = _status_queue(world)
+    machine = _machine(world, {"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "Nope"}}})
+    result = _run(world, machine)
+    detail = _status_change(world, url)
+    assert detail == {"executionArn": result.arn, "stateMachineArn": machine, "name": result.name, "status": "FAILED"}
+
+
+def _status_queue(world: World) -> str:
+    """A queue that receives every 'Step Functions Execution Status Change' event."""
     sqs, events = world.client("sqs"), world.client("events")
-    url = sqs.create_queue(QueueName="status-changes")["QueueUrl"]
+    url = str(sqs.create_queue(QueueName="status-changes")["QueueUrl"])
     qarn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     events.put_rule(
         Name="status",
         EventPattern=json.dumps({"source": ["aws.states"], "detail-type": ["Step Functions Execution Status Change"]}),
     )
     events.put_targets(Rule="status", Targets=[{"Id": "q", "Arn": qarn}])
-    machine = _machine(world, {"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "Nope"}}})
-    result = _run(world, machine)
+    return url
+
+
+def _status_change(world: World, url: str) -> dict[str, Any]:
     messages: list[dict[str, Any]] = []
     for _ in range(100):  # the event is emitted right after the status flips (asynchronously, as on AWS)
-        messages = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0).get("Messages", [])
+        messages = world.client("sqs").receive_message(QueueUrl=url, WaitTimeSeconds=0).get("Messages", [])
         if messages:
             break
         time.sleep(0.02)
     [message] = messages
-    detail = json.loads(message["Body"])["detail"]
-    assert detail == {"executionArn": result.arn, "stateMachineArn": machine, "name": result.name, "status": "FAILED"}
+    return dict(json.loads(message["Body"])["detail"])
 
 
 @covers("codepipeline_jobs")
@@ -293,7 +303,7 @@ def _one_off_setup(world: World, image_profile: str) -> dict[str, Any]:
     return {"cluster": "oneoff", "task_definition": td, "subnets": [subnet], "groups": [group]}
 
 
-def _run_task_sync_machine(world: World) -> str:
+def _run_task_sync_machine(world: World, timeout: int = 3600) -> str:
     return _machine(
         world,
         {
@@ -302,6 +312,7 @@ def _run_task_sync_machine(world: World) -> str:
                 "Run": {
                     "Type": "Task",
                     "Resource": "arn:aws:states:::ecs:runTask.sync",
+                    "TimeoutSeconds": timeout,
                     "Parameters": {
                         "Cluster.$": "$.cluster",
                         "TaskDefinition.$": "$.task_definition",
@@ -390,6 +401,187 @@ def test_alb_dns_names_answer_through_the_world(world: World, _patch: tuple[str,
         assert (answer.status, answer.read()) == (200, b"OK")
     with pytest.raises(OSError):  # unrouted names still go to the real resolver (nothing listens there)
         socket.create_connection(("127.0.0.1", 9), timeout=1)
+
+
+def _loop_machine(world: World) -> str:
+    """Hop is entered twice: Seen? sends the first pass through Mark and back."""
+    return _machine(
+        world,
+        {
+            "StartAt": "Hop",
+            "States": {
+                "Hop": {"Type": "Pass", "Next": "Seen?"},
+                "Seen?": {
+                    "Type": "Choice",
+                    "Choices": [{"Variable": "$.n", "IsPresent": True, "Next": "Done"}],
+                    "Default": "Mark",
+                },
+                "Mark": {"Type": "Pass", "Result": 1, "ResultPath": "$.n", "Next": "Hop"},
+                "Done": {"Type": "Succeed"},
+            },
+        },
+    )
+
+
+def _exits(result: Any, state: str) -> int:
+    return sum(1 for e in result.events if e.get("stateExitedEventDetails", {}).get("name") == state)
+
+
+@covers("state_hooks")
+def test_a_pause_holds_an_execution_as_it_enters_any_state(world: World, _patch: tuple[str, ...]) -> None:
+    machine, sfn = _loop_machine(world), world.client("stepfunctions")
+    pause = world.pause_at("Hop", arrival=2)
+    held = sfn.start_execution(stateMachineArn=machine, input="{}")["executionArn"]
+    assert pause.reached() == held
+    world.wait_for_state(held, "Hop")
+    time.sleep(0.2)
+    assert sfn.describe_execution(executionArn=held)["status"] == "RUNNING"
+    assert world.arrivals(held, "Hop") == 2 and world.arrivals(held, "Mark") == 1
+    pause.release()
+    assert world.wait(held).status == "SUCCEEDED"
+
+    stopped_pause = world.pause_at("Hop", arrival=2)
+    stopped = sfn.start_execution(stateMachineArn=machine, input="{}")["executionArn"]
+    assert stopped_pause.reached() == stopped
+    sfn.stop_execution(executionArn=stopped, error="Operator")
+    result = world.wait(stopped)
+    assert result.status == "ABORTED"
+    assert _exits(result, "Hop") == 1  # the held entry never ran
+    with pytest.raises(ValueError, match="no state named 'Nowhere'"):
+        world.pause_at("Nowhere")
+
+
+def _lambda_machine(world: World, retry_on: str, timeout: int = 120) -> str:
+    fn = world.runtime.by_logical_id("CheckRolloutFunction")
+    return _machine(
+        world,
+        {
+            "StartAt": "T",
+            "States": {
+                "T": {
+                    "Type": "Task",
+                    "Resource": fn.arn,
+                    "TimeoutSeconds": timeout,
+                    "End": True,
+                    "Retry": [{"ErrorEquals": [retry_on], "IntervalSeconds": 1, "MaxAttempts": 2}],
+                    "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Caught"}],
+                },
+                "Caught": {"Type": "Pass", "End": True},
+            },
+        },
+    )
+
+
+def _failures(result: Any) -> list[str]:
+    kinds = ("LambdaFunctionFailed", "LambdaFunctionTimedOut", "TaskFailed", "TaskTimedOut")
+    return [next(iter(e.values()))["error"] for e in result.events if e["type"] in kinds for e in [_details(e)]]
+
+
+def _details(event: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in event.items() if k.endswith("EventDetails")}
+
+
+@covers("task_attempts", "lambda_invoke")
+def test_fail_task_fails_the_attempts_of_one_arrival_of_a_state(world: World, _patch: tuple[str, ...]) -> None:
+    machine = _lambda_machine(world, "Boom")
+    world.faults.fail_task("T", "Boom", times=3)  # outlasts the two retries: caught
+    result = _run(world, machine)
+    assert _failures(result) == ["Boom", "Boom", "Boom"]
+    assert result.output["Error"] == "Boom"
+    assert [i.error for i in world.runtime.invocations] == ["Boom"] * 3  # the handler never ran
+
+    world.faults.fail_task("T", "Boom", times=2)
+    result = _run(world, machine)
+    assert _failures(result)[:2] == ["Boom", "Boom"] and len(_failures(result)) == 3  # the third ran the handler
+    assert world.runtime.invocations[-1].error not in (None, "Boom")
+    with pytest.raises(ValueError, match="Caught is a Pass state"):
+        world.faults.fail_task("Caught")
+
+
+@covers("task_attempts")
+def test_time_out_task_runs_the_handler_and_fails_with_states_timeout(world: World, _patch: tuple[str, ...]) -> None:
+    machine = _lambda_machine(world, "Nothing", timeout=300)
+    world.faults.time_out_task("T")
+    result = _run(world, machine)
+    assert _failures(result) == ["States.Timeout"]
+    assert [e["type"] for e in result.events if e["type"].startswith("LambdaFunctionTimed")] == [
+        "LambdaFunctionTimedOut"
+    ]
+    assert len(world.runtime.invocations) == 1  # the handler ran
+    assert result.virtual_seconds >= 300  # the clock reached the state's deadline
+
+
+@covers("task_attempts", "ecs_tasks")
+def test_time_out_task_fails_a_run_task_sync_while_the_task_runs_on(world: World, _patch: tuple[str, ...]) -> None:
+    setup, machine = _one_off_setup(world, "healthy"), _run_task_sync_machine(world)
+    world.faults.time_out_task("Run")
+    result = _run(world, machine, setup)
+    assert (result.status, result.error) == ("FAILED", "States.Timeout")
+    assert [e["type"] for e in result.events if e["type"] == "TaskTimedOut"] == ["TaskTimedOut"]
+    tasks = world.client("ecs").list_tasks(cluster="oneoff", desiredStatus="RUNNING")["taskArns"]
+    assert len(tasks) == 1 and world.one_off_runs == []  # started, and still running
+
+
+@covers("execution_timeout", "wait_state", "execution_status_events")
+def test_a_wait_past_the_execution_timeout_ends_it_timed_out_at_the_deadline(
+    world: World, _patch: tuple[str, ...]
+) -> None:
+    url = _status_queue(world)
+    machine = _machine(
+        world,
+        {
+            "TimeoutSeconds": 100,
+            "StartAt": "W1",
+            "States": {
+                "W1": {"Type": "Wait", "Seconds": 60, "Next": "W2"},
+                "W2": {"Type": "Wait", "Seconds": 60, "Next": "After"},
+                "After": {"Type": "Pass", "End": True},
+            },
+        },
+    )
+    result = _run(world, machine)
+    assert (result.status, result.error) == ("TIMED_OUT", "States.Timeout")
+    assert 100 <= result.virtual_seconds < 110  # ended at the deadline, not after the second Wait
+    assert result.path == ["W1", "W2"] and result.events[-1]["type"] == "ExecutionTimedOut"
+    assert _status_change(world, url)["status"] == "TIMED_OUT"
+
+
+@covers("execution_timeout", "task_attempts")
+def test_a_transition_past_the_execution_timeout_ends_it_timed_out(world: World, _patch: tuple[str, ...]) -> None:
+    fn = world.runtime.by_logical_id("CheckRolloutFunction")
+    machine = _machine(
+        world,
+        {
+            "TimeoutSeconds": 100,
+            "StartAt": "W",
+            "States": {
+                "W": {"Type": "Wait", "Seconds": 60, "Next": "T"},
+                "T": {
+                    "Type": "Task",
+                    "Resource": fn.arn,
+                    "TimeoutSeconds": 50,
+                    "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "After"}],
+                    "End": True,
+                },
+                "After": {"Type": "Pass", "End": True},
+            },
+        },
+    )
+    world.faults.time_out_task("T")  # T ends at 110 s
+    result = _run(world, machine)
+    assert (result.status, result.error) == ("TIMED_OUT", "States.Timeout")
+    assert result.path == ["W", "T"]  # After was never entered
+
+
+@covers("task_attempts", "ecs_tasks")
+def test_a_run_task_sync_longer_than_its_timeout_fails_with_states_timeout(
+    world: World, _patch: tuple[str, ...]
+) -> None:
+    setup = _one_off_setup(world, "healthy")  # the task runs 45 virtual seconds
+    result = _run(world, _run_task_sync_machine(world, timeout=30), setup)
+    assert (result.status, result.error) == ("FAILED", "States.Timeout")
+    assert 30 <= result.virtual_seconds < 40
+    assert world.one_off_runs == []  # still running when the state gave up
 
 
 def test_every_patch_is_covered() -> None:

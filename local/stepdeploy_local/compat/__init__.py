@@ -13,6 +13,7 @@ modules. Nothing in stepdeploy's orchestrator code knows about any of this.
 
 from __future__ import annotations
 
+import copy
 import datetime as _dt
 import json
 import threading
@@ -24,6 +25,34 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import clock as _clock
+
+
+@dataclass(frozen=True)
+class TaskFault:
+    """What happens to one attempt of a Task state: ``fail`` (its Lambda invocation fails with
+    ``error_type`` before the handler runs) or ``timeout`` (it runs on past the state's TimeoutSeconds)."""
+
+    kind: str  # "fail" | "timeout"
+    error_type: str = "RuntimeError"
+    message: str = "injected fault"
+
+
+@dataclass(frozen=True)
+class TaskAttempt:
+    """The Task state attempt a Step Functions worker thread is evaluating (see :func:`current_task`)."""
+
+    execution_arn: str
+    state: str
+    deadline: float  # virtual time at which the state's TimeoutSeconds runs out
+    fault: TaskFault | None = None
+
+
+_task = threading.local()
+
+
+def current_task() -> TaskAttempt | None:
+    """The Task state attempt this thread evaluates (the Lambda runtime reads it), or None."""
+    return getattr(_task, "attempt", None)
 
 
 @dataclass
@@ -50,9 +79,13 @@ class Hooks:
     tasks_observed: Callable[[Any, list[Any]], None] | None = None
     #: (host, port) -> (host, port) to connect to instead, or None (ALB DNS names -> workload servers)
     endpoint: Callable[[str, int], tuple[str, int] | None] | None = None
-    #: (execution ARN, state name, still running?) before a Wait state advances the clock; it may
-    #: block (World.pause_at holds an execution there until released or stopped)
-    before_wait: Callable[[str, str, Callable[[], bool]], None] | None = None
+    #: (execution ARN, state name, state type, still running?) once a state is entered (its StateEntered
+    #: event recorded), before it runs; it may block (World.pause_at holds an execution there until
+    #: released or stopped: a stopped execution does not run the state)
+    before_state: Callable[[str, str, str, Callable[[], bool]], None] | None = None
+    #: (execution ARN, state name) before each attempt of a Task state (retries included) -> a fault
+    #: for that attempt (:class:`TaskFault`), or None to run it as it is
+    task_attempt: Callable[[str, str], TaskFault | None] | None = None
     #: (stack name, "CREATE" | "UPDATE") -> virtual seconds the stack operation stays in progress (0: none)
     stack_operation_seconds: Callable[[str, str], float] | None = None
     #: (cluster, task definition) before RunTask places a task -> a placement failure reason
@@ -90,14 +123,29 @@ def _virtual_datetime_module() -> types.ModuleType:
 
 
 class _VirtualTime(types.ModuleType):
-    """A stand-in for the ``time`` module whose ``sleep`` advances the virtual clock."""
+    """A stand-in for the ``time`` module whose ``sleep`` advances the virtual clock. In a Task state
+    attempt (``ecs:runTask.sync`` polling), a sleep past the state's TimeoutSeconds (on the virtual
+    clock), or one that the attempt's timeout fault ends, raises States.Timeout at the state's deadline."""
 
     def __getattr__(self, name: str) -> Any:
         return getattr(_time, name)
 
     @staticmethod
     def sleep(seconds: float) -> None:
+        attempt = current_task()
+        if attempt is not None:
+            timing_out = attempt.fault is not None and attempt.fault.kind == "timeout"
+            if timing_out or _clock.current().time() + seconds > attempt.deadline:
+                _time_out(attempt)
         _clock.current().advance(seconds)
+
+
+def _time_out(attempt: TaskAttempt) -> None:
+    """Move the clock to the attempt's deadline and fail it as moto fails a Task that ran too long."""
+    from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import EvalTimeoutError
+
+    _clock.current().advance(attempt.deadline - _clock.current().time())
+    raise EvalTimeoutError()
 
 
 # ----------------------------------------------------------------------------------- patches
@@ -108,15 +156,184 @@ def _patch_wait_state() -> None:
     from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
 
     def _wait_interval(self: Any, env: Any, wait_seconds: int) -> None:
-        hook = HOOKS.before_wait
-        if hook is not None:
-            context = env.states.context_object.context_object_data
-            hook(context["Execution"]["Id"], context["State"]["Name"], env.is_running)
-            if not env.is_running():
-                return
+        deadline = _execution_deadline(env)
+        if deadline is not None and _clock.current().time() + wait_seconds > deadline:
+            _clock.current().advance(deadline - _clock.current().time())
+            env.set_timed_out()  # the Wait ends past the execution's TimeoutSeconds: it ends there
+            return
         _clock.current().advance(wait_seconds)
 
     wait_function.WaitFunction._wait_interval = _wait_interval  # type: ignore[method-assign]
+
+
+class _StoppedBeforeRunning(Exception):
+    """A state held by HOOKS.before_state whose execution was stopped meanwhile: it must not run."""
+
+
+def _patch_state_hooks() -> None:
+    """Nothing can observe or hold an execution at a state; call HOOKS.before_state once a state is
+    entered (after its StateEntered event, before its input is processed), and skip the state if the
+    execution was stopped while the hook held it."""
+    from moto.stepfunctions.parser.asl.component.state.state import CommonStateField
+
+    original_input = CommonStateField._eval_state_input
+    original_body = CommonStateField._eval_body
+
+    def _eval_state_input(self: Any, env: Any) -> None:
+        hook = HOOKS.before_state
+        if hook is not None:
+            context = env.states.context_object.context_object_data
+            hook(context["Execution"]["Id"], self.name, self.state_type.name, env.is_running)
+            if not env.is_running():
+                raise _StoppedBeforeRunning(self.name)
+        original_input(self, env)
+
+    def _eval_body(self: Any, env: Any) -> None:
+        deadline = _execution_deadline(env)
+        if deadline is not None and _clock.current().time() >= deadline:
+            env.set_timed_out()  # a transition past the execution's TimeoutSeconds
+            return
+        try:
+            original_body(self, env)
+        except _StoppedBeforeRunning:
+            return
+
+    CommonStateField._eval_state_input = _eval_state_input  # type: ignore[method-assign]
+    CommonStateField._eval_body = _eval_body  # type: ignore[method-assign]
+
+
+def _patch_task_attempts() -> None:
+    """Task attempts cannot be made to fail or time out on demand, and TimeoutSeconds counts wall time.
+    Ask HOOKS.task_attempt before each attempt; evaluate it with :func:`current_task` set in the thread
+    that runs it (the Lambda runtime fails an invocation there); a ``timeout`` fault lets the attempt run
+    (its effects land, as a function keeps running on AWS), moves the clock to the state's deadline and
+    fails the attempt with States.Timeout (the Retry and Catch of the state apply). This is moto's
+    ``ExecutionState._evaluate_with_timeout`` with those additions."""
+    from threading import Thread
+
+    from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import EvalTimeoutError
+    from moto.stepfunctions.parser.asl.component.state.exec.execute_state import ExecutionState
+    from moto.stepfunctions.parser.utils import TMP_THREADS
+
+    def _attempt(self: Any, env: Any, timeout_seconds: int) -> TaskAttempt:
+        context = env.states.context_object.context_object_data
+        execution_arn = context["Execution"]["Id"]
+        fault = HOOKS.task_attempt(execution_arn, self.name) if HOOKS.task_attempt is not None else None
+        return TaskAttempt(execution_arn, self.name, _clock.current().time() + timeout_seconds, fault)
+
+    def _run_attempt(self: Any, frame: Any, attempt: TaskAttempt) -> None:
+        timing_out = attempt.fault is not None and attempt.fault.kind == "timeout"
+        _task.attempt = attempt
+        try:
+            self._eval_execution(frame)
+        except Exception:
+            if not timing_out:
+                raise
+        finally:
+            _task.attempt = None
+        if timing_out:
+            _time_out(attempt)  # the work ran (its effects landed) and was still running at the deadline
+
+    def _evaluate_with_timeout(self: Any, env: Any) -> None:
+        self.timeout.eval(env=env)
+        timeout_seconds: int = env.stack.pop()
+        attempt = _attempt(self, env, timeout_seconds)
+
+        frame: Any = env.open_frame()
+        frame.states.reset(input_value=env.states.get_input())
+        frame.stack = copy.deepcopy(env.stack)
+        execution_outputs: list[Any] = []
+        execution_exceptions: list[Exception | None] = [None]
+        terminated_event = threading.Event()
+
+        def _exec_and_notify() -> None:
+            try:
+                _run_attempt(self, frame, attempt)
+                execution_outputs.extend(frame.stack)
+            except Exception as ex:  # noqa: BLE001 - raised below, as moto does
+                execution_exceptions.append(ex)
+            terminated_event.set()
+
+        thread = Thread(target=_exec_and_notify, daemon=True)
+        TMP_THREADS.append(thread)
+        thread.start()
+        finished_on_time = terminated_event.wait(timeout_seconds)
+        frame.set_ended()
+        env.close_frame(frame)
+
+        execution_exception = execution_exceptions.pop()
+        if execution_exception:
+            raise execution_exception
+        if not finished_on_time:
+            raise EvalTimeoutError()
+        execution_output = execution_outputs.pop()
+        env.stack.append(execution_output)
+        if not self._is_language_query_jsonpath():
+            env.states.set_result(execution_output)
+        if self.assign_decl:
+            self.assign_decl.eval(env=env)
+        if self.result_selector:
+            self.result_selector.eval(env=env)
+        if self.result_path:
+            self.result_path.eval(env)
+        else:
+            env.states.reset(input_value=env.stack.pop())
+
+    ExecutionState._evaluate_with_timeout = _evaluate_with_timeout  # type: ignore[method-assign]
+
+
+#: execution ARN -> virtual time its TimeoutSeconds runs out (executions whose definition sets one)
+_DEADLINES: dict[str, float] = {}
+
+
+def _execution_deadline(env: Any) -> float | None:
+    return _DEADLINES.get(env.states.context_object.context_object_data["Execution"]["Id"])
+
+
+def _patch_execution_timeout() -> None:
+    """An execution's TimeoutSeconds is a wall-time join (14400 s of real time), so it never times out
+    on the virtual clock. Record its virtual deadline: the state hooks end it at the first transition
+    past it, a Wait that would end past it ends it at the deadline. It ends TIMED_OUT with
+    States.Timeout as on AWS (https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html,
+    https://docs.aws.amazon.com/step-functions/latest/dg/statemachine-structure.html)."""
+    from moto.stepfunctions.parser.api import ExecutionStatus
+    from moto.stepfunctions.parser.asl.component.program.program import Program
+    from moto.stepfunctions.parser.asl.eval.program_state import ProgramTimedOut
+    from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    original_eval = Program.eval
+    original_reflect = BaseExecutionWorkerCommunication._reflect_execution_status
+
+    def eval(self: Any, env: Any) -> None:  # noqa: A001 - moto's name
+        if self.timeout_seconds is None or env.is_frame():
+            original_eval(self, env)
+            return
+        arn = env.states.context_object.context_object_data["Execution"]["Id"]
+        _DEADLINES[arn] = _clock.current().time() + self.timeout_seconds.timeout_seconds
+        try:
+            original_eval(self, env)
+        finally:
+            _DEADLINES.pop(arn, None)
+
+    def _reflect_execution_status(self: Any) -> None:
+        original_reflect(self)  # type: ignore[no-untyped-call]
+        if isinstance(self.execution.exec_worker.env.program_state(), ProgramTimedOut):
+            self.execution.error = "States.Timeout"
+            self.execution.cause = "The execution ran longer than the state machine's TimeoutSeconds."
+
+    original_describe = StepFunctionResponse.describe_execution
+
+    def describe_execution(self: Any) -> Any:
+        answer: Any = original_describe(self)
+        execution = self.stepfunction_backend.describe_execution(self._get_param("executionArn"))
+        if execution.status in ("TIMED_OUT", ExecutionStatus.TIMED_OUT):
+            answer.result["stopDate"] = execution.stop_date  # moto leaves it out for TIMED_OUT
+        return answer
+
+    Program.eval = eval  # type: ignore[method-assign]
+    BaseExecutionWorkerCommunication._reflect_execution_status = _reflect_execution_status  # type: ignore[method-assign]
+    StepFunctionResponse.describe_execution = describe_execution  # type: ignore[method-assign]
 
 
 def _patch_retry_sleep() -> None:
@@ -504,6 +721,11 @@ from . import cloudformation as _cfn  # noqa: E402 - its patches use HOOKS, defi
 #: name -> (patch, what it fixes). The contract tests iterate over this.
 PATCHES: dict[str, tuple[Callable[[], None], str]] = {
     "wait_state": (_patch_wait_state, "Wait states sleep in wall time"),
+    "state_hooks": (_patch_state_hooks, "nothing can observe or hold an execution as it enters a state"),
+    "task_attempts": (
+        _patch_task_attempts,
+        "Task attempts cannot be made to fail or time out (the local world injects faults per state)",
+    ),
     "retry_sleep": (_patch_retry_sleep, "Retry intervals sleep in wall time"),
     "timestamps": (_patch_timestamps, "execution timestamps ignore the virtual clock"),
     "execution_name": (_patch_execution_name, "StartExecution without a name yields ARN ...:None"),
@@ -511,6 +733,10 @@ PATCHES: dict[str, tuple[Callable[[], None], str]] = {
     "ecs_rollouts": (_patch_ecs_rollouts, "UpdateService has no deployments or rollout progress"),
     "target_health": (_patch_target_health, "ELBv2 targets are always healthy"),
     "event_targets": (_patch_event_targets, "EventBridge cannot deliver to Step Functions or Lambda targets"),
+    "execution_timeout": (
+        _patch_execution_timeout,
+        "an execution's TimeoutSeconds counts wall time; TIMED_OUT has no error nor stopDate",
+    ),
     "execution_status_events": (_patch_execution_status_events, "no execution status change events"),
     "codepipeline_jobs": (_patch_codepipeline_jobs, "CodePipeline job APIs are not implemented"),
     "cfn_cidr": (_patch_cfn_cidr, "CloudFormation Fn::Cidr is not evaluated"),
