@@ -367,7 +367,7 @@ def inject(world: World, case: Case) -> Any:
     faults: Any = world.faults
     state, arrival = case.state, case.arrival
     if case.kind == "abort":
-        return world.pause_at(state, arrival=arrival) if arrival != 1 else world.pause_at(state)  # type: ignore[call-arg]
+        return world.pause_at(state, arrival=arrival)
     if case.kind == "transient":
         faults.fail_task(state, "Lambda.ServiceException", arrival=arrival, times=1)
     elif case.kind == "permanent":
