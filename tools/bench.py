@@ -1,6 +1,6 @@
 """Benchmark stepdeploy in the local AWS world and print a table per section.
 
-    PYTHONPATH=layers/common:local .venv/bin/python tools/bench.py [--quick] [--skip-build] [--with-tests]
+    PYTHONPATH=layers/common:local .venv/bin/python tools/bench.py [--quick] [--skip-build] [--with-tests] [--matrix]
 
 Every figure comes from a run made by this script; the only constants are the published AWS prices
 below. The same data is written as JSON to ``.bench/bench-<UTC timestamp>.json`` and ``.bench/latest.json``.
@@ -29,7 +29,7 @@ for _p in (ROOT / "layers" / "common", ROOT / "local"):
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
-from stepdeploy_local import template  # noqa: E402
+from stepdeploy_local import faultmatrix, template  # noqa: E402
 from stepdeploy_local.workload import PROFILES  # noqa: E402
 from stepdeploy_local.world import ExecutionResult, World  # noqa: E402
 
@@ -82,6 +82,7 @@ class Report:
     timings: dict[str, Any] = field(default_factory=dict)
     throughput: dict[str, Any] = field(default_factory=dict)
     targets: list[dict[str, Any]] = field(default_factory=list)
+    matrix: dict[str, Any] = field(default_factory=dict)
     footnotes: list[str] = field(default_factory=list)
     total_wall_seconds: float | None = None
 
@@ -506,6 +507,41 @@ def print_throughput(data: dict[str, Any]) -> None:
         print(f"  (one shared virtual clock: the longest execution took {data['max_virtual_seconds']:.0f} virtual s)")
 
 
+# ---------------------------------------------------------------------------- fault matrix
+
+
+def measure_matrix() -> dict[str, Any]:
+    """The full fault matrix (issue 10): every scenario, every case generated from the ASL."""
+    t0 = time.monotonic()
+
+    def progress(run: faultmatrix.Run, violations: list[str]) -> None:
+        print(f"  {'held' if not violations else 'FAILED':6} {run.case.id} ({run.wall_seconds:.1f} s)", flush=True)
+
+    result = faultmatrix.run_matrix(progress=progress, workers=os.cpu_count() or 1)
+    failing = [{"case": run.case.id, "violations": violations} for run, violations in result.failing]
+    return {
+        "cases": len(result.runs),
+        "held": len(result.runs) - len(failing),
+        "failing": failing,
+        "uncovered": result.uncovered,
+        "wall_seconds": time.monotonic() - t0,
+    }
+
+
+def print_matrix(data: dict[str, Any]) -> None:
+    if "cases" not in data:
+        section("Fault matrix", data.get("error", "-"))
+        return
+    rows = [[str(data["cases"]), str(data["held"]), str(len(data["failing"])), fmt(data["wall_seconds"], 1)]]
+    section(
+        "Fault matrix (every Task state x fault kind x phase x scenario, an abort at every Wait state)",
+        table(["cases", "held", "did not", "wall s"], rows),
+    )
+    print(f"  states no scenario reaches: {', '.join(data['uncovered']) or 'none'}")
+    for failure in data["failing"]:
+        print(f"  {failure['case']}: {'; '.join(failure['violations'])}")
+
+
 # ---------------------------------------------------------------------------- targets
 
 
@@ -565,6 +601,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="skip sam build, demo timing, tests and throughput")
     parser.add_argument("--skip-build", action="store_true", help="skip sam build (artifact sizes)")
     parser.add_argument("--with-tests", action="store_true", help="also time the test suite (~2 min)")
+    parser.add_argument("--matrix", action="store_true", help="also run the full fault matrix (~20 min)")
     args = parser.parse_args(argv)
 
     t_start = time.monotonic()
@@ -599,6 +636,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         report.throughput = measure_throughput()
     print_throughput(report.throughput)
+
+    if args.matrix:
+        report.matrix = measure_matrix()
+    else:
+        report.matrix = {"error": "skipped (use --matrix or make bench ARGS=--matrix; ~20 min)"}
+    print_matrix(report.matrix)
 
     report.targets = targets(report)
     section(
