@@ -151,3 +151,21 @@ def test_the_normal_path_gets_exactly_one_final_result(world: World, registered:
     arn = final["executionDetails"]["summary"].split(": ", 1)[1]
     status_change_handled(world, arn)
     assert final_results(job) == [final]  # the rule's answer, if second, was refused as already answered
+
+
+def test_a_stack_app_stopped_mid_bake_rolls_back_to_the_last_verified_release(world: World) -> None:
+    world.push_image("techchallengeapp", "v1")
+    stack = world.stack_app("techchallenge")
+    assert world.deploy(stack.request("v1")).status == "SUCCEEDED"  # provisioned, v1 verified
+    world.push_image("techchallengeapp", "v2", "db-down")
+    arn = stop_at(world, "WaitBake", stack.request("v2"))  # the stack runs v2, unverified
+    record = world.record(stack, arn.rsplit(":", 1)[-1])
+    assert record is not None and record["outcome"] == "ABORTED" and "A person is needed" in record["cause"]
+    assert stack.service().running_image() == world.image_uri("techchallengeapp", "v2")
+    world.push_image("techchallengeapp", "v3", "db-down")
+
+    result = world.deploy(stack.request("v3"), timeout=300)
+
+    assert (result.status, result.error) == ("FAILED", "HealthCheckFailed"), result.cause
+    assert "rolled back through the stack" in (result.cause or "")
+    assert stack.service().running_image() == world.image_uri("techchallengeapp", "v1")  # not v2

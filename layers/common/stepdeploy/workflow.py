@@ -409,11 +409,10 @@ def _stack_image_stage(
     previous, image = now["task_definition"], None  # a first provisioning has nothing to roll back to
     if moved:
         previous, image = before["task_definition"], before["image"]  # type: ignore[index]
-    elif before is not None:
-        last = (control.get_last(settings.control_table, key) or {}).get("task_definition")
-        if last and last != now["task_definition"]:
-            previous = last
-            image = decisions.container_image(ecs.describe_task_definition(last)[0], now["container"])
+    last = (control.get_last(settings.control_table, key) or {}).get("task_definition") if before else None
+    if last and last not in (previous, now["task_definition"]):  # what ran before was never verified
+        previous = last
+        image = decisions.container_image(ecs.describe_task_definition(last)[0], now["container"])
     if image == now["image"]:
         image = None  # the same image: rolling back to it would change nothing
     parameters = stack_state.get("previous_parameters") if before is not None else None
