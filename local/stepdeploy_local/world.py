@@ -917,7 +917,8 @@ class World:
         lam = self.client("lambda")
         token: str | None = None
         invocation = 0
-        for invocation in range(1, max_invocations + 1):
+        while invocation < max_invocations:
+            invocation += 1
             job_data = dict(data, continuationToken=token) if token else data
             event = {"CodePipeline.job": {"id": job_id, "accountId": ACCOUNT_ID, "data": job_data}}
             answered = len(job["results"])

@@ -81,7 +81,12 @@ def test_a_deployment_stopped_before_it_changed_anything_is_recorded_as_a_warnin
 
     world.push_image(app.repository, "v2")
     holder = "arn:aws:states:us-east-1:123456789012:execution:other:holder"
-    assert control.acquire_lock(world.outputs["ControlTableName"], app.key, holder, "holder", int(world.clock.time()), 86400) is None
+    assert (
+        control.acquire_lock(
+            world.outputs["ControlTableName"], app.key, holder, "holder", int(world.clock.time()), 86400
+        )
+        is None
+    )
     world.notifications()
 
     arn = stop_at(world, "QueueWait", app.request("v2"))  # queued behind the other deployment
