@@ -1,4 +1,5 @@
-"""Release the locks of an execution that FAILED, TIMED_OUT or was ABORTED (EventBridge rule)."""
+"""An execution ended (any status): free its locks, answer its CodePipeline job, record it if it ended
+without a record (EventBridge 'Step Functions Execution Status Change' rule)."""
 
 from typing import Any
 
@@ -9,4 +10,4 @@ from stepdeploy.settings import Settings
 
 @lambda_entry
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return workflow.release_lock(event, Settings.from_env())
+    return workflow.execution_ended(event, Settings.from_env())

@@ -1044,10 +1044,13 @@ class World:
         max_invocations: int = 500,
         reinvoke_seconds: float = 60.0,
         build: PipelineBuild | None = None,
+        answer_seconds: float = 60.0,
     ) -> dict[str, Any]:
         """Act as CodePipeline for a Lambda invoke action: create the job (with a zipped input
         artifact holding ``files``), invoke the function, re-invoke it with each continuation token,
-        until it reports success or failure. Returns the job's results.
+        until the job has a final result (from the function, or from the execution-status-change rule).
+        A job whose function ends without a result is not invoked again: it waits up to ``answer_seconds``
+        of wall time for a result from elsewhere, else it is HUNG. Returns the job's results.
 
         With ``build``, a build stage runs first, as examples/pipeline/buildspec.yml does: it pushes the
         image (unless the tag already exists: tags are immutable), so ECR's push event reaches the
@@ -1058,7 +1061,7 @@ class World:
         if build is not None:
             built = self._build_stage(build)
             files = {**built.pop("files"), **(files or {})}
-        job = self._run_job(user_parameters, files, max_invocations, reinvoke_seconds)
+        job = self._run_job(user_parameters, files, max_invocations, reinvoke_seconds, answer_seconds)
         if built is not None:
             job["build"] = built
         return job
@@ -1080,7 +1083,12 @@ class World:
         return {"pushed": pushed, "image_uri": digest_uri, "executions": executions, "files": files}
 
     def _run_job(
-        self, user_parameters: Any, files: dict[str, Any] | None, max_invocations: int, reinvoke_seconds: float
+        self,
+        user_parameters: Any,
+        files: dict[str, Any] | None,
+        max_invocations: int,
+        reinvoke_seconds: float,
+        answer_seconds: float,
     ) -> dict[str, Any]:
         job_id = str(uuid.uuid4())
         function = self.runtime.by_logical_id("PipelineJobFunction").name
@@ -1104,33 +1112,42 @@ class World:
             location = {"bucketName": "codepipeline-artifacts-local", "objectKey": key}
             data["inputArtifacts"].append({"name": "BuildOutput", "location": {"type": "S3", "s3Location": location}})
         compat.JOBS.create(job_id, data)
+        job = compat.JOBS.jobs[job_id]
         lam = self.client("lambda")
         token: str | None = None
-        results: list[dict[str, Any]] = compat.JOBS.jobs[job_id]["results"]
-        for invocation in range(1, max_invocations + 1):
+        invocation = 0
+        while invocation < max_invocations:
+            invocation += 1
             job_data = dict(data, continuationToken=token) if token else data
             event = {"CodePipeline.job": {"id": job_id, "accountId": ACCOUNT_ID, "data": job_data}}
+            answered = len(job["results"])
             lam.invoke(FunctionName=function, Payload=json.dumps(event))
-            if len(results) < invocation:  # the function did not report: the pipeline would hang
-                return {"job": job_id, "status": "HUNG", "invocations": invocation, "results": results}
-            last = results[-1]
-            if last["kind"] == "failure":
-                return {
-                    "job": job_id,
-                    "status": "Failed",
-                    "invocations": invocation,
-                    "results": results,
-                    "failure": last["failureDetails"],
-                }
-            token = last.get("continuationToken")
-            if not token:
-                return {"job": job_id, "status": "Succeeded", "invocations": invocation, "results": results}
+            if job["status"] == "InProgress" and len(job["results"]) == answered:
+                # the function ended without a result (it crashed: timeout, out of memory): CodePipeline does
+                # not invoke it again; the job waits for a result from elsewhere until the action times out
+                self._await_job_result(job, answer_seconds)
+                break
+            if job["status"] != "InProgress":
+                break
+            token = job["results"][-1]["continuationToken"]
             # CodePipeline invokes again about a minute later: wait for a virtual minute to pass (the
             # execution's own waits move the clock), or half a second of wall time at most
             since, deadline = self.clock.time(), time.monotonic() + 0.5
             while self.clock.time() - since < reinvoke_seconds and time.monotonic() < deadline:
                 time.sleep(0.002)
-        return {"job": job_id, "status": "HUNG", "invocations": max_invocations, "results": results}
+            if job["status"] != "InProgress":
+                break  # answered meanwhile (the execution-status-change rule): nothing invokes the function again
+        outcome = {"InProgress": "HUNG", "Succeeded": "Succeeded", "Failed": "Failed"}[job["status"]]
+        result = {"job": job_id, "status": outcome, "invocations": invocation, "results": job["results"]}
+        if outcome == "Failed":
+            result["failure"] = job["results"][-1]["failureDetails"]
+        return result
+
+    @staticmethod
+    def _await_job_result(job: dict[str, Any], seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while job["status"] == "InProgress" and time.monotonic() < deadline:
+            time.sleep(0.01)
 
     # ------------------------------------------------------------------ images
 

@@ -264,6 +264,50 @@ def test_codepipeline_job_apis_are_emulated(world: World, _patch: tuple[str, ...
         cp.put_job_success_result(jobId="nope")
 
 
+@covers("codepipeline_jobs")
+def test_a_codepipeline_job_takes_one_final_result(world: World, _patch: tuple[str, ...]) -> None:
+    """As on AWS (PutJobSuccessResult / PutJobFailureResult API reference, Errors: InvalidJobStateException):
+    a result is accepted only while the job is InProgress; a final result ends that."""
+    cp = world.client("codepipeline")
+    compat.JOBS.create("job-2", {})
+    cp.put_job_success_result(jobId="job-2", continuationToken="t-1")  # continues: still InProgress
+    cp.put_job_success_result(jobId="job-2")  # final
+    assert compat.JOBS.jobs["job-2"]["status"] == "Succeeded"
+    for refused in (
+        lambda: cp.put_job_failure_result(jobId="job-2", failureDetails={"type": "JobFailed", "message": "m"}),
+        lambda: cp.put_job_success_result(jobId="job-2", continuationToken="t-2"),
+        lambda: cp.put_job_success_result(jobId="job-2"),
+    ):
+        with pytest.raises(cp.exceptions.InvalidJobStateException):
+            refused()
+    compat.JOBS.create("job-3", {})
+    cp.put_job_failure_result(jobId="job-3", failureDetails={"type": "JobFailed", "message": "m"})
+    with pytest.raises(cp.exceptions.InvalidJobStateException):
+        cp.put_job_success_result(jobId="job-3")
+    assert [r["kind"] for r in compat.JOBS.jobs["job-3"]["results"]] == ["failure"]
+
+
+@covers("execution_history_order")
+def test_execution_history_pages_newest_first_with_reverse_order(world: World, _patch: tuple[str, ...]) -> None:
+    machine = _machine(
+        world, {"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "B"}, "B": {"Type": "Pass", "End": True}}}
+    )
+    result = _run(world, machine)
+    sfn = world.client("stepfunctions")
+    oldest_first = sfn.get_execution_history(executionArn=result.arn)["events"]
+    assert oldest_first[0]["type"] == "ExecutionStarted" and len(oldest_first) > 4
+    pages, kwargs = [], {"executionArn": result.arn, "reverseOrder": True, "maxResults": 2}
+    while True:
+        out = sfn.get_execution_history(**kwargs)
+        assert len(out["events"]) <= 2
+        pages += out["events"]
+        if "nextToken" not in out:
+            break
+        kwargs["nextToken"] = out["nextToken"]
+    assert [e["id"] for e in pages] == [e["id"] for e in reversed(oldest_first)]
+    assert pages[0]["type"] == "ExecutionSucceeded"
+
+
 @covers("cfn_cidr")
 def test_cloudformation_evaluates_fn_cidr(world: World, _patch: tuple[str, ...]) -> None:
     template = {

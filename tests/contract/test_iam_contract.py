@@ -64,6 +64,8 @@ def observed() -> dict[str, set[tuple[str, str]]]:
             == "Succeeded"
         )
         assert world.run_pipeline_job("not json")["status"] == "Failed"
+        world.push_image(app.repository, "v7", "db-down")  # a failed deployment: the status-change rule fails the job
+        assert world.run_pipeline_job({"target": "techchallenge/web", "image": {"tag": "v7"}})["status"] == "Failed"
         world.push_image(app.repository, "v5")  # aborted mid-rollout: ReleaseLock frees the lock
         pause = world.pause_at("WaitRollout")
         arn = world.start_deployment(app.request("v5"))
@@ -157,6 +159,7 @@ def test_no_function_is_granted_more_than_it_uses(observed: dict[str, set[tuple[
         "EnsureStackFunction": {"iam:passrole"},  # CreateChangeSet with RoleARN passes the stack role
         # Publish to the KMS-encrypted topic: SNS uses the key with the publisher's permissions
         "RecordOutcomeFunction": {"kms:decrypt", "kms:generatedatakey"},
+        "ReleaseLockFunction": {"kms:decrypt", "kms:generatedatakey"},
     }
     tpl = template.load()
     for function, calls in observed.items():

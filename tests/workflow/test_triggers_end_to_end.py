@@ -205,11 +205,13 @@ def test_lock_is_released_when_an_execution_is_aborted(world: World, registered:
 
     world.client("stepfunctions").stop_execution(executionArn=arn, error="Operator", cause="stopped by hand")
     deadline = time.monotonic() + 10
-    while lock_of(world) and time.monotonic() < deadline:
+    delivered = False
+    while not delivered and time.monotonic() < deadline:
+        delivered = any(rule.endswith("ExecutionEnded") and "ok" in what for rule, what in world.deliveries)
         time.sleep(0.02)
 
+    assert delivered
     assert lock_of(world) == []  # the status-change rule ran ReleaseLock
-    assert any(rule.endswith("ExecutionEnded") and "ok" in what for rule, what in world.deliveries)
 
 
 def test_queued_deployment_gives_up_with_a_named_error() -> None:
@@ -317,8 +319,8 @@ def test_codepipeline_lambda_action_follows_the_deployment_to_success(world: Wor
     )
 
     assert job["status"] == "Succeeded", job
-    assert job["invocations"] >= 2  # at least one continuation
-    assert [r["kind"] for r in job["results"]] == ["success"] * job["invocations"]
+    assert len(job["results"]) >= 2  # at least one continuation, then one final result
+    assert [r["kind"] for r in job["results"]] == ["success"] * len(job["results"])
     assert all(r["continuationToken"] for r in job["results"][:-1]) and not job["results"][-1]["continuationToken"]
     assert revision(registered.running_task_definition()) == "web:2"
 

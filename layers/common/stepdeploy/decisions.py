@@ -454,14 +454,22 @@ def describe_failure(error: Mapping[str, Any] | None) -> tuple[str, str]:
         return "DeploymentFailed", "no error details were captured"
     name = str(error.get("Error") or "DeploymentFailed")
     cause = error.get("Cause")
+    if name.startswith("States."):  # (a Fail state may not end with a States.* name: it becomes States.Runtime)
+        step_name = "StepTimedOut" if name == "States.Timeout" else "StepFailed"
+        return step_name, f"{name}: {_plain(cause) or 'no cause given'}"[:32000]
+    return name, str(_plain(cause) or name)[:32000]
+
+
+def _plain(cause: Any) -> Any:
+    """A Lambda error's JSON cause -> its errorMessage; anything else as it is."""
     if isinstance(cause, str):
         try:
             parsed = json.loads(cause)
         except ValueError:
             parsed = None
         if isinstance(parsed, dict) and "errorMessage" in parsed:
-            cause = str(parsed["errorMessage"])
-    return name, str(cause or name)[:32000]
+            return str(parsed["errorMessage"])
+    return cause
 
 
 _ECR_REGISTRY = re.compile(

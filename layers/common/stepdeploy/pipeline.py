@@ -15,6 +15,7 @@ invokes again with it until the execution ends, then the job succeeds or fails w
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -106,9 +107,23 @@ def execution_input(params: Mapping[str, Any], file_content: str | None) -> Any:
     raise JobConfigurationError("UserParameters needs {target, image}, {file[, target]} or {mode: verify, target}")
 
 
+#: a CodePipeline job id (the API's pattern); an execution named ``codepipeline-<job id>`` belongs to the job
+JOB_ID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+EXECUTION_PREFIX = "codepipeline-"
+
+
 def execution_name(job: str) -> str:
-    """Deterministic (a re-invoked job finds its execution), at most 80 characters."""
-    return f"codepipeline-{job}"[:80]
+    """Deterministic (a re-invoked job finds its execution; the status-change rule answers the job it
+    names when the execution ends)."""
+    if not re.fullmatch(JOB_ID, job):
+        raise JobConfigurationError(f"job id {job!r} is not a CodePipeline job id")
+    return f"{EXECUTION_PREFIX}{job}"
+
+
+def job_of_execution(name: str) -> str | None:
+    """The CodePipeline job an execution was started for (its name), or None."""
+    match = re.fullmatch(re.escape(EXECUTION_PREFIX) + f"({JOB_ID})", name)
+    return match.group(1) if match else None
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,17 @@ from .registry import RegistryEntry
 from .settings import Settings
 
 OUTCOMES = ("SUCCEEDED", "ROLLED_BACK", "FAILED", "ROLLBACK_FAILED", "SKIPPED")
+#: outcomes the execution-status-change rule records for an execution that ended without a record
+ENDED_OUTCOMES = {"ABORTED": "ABORTED", "TIMED_OUT": "TIMED_OUT", "FAILED": "FAILED"}
+SEVERITY = {
+    "SUCCEEDED": "INFO",
+    "SKIPPED": "INFO",
+    "ROLLED_BACK": "WARNING",
+    "FAILED": "WARNING",
+    "ABORTED": "WARNING",
+    "TIMED_OUT": "WARNING",
+    "ROLLBACK_FAILED": "CRITICAL",
+}
 
 
 def _entry_for(intent: triggers.Intent, settings: Settings) -> RegistryEntry:
@@ -445,12 +456,19 @@ def _image_stage(
         if skip_reason:
             return _skip(settings, key, holder, waited, skip_reason, detail, True)
     if deploy:
-        return _guard_result("DEPLOY", waited, current=current)
+        return _guard_result("DEPLOY", waited, current=current, rollback_to=_last_verified(settings, key, current))
     last_verified = (control.get_last(settings.control_table, key) or {}).get("task_definition")
     previous_td = decisions.verify_rollback_target(
         last_verified, current["task_definition"], ecs.list_revisions(current["task_definition"])
     )
     return _verify(waited, current, _revision(current, previous_td), changed=False)
+
+
+def _last_verified(settings: Settings, key: str, current: dict[str, Any]) -> str:
+    """Where a failed deployment rolls back to: the last revision stepdeploy verified, when what runs now
+    is not it (a deployment stopped mid-bake left an unverified one); else what runs now."""
+    last = (control.get_last(settings.control_table, key) or {}).get("task_definition")
+    return last or current["task_definition"]
 
 
 def _stack_image_stage(
@@ -470,11 +488,10 @@ def _stack_image_stage(
     previous, image = now["task_definition"], None  # a first provisioning has nothing to roll back to
     if moved:
         previous, image = before["task_definition"], before["image"]  # type: ignore[index]
-    elif before is not None:
-        last = (control.get_last(settings.control_table, key) or {}).get("task_definition")
-        if last and last != now["task_definition"]:
-            previous = last
-            image = decisions.container_image(ecs.describe_task_definition(last)[0], now["container"])
+    last = (control.get_last(settings.control_table, key) or {}).get("task_definition") if before else None
+    if last and last not in (previous, now["task_definition"]):  # what ran before was never verified
+        previous = last
+        image = decisions.container_image(ecs.describe_task_definition(last)[0], now["container"])
     if image == now["image"]:
         image = None  # the same image: rolling back to it would change nothing
     parameters = stack_state.get("previous_parameters") if before is not None else None
@@ -826,18 +843,110 @@ def _claim_database_init(settings: Settings, key: str, deployment_id: str, comma
     )
 
 
-def release_lock(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """EventBridge 'Step Functions Execution Status Change' (FAILED/TIMED_OUT/ABORTED): free its locks."""
+def execution_ended(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """EventBridge 'Step Functions Execution Status Change' (any final status): free the execution's
+    locks, give the CodePipeline job that started it its result, and record an execution that ended
+    without a deployment record (stopped, timed out, or failed past its Record* states)."""
     detail = event.get("detail") or {}
-    arn = detail.get("executionArn")
-    if not isinstance(arn, str):
-        raise ValueError("not a Step Functions execution status change event (no detail.executionArn)")
+    arn, status = detail.get("executionArn"), detail.get("status")
+    if not isinstance(arn, str) or status not in ("SUCCEEDED", *ENDED_OUTCOMES):
+        raise ValueError("not a final Step Functions execution status change event (detail.executionArn, status)")
     released = [
         key
         for key in control.locks_held_by(settings.control_table, arn)
         if control.release_lock(settings.control_table, key, arn)
     ]
-    return {"execution": arn, "status": detail.get("status"), "released": released}
+    job = pipeline.job_of_execution(str(detail.get("name") or arn.rsplit(":", 1)[-1]))
+    answer = answer_job(job, arn)[1] if job is not None else None
+    recorded = _record_ended(arn, status, settings)
+    return {"execution": arn, "status": status, "released": released, "job": answer, "recorded": recorded}
+
+
+def _record_ended(execution_arn: str, status: str, settings: Settings) -> str | None:
+    """Record an execution that ended without a record: its last state from the history. None when
+    nothing is recorded (rejected before a service was known, a plan, a dispatch, or already recorded).
+    A Record* step that failed left its outcome in ``$.result`` (``unrecorded``): it is written as reached."""
+    state = _last_workflow_state(execution_arn)
+    if state is None or not state.get("request") or state["request"].get("plan"):
+        return None  # rejected before a service was known, a dispatch, or a plan (plans never record)
+    key = _record_key(state)
+    if records.get_record(settings.deployments_table, key, str(state["deployment_id"])) is not None:
+        return None  # the workflow recorded it (a second delivery of the event, or a normal end)
+    ended = pipeline_io.describe_execution(execution_arn)
+    result = state.get("result") or {}
+    if result.get("unrecorded") and result.get("outcome") in OUTCOMES:
+        reached = str(result["outcome"])
+        error, cause = _outcome_cause(reached, state)
+        _record(reached, error, cause, _severity(reached, state), state, ended["stopped_at"], execution_arn, settings)
+        return reached
+    if status not in ENDED_OUTCOMES:
+        return None
+    outcome = ENDED_OUTCOMES[status]
+    error = ended["error"] or {"ABORTED": "ExecutionAborted", "TIMED_OUT": "ExecutionTimedOut"}.get(outcome, outcome)
+    cause, critical = _ended_cause(outcome, error, ended["cause"], state, key, settings)
+    severity = "CRITICAL" if critical else SEVERITY[outcome]
+    _record(outcome, error, cause, severity, state, ended["stopped_at"], execution_arn, settings)
+    return outcome
+
+
+def _last_workflow_state(execution_arn: str) -> dict[str, Any] | None:
+    """The newest workflow state (after Normalize) in the execution's history, or None."""
+    for payload in pipeline_io.history_payloads(execution_arn):
+        try:
+            value = json.loads(payload)
+        except ValueError:
+            continue
+        if isinstance(value, dict) and "deployment_id" in value and "intent" in value:
+            return value
+    return None
+
+
+def _ended_cause(
+    outcome: str, error: str, detail: str | None, state: dict[str, Any], key: str, settings: Settings
+) -> tuple[str, bool]:
+    """What runs now after an execution ended early, and whether it passed its gates (else: critical)."""
+    how = {"ABORTED": "the deployment was stopped", "TIMED_OUT": "the deployment timed out"}.get(
+        outcome, "the deployment failed without a record"
+    )
+    if detail or outcome == "FAILED":
+        how += f" ({error}: {detail})"
+    active = state.get("active") or {}
+    running = decisions.short_revision(str(active.get("task_definition") or ""))
+    passed = (active.get("bake") or {}).get("status") == "PASSED"
+    if active.get("phase") == "rollback" and not passed:
+        unverified = f"the rollback to {running} was in progress"
+    elif active.get("phase") == "deploy" and active.get("changed") and not passed:
+        unverified = f"the service was moved to {running}"
+    elif not active and (state.get("stack") or {}).get("phase") in ("executing", "cancelling"):
+        unverified = "the stack update that moves the service was in progress in CloudFormation (it goes on)"
+    elif active.get("changed"):
+        return f"{how} -- {running} passed its health gates and keeps running", False
+    else:
+        return f"{how} -- {_unchanged(state.get('stack'))}", False
+    last = (control.get_last(settings.control_table, key) or {}).get("task_definition")
+    verified = (
+        f"the last verified revision is {decisions.short_revision(last)}: the next deployment rolls back to it"
+        if last
+        else "stepdeploy has verified no revision of this service yet"
+    )
+    return (
+        f"{how} while {unverified}, which has not passed its health gates. A person is needed: check the "
+        f"service now; {verified}",
+        True,
+    )
+
+
+def answer_job(job: str, execution_arn: str) -> tuple[pipeline.Report, str]:
+    """Report the execution's status to the CodePipeline job: continue while it runs, else its final
+    result (the same whichever path answers). Returns the report and whether it was answered now."""
+    status = pipeline_io.describe_execution(execution_arn)
+    report = pipeline.report_for(status["status"], status["error"], status["cause"], execution_arn)
+    if report.kind == "continue":
+        token = json.dumps({"executionArn": execution_arn})
+        return report, pipeline_io.succeed(job, report.message, continuation_token=token)
+    if report.kind == "success":
+        return report, pipeline_io.succeed(job, report.message)
+    return report, pipeline_io.fail(job, report.message, report.failure_type, execution_arn)
 
 
 def register_revision(event: dict[str, Any]) -> dict[str, Any]:
@@ -847,7 +956,7 @@ def register_revision(event: dict[str, Any]) -> dict[str, Any]:
     spec = decisions.next_task_definition(task_definition, current["container"], event["image"]["uri"], tags)
     new_arn = ecs.register_task_definition(spec)
     return {
-        "previous": current["task_definition"],
+        "previous": event.get("rollback_to") or current["task_definition"],  # the last verified one (Guard)
         "new": new_arn,
         "container": current["container"],
         "image": event["image"]["uri"],
@@ -936,9 +1045,24 @@ def record_outcome(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
     if outcome not in OUTCOMES:
         raise ValueError(f"unknown outcome {outcome!r}")
     state = event["state"]
-    request = state.get("request") or {}
+    error, cause = _outcome_cause(outcome, state)
+    if (state.get("request") or {}).get("plan"):  # a plan that failed: it changed nothing, so no record either
+        return {"outcome": outcome, "error": error, "cause": f"{cause} (plan mode: nothing was recorded)"}
+    severity = _severity(outcome, state)
+    _record(outcome, error, cause, severity, state, event.get("ended_at"), event.get("execution_arn"), settings)
+    return {"outcome": outcome, "error": error, "cause": cause}
+
+
+def _severity(outcome: str, state: dict[str, Any]) -> str:
+    refresh = (state.get("intent") or {}).get("mode") == "refresh"
+    if refresh and outcome == "FAILED" and state.get("active"):
+        return "CRITICAL"  # new tasks failed and the old ones hold a rotated-out password: likely down
+    return SEVERITY[outcome]
+
+
+def _outcome_cause(outcome: str, state: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The error and the cause a person reads for an outcome the workflow reached itself."""
     revision = state.get("revision") or {}
-    current = (state.get("current") or {}).get("task_definition")
     intent = state.get("intent") or {}
     refresh = intent.get("mode") == "refresh"
     failure_name, failure_cause = decisions.describe_failure(state.get("failure"))
@@ -986,14 +1110,31 @@ def record_outcome(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
         )
     else:
         error, cause = failure_name, f"{failure_cause} -- {_unchanged(state.get('stack'))}"
-    if request.get("plan"):  # a plan that failed: it changed nothing, so it leaves no record either
-        return {"outcome": outcome, "error": error, "cause": f"{cause} (plan mode: nothing was recorded)"}
+    return error, cause
+
+
+def _record(
+    outcome: str,
+    error: str | None,
+    cause: str | None,
+    severity: str,
+    state: dict[str, Any],
+    ended_at: Any,
+    execution_arn: str | None,
+    settings: Settings,
+) -> None:
+    """Write the deployment record (keyed (service, deployment_id)), free the execution's lock and
+    its unused digest claim, remember a verified deployment, notify."""
+    request = state.get("request") or {}
+    revision = state.get("revision") or {}
+    current = (state.get("current") or {}).get("task_definition")
+    intent = state.get("intent") or {}
+    refresh = intent.get("mode") == "refresh"
+    guard = state.get("guard") or {}
     active = state.get("active") or {}
-    service = request.get("service") or {}
     stack_state = state.get("stack") or {}
     record = {
-        "service": (state.get("intent") or {}).get("service_key")
-        or f"{service.get('cluster')}/{service.get('service')}",
+        "service": _record_key(state),
         "deployment_id": state["deployment_id"],
         "trigger": request.get("trigger"),
         "image_repository": (state.get("image") or {}).get("repository"),
@@ -1020,11 +1161,11 @@ def record_outcome(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
         else None,
         "database_initialised": bool((state.get("database_init") or {}).get("initialised")),
         "started_at": state.get("started_at"),
-        "ended_at": event.get("ended_at"),
+        "ended_at": ended_at,
     }
     records.put_record(settings.deployments_table, record)
     key = intent.get("service_key", record["service"])
-    if outcome == "FAILED" and not state.get("active") and record["image_digest"] and not refresh:
+    if outcome in ENDED_OUTCOMES and not state.get("active") and record["image_digest"] and not refresh:
         # nothing of this deployment ran: its claim on the digest goes, so the same release can be retried
         control.release_claim(settings.control_table, key, str(record["image_digest"]), str(state["deployment_id"]))
     # a refresh deploys nothing new: the last verified image, its push time and revision stay as they are;
@@ -1040,17 +1181,8 @@ def record_outcome(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
             str(record["running_task_definition"]),
             str(state["deployment_id"]),
         )
-    if event.get("execution_arn"):
-        control.release_lock(settings.control_table, key, str(event["execution_arn"]))
-    severity = {
-        "SUCCEEDED": "INFO",
-        "SKIPPED": "INFO",
-        "ROLLED_BACK": "WARNING",
-        "FAILED": "WARNING",
-        "ROLLBACK_FAILED": "CRITICAL",
-    }[outcome]
-    if refresh and outcome == "FAILED" and state.get("active"):
-        severity = "CRITICAL"  # new tasks failed and the old ones hold a rotated-out password: likely down
+    if execution_arn:
+        control.release_lock(settings.control_table, key, execution_arn)
     subject = f"stepdeploy {outcome}: {record['service']} {record['image_tag'] or record['image_digest'] or ''}"
     if refresh:
         subject = f"stepdeploy refresh {outcome}: {record['service']}"
@@ -1058,7 +1190,11 @@ def record_outcome(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
         subject = "ALERT " + subject
     records.publish(settings.notification_topic_arn, subject, record, severity)
     observability.count("DeploymentOutcome", outcome=outcome)
-    return {"outcome": outcome, "error": error, "cause": cause}
+
+
+def _record_key(state: dict[str, Any]) -> str:
+    service = (state.get("request") or {}).get("service") or {}
+    return str((state.get("intent") or {}).get("service_key") or f"{service.get('cluster')}/{service.get('service')}")
 
 
 def _unchanged(stack_state: dict[str, Any] | None) -> str:
@@ -1097,15 +1233,8 @@ def pipeline_job(event: dict[str, Any], state_machine_arn: str) -> dict[str, Any
                 content = pipeline_io.read_artifact_file(bucket, key, parsed.credentials, str(params["file"]))
             payload = pipeline.execution_input(params, content)
             arn = pipeline_io.start_execution(state_machine_arn, pipeline.execution_name(job), payload)
-        status = pipeline_io.describe_execution(arn)
-        report = pipeline.report_for(status["status"], status["error"], status["cause"], arn)
-        if report.kind == "continue":
-            pipeline_io.succeed(job, report.message, continuation_token=json.dumps({"executionArn": arn}))
-        elif report.kind == "success":
-            pipeline_io.succeed(job, report.message)
-        else:
-            pipeline_io.fail(job, report.message, report.failure_type, arn)
-        return {"job": job, "result": report.kind, "execution": arn, "message": report.message}
+        report, answered = answer_job(job, arn)  # (the status-change rule may have answered it first)
+        return {"job": job, "result": report.kind, "execution": arn, "message": report.message, "answered": answered}
     except (pipeline.JobConfigurationError, InvalidDeploymentRequest) as exc:
         pipeline_io.fail(job, f"configuration error: {exc}", "ConfigurationError", arn)
         return {"job": job, "result": "failure", "execution": arn, "message": str(exc)}

@@ -473,14 +473,52 @@ def _patch_execution_status_events() -> None:
     BaseExecutionWorkerCommunication._reflect_execution_status = _reflect_execution_status  # type: ignore[method-assign]
 
 
+def _patch_execution_history_order() -> None:
+    """GetExecutionHistory ignores reverseOrder, maxResults and nextToken (it returns every event, oldest
+    first); page through the events as AWS does, newest first with reverseOrder."""
+    from moto.core.responses import ActionResult
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    def get_execution_history(self: Any) -> Any:
+        output = self.stepfunction_backend.get_execution_history(self._get_param("executionArn"))
+        events = list(output["events"])
+        if self._get_param("reverseOrder"):
+            events.reverse()
+        start = int(self._get_param("nextToken") or 0)
+        size = int(self._get_param("maxResults") or 100) or 100  # (0 means the default, 100, on AWS)
+        page: dict[str, Any] = {"events": events[start : start + size]}
+        if start + size < len(events):
+            page["nextToken"] = str(start + size)
+        return ActionResult(page)
+
+    StepFunctionResponse.get_execution_history = get_execution_history  # type: ignore[method-assign]
+
+
 class PipelineJobs:
-    """CodePipeline job state for the emulated job APIs (moto has none)."""
+    """CodePipeline job state for the emulated job APIs (moto has none). A job is ``InProgress`` until it
+    gets a final result (a success without a continuation token: ``Succeeded``; a failure: ``Failed``)."""
 
     def __init__(self) -> None:
         self.jobs: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
 
     def create(self, job_id: str, data: dict[str, Any]) -> None:
-        self.jobs[job_id] = {"data": data, "results": []}
+        self.jobs[job_id] = {"data": data, "results": [], "status": "InProgress"}
+
+    def put_result(self, job_id: str, result: dict[str, Any]) -> None:
+        """Accept a result while the job is InProgress; as on AWS, refuse any other with
+        InvalidJobStateException (PutJobSuccessResult / PutJobFailureResult API reference, Errors)."""
+        from moto.core.exceptions import JsonRESTError
+
+        with self._lock:
+            job = self.jobs[job_id]
+            if job["status"] != "InProgress":
+                raise JsonRESTError("InvalidJobStateException", f"job {job_id} is {job['status']}, not InProgress")
+            job["results"].append(result)
+            if result["kind"] == "failure":
+                job["status"] = "Failed"
+            elif not result.get("continuationToken"):
+                job["status"] = "Succeeded"
 
 
 JOBS = PipelineJobs()
@@ -503,17 +541,22 @@ def _patch_codepipeline_jobs() -> None:
         return json.dumps({"jobDetails": {"id": self._get_param("jobId"), "data": job["data"]}})
 
     def put_job_success_result(self: Any) -> str:
-        _job(self)["results"].append(
+        _job(self)
+        JOBS.put_result(
+            self._get_param("jobId"),
             {
                 "kind": "success",
                 "continuationToken": self._get_param("continuationToken"),
                 "executionDetails": self._get_param("executionDetails"),
-            }
+            },
         )
         return "{}"
 
     def put_job_failure_result(self: Any) -> str:
-        _job(self)["results"].append({"kind": "failure", "failureDetails": self._get_param("failureDetails")})
+        _job(self)
+        JOBS.put_result(
+            self._get_param("jobId"), {"kind": "failure", "failureDetails": self._get_param("failureDetails")}
+        )
         return "{}"
 
     CodePipelineResponse.get_job_details = get_job_details  # type: ignore[attr-defined]
@@ -738,7 +781,14 @@ PATCHES: dict[str, tuple[Callable[[], None], str]] = {
         "an execution's TimeoutSeconds counts wall time; TIMED_OUT has no error nor stopDate",
     ),
     "execution_status_events": (_patch_execution_status_events, "no execution status change events"),
-    "codepipeline_jobs": (_patch_codepipeline_jobs, "CodePipeline job APIs are not implemented"),
+    "codepipeline_jobs": (
+        _patch_codepipeline_jobs,
+        "CodePipeline job APIs are not implemented (a job refuses a result once it has a final one)",
+    ),
+    "execution_history_order": (
+        _patch_execution_history_order,
+        "GetExecutionHistory ignores reverseOrder, maxResults and nextToken",
+    ),
     "cfn_cidr": (_patch_cfn_cidr, "CloudFormation Fn::Cidr is not evaluated"),
     # ---- CloudFormation (compat/cloudformation.py)
     "cfn_getatt_paths": (_cfn._patch_cfn_getatt_paths, "Fn::GetAtt of a dotted attribute (Endpoint.Address) fails"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from .clients import client
@@ -39,19 +39,61 @@ def start_execution(state_machine_arn: str, name: str, payload: Any) -> str:
 
 def describe_execution(execution_arn: str) -> dict[str, Any]:
     out = client("stepfunctions").describe_execution(executionArn=execution_arn)
-    return {"status": out["status"], "error": out.get("error"), "cause": out.get("cause")}
+    stopped = out.get("stopDate")
+    return {
+        "status": out["status"],
+        "error": out.get("error"),
+        "cause": out.get("cause"),
+        "stopped_at": stopped.isoformat() if stopped is not None else None,
+    }
 
 
-def succeed(job_id: str, summary: str, continuation_token: str | None = None) -> None:
+HISTORY_PAYLOADS = (
+    ("stateExitedEventDetails", "output"),
+    ("stateEnteredEventDetails", "input"),
+    ("executionStartedEventDetails", "input"),
+)
+
+
+def history_payloads(execution_arn: str) -> Iterator[str]:
+    """The states' inputs and outputs in the execution's history, newest first."""
+    sfn = client("stepfunctions")
+    kwargs: dict[str, Any] = {"executionArn": execution_arn, "reverseOrder": True, "maxResults": 100}
+    while True:
+        out = sfn.get_execution_history(**kwargs)
+        for event in out["events"]:
+            for details, field in HISTORY_PAYLOADS:
+                payload = (event.get(details) or {}).get(field)
+                if isinstance(payload, str):
+                    yield payload
+        if not out.get("nextToken"):
+            return
+        kwargs["nextToken"] = out["nextToken"]
+
+
+def _answer(put: Callable[..., Any], **kwargs: Any) -> str:
+    """A job takes one final result: once it has one (or outside InProgress), CodePipeline refuses
+    another with InvalidJobStateException. Returns "answered", "already answered" or "no such job"."""
+    errors = client("codepipeline").exceptions
+    try:
+        put(**kwargs)
+        return "answered"
+    except errors.InvalidJobStateException:
+        return "already answered"
+    except errors.JobNotFoundException:  # (an execution named like a job's by hand)
+        return "no such job"
+
+
+def succeed(job_id: str, summary: str, continuation_token: str | None = None) -> str:
     kwargs: dict[str, Any] = {"jobId": job_id, "executionDetails": {"summary": summary[:2048], "percentComplete": 100}}
     if continuation_token:
         kwargs["continuationToken"] = continuation_token
         kwargs["executionDetails"]["percentComplete"] = 50
-    client("codepipeline").put_job_success_result(**kwargs)
+    return _answer(client("codepipeline").put_job_success_result, **kwargs)
 
 
-def fail(job_id: str, message: str, failure_type: str, external_id: str | None = None) -> None:
+def fail(job_id: str, message: str, failure_type: str, external_id: str | None = None) -> str:
     details: dict[str, Any] = {"type": failure_type, "message": message[:5000]}
     if external_id:
         details["externalExecutionId"] = external_id
-    client("codepipeline").put_job_failure_result(jobId=job_id, failureDetails=details)
+    return _answer(client("codepipeline").put_job_failure_result, jobId=job_id, failureDetails=details)
