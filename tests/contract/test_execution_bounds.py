@@ -61,12 +61,15 @@ def loops() -> list[Loop]:
     stack_poll = INT_RANGES["stack.poll_seconds"]
     rollout_poll = INT_RANGES["rollout.poll_seconds"]
     interval = INT_RANGES["health.interval_seconds"]
+    max_checks = INT_RANGES["health.max_checks"][1]
     return [
         Loop("QueueWait", ("Guard", "GuardDecision"), queue_timeout, queue_min, queue_max_poll, 1),
         Loop("WaitStack", ("EnsureStack", "StackDecision"), stack_deadline, *stack_poll, 1),
         Loop("WaitRollbackStack", ("RollbackStack", "RollbackStackDecision"), stack_deadline, *stack_poll, 1),
-        Loop("WaitRollout", ("CheckRollout", "RolloutDone"), INT_RANGES["rollout.timeout_seconds"][1], *rollout_poll, 2),
-        Loop("WaitBake", ("CheckHealth", "BakeDone"), MAX_BAKE_SECONDS, *interval, 2, INT_RANGES["health.max_checks"][1]),
+        Loop(
+            "WaitRollout", ("CheckRollout", "RolloutDone"), INT_RANGES["rollout.timeout_seconds"][1], *rollout_poll, 2
+        ),
+        Loop("WaitBake", ("CheckHealth", "BakeDone"), MAX_BAKE_SECONDS, *interval, 2, max_checks),
     ]
 
 
@@ -158,10 +161,10 @@ def test_every_cycle_passes_through_a_bounded_loop(asl: dict[str, Any]) -> None:
     def visit(node: str, path: list[str]) -> None:
         if node in done:
             return
-        assert node not in visiting, f"a loop without a bound: {' -> '.join(path + [node])}"
+        assert node not in visiting, f"a loop without a bound: {' -> '.join([*path, node])}"
         visiting.add(node)
         for nxt in graph.get(node, ()):
-            visit(nxt, path + [node])
+            visit(nxt, [*path, node])
         visiting.discard(node)
         done.add(node)
 

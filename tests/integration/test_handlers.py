@@ -84,6 +84,7 @@ def test_update_service_starts_rollout_and_is_idempotent_for_rollback(
         "polls": 0,
         "wait_seconds": 60,
         "detail": "",
+        "started_at": pytest.approx(world.clock.time(), abs=5),  # the deadline counts clock time too
     }
     assert app.running_task_definition() == revision["new"]
     world.clock.advance(200)

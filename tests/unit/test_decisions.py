@@ -823,7 +823,17 @@ def test_describe_failure_lambda_json_cause() -> None:
     ],
 )
 def test_describe_failure_non_lambda_cause_is_kept(cause: str) -> None:
-    assert describe_failure({"Error": "States.Timeout", "Cause": cause}) == ("States.Timeout", cause)
+    assert describe_failure({"Error": "Lambda.Unknown", "Cause": cause}) == ("Lambda.Unknown", cause)
+
+
+def test_a_states_error_is_named_for_a_fail_state() -> None:
+    """A Fail state may not end with a States.* name (it would end States.Runtime): the step's name says
+    what happened, the original name leads the cause."""
+    cause = "The service did not stabilize within the timeout."
+    assert describe_failure({"Error": "States.Timeout", "Cause": cause}) == (
+        "StepTimedOut",
+        f"States.Timeout: {cause}",
+    )
 
 
 @pytest.mark.parametrize("error", [None, {}])
@@ -832,7 +842,8 @@ def test_describe_failure_without_details(error: dict[str, Any] | None) -> None:
 
 
 def test_describe_failure_missing_parts() -> None:
-    assert describe_failure({"Error": "States.TaskFailed"}) == ("States.TaskFailed", "States.TaskFailed")
+    assert describe_failure({"Error": "States.TaskFailed"}) == ("StepFailed", "States.TaskFailed: no cause given")
+    assert describe_failure({"Error": "Lambda.Unknown"}) == ("Lambda.Unknown", "Lambda.Unknown")
     assert describe_failure({"Cause": "boom"}) == ("DeploymentFailed", "boom")
     assert describe_failure({"Error": None, "Cause": None}) == ("DeploymentFailed", "DeploymentFailed")
 

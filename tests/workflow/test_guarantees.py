@@ -147,7 +147,8 @@ def test_a_failed_record_step_still_records_and_keeps_the_stale_reference(world:
     assert revision(app.running_task_definition()) == "web:2"
     record = eventually(lambda: world.record(app, result.name))
     assert record["outcome"] == "SUCCEEDED"
-    assert [n["attributes"]["outcome"] for n in world.notifications()] == ["SUCCEEDED"]
+    notes = eventually(lambda: world.notifications() or None)
+    assert [n["attributes"]["outcome"] for n in notes] == ["SUCCEEDED"]
 
     late_event = world.ecr_push_event(
         app.repository, "v1-late", world.digest_of(app.repository, "v1-late"), pushed=before - 1
