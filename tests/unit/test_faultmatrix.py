@@ -48,7 +48,8 @@ def test_a_run_that_holds_everything_has_no_violations() -> None:
     ("changes", "fragment"),
     [
         ({"result": execution(["Guard"], cause='{"errorType": "KeyError", "stackTrace": []}')}, "raw trace"),
-        ({"result": execution(["Guard"], error="RuntimeError")}, "not a stepdeploy error name"),
+        ({"result": execution(["Guard"], error="States.Runtime")}, "neither a stepdeploy error name"),
+        ({"result": execution(["Guard"], error="RuntimeError", cause="")}, "neither a stepdeploy error name"),
         ({"result": execution(["Guard"], "RUNNING", None)}, "did not end"),
         ({"running": NEW}, "did not pass its gates"),
         ({"locks": ["techchallenge/web"]}, "lock is still held"),

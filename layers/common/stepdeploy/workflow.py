@@ -1057,7 +1057,14 @@ def _severity(outcome: str, state: dict[str, Any]) -> str:
     refresh = (state.get("intent") or {}).get("mode") == "refresh"
     if refresh and outcome == "FAILED" and state.get("active"):
         return "CRITICAL"  # new tasks failed and the old ones hold a rotated-out password: likely down
+    if outcome == "FAILED" and not state.get("active") and _created_unverified(state.get("stack")):
+        return "CRITICAL"  # a new service runs an image that never passed its gates
     return SEVERITY[outcome]
+
+
+def _created_unverified(stack_state: dict[str, Any] | None) -> bool:
+    """The stack was just created (so its service runs the image), and the image step never verified it."""
+    return (stack_state or {}).get("status") == "READY" and (stack_state or {}).get("operation") == "CREATE"
 
 
 def _outcome_cause(outcome: str, state: dict[str, Any]) -> tuple[str | None, str | None]:
@@ -1200,8 +1207,12 @@ def _record_key(state: dict[str, Any]) -> str:
 def _unchanged(stack_state: dict[str, Any] | None) -> str:
     """What a failure before the image step left behind."""
     operation = (stack_state or {}).get("operation")
-    if (stack_state or {}).get("status") == "READY" and operation == "CREATE":
-        return "the stack was created; the image was not verified"
+    if _created_unverified(stack_state):
+        return (
+            "the stack was created, and its service runs the image, which has not passed its gates: it needs a "
+            "person to deploy it again (the next deployment of the same image initialises the database if it "
+            "was not, and verifies it)"
+        )
     if (stack_state or {}).get("status") == "READY" and operation == "UPDATE":
         return "the stack was updated; the image was not deployed"
     if (stack_state or {}).get("phase") in ("executing", "cancelling") and operation == "UPDATE":
