@@ -73,9 +73,10 @@ def test_redelivered_event_never_deploys_twice(world: World, registered: AppServ
 
     second = world.wait(world.put_events(event)[0])  # EventBridge delivers at least once
 
-    assert second.status == "SUCCEEDED" and "RegisterRevision" not in second.path
+    # refused, not skipped: a skip is never a success for an image that failed (issue 10, failure 3)
+    assert (second.status, second.error) == ("FAILED", "PreviouslyFailed") and "RegisterRevision" not in second.path
     record = world.record(registered, second.name)
-    assert record is not None and record["skip_reason"] == "Duplicate"
+    assert record is not None and record["outcome"] == "FAILED"
     assert first.name in record["cause"]
     assert revision(registered.running_task_definition()) == "web:1"
     assert len(world.client("ecs").list_task_definitions()["taskDefinitionArns"]) == 2  # only the first registered
