@@ -31,9 +31,7 @@ def _put_unless(
         )
         return None
     except ddb.exceptions.ConditionalCheckFailedException:
-        key = {"service": item["service"], "item": item["item"]}
-        out = ddb.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item", {})
-        return {k: next(iter(v.values())) for k, v in out.items()}
+        return _get(table, item["service"]["S"], item["item"]["S"]) or {}
 
 
 def acquire_lock(
@@ -55,19 +53,35 @@ def acquire_lock(
     )
 
 
-def release_lock(table: str, service: str, holder: str) -> bool:
-    """Release the lock if ``holder`` still holds it. Idempotent; returns whether it was released."""
+def _delete_if(
+    table: str, key: dict[str, Any], condition: str, values: dict[str, Any], names: dict[str, str] | None = None
+) -> bool:
+    """Conditional delete. Whether the item was deleted (False: the condition did not hold)."""
     ddb = client("dynamodb")
     try:
         ddb.delete_item(
             TableName=table,
-            Key=_key(service, "LOCK"),
-            ConditionExpression="holder = :me",
-            ExpressionAttributeValues={":me": {"S": holder}},
+            Key=key,
+            ConditionExpression=condition,
+            ExpressionAttributeValues=values,
+            **({"ExpressionAttributeNames": names} if names else {}),
         )
         return True
     except ddb.exceptions.ConditionalCheckFailedException:
         return False
+
+
+def _get(table: str, service: str, item: str) -> dict[str, str] | None:
+    """One control item (consistent read), its attributes as plain values; None if absent."""
+    out = client("dynamodb").get_item(TableName=table, Key=_key(service, item), ConsistentRead=True)
+    if "Item" not in out:
+        return None
+    return {k: next(iter(v.values())) for k, v in out["Item"].items()}
+
+
+def release_lock(table: str, service: str, holder: str) -> bool:
+    """Release the lock if ``holder`` still holds it. Idempotent; returns whether it was released."""
+    return _delete_if(table, _key(service, "LOCK"), "holder = :me", {":me": {"S": holder}})
 
 
 def claim_digest(table: str, service: str, digest: str, deployment_id: str, now: int) -> str | None:
@@ -83,30 +97,17 @@ def claim_digest(table: str, service: str, digest: str, deployment_id: str, now:
 
 def get_claim(table: str, service: str, digest: str) -> str | None:
     """The deployment that claimed (service, digest), if any."""
-    out = client("dynamodb").get_item(TableName=table, Key=_key(service, f"DIGEST#{digest}"), ConsistentRead=True)
-    return out["Item"]["deployment_id"]["S"] if "Item" in out else None
+    item = _get(table, service, f"DIGEST#{digest}")
+    return None if item is None else item.get("deployment_id")
 
 
 def release_claim(table: str, service: str, digest: str, deployment_id: str) -> bool:
     """Give up this deployment's claim on (service, digest) (nothing of it ran). Returns whether it held it."""
-    ddb = client("dynamodb")
-    try:
-        ddb.delete_item(
-            TableName=table,
-            Key=_key(service, f"DIGEST#{digest}"),
-            ConditionExpression="deployment_id = :me",
-            ExpressionAttributeValues={":me": {"S": deployment_id}},
-        )
-        return True
-    except ddb.exceptions.ConditionalCheckFailedException:
-        return False
+    return _delete_if(table, _key(service, f"DIGEST#{digest}"), "deployment_id = :me", {":me": {"S": deployment_id}})
 
 
 def get_last(table: str, service: str) -> dict[str, str] | None:
-    out = client("dynamodb").get_item(TableName=table, Key=_key(service, "LAST"), ConsistentRead=True)
-    if "Item" not in out:
-        return None
-    return {k: next(iter(v.values())) for k, v in out["Item"].items()}
+    return _get(table, service, "LAST")
 
 
 def set_last(table: str, service: str, digest: str, pushed_at: str, task_definition: str, deployment_id: str) -> None:
@@ -126,11 +127,8 @@ def set_last(table: str, service: str, digest: str, pushed_at: str, task_definit
 def get_schema(table: str, service: str) -> dict[str, str] | None:
     """The service's database-initialisation item, if any: ``status`` STARTED (claimed, the one-off task
     about to run or running) or DONE (an item written before claims existed has no status: DONE)."""
-    out = client("dynamodb").get_item(TableName=table, Key=_key(service, "SCHEMA"), ConsistentRead=True)
-    if "Item" not in out:
-        return None
-    item = {k: next(iter(v.values())) for k, v in out["Item"].items()}
-    return {"status": "DONE", **item}
+    item = _get(table, service, "SCHEMA")
+    return None if item is None else {"status": "DONE", **item}
 
 
 def claim_schema(table: str, service: str, deployment_id: str, command: str, now: int) -> dict[str, str] | None:
@@ -154,18 +152,13 @@ def claim_schema(table: str, service: str, deployment_id: str, command: str, now
 
 def release_schema_claim(table: str, service: str, deployment_id: str) -> bool:
     """Give up this deployment's STARTED claim: its one-off task certainly did not initialise the schema."""
-    ddb = client("dynamodb")
-    try:
-        ddb.delete_item(
-            TableName=table,
-            Key=_key(service, "SCHEMA"),
-            ConditionExpression="deployment_id = :me AND #status = :started",
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={":me": {"S": deployment_id}, ":started": {"S": "STARTED"}},
-        )
-        return True
-    except ddb.exceptions.ConditionalCheckFailedException:
-        return False
+    return _delete_if(
+        table,
+        _key(service, "SCHEMA"),
+        "deployment_id = :me AND #status = :started",
+        {":me": {"S": deployment_id}, ":started": {"S": "STARTED"}},
+        {"#status": "status"},
+    )
 
 
 def set_schema(table: str, service: str, deployment_id: str, task_arn: str, command: str) -> None:
