@@ -21,6 +21,7 @@ LAMBDA_TRANSIENT = {
 }
 BOUNDED_TASKS = {
     "CheckRollout",
+    "FollowDeployment",
     "CheckHealth",
     "Guard",
     "EnsureStack",

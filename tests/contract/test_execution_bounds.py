@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 import yaml
-from stepdeploy.models import INT_RANGES, MAX_BAKE_SECONDS
+from stepdeploy.decisions import follow_deadline, follow_poll_limit
+from stepdeploy.models import INT_RANGES, MAX_BAKE_SECONDS, MAX_SHIFT_SECONDS, HealthPolicy, RolloutPolicy, StrategySpec
 
 ROOT = Path(__file__).resolve().parents[2]
 HISTORY_LIMIT = 25_000
@@ -51,6 +52,25 @@ class Loop:
     max_wait: int
     runs: int
     max_iterations: int | None = None  # a bound besides the deadline (the bake's max_checks)
+    #: loops of which one execution runs one: the worst case counts the costlier only
+    group: str | None = None
+
+
+#: In the deploy phase an execution polls a rolling update (WaitRollout) or follows a service deployment
+#: (WaitDeployment), never both: DeployKind chooses one (test_deploy_loops_are_exclusive). Loops of one group count
+#: the costlier only.
+
+
+def _worst_follow() -> tuple[int, int]:
+    """The longest and the most-polled service deployment any input allows (decisions.follow_deadline/poll_limit)."""
+    rollout = RolloutPolicy(INT_RANGES["rollout.timeout_seconds"][1], INT_RANGES["rollout.poll_seconds"][0])
+    health = HealthPolicy(
+        None, 200, None, "exact", 30, INT_RANGES["health.interval_seconds"][0], 1, 1, MAX_BAKE_SECONDS // 5, 1
+    )
+    health = HealthPolicy(**{**health.__dict__, "max_checks": INT_RANGES["health.max_checks"][1]})
+    strategy = StrategySpec(type="LINEAR", step_percent=50.0, step_bake_minutes=0, bake_minutes=MAX_SHIFT_SECONDS // 60)
+    assert strategy.shift_seconds() == MAX_SHIFT_SECONDS
+    return follow_deadline(rollout, health, strategy), follow_poll_limit(rollout, health, strategy)
 
 
 def loops() -> list[Loop]:
@@ -66,10 +86,28 @@ def loops() -> list[Loop]:
         Loop("QueueWait", ("Guard", "GuardDecision"), queue_timeout, queue_min, queue_max_poll, 1),
         Loop("WaitStack", ("EnsureStack", "StackDecision"), stack_deadline, *stack_poll, 1),
         Loop("WaitRollbackStack", ("RollbackStack", "RollbackStackDecision"), stack_deadline, *stack_poll, 1),
-        Loop(
-            "WaitRollout", ("CheckRollout", "RolloutDone"), INT_RANGES["rollout.timeout_seconds"][1], *rollout_poll, 2
+        Loop(  # the rollback phase
+            "WaitRollout", ("CheckRollout", "RolloutDone"), INT_RANGES["rollout.timeout_seconds"][1], *rollout_poll, 1
+        ),
+        Loop(  # the deploy phase of a rolling update
+            "WaitRollout",
+            ("CheckRollout", "RolloutDone"),
+            INT_RANGES["rollout.timeout_seconds"][1],
+            *rollout_poll,
+            1,
+            group="deploy",
         ),
         Loop("WaitBake", ("CheckHealth", "BakeDone"), MAX_BAKE_SECONDS, *interval, 2, max_checks),
+        Loop(
+            "WaitDeployment",
+            ("FollowDeployment", "DeploymentDone"),
+            _worst_follow()[0],
+            interval[0],
+            max(interval[1], rollout_poll[1]),
+            1,
+            _worst_follow()[1],
+            group="deploy",
+        ),
     ]
 
 
@@ -114,14 +152,24 @@ def worst_case(asl: dict[str, Any]) -> tuple[float, int]:
     states = asl["States"]
     in_loops = {s for loop in loops() for s in (loop.wait_state, *loop.iteration)}
     seconds, events = 0.0, 0
+    by_group: dict[str, tuple[float, int]] = {}
     for loop in loops():
         iteration = [states[s] for s in (loop.wait_state, *loop.iteration)]
         worst_iteration = loop.max_wait + sum(task_seconds(s) for s in iteration if s["Type"] == "Task")
         iterations = loop.deadline // loop.min_wait + 2  # (the last wait may be shortened to the deadline)
         if loop.max_iterations is not None:
             iterations = min(iterations, loop.max_iterations + 1)
-        seconds += loop.runs * (loop.deadline + worst_iteration)
-        events += loop.runs * iterations * sum(state_events(s, 1) for s in iteration)
+        cost = (
+            loop.runs * (loop.deadline + worst_iteration),
+            loop.runs * iterations * sum(state_events(s, 1) for s in iteration),
+        )
+        if loop.group is None:
+            seconds, events = seconds + cost[0], events + cost[1]
+        else:  # alternatives: the costlier counts
+            had = by_group.get(loop.group, (0.0, 0))
+            by_group[loop.group] = (max(had[0], cost[0]), max(had[1], cost[1]))
+    seconds += sum(g[0] for g in by_group.values())
+    events += sum(g[1] for g in by_group.values())
     cyclic = _on_cycles(states)
     for name, state in states.items():
         if name in in_loops:
@@ -195,3 +243,16 @@ def test_the_lock_lease_outlives_every_execution(asl: dict[str, Any]) -> None:
     text = (ROOT / "template.yaml").read_text()
     lease = int(text.split('LOCK_LEASE_SECONDS: "', 1)[1].split('"', 1)[0])
     assert lease > asl["TimeoutSeconds"]
+
+
+def test_deploy_loops_are_exclusive(asl: dict[str, Any]) -> None:
+    """The grouping above: only DeployKind chooses between the two deploy-phase loops, and leaving the followed
+    deployment never enters WaitRollout except through the rollback (OnFailure)."""
+    states = asl["States"]
+    assert {c["Next"] for c in states["DeployKind"]["Choices"]} | {states["DeployKind"]["Default"]} == {
+        "WaitDeployment",
+        "WaitRollout",
+    }
+    assert {n for n, s in states.items() if "WaitDeployment" in _next(s)} == {"DeployKind", "DeploymentDone"}
+    follow_exits = _next(states["FollowDeployment"]) | _next(states["DeploymentDone"])
+    assert follow_exits <= {"DeploymentDone", "WaitDeployment", "RecordSucceeded", "CheckHealth", "OnFailure"}

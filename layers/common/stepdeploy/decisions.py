@@ -10,7 +10,7 @@ import datetime as _dt
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .errors import (
@@ -21,7 +21,7 @@ from .errors import (
     RolloutFailed,
     RolloutTimedOut,
 )
-from .models import BakeState, HealthPolicy, RolloutPolicy, RolloutState
+from .models import BakeState, FollowState, HealthPolicy, RolloutPolicy, RolloutState, StrategySpec
 
 # --------------------------------------------------------------------------- observations
 
@@ -48,10 +48,50 @@ class ServiceView:
     task_definition: str
     deployments: tuple[DeploymentView, ...]
     target_groups: tuple[str, ...] = ()  # of its load balancers
+    #: deploymentConfiguration.strategy (ROLLING when the service has none)
+    strategy: str = "ROLLING"
+    #: the load balancer's advancedConfiguration (what ECS needs to shift traffic), empty for a rolling service
+    advanced: Mapping[str, str] = field(default_factory=dict)
+    #: deploymentConfiguration as DescribeServices returns it (the base a strategy change is applied to)
+    deployment_configuration: Mapping[str, Any] = field(default_factory=dict)
+    #: the service deployment ECS runs or ran last (currentServiceDeployment)
+    current_service_deployment: str | None = None
 
     @property
     def primary(self) -> DeploymentView | None:
         return next((d for d in self.deployments if d.status == "PRIMARY"), None)
+
+
+@dataclass(frozen=True)
+class HookView:
+    id: str
+    status: str  # AWAITING_ACTION | IN_PROGRESS | SUCCEEDED | FAILED | TIMED_OUT
+
+
+@dataclass(frozen=True)
+class ServiceDeploymentView:
+    """An ECS service deployment (DescribeServiceDeployments), as far as stepdeploy follows it."""
+
+    arn: str
+    status: str  # PENDING | IN_PROGRESS | SUCCESSFUL | STOPPED | STOP_REQUESTED | ROLLBACK_*
+    reason: str
+    stage: str  # lifecycleStage
+    target_revision: str
+    production_weight: float  # percent of production traffic the target revision is asked to take
+    test_weight: float
+    hook: HookView | None = None  # the PAUSE hook awaiting stepdeploy's answer, if any
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED_DEPLOYMENT
+
+
+#: service deployment states after which ECS changes nothing more
+FINISHED_DEPLOYMENT = frozenset({"SUCCESSFUL", "STOPPED", "ROLLBACK_SUCCESSFUL", "ROLLBACK_FAILED"})
+#: states of a deployment ECS is taking back (or took back) to the source revision
+ROLLING_BACK = frozenset(
+    {"STOP_REQUESTED", "STOPPED", "ROLLBACK_REQUESTED", "ROLLBACK_IN_PROGRESS", "ROLLBACK_SUCCESSFUL"}
+)
 
 
 @dataclass(frozen=True)
@@ -279,6 +319,136 @@ def advance_bake(
         last=results,
         started_at=started,
     )
+
+
+# --------------------------------------------------------------------------- progressive delivery
+
+#: the stages where stepdeploy's PAUSE hooks stop the deployment, and what the gates there reach
+HOOK_STAGES = ("POST_TEST_TRAFFIC_SHIFT", "POST_PRODUCTION_TRAFFIC_SHIFT")
+#: stages in which the new revision takes production traffic while ECS moves it (gated on every poll)
+#: the shortest wait between gate rounds during a traffic shift (keeps the longest shift within the history limit)
+SHIFT_MIN_WAIT = 10
+SHIFT_STAGES = frozenset({"PRODUCTION_TRAFFIC_SHIFT", "POST_PRODUCTION_TRAFFIC_SHIFT", "BAKE_TIME"})
+
+
+def deployment_configuration(current: Mapping[str, Any], strategy: StrategySpec, hooks: bool = True) -> dict[str, Any]:
+    """The service's deploymentConfiguration with ``strategy`` applied: PAUSE hooks at HOOK_STAGES (timeout action
+    ROLLBACK, the backstop should stepdeploy stop answering) unless ``hooks`` is false (a rollback shifts at once)."""
+    kept = ("deploymentCircuitBreaker", "maximumPercent", "minimumHealthyPercent", "alarms")
+    out: dict[str, Any] = {k: current[k] for k in kept if k in current}
+    out["strategy"] = strategy.type
+    if not strategy.progressive:
+        return out
+    out["bakeTimeInMinutes"] = strategy.bake_minutes if hooks else 0
+    if strategy.type == "CANARY":
+        out["canaryConfiguration"] = {
+            "canaryPercent": strategy.canary_percent,
+            "canaryBakeTimeInMinutes": strategy.canary_bake_minutes if hooks else 0,
+        }
+    if strategy.type == "LINEAR":
+        out["linearConfiguration"] = {
+            "stepPercent": strategy.step_percent,
+            "stepBakeTimeInMinutes": strategy.step_bake_minutes if hooks else 0,
+        }
+    out["lifecycleHooks"] = (
+        [
+            {
+                "targetType": "PAUSE",
+                "lifecycleStages": list(HOOK_STAGES),
+                "timeoutConfiguration": {"timeoutInMinutes": strategy.hook_timeout_minutes, "action": "ROLLBACK"},
+            }
+        ]
+        if hooks
+        else []
+    )
+    return out
+
+
+def strategy_problem(strategy: StrategySpec | None, view: ServiceView) -> str | None:
+    """Why the service cannot be deployed with ``strategy`` (None: it can)."""
+    if strategy is None:
+        if view.strategy != "ROLLING":
+            return (
+                f"$.strategy: service {view.service} deploys with {view.strategy}; give $.strategy (type and "
+                "test_url) so stepdeploy can gate the new revision at its lifecycle hooks"
+            )
+        return None
+    if strategy.progressive:
+        missing = [
+            k for k in ("alternateTargetGroupArn", "productionListenerRule", "roleArn") if not view.advanced.get(k)
+        ]
+        if missing:
+            return (
+                f"$.strategy.type: {strategy.type} needs the service's load balancer advancedConfiguration "
+                f"({', '.join(missing)} missing on {view.service})"
+            )
+        if not view.advanced.get("testListenerRule"):
+            return f"$.strategy.test_url: service {view.service} has no test listener rule to reach the new revision"
+    return None
+
+
+def follow_deadline(rollout: RolloutPolicy, health: HealthPolicy, strategy: StrategySpec) -> int:
+    """Seconds a service deployment may take: the rollout, a gate window at each hook, and the traffic shift."""
+    return (
+        rollout.timeout_seconds
+        + len(HOOK_STAGES) * health.max_checks * health.interval_seconds
+        + strategy.shift_seconds()
+    )
+
+
+def follow_poll_limit(rollout: RolloutPolicy, health: HealthPolicy, strategy: StrategySpec) -> int:
+    """Polls a service deployment may take (bounds its history events as the deadline bounds its time): the
+    rollout's polls, a full gate window at each hook, a gate round per interval of the traffic shift, and spares."""
+    return (
+        rollout.timeout_seconds // rollout.poll_seconds
+        + len(HOOK_STAGES) * health.max_checks
+        + strategy.shift_seconds() // shift_wait(health)
+        + 10
+    )
+
+
+def shift_wait(health: HealthPolicy) -> int:
+    """Seconds between gate rounds while production traffic shifts: the gate interval, at least SHIFT_MIN_WAIT."""
+    return max(health.interval_seconds, SHIFT_MIN_WAIT)
+
+
+def follow_phase(view: ServiceDeploymentView, state: FollowState) -> str:
+    """What a poll of a followed service deployment does next:
+
+    - ``SUCCEEDED``: ECS finished it and stepdeploy's gates passed on production;
+    - ``VERIFY``: ECS finished it but the production gates did not run (gate it before recording success);
+    - ``FAILED``: ECS took it back (circuit breaker, alarms, a hook timeout, someone else's rollback);
+    - ``HOOK``: paused at one of stepdeploy's hooks: gate, then CONTINUE or ROLLBACK;
+    - ``SHIFT``: the new revision takes production traffic while ECS shifts it or bakes: gate every poll;
+    - ``WAIT``: nothing to gate yet (scaling up, shifting test traffic).
+    """
+    if view.status == "SUCCESSFUL":
+        return "SUCCEEDED" if HOOK_STAGES[-1] in state.passed else "VERIFY"
+    if view.status in ROLLING_BACK or view.status == "ROLLBACK_FAILED":
+        return "FAILED"
+    if view.hook is not None and view.stage in HOOK_STAGES:
+        return "HOOK"
+    if view.stage in SHIFT_STAGES and view.production_weight > 0:
+        return "SHIFT"
+    return "WAIT"
+
+
+def fold_shift_round(state: BakeState, gates: Sequence[GateResult], policy: HealthPolicy, revision: str) -> BakeState:
+    """One gate round while production traffic shifts: ECS decides when it ends, so passing rounds only reset the
+    failure count; an alarm fails at once, ``unhealthy_threshold`` consecutive failing rounds fail."""
+    label = short_revision(revision)
+    results = [asdict(g) for g in gates]
+    failed = [g for g in gates if not g.passed]
+    alarm = next((g for g in failed if g.gate == "alarms"), None)
+    if alarm is not None:
+        raise AlarmTriggered(f"{label}: {alarm.detail} (while taking production traffic)")
+    failures = state.failures + 1 if failed else 0
+    if failures >= policy.unhealthy_threshold:
+        raise HealthCheckFailed(
+            f"{label} failed {failures} consecutive health check(s) while taking production traffic: "
+            + "; ".join(g.detail for g in failed)
+        )
+    return BakeState("CHECKING", state.checks + 1, state.passes + (0 if failed else 1), failures, 0, results)
 
 
 # --------------------------------------------------------------------------- task definitions

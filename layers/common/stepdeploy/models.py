@@ -9,6 +9,7 @@ model is produced by stepdeploy itself and parsed back with ``from_dict`` betwee
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
@@ -39,7 +40,23 @@ INT_RANGES: dict[str, tuple[int, int]] = {
     "rollout.poll_seconds": (10, 600),
     "stack.timeout_seconds": (300, 7200),
     "stack.poll_seconds": (30, 600),
+    "strategy.bake_minutes": (0, 60),
+    "strategy.canary_bake_minutes": (0, 60),
+    "strategy.step_bake_minutes": (0, 60),
+    "strategy.hook_timeout_minutes": (61, 1440),  # above the longest gate window: the timeout is a backstop
 }
+
+#: Deployment strategies (ECS ``deploymentConfiguration.strategy``); ROLLING is a rolling update gated after it.
+STRATEGIES = ("ROLLING", "BLUE_GREEN", "CANARY", "LINEAR")
+#: Allowed ranges of the percentages (ECS: canaryPercent 0.1-100 in steps of 0.1, stepPercent 3-100).
+PERCENT_RANGES: dict[str, tuple[float, float]] = {
+    "strategy.canary_percent": (0.1, 100.0),
+    "strategy.step_percent": (3.0, 100.0),
+}
+#: Longest production traffic shift plus deployment bake time: with the other bounds, every execution ends within
+#: the state machine's TimeoutSeconds (tests/contract/test_execution_bounds.py).
+MAX_SHIFT_SECONDS = 3600
+_SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@\-]{1,512}$")
 
 TRIGGERS = ("manual", "ecr", "codepipeline", "verify")
 BODY_MATCH_MODES = ("exact", "contains", "regex")
@@ -225,6 +242,43 @@ class RolloutPolicy:
 
 
 @dataclass(frozen=True)
+class StrategySpec:
+    """How ECS moves traffic to the new revision, and where stepdeploy's gates reach it before production does.
+
+    ROLLING is today's rolling update (gated once it completed); BLUE_GREEN, CANARY and LINEAR are ECS service
+    deployments with PAUSE hooks at POST_TEST_TRAFFIC_SHIFT and POST_PRODUCTION_TRAFFIC_SHIFT that stepdeploy
+    answers (CONTINUE when its gates pass, ROLLBACK when they fail); the hook timeout (action ROLLBACK) is the
+    backstop should stepdeploy itself stop.
+    """
+
+    type: str = "ROLLING"
+    bake_minutes: int = 5
+    canary_percent: float = 10.0
+    canary_bake_minutes: int = 5
+    step_percent: float = 25.0
+    step_bake_minutes: int = 2
+    hook_timeout_minutes: int = 120
+    #: the gate's URL through the test listener (green only, no production traffic)
+    test_url: str | None = None
+    #: Secrets Manager secret holding the token the test listener rule requires in header X-Stepdeploy-Test
+    test_header_secret_arn: str | None = None
+
+    @property
+    def progressive(self) -> bool:
+        return self.type != "ROLLING"
+
+    def shift_seconds(self) -> int:
+        """Production traffic shift (canary bake, or every linear step's bake) plus the deployment bake time."""
+        if self.type == "CANARY":
+            shifting = self.canary_bake_minutes
+        elif self.type == "LINEAR":
+            shifting = (math.ceil(100 / self.step_percent) - 1) * self.step_bake_minutes
+        else:
+            shifting = 0
+        return 60 * (shifting + self.bake_minutes) if self.progressive else 0
+
+
+@dataclass(frozen=True)
 class StackSpec:
     """The application stack a deployment provisions or updates (stacks/app.yaml)."""
 
@@ -246,6 +300,8 @@ class DeploymentRequest:
     reason: str | None = None
     stack: StackSpec | None = None
     plan: bool = False
+    #: None: the service's own deployment configuration applies (read when the deployment starts)
+    strategy: StrategySpec | None = None
 
     @property
     def target(self) -> ServiceRef:
@@ -265,7 +321,7 @@ class DeploymentRequest:
     def from_input(cls, payload: Any, defaults: Defaults) -> DeploymentRequest:
         """Validate raw workflow input. Raises InvalidDeploymentRequest naming the bad field."""
         top = _obj(load_payload(payload), "$")
-        _only(top, "$", {"service", "image", "health", "rollout", "trigger", "reason", "stack", "plan"})
+        _only(top, "$", {"service", "image", "health", "rollout", "trigger", "reason", "stack", "plan", "strategy"})
         stack = _stack(top.get("stack"), defaults) if top.get("stack") is not None else None
         plan = _flag(top, "plan", "$")
 
@@ -397,6 +453,11 @@ class DeploymentRequest:
         if trigger not in TRIGGERS:
             raise _fail("$.trigger", f"must be one of {', '.join(TRIGGERS)}")
         reason = check_reason(top.get("reason"))
+        if stack is not None and "strategy" in top:
+            raise _fail(
+                "$.strategy", "a stack's strategy is its parameter DeploymentStrategy (an infrastructure change)"
+            )
+        strategy = None if top.get("strategy") is None else _strategy(top["strategy"])
         return cls(
             service=service,
             image=image,
@@ -406,6 +467,7 @@ class DeploymentRequest:
             reason=reason,
             stack=stack,
             plan=plan,
+            strategy=strategy,
         )
 
     @classmethod
@@ -424,6 +486,7 @@ class DeploymentRequest:
             reason=data.get("reason"),
             stack=stack,
             plan=bool(data.get("plan", False)),
+            strategy=StrategySpec(**data["strategy"]) if data.get("strategy") else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -432,6 +495,52 @@ class DeploymentRequest:
         if self.stack is not None:
             out["stack"]["init_command"] = list(self.stack.init_command)
         return out
+
+
+def _percent(value: Mapping[str, Any], key: str, default: float) -> float:
+    low, high = PERCENT_RANGES[f"strategy.{key}"]
+    raw = value.get(key, default)
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        raise _fail(f"$.strategy.{key}", f"expected a number, got {type(raw).__name__}")
+    if not low <= raw <= high or abs(raw * 10 - round(raw * 10)) > 1e-9:
+        raise _fail(f"$.strategy.{key}", f"must be between {low:g} and {high:g} in steps of 0.1, got {raw}")
+    return float(raw)
+
+
+def _strategy(value: Any) -> StrategySpec:
+    """``$.strategy``: how traffic moves to the new revision (see StrategySpec)."""
+    st = _obj(value, "$.strategy")
+    fields_ = {f.name for f in fields(StrategySpec)}
+    _only(st, "$.strategy", fields_)
+    kind = _req(_str(st, "type", "$.strategy", required=True))
+    if kind not in STRATEGIES:
+        raise _fail("$.strategy.type", f"must be one of {', '.join(STRATEGIES)}")
+
+    def minutes(key: str) -> int:
+        return _int(st, key, "$.strategy", getattr(StrategySpec, key), *INT_RANGES[f"strategy.{key}"])
+
+    spec = StrategySpec(
+        type=kind,
+        bake_minutes=minutes("bake_minutes"),
+        canary_percent=_percent(st, "canary_percent", StrategySpec.canary_percent),
+        canary_bake_minutes=minutes("canary_bake_minutes"),
+        step_percent=_percent(st, "step_percent", StrategySpec.step_percent),
+        step_bake_minutes=minutes("step_bake_minutes"),
+        hook_timeout_minutes=minutes("hook_timeout_minutes"),
+        test_url=_str(st, "test_url", "$.strategy", _URL),
+        test_header_secret_arn=_str(st, "test_header_secret_arn", "$.strategy", _SECRET_ARN),
+    )
+    if spec.progressive and spec.test_url is None:
+        raise _fail(
+            "$.strategy.test_url", f"is required for {kind}: the gates reach the new revision through the test listener"
+        )
+    if spec.shift_seconds() > MAX_SHIFT_SECONDS:
+        raise _fail(
+            "$.strategy",
+            f"traffic shift and bake take {spec.shift_seconds()} s; at most {MAX_SHIFT_SECONDS} s (every deployment "
+            "must end within the execution's time limit)",
+        )
+    return spec
 
 
 def _stack(value: Any, defaults: Defaults) -> StackSpec:
@@ -524,4 +633,24 @@ class RolloutState:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> RolloutState:
+        return carried(cls, data)
+
+
+@dataclass
+class FollowState:
+    """Progress of following an ECS service deployment (BLUE_GREEN, CANARY, LINEAR; carried between polls)."""
+
+    status: str = "FOLLOWING"  # FOLLOWING | SUCCEEDED | VERIFY (ECS finished without stepdeploy's production gates)
+    deployment: str = ""  # the service deployment ARN
+    stage: str = ""  # its lifecycle stage at the last poll
+    polls: int = 0
+    wait_seconds: int = 0
+    started_at: float = 0.0
+    gated: str = ""  # the stage the gate rounds in ``bake`` count for
+    bake: dict[str, Any] = field(default_factory=dict)
+    passed: list[str] = field(default_factory=list)  # stages whose gates passed (answered CONTINUE)
+    production_weight: float = 0.0  # percent of production traffic on the new revision at the last poll
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> FollowState:
         return carried(cls, data)

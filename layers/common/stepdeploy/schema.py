@@ -27,7 +27,35 @@ _DEFAULT_OF = {
     "rollout.poll_seconds": _DEFAULTS.rollout_poll_seconds,
     "stack.timeout_seconds": _DEFAULTS.stack_timeout_seconds,
     "stack.poll_seconds": _DEFAULTS.stack_poll_seconds,
+    "strategy.bake_minutes": models.StrategySpec.bake_minutes,
+    "strategy.canary_bake_minutes": models.StrategySpec.canary_bake_minutes,
+    "strategy.step_bake_minutes": models.StrategySpec.step_bake_minutes,
+    "strategy.hook_timeout_minutes": models.StrategySpec.hook_timeout_minutes,
 }
+
+
+def _strategy() -> dict[str, Any]:
+    percents = {
+        key.split(".", 1)[1]: {
+            "type": "number",
+            "minimum": low,
+            "maximum": high,
+            "multipleOf": 0.1,
+            "default": getattr(models.StrategySpec, key.split(".", 1)[1]),
+        }
+        for key, (low, high) in models.PERCENT_RANGES.items()
+    }
+    where = {
+        "test_url": _str(models._URL, "the gate's URL through the test listener (required unless ROLLING)"),
+        "test_header_secret_arn": _str(
+            models._SECRET_ARN, "secret holding the token the test listener requires in header X-Stepdeploy-Test"
+        ),
+    }
+    return _obj(
+        {"type": {"enum": list(models.STRATEGIES)}, **_ints("strategy"), **percents, **where},
+        ["type"],
+        "how ECS moves traffic to the new revision; absent: the service's own deployment configuration",
+    )
 
 
 def _str(pattern: Any, description: str = "") -> dict[str, Any]:
@@ -116,6 +144,7 @@ def input_schema() -> dict[str, Any]:
                 },
                 ["url"],
             ),
+            "strategy": _strategy(),
             **common,
         },
         ["service", "image", "health"],

@@ -171,6 +171,13 @@ def complete_request(request: Mapping[str, Any], outputs: Mapping[str, str]) -> 
     health["target_group_arn"] = outputs["TargetGroupArn"]
     stack_alarms = [a for a in outputs.get("AlarmNames", "").split(",") if a]
     health["alarm_names"] = stack_alarms + [a for a in health.get("alarm_names", []) if a not in stack_alarms]
+    strategy = outputs.get("DeploymentStrategy", "ROLLING")
+    if strategy != "ROLLING":  # the service's hooks and traffic shift are in the stack; the gates need the test URL
+        out["strategy"] = {
+            "type": strategy,
+            "test_url": outputs.get("TestUrl"),
+            "test_header_secret_arn": outputs.get("TestTrafficSecretArn"),
+        }
     return dict(out)
 
 

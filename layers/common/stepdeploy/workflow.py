@@ -15,27 +15,33 @@ from typing import Any
 
 from . import clock, decisions, observability, pipeline, registry, triggers
 from . import stack as app_stack
-from .adapters import cloudformation, cloudwatch, control, ecr, ecs, elbv2, http_probe, records
+from .adapters import cloudformation, cloudwatch, control, ecr, ecs, elbv2, http_probe, records, secrets
 from .adapters import pipeline as pipeline_io
 from .adapters import registry as registry_table
 from .errors import (
+    AlarmTriggered,
     DatabaseInitFailed,
     DatabaseInitUncertain,
+    HealthCheckFailed,
     InfraUpdateFailed,
     InvalidDeploymentRequest,
     PreviouslyFailed,
     PushIgnored,
+    RolloutFailed,
+    RolloutTimedOut,
     TagFilterMismatch,
     UnregisteredRepository,
 )
 from .models import (
     BakeState,
     DeploymentRequest,
+    FollowState,
     HealthPolicy,
     RolloutPolicy,
     RolloutState,
     ServiceRef,
     StackSpec,
+    StrategySpec,
 )
 from .registry import RegistryEntry
 from .settings import Settings
@@ -168,6 +174,10 @@ def _check_gate_settings(request: DeploymentRequest, view: decisions.ServiceView
         if name not in found:
             where = settings.region or "this region"
             raise InvalidDeploymentRequest(f"$.health.alarm_names[{i}]: alarm {name!r} does not exist in {where}")
+    if view is not None:
+        problem = decisions.strategy_problem(request.strategy, view)
+        if problem is not None:
+            raise InvalidDeploymentRequest(problem)
     tg = request.health.target_group_arn
     if tg is None or view is None:
         return
@@ -964,12 +974,17 @@ def register_revision(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def update_service(event: dict[str, Any]) -> dict[str, Any]:
-    """Point the service at ``task_definition`` (deploy or rollback); start the rollout poll."""
+    """Point the service at ``task_definition`` (deploy or rollback); start the rollout poll. A BLUE_GREEN, CANARY
+    or LINEAR deployment is then followed (``follow``); its rollback takes back what ECS still has in flight."""
     cluster, service, target = event["cluster"], event["service"], event["task_definition"]
+    strategy = StrategySpec(**event["strategy"]) if event.get("strategy") else None
     refresh_deployment: str | None = None
+    follow: FollowState | None = None
     view = ecs.describe_service(cluster, service)
     primary = view.primary
-    if event.get("mode") == "refresh" and event["phase"] == "deploy":
+    if event["phase"] == "rollback" and _took_back_in_flight(view):
+        changed = True  # ECS returns traffic to the source revision, which is still running: the poll follows it
+    elif event.get("mode") == "refresh" and event["phase"] == "deploy":
         # new tasks of the same revision (they read the secrets again); no revision is registered
         refresh_deployment = ecs.force_new_deployment(cluster, service, target)
         changed = True
@@ -981,8 +996,16 @@ def update_service(event: dict[str, Any]) -> dict[str, Any]:
     ):
         changed = False  # already there (a rollback before the update took effect): nothing to do
     else:
-        ecs.update_service(cluster, service, target)
+        hooks = event["phase"] == "deploy"  # a rollback shifts straight back: no pause, no bake
+        configuration = (
+            decisions.deployment_configuration(view.deployment_configuration, strategy, hooks) if strategy else None
+        )
+        arn = ecs.update_service(cluster, service, target, configuration)
         changed = True
+        if hooks and strategy is not None and strategy.progressive:
+            if arn is None:
+                raise RolloutFailed(f"UpdateService on {service} reported no service deployment to follow")
+            follow = FollowState(deployment=arn, wait_seconds=event["rollout"]["poll_seconds"], started_at=clock.now())
     policy = RolloutPolicy(**event["rollout"])
     return {
         "phase": event["phase"],
@@ -991,7 +1014,30 @@ def update_service(event: dict[str, Any]) -> dict[str, Any]:
         "rollout": asdict(decisions.first_rollout_state(policy, clock.now())),
         "bake": None,
         **({"deployment": refresh_deployment} if refresh_deployment else {}),
+        **({"follow": asdict(follow)} if follow else {}),
     }
+
+
+def _took_back_in_flight(view: decisions.ServiceView) -> bool:
+    """Roll back the service deployment ECS still runs (paused at a hook, or shifting traffic); True when ECS is
+    taking (or took) it back, so no new deployment is needed."""
+    if view.strategy == "ROLLING" or not view.current_service_deployment:
+        return False
+    return take_back(ecs.service_deployment(view.current_service_deployment))
+
+
+def take_back(deployment: decisions.ServiceDeploymentView) -> bool:
+    """ROLLBACK a deployment that has not finished (at its paused hook, or by StopServiceDeployment).
+    Returns True when it is (now) going back to its source revision."""
+    if deployment.status in decisions.ROLLING_BACK:
+        return True
+    if deployment.finished:
+        return False
+    if deployment.hook is not None:
+        ecs.answer_hook(deployment.arn, deployment.hook.id, "ROLLBACK")
+    else:
+        ecs.roll_back_deployment(deployment.arn)
+    return True
 
 
 def check_rollout(event: dict[str, Any]) -> dict[str, Any]:
@@ -1037,6 +1083,142 @@ def check_health(event: dict[str, Any]) -> dict[str, Any]:
         clock.now(),
     )
     return asdict(state)
+
+
+#: the header the test listener rule requires (stacks/app.yaml); its value is a secret
+TEST_TRAFFIC_HEADER = "X-Stepdeploy-Test"
+
+
+def follow_gate_round(request: DeploymentRequest, stage: str) -> list[decisions.GateResult]:
+    """Gates on the new revision of a BLUE_GREEN/CANARY/LINEAR deployment: through the test listener (the new
+    revision only) always, through production once it takes production traffic, and the alarms."""
+    strategy, policy = request.strategy, request.health
+    assert strategy is not None and strategy.test_url is not None  # checked by Normalize
+    token = secrets.secret_string(strategy.test_header_secret_arn) if strategy.test_header_secret_arn else None
+    headers = {TEST_TRAFFIC_HEADER: token} if token else None
+    tested = http_probe.probe(strategy.test_url, policy.probe_timeout_seconds, headers)
+    gates = [replace(decisions.probe_gate(tested, replace(policy, url=strategy.test_url)), gate="test-traffic")]
+    if stage != decisions.HOOK_STAGES[0]:
+        assert policy.url is not None
+        gates.append(decisions.probe_gate(http_probe.probe(policy.url, policy.probe_timeout_seconds), policy))
+    if policy.alarm_names:
+        gates.append(decisions.alarm_gate(cloudwatch.alarm_states(policy.alarm_names), policy.alarm_names))
+    return gates
+
+
+def follow_deployment(event: dict[str, Any]) -> dict[str, Any]:
+    """One poll of a BLUE_GREEN, CANARY or LINEAR service deployment (see decisions.follow_phase). A failing gate
+    takes the deployment back (ROLLBACK at the hook, or StopServiceDeployment) and raises its named error."""
+    request = DeploymentRequest.from_dict(event["request"])
+    active = event["active"]
+    state = FollowState.from_dict(active["follow"])
+    deployment = ecs.service_deployment(state.deployment)
+    now = clock.now()
+    state = replace(
+        state,
+        started_at=state.started_at or now,
+        stage=deployment.stage,
+        polls=state.polls + 1,
+        production_weight=deployment.production_weight,
+    )
+    phase = decisions.follow_phase(deployment, state)
+    assert request.strategy is not None  # a followed deployment has one
+    deadline = decisions.follow_deadline(request.rollout, request.health, request.strategy)
+    polls = decisions.follow_poll_limit(request.rollout, request.health, request.strategy)
+    if phase in ("HOOK", "SHIFT", "WAIT") and (now - state.started_at > deadline or state.polls > polls):
+        take_back(deployment)
+        raise RolloutTimedOut(
+            f"service deployment {deployment.arn} still {deployment.status} at {deployment.stage} after "
+            f"{int(now - state.started_at)} s and {state.polls} polls (limits {deadline} s, {polls} polls); rolled back"
+        )
+    return asdict(_FOLLOW[phase](request, deployment, state, active["task_definition"], now))
+
+
+def _follow_finished(
+    request: DeploymentRequest,
+    deployment: decisions.ServiceDeploymentView,
+    state: FollowState,
+    revision: str,
+    now: float,
+) -> FollowState:
+    status = "SUCCEEDED" if decisions.follow_phase(deployment, state) == "SUCCEEDED" else "VERIFY"
+    return replace(state, status=status, wait_seconds=0)
+
+
+def _follow_failed(
+    request: DeploymentRequest,
+    deployment: decisions.ServiceDeploymentView,
+    state: FollowState,
+    revision: str,
+    now: float,
+) -> FollowState:
+    raise RolloutFailed(
+        f"ECS took service deployment {deployment.arn} back ({deployment.status}"
+        f"{': ' + deployment.reason if deployment.reason else ''})"
+    )
+
+
+def _follow_hook(
+    request: DeploymentRequest,
+    deployment: decisions.ServiceDeploymentView,
+    state: FollowState,
+    revision: str,
+    now: float,
+) -> FollowState:
+    assert deployment.hook is not None
+    bake = BakeState.from_dict(state.bake if state.gated == deployment.stage else None)
+    try:
+        bake = decisions.advance_bake(bake, follow_gate_round(request, deployment.stage), request.health, revision, now)
+    except (HealthCheckFailed, AlarmTriggered, RolloutFailed):
+        ecs.answer_hook(deployment.arn, deployment.hook.id, "ROLLBACK")
+        raise
+    if bake.status == "PASSED":
+        ecs.answer_hook(deployment.arn, deployment.hook.id, "CONTINUE")
+        return replace(
+            state,
+            gated="",
+            bake={},
+            passed=[*state.passed, deployment.stage],
+            wait_seconds=request.health.interval_seconds,
+        )
+    return replace(state, gated=deployment.stage, bake=asdict(bake), wait_seconds=bake.wait_seconds)
+
+
+def _follow_shift(
+    request: DeploymentRequest,
+    deployment: decisions.ServiceDeploymentView,
+    state: FollowState,
+    revision: str,
+    now: float,
+) -> FollowState:
+    gated = state.gated == "SHIFT"
+    bake = BakeState.from_dict(state.bake if gated else None)
+    try:
+        bake = decisions.fold_shift_round(bake, follow_gate_round(request, deployment.stage), request.health, revision)
+    except (HealthCheckFailed, AlarmTriggered):
+        take_back(deployment)
+        raise
+    return replace(state, gated="SHIFT", bake=asdict(bake), wait_seconds=decisions.shift_wait(request.health))
+
+
+def _follow_wait(
+    request: DeploymentRequest,
+    deployment: decisions.ServiceDeploymentView,
+    state: FollowState,
+    revision: str,
+    now: float,
+) -> FollowState:
+    return replace(state, wait_seconds=request.rollout.poll_seconds)
+
+
+_FOLLOW: dict[str, Callable[..., FollowState]] = {
+    "SUCCEEDED": _follow_finished,
+    "VERIFY": _follow_finished,
+    "FAILED": _follow_failed,
+    "HOOK": _follow_hook,
+    "SHIFT": _follow_shift,
+    "WAIT": _follow_wait,
+}
 
 
 def record_outcome(event: dict[str, Any], settings: Settings) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..decisions import DeploymentView, ServiceView
+from ..decisions import DeploymentView, HookView, ServiceDeploymentView, ServiceView
 from ..errors import InvalidDeploymentRequest, RolloutFailed
 from .clients import client
 
@@ -33,13 +33,19 @@ def describe_service(cluster: str, service: str) -> ServiceView:
         )
         for d in raw.get("deployments", [])
     )
+    balancers = raw.get("loadBalancers", [])
+    configuration = raw.get("deploymentConfiguration", {})
     return ServiceView(
         cluster=cluster,
         service=raw.get("serviceName", service),
         status=raw.get("status", ""),
         task_definition=raw.get("taskDefinition", ""),
         deployments=deployments,
-        target_groups=tuple(lb["targetGroupArn"] for lb in raw.get("loadBalancers", []) if lb.get("targetGroupArn")),
+        target_groups=tuple(lb["targetGroupArn"] for lb in balancers if lb.get("targetGroupArn")),
+        strategy=configuration.get("strategy", "ROLLING"),
+        advanced=next((lb["advancedConfiguration"] for lb in balancers if lb.get("advancedConfiguration")), {}),
+        deployment_configuration=configuration,
+        current_service_deployment=raw.get("currentServiceDeployment"),
     )
 
 
@@ -53,9 +59,48 @@ def register_task_definition(spec: dict[str, Any]) -> str:
     return str(out["taskDefinition"]["taskDefinitionArn"])
 
 
-def update_service(cluster: str, service: str, task_definition: str) -> str:
-    out = client("ecs").update_service(cluster=cluster, service=service, taskDefinition=task_definition)
-    return str(out["service"]["taskDefinition"])
+def update_service(
+    cluster: str, service: str, task_definition: str, deployment_configuration: dict[str, Any] | None = None
+) -> str | None:
+    """UpdateService to ``task_definition`` (with a deployment configuration when one is given).
+    Returns the service deployment it started (None if ECS reports none)."""
+    extra = {} if deployment_configuration is None else {"deploymentConfiguration": deployment_configuration}
+    out = client("ecs").update_service(cluster=cluster, service=service, taskDefinition=task_definition, **extra)
+    arn = out["service"].get("currentServiceDeployment")
+    return str(arn) if arn else None
+
+
+def service_deployment(arn: str) -> ServiceDeploymentView:
+    """DescribeServiceDeployments for one deployment (status, stage, the hook awaiting action, weights)."""
+    ecs = client("ecs")
+    out = ecs.describe_service_deployments(serviceDeploymentArns=[arn])
+    found = out.get("serviceDeployments", [])
+    if not found:
+        reasons = "; ".join(f.get("reason", "") for f in out.get("failures", []))
+        raise RolloutFailed(f"service deployment {arn} not found ({reasons or 'no detail'})")
+    raw = found[0]
+    target = raw.get("targetServiceRevision") or {}
+    hook = next((h for h in raw.get("lifecycleHookDetails", []) if h.get("status") == "AWAITING_ACTION"), None)
+    return ServiceDeploymentView(
+        arn=arn,
+        status=raw.get("status", ""),
+        reason=raw.get("statusReason", ""),
+        stage=raw.get("lifecycleStage", ""),
+        target_revision=target.get("arn", ""),
+        production_weight=float(target.get("requestedProductionTrafficWeight") or 0.0),
+        test_weight=float(target.get("requestedTestTrafficWeight") or 0.0),
+        hook=None if hook is None else HookView(id=hook["hookId"], status=hook["status"]),
+    )
+
+
+def answer_hook(arn: str, hook_id: str, action: str) -> None:
+    """ContinueServiceDeployment: CONTINUE or ROLLBACK a deployment paused at a PAUSE hook."""
+    client("ecs").continue_service_deployment(serviceDeploymentArn=arn, hookId=hook_id, action=action)
+
+
+def roll_back_deployment(arn: str) -> None:
+    """StopServiceDeployment(ROLLBACK): traffic returns to the source revision, which is still running."""
+    client("ecs").stop_service_deployment(serviceDeploymentArn=arn, stopType="ROLLBACK")
 
 
 def list_revisions(task_definition_arn: str) -> list[str]:

@@ -5,15 +5,17 @@ from __future__ import annotations
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 
 from ..decisions import ProbeResult
 
 MAX_BODY_BYTES = 64 * 1024
 
 
-def probe(url: str, timeout_seconds: float) -> ProbeResult:
+def probe(url: str, timeout_seconds: float, headers: Mapping[str, str] | None = None) -> ProbeResult:
     # the URL was validated as http(s) by DeploymentRequest.from_input
-    request = urllib.request.Request(url, headers={"User-Agent": "stepdeploy-health-gate/1"})  # noqa: S310
+    sent = {"User-Agent": "stepdeploy-health-gate/1", **(headers or {})}
+    request = urllib.request.Request(url, headers=sent)  # noqa: S310
     started = time.monotonic()
     try:
         with urllib.request.urlopen(request, timeout=timeout_seconds) as response:  # noqa: S310 (http(s) only, validated)

@@ -1,0 +1,162 @@
+"""Progressive delivery (issue 11): the strategy input, the deployment configuration stepdeploy asks ECS for, and
+what a poll of a followed service deployment does next. Pure logic: no AWS."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from stepdeploy import decisions
+from stepdeploy.decisions import GateResult, HookView, ServiceDeploymentView, ServiceView
+from stepdeploy.errors import AlarmTriggered, HealthCheckFailed, InvalidDeploymentRequest
+from stepdeploy.models import BakeState, Defaults, DeploymentRequest, FollowState, StrategySpec
+
+BASE: dict[str, Any] = {
+    "service": {"cluster": "c", "service": "web"},
+    "image": {"repository": "app", "tag": "v2"},
+    "health": {"url": "http://alb.example/healthcheck/"},
+}
+TEST_URL = "http://alb.example:8080/healthcheck/"
+
+
+def request(**strategy: Any) -> DeploymentRequest:
+    return DeploymentRequest.from_input({**BASE, "strategy": strategy}, Defaults())
+
+
+def test_a_strategy_is_validated_and_round_trips() -> None:
+    got = request(type="CANARY", canary_percent=12.5, canary_bake_minutes=3, test_url=TEST_URL)
+    assert got.strategy == StrategySpec(type="CANARY", canary_percent=12.5, canary_bake_minutes=3, test_url=TEST_URL)
+    assert DeploymentRequest.from_dict(json.loads(json.dumps(got.to_dict()))) == got
+    assert DeploymentRequest.from_input(BASE, Defaults()).strategy is None  # the service's own configuration
+
+
+@pytest.mark.parametrize(
+    ("strategy", "field"),
+    [
+        ({"type": "PURPLE", "test_url": TEST_URL}, "$.strategy.type"),
+        ({"type": "BLUE_GREEN"}, "$.strategy.test_url"),  # the gates cannot reach the new revision
+        ({"type": "CANARY", "canary_percent": 0.05, "test_url": TEST_URL}, "$.strategy.canary_percent"),
+        ({"type": "CANARY", "canary_percent": 10.05, "test_url": TEST_URL}, "$.strategy.canary_percent"),
+        ({"type": "LINEAR", "step_percent": 2, "test_url": TEST_URL}, "$.strategy.step_percent"),
+        ({"type": "LINEAR", "step_percent": 3, "step_bake_minutes": 5, "test_url": TEST_URL}, "$.strategy"),
+        ({"type": "BLUE_GREEN", "hook_timeout_minutes": 30, "test_url": TEST_URL}, "$.strategy.hook_timeout_minutes"),
+        ({"type": "BLUE_GREEN", "test_url": TEST_URL, "colour": "blue"}, "$.strategy"),
+        ({"type": "BLUE_GREEN", "test_url": TEST_URL, "test_header_secret_arn": "token"}, "$.strategy"),
+    ],
+)
+def test_a_bad_strategy_is_refused_naming_the_field(strategy: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidDeploymentRequest, match=f"^{field.replace('$', '[$]')}"):
+        DeploymentRequest.from_input({**BASE, "strategy": strategy}, Defaults())
+
+
+def test_a_stack_request_takes_its_strategy_from_the_stack_parameters() -> None:
+    with pytest.raises(InvalidDeploymentRequest, match="DeploymentStrategy"):
+        DeploymentRequest.from_input(
+            {"stack": {"name": "shop"}, "image": BASE["image"], "strategy": {"type": "CANARY"}}, Defaults()
+        )
+
+
+def test_the_traffic_shift_is_bounded_by_the_execution() -> None:
+    assert StrategySpec(type="LINEAR", step_percent=25, step_bake_minutes=2, bake_minutes=5).shift_seconds() == 660
+    assert StrategySpec(type="CANARY", canary_bake_minutes=7, bake_minutes=3).shift_seconds() == 600
+    assert StrategySpec(type="ROLLING").shift_seconds() == 0
+
+
+def test_the_configuration_pauses_at_both_gates_with_rollback_as_the_backstop() -> None:
+    current = {"deploymentCircuitBreaker": {"enable": True, "rollback": True}, "maximumPercent": 200, "strategy": "X"}
+    got = decisions.deployment_configuration(current, StrategySpec(type="CANARY", canary_percent=10, test_url=TEST_URL))
+    assert got["strategy"] == "CANARY" and got["deploymentCircuitBreaker"] == current["deploymentCircuitBreaker"]
+    assert got["canaryConfiguration"] == {"canaryPercent": 10, "canaryBakeTimeInMinutes": 5}
+    assert "linearConfiguration" not in got
+    (hook,) = got["lifecycleHooks"]
+    assert hook["targetType"] == "PAUSE"
+    assert hook["lifecycleStages"] == ["POST_TEST_TRAFFIC_SHIFT", "POST_PRODUCTION_TRAFFIC_SHIFT"]
+    assert hook["timeoutConfiguration"] == {"timeoutInMinutes": 120, "action": "ROLLBACK"}
+    back = decisions.deployment_configuration(current, StrategySpec(type="CANARY", test_url=TEST_URL), hooks=False)
+    assert back["lifecycleHooks"] == [] and back["bakeTimeInMinutes"] == 0  # a rollback shifts straight back
+    assert decisions.deployment_configuration(current, StrategySpec()) == {
+        "deploymentCircuitBreaker": current["deploymentCircuitBreaker"],
+        "maximumPercent": 200,
+        "strategy": "ROLLING",
+    }
+
+
+def view(strategy: str = "ROLLING", **advanced: str) -> ServiceView:
+    return ServiceView("c", "web", "ACTIVE", "td:1", (), strategy=strategy, advanced=advanced)
+
+
+ADVANCED = {"alternateTargetGroupArn": "tg2", "productionListenerRule": "r1", "testListenerRule": "r2", "roleArn": "x"}
+
+
+def test_a_strategy_needs_what_ecs_needs_on_the_service() -> None:
+    bg = StrategySpec(type="BLUE_GREEN", test_url=TEST_URL)
+    assert decisions.strategy_problem(bg, view(**ADVANCED)) is None
+    assert "roleArn" in (
+        decisions.strategy_problem(bg, view(alternateTargetGroupArn="t", productionListenerRule="r")) or ""
+    )
+    no_test = {k: v for k, v in ADVANCED.items() if k != "testListenerRule"}
+    assert "test listener" in (decisions.strategy_problem(bg, view(**no_test)) or "")
+    # a service that already shifts traffic cannot be deployed without saying how to reach the new revision
+    assert "$.strategy" in (decisions.strategy_problem(None, view("CANARY", **ADVANCED)) or "")
+    assert decisions.strategy_problem(None, view()) is None
+
+
+def deployment(
+    status: str = "IN_PROGRESS", stage: str = "SCALE_UP", weight: float = 0.0, hook: bool = False
+) -> ServiceDeploymentView:
+    return ServiceDeploymentView(
+        "arn:sd", status, "", stage, "arn:rev", weight, 0.0, HookView("h1", "AWAITING_ACTION") if hook else None
+    )
+
+
+@pytest.mark.parametrize(
+    ("seen", "passed", "phase"),
+    [
+        (deployment(), [], "WAIT"),
+        (deployment(stage="TEST_TRAFFIC_SHIFT"), [], "WAIT"),
+        (deployment(stage="POST_TEST_TRAFFIC_SHIFT", hook=True), [], "HOOK"),
+        (deployment(stage="PRODUCTION_TRAFFIC_SHIFT", weight=10.0), ["POST_TEST_TRAFFIC_SHIFT"], "SHIFT"),
+        (deployment(stage="PRODUCTION_TRAFFIC_SHIFT", weight=0.0), ["POST_TEST_TRAFFIC_SHIFT"], "WAIT"),
+        (deployment(stage="POST_PRODUCTION_TRAFFIC_SHIFT", weight=100.0, hook=True), [], "HOOK"),
+        (deployment(stage="BAKE_TIME", weight=100.0), ["POST_PRODUCTION_TRAFFIC_SHIFT"], "SHIFT"),
+        (
+            deployment("SUCCESSFUL", "CLEAN_UP", 100.0),
+            ["POST_TEST_TRAFFIC_SHIFT", "POST_PRODUCTION_TRAFFIC_SHIFT"],
+            "SUCCEEDED",
+        ),
+        (deployment("SUCCESSFUL", "CLEAN_UP", 100.0), ["POST_TEST_TRAFFIC_SHIFT"], "VERIFY"),
+        (deployment("ROLLBACK_IN_PROGRESS"), [], "FAILED"),
+        (deployment("ROLLBACK_SUCCESSFUL"), [], "FAILED"),
+        (deployment("STOPPED"), [], "FAILED"),
+    ],
+)
+def test_what_a_poll_does_next(seen: ServiceDeploymentView, passed: list[str], phase: str) -> None:
+    assert decisions.follow_phase(seen, FollowState(passed=passed)) == phase
+
+
+def health() -> Any:
+    return DeploymentRequest.from_input(BASE, Defaults()).health
+
+
+def test_a_shift_round_fails_on_an_alarm_at_once_and_on_consecutive_failures() -> None:
+    ok, bad = GateResult("http", True, "ok"), GateResult("http", False, "HTTP 500")
+    state = decisions.fold_shift_round(BakeState(), [bad], health(), "td:2")
+    assert state.failures == 1
+    assert decisions.fold_shift_round(state, [ok], health(), "td:2").failures == 0  # a passing round resets
+    with pytest.raises(HealthCheckFailed, match="while taking production traffic"):
+        decisions.fold_shift_round(state, [bad], health(), "td:2")
+    with pytest.raises(AlarmTriggered):
+        decisions.fold_shift_round(BakeState(), [GateResult("alarms", False, "web-5xx in ALARM")], health(), "td:2")
+
+
+def test_the_poll_limit_covers_a_normal_deployment() -> None:
+    req = request(type="LINEAR", step_percent=10, step_bake_minutes=1, bake_minutes=5, test_url=TEST_URL)
+    assert req.strategy is not None
+    limit = decisions.follow_poll_limit(req.rollout, req.health, req.strategy)
+    normal = (
+        req.rollout.timeout_seconds // req.rollout.poll_seconds
+        + 2 * req.health.max_checks
+        + req.strategy.shift_seconds() // decisions.shift_wait(req.health)
+    )
+    assert limit > normal
