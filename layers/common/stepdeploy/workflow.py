@@ -868,15 +868,37 @@ def execution_ended(event: dict[str, Any], settings: Settings) -> dict[str, Any]
     ]
     job = pipeline.job_of_execution(str(detail.get("name") or arn.rsplit(":", 1)[-1]))
     answer = answer_job(job, arn)[1] if job is not None else None
-    recorded = _record_ended(arn, status, settings)
-    return {"execution": arn, "status": status, "released": released, "job": answer, "recorded": recorded}
+    state = _last_workflow_state(arn)
+    taken_back = _take_back_ended(state) if status != "SUCCEEDED" else None
+    recorded = _record_ended(arn, status, state, taken_back, settings)
+    return {
+        "execution": arn,
+        "status": status,
+        "released": released,
+        "job": answer,
+        "recorded": recorded,
+        **({"rolled_back": taken_back} if taken_back else {}),
+    }
 
 
-def _record_ended(execution_arn: str, status: str, settings: Settings) -> str | None:
+def _take_back_ended(state: dict[str, Any] | None) -> str | None:
+    """An execution that ended early never leaves a service deployment paused at a hook or shifting traffic:
+    roll it back (traffic returns to the source revision, still running). Returns its ARN when it did."""
+    follow = ((state or {}).get("active") or {}).get("follow") or {}
+    if not follow.get("deployment") or follow.get("status") == "SUCCEEDED":
+        return None
+    deployment = ecs.service_deployment(str(follow["deployment"]))
+    if deployment.status in decisions.ROLLING_BACK or not take_back(deployment):
+        return None
+    return deployment.arn
+
+
+def _record_ended(
+    execution_arn: str, status: str, state: dict[str, Any] | None, taken_back: str | None, settings: Settings
+) -> str | None:
     """Record an execution that ended without a record: its last state from the history. None when
     nothing is recorded (rejected before a service was known, a plan, a dispatch, or already recorded).
     A Record* step that failed left its outcome in ``$.result`` (``unrecorded``): it is written as reached."""
-    state = _last_workflow_state(execution_arn)
     if state is None or not state.get("request") or state["request"].get("plan"):
         return None  # rejected before a service was known, a dispatch, or a plan (plans never record)
     key = _record_key(state)
@@ -893,7 +915,7 @@ def _record_ended(execution_arn: str, status: str, settings: Settings) -> str | 
         return None
     outcome = ENDED_OUTCOMES[status]
     error = ended["error"] or {"ABORTED": "ExecutionAborted", "TIMED_OUT": "ExecutionTimedOut"}.get(outcome, outcome)
-    cause, critical = _ended_cause(outcome, error, ended["cause"], state, key, settings)
+    cause, critical = _ended_cause(outcome, error, ended["cause"], state, key, settings, taken_back)
     severity = "CRITICAL" if critical else SEVERITY[outcome]
     _record(outcome, error, cause, severity, state, ended["stopped_at"], execution_arn, settings)
     return outcome
@@ -912,7 +934,13 @@ def _last_workflow_state(execution_arn: str) -> dict[str, Any] | None:
 
 
 def _ended_cause(
-    outcome: str, error: str, detail: str | None, state: dict[str, Any], key: str, settings: Settings
+    outcome: str,
+    error: str,
+    detail: str | None,
+    state: dict[str, Any],
+    key: str,
+    settings: Settings,
+    taken_back: str | None = None,
 ) -> tuple[str, bool]:
     """What runs now after an execution ended early, and whether it passed its gates (else: critical)."""
     how = {"ABORTED": "the deployment was stopped", "TIMED_OUT": "the deployment timed out"}.get(
@@ -921,6 +949,13 @@ def _ended_cause(
     if detail or outcome == "FAILED":
         how += f" ({error}: {detail})"
     active = state.get("active") or {}
+    if taken_back:
+        previous = decisions.short_revision(str((state.get("revision") or {}).get("previous") or ""))
+        return (
+            f"{how} -- stepdeploy rolled back service deployment {taken_back}: production traffic returns to "
+            f"{previous}, which served it before and still runs",
+            False,
+        )
     running = decisions.short_revision(str(active.get("task_definition") or ""))
     passed = (active.get("bake") or {}).get("status") == "PASSED"
     if active.get("phase") == "rollback" and not passed:

@@ -1,0 +1,181 @@
+"""Progressive delivery end to end (issue 11): BLUE_GREEN, CANARY and LINEAR releases through the real ASL, gated
+through the test listener before any production traffic and at every production step, rolled back by ECS when a
+gate fails, and never left paused. Each fault asserts the invariants: final status and error, the revision serving
+production, the lock released, the record written, no deployment left paused."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from stepdeploy_local import World
+from stepdeploy_local.world import AppService
+
+STRATEGIES = {
+    "BLUE_GREEN": {"type": "BLUE_GREEN", "bake_minutes": 1},
+    "CANARY": {"type": "CANARY", "canary_percent": 10, "canary_bake_minutes": 2, "bake_minutes": 1},
+    "LINEAR": {"type": "LINEAR", "step_percent": 50, "step_bake_minutes": 1, "bake_minutes": 1},
+}
+
+
+def revision(arn: str) -> str:
+    return arn.rsplit("/", 1)[-1]
+
+
+def eventually(read: Callable[[], Any], timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := read()):
+        assert time.monotonic() < deadline, "nothing appeared"
+        time.sleep(0.02)
+    return value
+
+
+def progressive(world: World, kind: str) -> tuple[AppService, dict[str, Any]]:
+    """A service that deploys ``kind``, and the request's strategy (test URL, the token's secret)."""
+    app = world.create_service(tag="v1", strategy=kind)
+    assert app.test_url and app.test_token
+    secret = world.client("secretsmanager").create_secret(Name=f"{app.service}-test-token", SecretString=app.test_token)
+    return app, {**STRATEGIES[kind], "test_url": app.test_url, "test_header_secret_arn": secret["ARN"]}
+
+
+def deployments(world: World, app: AppService) -> list[dict[str, Any]]:
+    ecs = world.client("ecs")
+    arns = [
+        d["serviceDeploymentArn"]
+        for d in ecs.list_service_deployments(cluster=app.cluster, service=app.service)["serviceDeployments"]
+    ]
+    return ecs.describe_service_deployments(serviceDeploymentArns=arns)["serviceDeployments"] if arns else []
+
+
+def production_weights(world: World, app: AppService) -> dict[str, int]:
+    """Target group -> weight of the production listener rule (what users reach)."""
+    service = world.client("ecs").describe_services(cluster=app.cluster, services=[app.service])["services"][0]
+    rule = service["loadBalancers"][0]["advancedConfiguration"]["productionListenerRule"]
+    (found,) = world.client("elbv2").describe_rules(RuleArns=[rule])["Rules"]
+    forward = next(a for a in found["Actions"] if a["Type"] == "forward")
+    return {g["TargetGroupArn"]: g.get("Weight", 0) for g in forward["ForwardConfig"]["TargetGroups"]}
+
+
+def lock_free(world: World, app: AppService) -> bool:
+    item = world.client("dynamodb").get_item(
+        TableName=world.outputs["ControlTableName"], Key={"service": {"S": app.key}, "item": {"S": "LOCK"}}
+    )
+    return "Item" not in item
+
+
+def assert_settled(world: World, app: AppService, task_definition: str) -> None:
+    """The invariants after any ending: the service runs ``task_definition``, no deployment is paused or
+    shifting, one target group takes all production traffic, the lock is free."""
+    assert revision(app.running_task_definition()) == task_definition
+    unfinished = [d for d in deployments(world, app) if d["status"] in ("PENDING", "IN_PROGRESS")]
+    assert not unfinished, unfinished
+    assert sorted(production_weights(world, app).values()) == [0, 100]
+    assert eventually(lambda: lock_free(world, app))
+
+
+@pytest.mark.parametrize("kind", sorted(STRATEGIES))
+def test_a_healthy_release_succeeds_once_ecs_reports_it_successful(world: World, kind: str) -> None:
+    app, strategy = progressive(world, kind)
+    world.push_image(app.repository, "v2")
+    result = world.deploy(app.request("v2", strategy=strategy))
+    assert result.status == "SUCCEEDED", result.cause
+    assert_settled(world, app, "web:2")
+    (latest, *_) = sorted(deployments(world, app), key=lambda d: d["createdAt"], reverse=True)
+    assert latest["status"] == "SUCCESSFUL"
+    assert "FollowDeployment" in result.path and "WaitRollout" not in result.path
+    traffic = world.user_traffic(app)
+    assert traffic.failed == 0 and traffic.deployments[-1].to_new_revision > 0
+    record = world.record(app, result.output["deployment_id"]) if isinstance(result.output, dict) else None
+    assert record is None or record["outcome"] == "SUCCEEDED"
+
+
+def test_a_broken_image_fails_no_user_request_under_blue_green(world: World) -> None:
+    """db-down answers 200 with a bad body: caught through the test listener, before any production traffic;
+    ECS takes it back (traffic never left blue) and the gates verify blue."""
+    app, strategy = progressive(world, "BLUE_GREEN")
+    world.push_image(app.repository, "v2", "db-down")
+    result = world.deploy(app.request("v2", strategy=strategy))
+    assert result.status == "FAILED" and result.error == "HealthCheckFailed", result.cause
+    assert_settled(world, app, "web:1")
+    traffic = world.user_traffic(app)
+    assert traffic.failed == 0
+    assert traffic.deployments[-1].to_new_revision == 0
+    assert "RecordRolledBack" in result.path
+
+
+def current_stage(world: World, app: AppService) -> tuple[str, float]:
+    (latest, *_) = sorted(deployments(world, app), key=lambda d: d["createdAt"], reverse=True)
+    weight = (latest.get("targetServiceRevision") or {}).get("requestedProductionTrafficWeight") or 0.0
+    return latest.get("lifecycleStage", ""), float(weight)
+
+
+def test_a_canary_that_fails_on_production_is_taken_back(world: World) -> None:
+    """An image that passes on test traffic and starts failing once it takes its canary share of production:
+    the gates at the canary step fail, StopServiceDeployment(ROLLBACK) returns all traffic to blue."""
+    app, strategy = progressive(world, "CANARY")
+    world.push_image(app.repository, "v2")
+    arn = None
+    for arrival in range(1, 60):
+        pause = world.pause_at("FollowDeployment", arrival)
+        arn = arn or world.start_deployment(app.request("v2", strategy=strategy))
+        pause.reached()
+        stage, weight = current_stage(world, app)
+        if stage == "PRODUCTION_TRAFFIC_SHIFT" and 0 < weight < 100:
+            world.set_image_profile(app.repository, "v2", "http-500")
+            pause.release()
+            break
+        pause.release()
+    else:
+        pytest.fail("the canary step never came")
+    result = world.wait(arn)
+    assert result.status == "FAILED", result.cause
+    assert result.error in ("HealthCheckFailed", "AlarmTriggered"), result.cause
+    assert "production traffic" in (result.cause or "")
+    assert_settled(world, app, "web:1")
+    assert world.user_traffic(app).deployments[-1].to_new_revision > 0  # the canary share saw it
+
+
+def test_the_circuit_breaker_before_the_first_pause_ends_rolled_back(world: World) -> None:
+    app, strategy = progressive(world, "BLUE_GREEN")
+    world.push_image(app.repository, "v2", "never-healthy")
+    result = world.deploy(app.request("v2", strategy=strategy))
+    assert result.status == "FAILED" and result.error == "RolloutFailed", result.cause
+    assert_settled(world, app, "web:1")
+
+
+def test_a_stopped_execution_never_leaves_a_deployment_paused(world: World) -> None:
+    """StopExecution while ECS waits at the test-traffic hook: the execution-end handler rolls it back and
+    records ABORTED, not critical (blue still serves)."""
+    app, strategy = progressive(world, "BLUE_GREEN")
+    world.push_image(app.repository, "v2")
+    pause = world.pause_at("WaitDeployment", arrival=3)
+    arn = world.start_deployment(app.request("v2", strategy=strategy))
+    pause.reached()
+    paused = [d for d in deployments(world, app) if d["status"] == "IN_PROGRESS"]
+    assert paused, "the deployment should be in flight"
+    world.client("stepfunctions").stop_execution(executionArn=arn, error="Operator", cause="stop it")
+    pause.release()
+    assert world.wait(arn).status == "ABORTED"
+    assert_settled(world, app, "web:1")
+
+
+def test_the_gate_function_failing_during_a_pause_rolls_back(world: World) -> None:
+    app, strategy = progressive(world, "BLUE_GREEN")
+    world.push_image(app.repository, "v2")
+    world.faults.fail_lambda("FollowDeploymentFunction", after=1, times=10)
+    result = world.deploy(app.request("v2", strategy=strategy))
+    assert result.status == "FAILED", result.cause
+    assert "Traceback" not in (result.cause or "")
+    assert_settled(world, app, "web:1")
+
+
+def test_a_strategy_the_service_cannot_run_is_refused_before_anything_changes(world: World, app: AppService) -> None:
+    world.push_image(app.repository, "v2")
+    result = world.deploy(
+        app.request("v2", strategy={"type": "BLUE_GREEN", "test_url": "http://alb.example:8080/healthcheck/"})
+    )
+    assert result.status == "FAILED" and result.error == "InvalidDeploymentRequest", result.cause
+    assert "advancedConfiguration" in (result.cause or "")
+    assert revision(app.running_task_definition()) == "web:1"
