@@ -11,7 +11,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 
 .PHONY: demo test lint typecheck templates unit serve bench clean
 
-$(STAMP): requirements-dev.txt layers/common/requirements.txt pyproject.toml
+$(STAMP): requirements-dev.txt layers/common/requirements.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 required, found {sys.version.split()[0]}"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -r layers/common/requirements.txt

@@ -9,13 +9,14 @@ from collections.abc import Callable
 from typing import Any
 
 import click
+from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
 from . import aws, executions, targets
-from .errors import CliError, InvalidRegistryEntry, NothingToDo
+from .errors import AwsError, CliError, InvalidRegistryEntry, NothingToDo
 
 OUTCOME_STYLE = {"SUCCEEDED": "green", "SKIPPED": "yellow", "PLANNED": "cyan", "RUNNING": "blue"}
 
@@ -48,7 +49,10 @@ class NamedErrors(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            try:
+                return super().invoke(ctx)
+            except (ClientError, BotoCoreError) as exc:  # credentials, permissions, endpoint, throttling
+                raise AwsError(f"{type(exc).__name__}: {exc}") from exc
         except CliError as exc:
             if isinstance(ctx.obj, Context) and ctx.obj.json:
                 click.echo(json.dumps({"error": exc.name, "cause": exc.message}, indent=2))
@@ -94,8 +98,9 @@ def _live_table(view: dict[str, Any]) -> Group:
     gates = Table("phase", "check", "result", "gates", title="gate rounds", title_justify="left")
     for r in view["gate_rounds"][-8:]:
         detail = "; ".join(f"{'ok' if g['passed'] else 'FAIL'} {g['gate']}: {g['detail']}" for g in r["gates"])
-        ok = (r["failures"] or 0) == 0
-        gates.add_row(str(r["phase"]), str(r["check"]), Text(str(r["status"]), "green" if ok else "red"), detail)
+        ok = all(g["passed"] for g in r["gates"])
+        label = str(r["status"]) if ok else "FAILING"
+        gates.add_row(str(r["phase"]), str(r["check"]), Text(label, "green" if ok else "red"), detail)
     return Group(head, gates) if view["gate_rounds"] else Group(head)
 
 
