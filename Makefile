@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.stamp
-export PYTHONPATH := $(CURDIR)/layers/common:$(CURDIR)/local
+export PYTHONPATH := $(CURDIR)/layers/common:$(CURDIR)/local:$(CURDIR)/cli
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
@@ -15,6 +15,7 @@ $(STAMP): requirements-dev.txt layers/common/requirements.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 required, found {sys.version.split()[0]}"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -r layers/common/requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .   # the stepdeploy command
 	@touch $@
 
 ## demo: from an empty account: provision, deploy, roll back, every trigger, an infrastructure change
@@ -34,7 +35,7 @@ test: $(STAMP) lint typecheck templates unit
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check layers local functions tests tools
+	$(BIN)/ruff format --check layers local functions tests tools cli
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

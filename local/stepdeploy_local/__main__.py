@@ -8,12 +8,21 @@ import signal
 import sys
 import threading
 import time
+import tomllib
 from dataclasses import dataclass
 from typing import Any
 
+from . import template
 from .world import ExecutionResult, StackApp, World
 
 DEFAULT_PORT = 5000
+
+
+def samconfig_stack() -> str:
+    """The stack name of samconfig.toml's default environment: ``serve`` answers describe-stacks under it,
+    as the deployed stack would (the stepdeploy command finds its state machine and tables there)."""
+    config = tomllib.loads((template.ROOT / "samconfig.toml").read_text())
+    return str(config["default"]["global"]["parameters"]["stack_name"])
 
 
 def _progress(label: str) -> Any:
@@ -303,10 +312,18 @@ def main(argv: list[str] | None = None) -> int:
             default="ERROR",
             help="POWERTOOLS_LOG_LEVEL for the functions in the local world (default ERROR)",
         )
+    demo.add_argument("--stack-name", default="stepdeploy-local", help="stepdeploy's stack name in the world")
+    serve.add_argument(
+        "--stack-name", default=None, help="stepdeploy's stack name in the world (default: samconfig.toml's)"
+    )
     args = parser.parse_args(argv)
 
     keep = args.command == "serve" or args.keep_running
-    world = World(function_log_level=args.function_log_level, server_port=args.port if keep else None)
+    world = World(
+        function_log_level=args.function_log_level,
+        server_port=args.port if keep else None,
+        stack_name=args.stack_name or samconfig_stack(),
+    )
     with world:
         if args.command == "demo":
             code = run_demo(world)

@@ -21,6 +21,7 @@ import os
 import threading
 import time
 import uuid
+import warnings
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -703,6 +704,7 @@ class World:
             self.outputs[f"{logical}Arn"] = arn
         self.outputs["NotificationTopicArn"] = refs["NotificationTopic"]
         self._create_event_rules(resources, template.Resolver(params, refs, attrs, pseudo))
+        self._publish_stack(tpl, template.Resolver(params, refs, attrs, pseudo))
         compat.HOOKS.deliver_event = self._deliver_event
         compat.HOOKS.execution_ended = self._execution_ended
 
@@ -724,6 +726,27 @@ class World:
         compat.HOOKS.run_task_failure = self.faults.run_task_failure
         compat.HOOKS.service_stability = lambda c, s, td: self.model.deployment_state(ecs_backend, c, s, td)
         self._ecs_backend, self._elb_backend = ecs_backend, elb_backend
+
+    def _publish_stack(self, tpl: dict[str, Any], resolver: template.Resolver) -> None:
+        """A CloudFormation stack named like stepdeploy's own (``self.stack_name``) whose outputs are
+        template.yaml's, resolved against what the world created: ``describe-stacks`` answers as on AWS
+        (the stepdeploy command finds its state machine and tables there). Outputs of resources the world
+        does not create (e.g. alarms) are left out."""
+        outputs: dict[str, Any] = {}
+        for key, spec in tpl.get("Outputs", {}).items():
+            try:
+                value = resolver.resolve(spec["Value"])
+            except KeyError:
+                continue
+            outputs[key] = {"Value": str(value), "Description": spec.get("Description", "")}
+        body = {
+            "Description": "stepdeploy (local world): the outputs of template.yaml",
+            "Resources": {"Published": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+            "Outputs": outputs,
+        }
+        with warnings.catch_warnings():  # moto: "WaitConditionHandle ... not supported" (it creates nothing)
+            warnings.simplefilter("ignore", UserWarning)
+            self.client("cloudformation").create_stack(StackName=self.stack_name, TemplateBody=json.dumps(body))
 
     # ------------------------------------------------------------------ services stepdeploy's stacks create
 

@@ -18,7 +18,7 @@ from stepdeploy.errors import (
     UnregisteredRepository,
 )
 from stepdeploy.models import Defaults, DeploymentRequest, ImageSpec, ServiceRef
-from stepdeploy.registry import FILTER_MODES, RegistryEntry, select
+from stepdeploy.registry import FILTER_MODES, RegistryEntry, select, validate_entry
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_ITEM: dict[str, Any] = json.loads((ROOT / "events" / "registry" / "techchallenge-web.json").read_text())
@@ -450,3 +450,25 @@ def test_is_stale_with_event_times() -> None:
     assert is_stale(to_epoch("2026-11-28T09:12:33+00:00"), last) is True
     assert is_stale(to_epoch("2026-11-28T09:12:34+00:00"), last) is False
     assert is_stale(to_epoch("2026-11-28T09:12:35Z"), last) is False
+
+
+def test_validate_entry_accepts_the_sample_entry() -> None:
+    assert validate_entry(SAMPLE_ITEM, Defaults()).name == SAMPLE_ITEM["name"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        ({"name": "-web"}, "registry entry name '-web' is invalid"),
+        ({"name": 7}, "registry entry name '7' is invalid"),
+        ({"tag_filter": {"mode": "fuzzy", "pattern": "v*"}}, "tag_filter.mode"),
+        ({"repository": "Not A Repo"}, "$.image.repository"),
+        ({"request": {**MINIMAL_REQUEST, "health": {"url": "http://x/", "max_checks": 0}}}, "max_checks"),
+        ({"request": {"service": {"cluster": "c"}, "health": {"url": "http://x/"}}}, "$.service.service"),
+    ],
+)
+def test_validate_entry_refuses_what_a_deployment_would_refuse(overrides: dict[str, Any], fragment: str) -> None:
+    """The request template is checked when the entry is written (RegistryEntry.from_item alone does not)."""
+    with pytest.raises(InvalidDeploymentRequest) as exc:
+        validate_entry(_item(**overrides), Defaults())
+    assert fragment in str(exc.value)

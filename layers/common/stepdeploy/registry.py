@@ -23,6 +23,10 @@ from typing import Any
 
 from .errors import InvalidDeploymentRequest, TagFilterMismatch, UnregisteredRepository
 from .models import Defaults, DeploymentRequest
+from .triggers import _TARGET
+
+#: a well-formed digest, to check that an entry's request template builds a valid request
+_PROBE_DIGEST = "sha256:" + "0" * 64
 
 FILTER_MODES = ("exact", "glob", "regex")
 FIELDS = ("name", "repository", "tag_filter", "allow_digest_only", "deploy_on_push", "request")
@@ -95,6 +99,18 @@ class RegistryEntry:
             return DeploymentRequest.from_input(body, defaults)
         except InvalidDeploymentRequest as exc:
             raise InvalidDeploymentRequest(f"registry entry {self.name!r}: {exc}") from exc
+
+
+def validate_entry(item: Mapping[str, Any], defaults: Defaults) -> RegistryEntry:
+    """Check an entry when it is written as a deployment would when it reads it: the name a request
+    targets it by, the entry's fields, and a request built from its template (any image). Raises
+    InvalidDeploymentRequest naming what is wrong."""
+    name = item.get("name")
+    if not isinstance(name, str) or not _TARGET.fullmatch(name):
+        raise InvalidDeploymentRequest(f"registry entry name {str(name)[:80]!r} is invalid: expected {_TARGET.pattern}")
+    entry = RegistryEntry.from_item(item)
+    entry.build_request({"digest": _PROBE_DIGEST}, "manual", None, defaults)
+    return entry
 
 
 def select(entries: Sequence[RegistryEntry], repository: str, tag: str | None) -> RegistryEntry:

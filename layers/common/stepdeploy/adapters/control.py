@@ -110,6 +110,11 @@ def get_last(table: str, service: str) -> dict[str, str] | None:
     return _get(table, service, "LAST")
 
 
+def get_lock(table: str, service: str) -> dict[str, str] | None:
+    """The lock item (holder: an execution ARN, deployment_id, acquired_at, lease_expires), if any."""
+    return _get(table, service, "LOCK")
+
+
 def set_last(table: str, service: str, digest: str, pushed_at: str, task_definition: str, deployment_id: str) -> None:
     """Remember the last verified deployment (stale-image guard, verify-mode rollback target)."""
     client("dynamodb").put_item(

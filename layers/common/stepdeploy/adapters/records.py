@@ -22,16 +22,35 @@ def put_record(table: str, record: dict[str, Any]) -> None:
     client("dynamodb").put_item(TableName=table, Item=item)
 
 
-def get_record(table: str, service: str, deployment_id: str) -> dict[str, Any] | None:
+#: GSI of the deployments table: a service's records by ``started_at`` (the execution's start, ISO 8601)
+TIME_INDEX = "by-started"
+
+
+def _plain(item: dict[str, Any]) -> dict[str, Any]:
     import boto3.dynamodb.types as ddb_types
 
+    deserializer = ddb_types.TypeDeserializer()
+    return {k: deserializer.deserialize(v) for k, v in item.items()}
+
+
+def get_record(table: str, service: str, deployment_id: str) -> dict[str, Any] | None:
     out = client("dynamodb").get_item(
         TableName=table, Key={"service": {"S": service}, "deployment_id": {"S": deployment_id}}, ConsistentRead=True
     )
-    if "Item" not in out:
-        return None
-    deserializer = ddb_types.TypeDeserializer()
-    return {k: deserializer.deserialize(v) for k, v in out["Item"].items()}
+    return _plain(out["Item"]) if "Item" in out else None
+
+
+def recent_records(table: str, service: str, limit: int) -> list[dict[str, Any]]:
+    """The service's newest ``limit`` records, newest first (GSI ``by-started``: the summary attributes)."""
+    out = client("dynamodb").query(
+        TableName=table,
+        IndexName=TIME_INDEX,
+        KeyConditionExpression="service = :s",
+        ExpressionAttributeValues={":s": {"S": service}},
+        ScanIndexForward=False,
+        Limit=limit,
+    )
+    return [_plain(i) for i in out.get("Items", [])]
 
 
 def publish(topic_arn: str, subject: str, message: dict[str, Any], severity: str) -> None:

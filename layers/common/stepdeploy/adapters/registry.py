@@ -53,6 +53,12 @@ def put_entry(table: str, entry: dict[str, Any]) -> None:
     client("dynamodb").put_item(TableName=table, Item={k: serializer.serialize(v) for k, v in plain.items()})
 
 
+def delete_entry(table: str, name: str) -> bool:
+    """Remove the entry ``name``. Whether it existed."""
+    out = client("dynamodb").delete_item(TableName=table, Key={"name": {"S": name}}, ReturnValues="ALL_OLD")
+    return "Attributes" in out
+
+
 def all_entries(table: str) -> list[dict[str, Any]]:
     """Every registry entry (a rotated secret may be used by any of them)."""
     paginator = client("dynamodb").get_paginator("scan")
