@@ -125,7 +125,9 @@ def _validate_hook(hook: dict[str, Any]) -> None:
 
 
 def _validate_load_balancers(strategy: str, load_balancers: list[dict[str, Any]]) -> None:
-    advanced = [lb.get("advancedConfiguration") for lb in load_balancers if lb.get("advancedConfiguration")]
+    advanced: list[dict[str, Any]] = [
+        lb["advancedConfiguration"] for lb in load_balancers if lb.get("advancedConfiguration")
+    ]
     if not advanced:
         raise _invalid(
             f"The {strategy} deployment strategy requires a load balancer with advancedConfiguration "
@@ -591,7 +593,7 @@ class DeploymentModel:
             raise JsonRESTError("ServiceDeploymentNotFoundException", f"Service deployment {arn} not found.")
         return svc, found
 
-    def list(self, cluster: str, service: str, statuses: list[str] | None) -> list[dict[str, Any]]:
+    def list_deployments(self, cluster: str, service: str, statuses: list[str] | None) -> list[dict[str, Any]]:
         with self._lock:
             svc = self._services.get((cluster, service.split("/")[-1]))
             if svc is None:

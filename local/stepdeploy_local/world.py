@@ -1532,7 +1532,7 @@ class World:
         moto_service = self._ecs_backend._get_service(cluster, service)
         self.deployments.adopt(self._ecs_backend, moto_service, container)
         production, test, token = self._serve_listeners(cluster, service, moto_service)
-        config = moto_service.deployment_configuration
+        config: dict[str, Any] = getattr(moto_service, "deployment_configuration", None) or {}
         app = AppService(
             self,
             cluster,

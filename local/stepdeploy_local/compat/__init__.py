@@ -467,7 +467,7 @@ def _patch_ecs_service_deployments() -> None:
     def list_service_deployments(self: Any) -> Any:
         cluster = str(self._get_param("cluster", "default")).split("/")[-1]
         self.ecs_backend._get_service(cluster, str(self._get_param("service")).split("/")[-1])  # not found: refused
-        found = _model().list(cluster, self._get_param("service"), self._get_param("status"))
+        found = _model().list_deployments(cluster, self._get_param("service"), self._get_param("status"))
         return ActionResult({"serviceDeployments": found})
 
     def describe_service_deployments(self: Any) -> Any:
