@@ -46,6 +46,10 @@ class ModelledService:
     deployments: list[Deployment] = field(default_factory=list)  # newest first; [0] is PRIMARY
     #: every ECS deployment an UpdateService started (a rollout), oldest first: its task definition
     rollouts: list[str] = field(default_factory=list)
+    #: (virtual time, ECS deployment id, task definition, image) each time the serving deployment changed
+    served: list[tuple[float, str, str, str]] = field(default_factory=list)
+    #: (virtual time, ECS deployment id, task definition) of each rollout, oldest first
+    started: list[tuple[float, str, str]] = field(default_factory=list)
 
 
 TARGET_REASONS = {
@@ -100,6 +104,8 @@ class RolloutModel:
                     running=service.desired_count,
                 )
             ]
+            first = svc.deployments[0]
+            svc.served.append((first.created, first.id, first.task_definition, first.image))
             self._services[(service.cluster_name, name)] = svc
             if target_group_arn:
                 self._tg_index[target_group_arn] = svc
@@ -135,6 +141,7 @@ class RolloutModel:
                         self._new_id(), target, self._image(backend, target, svc.container), clock.current().time()
                     ),
                 )
+                svc.started.append((svc.deployments[0].created, svc.deployments[0].id, target))
                 self._prune(svc)
             self._write_back(backend, service, svc)
 
@@ -158,6 +165,8 @@ class RolloutModel:
         if prof.rollout == "complete" and age >= prof.rollout_seconds:
             primary.state, primary.running = "COMPLETED", svc.desired
             primary.reason = f"ECS deployment {primary.id} completed."
+            completed = primary.created + prof.rollout_seconds
+            svc.served.append((completed, primary.id, primary.task_definition, primary.image))
             svc.deployments = [primary]
         elif prof.rollout == "fail" and age >= prof.rollout_seconds:
             primary.state, primary.running = "FAILED", 0
@@ -246,6 +255,20 @@ class RolloutModel:
 
     def find(self, cluster: str, name: str) -> ModelledService | None:
         return self._services.get((cluster, name))
+
+    def forget(self, cluster: str, name: str) -> None:
+        """Stop following a service (its strategy is no longer ROLLING: the deployment model follows it)."""
+        with self._lock:
+            svc = self._services.pop((cluster, name), None)
+            if svc is not None and svc.target_group_arn:
+                self._tg_index.pop(svc.target_group_arn, None)
+
+    def timeline(self, backend: Any, cluster: str, name: str) -> ModelledService:
+        """The service, advanced to the virtual now (its ``served`` and ``deployments`` up to date)."""
+        with self._lock:
+            svc = self._services[(cluster, name)]
+            self._catch_up(backend, svc)
+            return svc
 
     def serving_profile(self, backend: Any, cluster: str, name: str) -> ImageProfile | None:
         with self._lock:

@@ -74,17 +74,27 @@ class WorkloadServer:
     """HTTP server on 127.0.0.1 answering as the image that currently serves the service.
 
     ``serving`` returns the profile of the image the load balancer routes to right now (the world's
-    rollout model decides), or None when no task is serving (HTTP 503, as an ALB answers).
+    rollout model decides), or None when no task is serving (HTTP 503, as an ALB answers). With
+    ``required_header`` (name, value), a request without it gets the listener's default answer, 404
+    (a test listener whose only rule matches that header).
     """
 
-    def __init__(self, serving: Callable[[], ImageProfile | None], health_path: str) -> None:
+    def __init__(
+        self,
+        serving: Callable[[], ImageProfile | None],
+        health_path: str,
+        required_header: tuple[str, str] | None = None,
+    ) -> None:
         self.health_path = health_path
         owner = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                current = serving()
-                if current is None:
+                refused = required_header is not None and self.headers.get(required_header[0]) != required_header[1]
+                current = None if refused else serving()
+                if refused:  # no listener rule matched: the listener's default action, a fixed 404
+                    status, body, latency = 404, "Not Found", 0
+                elif current is None:
                     status, body, latency = 503, "503 Service Temporarily Unavailable", 0
                 elif self.path.split("?")[0] == owner.health_path:
                     status, body, latency = current.status, current.body, current.latency_ms

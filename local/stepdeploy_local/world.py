@@ -28,11 +28,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import clock, compat, template
+from .deployments import PROGRESSIVE, DeploymentModel
 from .model import RolloutModel
 from .runtime import ApiFault, LambdaRuntime
+from .traffic import DEFAULT_RATE, DeploymentTraffic, UserTraffic, count, segments_of
 from .workload import ImageProfile, WorkloadServer, profile
 
 ACCOUNT_ID = "123456789012"
+#: the header the test listener's rule requires (a blue/green service the world creates)
+TEST_HEADER = "X-Stepdeploy-Test"
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 
 
@@ -77,6 +81,17 @@ class AppService:
     target_group_arn: str
     alarm_names: tuple[str, ...]
     health_url: str
+    #: ROLLING | BLUE_GREEN | CANARY | LINEAR (deploymentConfiguration.strategy)
+    strategy: str = "ROLLING"
+    #: the production listener's health URL (= health_url), the test listener's, and the header value
+    #: (``X-Stepdeploy-Test``) its rule requires; the PAUSE hooks (deploymentConfiguration.lifecycleHooks)
+    test_url: str | None = None
+    test_token: str | None = None
+    hooks: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def production_url(self) -> str:
+        return self.health_url
 
     def target(self, **overrides: Any) -> dict[str, Any]:
         """Where and how to deploy to this service: the ``service`` and ``health`` parts of a request
@@ -439,6 +454,109 @@ class Pause:
 
 
 @dataclass(frozen=True)
+class _ProgressiveSetup:
+    """What a BLUE_GREEN, CANARY or LINEAR service needs besides a rolling one (World.create_service)."""
+
+    service: str
+    port: int
+    health_path: str
+    test_port: int
+    hook_timeout_minutes: int
+
+    def create(
+        self, elb: Any, vpc: str, lb: dict[str, Any], listener: dict[str, Any], tg: dict[str, Any], iam: Any
+    ) -> dict[str, Any]:
+        """The alternate target group, the production and test listener rules, the infrastructure role:
+        the load balancer's advancedConfiguration."""
+        green = elb.create_target_group(
+            Name=f"{self.service}-tg-2",
+            Protocol="HTTP",
+            Port=self.port,
+            VpcId=vpc,
+            TargetType="ip",
+            HealthCheckPath=self.health_path,
+            Matcher={"HttpCode": "200"},
+        )["TargetGroups"][0]["TargetGroupArn"]
+        forward = {
+            "Type": "forward",
+            "ForwardConfig": {
+                "TargetGroups": [
+                    {"TargetGroupArn": tg["TargetGroupArn"], "Weight": 100},
+                    {"TargetGroupArn": green, "Weight": 0},
+                ]
+            },
+        }
+        production = elb.create_rule(
+            ListenerArn=listener["ListenerArn"],
+            Priority=1,
+            Conditions=[{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/*"]}}],
+            Actions=[forward],
+        )["Rules"][0]["RuleArn"]
+        test_listener = elb.create_listener(
+            LoadBalancerArn=lb["LoadBalancerArn"],
+            Protocol="HTTP",
+            Port=self.test_port,
+            DefaultActions=[
+                {"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "404", "ContentType": "text/plain"}}
+            ],
+        )["Listeners"][0]["ListenerArn"]
+        token = uuid.uuid4().hex
+        test = elb.create_rule(
+            ListenerArn=test_listener,
+            Priority=1,
+            Conditions=[
+                {"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": TEST_HEADER, "Values": [token]}}
+            ],
+            Actions=[forward],
+        )["Rules"][0]["RuleArn"]
+        role = iam.create_role(
+            RoleName=f"{self.service}-ecs-infrastructure-lb",
+            AssumeRolePolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {"Effect": "Allow", "Principal": {"Service": "ecs.amazonaws.com"}, "Action": "sts:AssumeRole"}
+                    ],
+                }
+            ),
+        )["Role"]["Arn"]
+        return {
+            "alternateTargetGroupArn": green,
+            "productionListenerRule": production,
+            "testListenerRule": test,
+            "roleArn": role,
+        }
+
+    def configuration(
+        self,
+        strategy: str,
+        canary_percent: float | None,
+        canary_bake_minutes: int | None,
+        step_percent: float | None,
+        step_bake_minutes: int | None,
+        bake_minutes: int | None,
+    ) -> dict[str, Any]:
+        config: dict[str, Any] = {"strategy": strategy}
+        if bake_minutes is not None:
+            config["bakeTimeInMinutes"] = bake_minutes
+        canary = {"canaryPercent": canary_percent, "canaryBakeTimeInMinutes": canary_bake_minutes}
+        linear = {"stepPercent": step_percent, "stepBakeTimeInMinutes": step_bake_minutes}
+        if strategy == "CANARY":
+            config["canaryConfiguration"] = {k: v for k, v in canary.items() if v is not None}
+        if strategy == "LINEAR":
+            config["linearConfiguration"] = {k: v for k, v in linear.items() if v is not None}
+        config["lifecycleHooks"] = [
+            {
+                "targetType": "PAUSE",
+                "lifecycleStages": [stage],
+                "timeoutConfiguration": {"timeoutInMinutes": self.hook_timeout_minutes, "action": "ROLLBACK"},
+            }
+            for stage in ("POST_TEST_TRAFFIC_SHIFT", "POST_PRODUCTION_TRAFFIC_SHIFT")
+        ]
+        return config
+
+
+@dataclass(frozen=True)
 class PipelineBuild:
     """The build stage of examples/pipeline: build and push ``repository:tag`` (the commit tag)."""
 
@@ -483,6 +601,7 @@ class World:
         self._entries: dict[tuple[str, str], int] = {}  # (execution ARN, state) -> times entered
         self._entries_lock = threading.Lock()
         self.rotations: dict[str, float] = {}  # secret ARN -> virtual time of its last rotation
+        self.ecs_events: list[dict[str, Any]] = []  # events ECS sent (service deployments, hooks), oldest first
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -548,6 +667,7 @@ class World:
             compat.HOOKS.task_attempt = None
             compat.HOOKS.run_task_failure = None
             compat.HOOKS.service_stability = None
+            compat.HOOKS.service_deployments = None
             if self._mock is not None:
                 self._mock.stop()
                 self._mock = None
@@ -714,9 +834,13 @@ class World:
         ecs_backend = ecs_backends[ACCOUNT_ID][self.region]
         elb_backend = elbv2_backends[ACCOUNT_ID][self.region]
         self.model = RolloutModel(self.profile_of_image, ACCOUNT_ID, self.region, self._holds_rotated_password)
-        compat.HOOKS.service_updated = self.model.service_updated
+        self.deployments = DeploymentModel(
+            self.profile_of_image, ACCOUNT_ID, self.region, self._emit_ecs_event, self._holds_rotated_password
+        )
+        compat.HOOKS.service_deployments = self.deployments
+        compat.HOOKS.service_updated = self._service_updated
         compat.HOOKS.service_observed = self._service_observed
-        compat.HOOKS.target_health = lambda tg: self.model.target_health(ecs_backend, tg)
+        compat.HOOKS.target_health = lambda tg: self._target_health(ecs_backend, tg)
         compat.HOOKS.tasks_observed = self._tasks_observed
         compat.HOOKS.endpoint = lambda host, port: self.endpoints.get((host, port))
         compat.HOOKS.stack_resource_failure = self.faults.stack_resource_failure
@@ -724,7 +848,7 @@ class World:
         compat.HOOKS.task_attempt = self.faults.task_attempt
         compat.HOOKS.stack_operation_seconds = self.faults.stack_operation_seconds
         compat.HOOKS.run_task_failure = self.faults.run_task_failure
-        compat.HOOKS.service_stability = lambda c, s, td: self.model.deployment_state(ecs_backend, c, s, td)
+        compat.HOOKS.service_stability = lambda c, s, td: self._service_stability(ecs_backend, c, s, td)
         self._ecs_backend, self._elb_backend = ecs_backend, elb_backend
 
     def _publish_stack(self, tpl: dict[str, Any], resolver: template.Resolver) -> None:
@@ -750,9 +874,67 @@ class World:
 
     # ------------------------------------------------------------------ services stepdeploy's stacks create
 
+    @staticmethod
+    def _progressive(service: Any) -> bool:
+        """Does the service deploy blue/green, canary or linear (the world's DeploymentModel follows it)?"""
+        strategy = (getattr(service, "deployment_configuration", None) or {}).get("strategy", "ROLLING")
+        return strategy in PROGRESSIVE and any(lb.get("advancedConfiguration") for lb in service.load_balancers)
+
+    def _service_updated(self, backend: Any, service: Any, previous: str | None, force: bool) -> None:
+        """UpdateService: the rolling model or the deployment model follows it, per the service's strategy
+        (a strategy change hands the service over, running ``previous``)."""
+        key = (service.cluster_name, service.name)
+        if self._progressive(service):
+            if self.deployments.find(*key) is None:
+                container = self._container_of(service)
+                self._as_running(service, previous, lambda: self.deployments.adopt(backend, service, container))
+                self.model.forget(*key)
+            self.deployments.service_updated(backend, service, force)
+            return
+        if self.deployments.find(*key) is not None:
+            self.deployments.forget(*key)
+            self._as_running(service, previous, lambda: self._adopt(backend, service))
+        self.model.service_updated(backend, service, previous, force)
+
+    @staticmethod
+    def _as_running(service: Any, previous: str | None, adopt: Callable[[], Any]) -> None:
+        """Adopt the service as it ran before this UpdateService (its ``previous`` task definition)."""
+        updated = service.task_definition
+        service.task_definition = previous or updated
+        try:
+            adopt()
+        finally:
+            service.task_definition = updated
+
+    @staticmethod
+    def _container_of(service: Any) -> str:
+        return str(service.load_balancers[0]["containerName"])
+
+    def _target_health(self, backend: Any, target_group_arn: str) -> list[Any] | None:
+        answer = self.deployments.target_health(target_group_arn)
+        return answer if answer is not None else self.model.target_health(backend, target_group_arn)
+
+    def _service_stability(self, backend: Any, cluster: str, name: str, task_definition: str) -> str:
+        if self.deployments.find(cluster, name) is not None:
+            return self.deployments.deployment_state(cluster, name, task_definition)
+        return self.model.deployment_state(backend, cluster, name, task_definition)
+
+    def _emit_ecs_event(self, detail_type: str, detail: dict[str, Any], resources: list[str]) -> None:
+        """An event ECS sends to the default bus (source aws.ecs)."""
+        when = _dt.datetime.fromtimestamp(self.clock.time(), tz=_dt.UTC)
+        entry = {"Source": "aws.ecs", "DetailType": detail_type, "Detail": json.dumps(detail)}
+        self.client("events").put_events(Entries=[{**entry, "Resources": resources, "Time": when}])
+        self.ecs_events.append({"detail-type": detail_type, "detail": detail, "resources": resources})
+
     def _service_observed(self, backend: Any, service: Any) -> None:
         """A service nobody modelled yet (CloudFormation created it): model it from what it declares."""
         key = (service.cluster_name, service.name)
+        if self._progressive(service):
+            if self.deployments.find(*key) is None:
+                self.deployments.adopt(backend, service, self._container_of(service))
+                self._serve_listeners(service.cluster_name, service.name, service)
+            self.deployments.service_observed(service)
+            return
         if self.model.find(*key) is None and service.load_balancers:
             self._adopt(backend, service)
         modelled = self.model.find(*key)
@@ -1243,8 +1425,21 @@ class World:
         container: str = "app",
         port: int = 3000,
         health_path: str = "/healthcheck/",
+        strategy: str = "ROLLING",
+        canary_percent: float | None = None,
+        canary_bake_minutes: int | None = None,
+        step_percent: float | None = None,
+        step_bake_minutes: int | None = None,
+        bake_minutes: int | None = None,
+        hook_timeout_minutes: int = 60,
+        test_port: int = 8080,
     ) -> AppService:
-        """An ECS Fargate service behind an ALB, running ``repository:tag``, with its alarms."""
+        """An ECS Fargate service behind an ALB, running ``repository:tag``, with its alarms.
+
+        With a ``strategy`` other than ROLLING (BLUE_GREEN | CANARY | LINEAR), as ECS needs it: a second
+        target group, a production listener rule, a test listener on ``test_port`` whose rule requires
+        the header ``X-Stepdeploy-Test`` with a token, the ECS infrastructure role for load balancers, and
+        PAUSE hooks at POST_TEST_TRAFFIC_SHIFT and POST_PRODUCTION_TRAFFIC_SHIFT (timeout action ROLLBACK)."""
         self.push_image(repository, tag, image_profile)
         ec2, ecs, elb, cw = self.client("ec2"), self.client("ecs"), self.client("elbv2"), self.client("cloudwatch")
         vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
@@ -1272,12 +1467,30 @@ class World:
             HealthCheckPath=health_path,
             Matcher={"HttpCode": "200"},
         )["TargetGroups"][0]
-        elb.create_listener(
+        listener = elb.create_listener(
             LoadBalancerArn=lb["LoadBalancerArn"],
             Protocol="HTTP",
             Port=80,
             DefaultActions=[{"Type": "forward", "TargetGroupArn": tg["TargetGroupArn"]}],
-        )
+        )["Listeners"][0]
+        binding: dict[str, Any] = {
+            "targetGroupArn": tg["TargetGroupArn"],
+            "containerName": container,
+            "containerPort": port,
+        }
+        deployment_configuration: dict[str, Any] = {
+            "deploymentCircuitBreaker": {"enable": True, "rollback": True},
+            "maximumPercent": 200,
+            "minimumHealthyPercent": 100,
+        }
+        if strategy != "ROLLING":
+            progressive = _ProgressiveSetup(service, port, health_path, test_port, hook_timeout_minutes)
+            binding["advancedConfiguration"] = progressive.create(elb, vpc, lb, listener, tg, self.client("iam"))
+            deployment_configuration.update(
+                progressive.configuration(
+                    strategy, canary_percent, canary_bake_minutes, step_percent, step_bake_minutes, bake_minutes
+                )
+            )
         alarm_names = (f"{service}-target-5xx", f"{service}-unhealthy-hosts")
         for name, metric in zip(alarm_names, ("HTTPCode_Target_5XX_Count", "UnHealthyHostCount"), strict=True):
             cw.put_metric_alarm(
@@ -1320,16 +1533,14 @@ class World:
             taskDefinition=td,
             desiredCount=desired,
             launchType="FARGATE",
-            loadBalancers=[{"targetGroupArn": tg["TargetGroupArn"], "containerName": container, "containerPort": port}],
+            loadBalancers=[binding],
             networkConfiguration={
                 "awsvpcConfiguration": {"subnets": private, "securityGroups": [task_sg], "assignPublicIp": "DISABLED"}
             },
-            deploymentConfiguration={
-                "deploymentCircuitBreaker": {"enable": True, "rollback": True},
-                "maximumPercent": 200,
-                "minimumHealthyPercent": 100,
-            },
+            deploymentConfiguration=deployment_configuration,
         )
+        if strategy != "ROLLING":
+            return self._progressive_app(cluster, service, container, repository, tg["TargetGroupArn"], alarm_names)
         self.model.adopt(self._ecs_backend, cluster, service, container, tg["TargetGroupArn"], alarm_names)
         backend = self._ecs_backend
         server = WorkloadServer(lambda: self.model.serving_profile(backend, cluster, service), health_path)
@@ -1337,6 +1548,112 @@ class World:
         app = AppService(self, cluster, service, container, repository, tg["TargetGroupArn"], alarm_names, server.url)
         self.services.append(app)
         return app
+
+    def _progressive_app(
+        self, cluster: str, service: str, container: str, repository: str, tg_arn: str, alarm_names: tuple[str, ...]
+    ) -> AppService:
+        moto_service = self._ecs_backend._get_service(cluster, service)
+        self.deployments.adopt(self._ecs_backend, moto_service, container)
+        production, test, token = self._serve_listeners(cluster, service, moto_service)
+        config: dict[str, Any] = getattr(moto_service, "deployment_configuration", None) or {}
+        app = AppService(
+            self,
+            cluster,
+            service,
+            container,
+            repository,
+            tg_arn,
+            alarm_names,
+            production,
+            strategy=config["strategy"],
+            test_url=test,
+            test_token=token,
+            hooks=tuple(config.get("lifecycleHooks") or ()),
+        )
+        self.services.append(app)
+        return app
+
+    def _serve_listeners(self, cluster: str, name: str, service: Any) -> tuple[str, str | None, str | None]:
+        """Workload servers for a blue/green service's production listener and test listener (routed from
+        the load balancer's DNS name and the listeners' ports). Returns (production URL, test URL, token)."""
+        advanced = next(lb["advancedConfiguration"] for lb in service.load_balancers if lb.get("advancedConfiguration"))
+        target_group = self._elb_backend.target_groups[service.load_balancers[0]["targetGroupArn"]]
+        path = target_group.health_check_path or "/"
+        model = self.deployments
+        production = WorkloadServer(lambda: model.answer(cluster, name, "production"), path)
+        self._servers.append(production)
+        test: WorkloadServer | None = None
+        token: str | None = None
+        self._route(advanced["productionListenerRule"], production)
+        if advanced.get("testListenerRule"):
+            token = self._header_value(advanced["testListenerRule"], TEST_HEADER)
+            header = (TEST_HEADER, token) if token else None
+            test = WorkloadServer(lambda: model.answer(cluster, name, "test"), path, header)
+            self._servers.append(test)
+            self._route(advanced["testListenerRule"], test)
+        return production.url, test.url if test is not None else None, token
+
+    def _route(self, rule_arn: str, server: WorkloadServer) -> None:
+        """Requests to the rule's listener (its load balancer's DNS name and port) reach ``server``."""
+        elb = self._elb_backend
+        [rule] = elb.describe_rules(listener_arn=None, rule_arns=[rule_arn])
+        listener = elb.describe_listeners(load_balancer_arn=None, listener_arns=[rule.listener_arn])[0]
+        balancer = elb.load_balancers[listener.load_balancer_arn]
+        self.endpoints[(balancer.dns_name, int(listener.port))] = ("127.0.0.1", server.port)
+
+    def _header_value(self, rule_arn: str, header: str) -> str | None:
+        [rule] = self._elb_backend.describe_rules(listener_arn=None, rule_arns=[rule_arn])
+        for condition in rule.conditions:
+            config = condition.get("HttpHeaderConfig") or {}
+            if str(config.get("HttpHeaderName", "")).lower() == header.lower() and config.get("Values"):
+                return str(config["Values"][0])
+        return None
+
+    def user_traffic(self, app: AppService, rate: float = DEFAULT_RATE, expected_body: str = "OK") -> UserTraffic:
+        """Synthetic user traffic on the service's production listener, ``rate`` requests per virtual
+        second, per deployment (see :mod:`stepdeploy_local.traffic`)."""
+        if self.deployments.find(app.cluster, app.service) is not None:
+            windows = self._progressive_windows(app)
+        else:
+            windows = self._rolling_windows(app)
+        return UserTraffic(
+            rate, [count(traffic, segments, answer, rate, expected_body) for traffic, segments, answer in windows]
+        )
+
+    def _progressive_windows(self, app: AppService) -> list[tuple[DeploymentTraffic, list[Any], Any]]:
+        now = self.clock.time()
+        out = []
+        for d in self.deployments.deployments_of(app.cluster, app.service):
+            blue = d.source.arn if d.source is not None else d.target.arn
+            images = {d.target.arn: d.target.image, blue: d.source.image if d.source is not None else d.target.image}
+            end = d.finished if d.finished is not None else now
+            changes = [(t, {blue: 100.0 - share, d.target.arn: share}) for t, share in d.weights]
+            traffic = DeploymentTraffic(d.arn, d.strategy, d.target.arn, d.created, end)
+            out.append((traffic, segments_of(changes, end), self._answer(images)))
+        return out
+
+    def _rolling_windows(self, app: AppService) -> list[tuple[DeploymentTraffic, list[Any], Any]]:
+        svc = self.model.timeline(self._ecs_backend, app.cluster, app.service)
+        now = self.clock.time()
+        images = {td: image for _, _, td, image in svc.served}
+        for _, _, td in svc.started:
+            images.setdefault(td, self.model._image(self._ecs_backend, td, svc.container))
+        out = []
+        for i, (start, deployment_id, td) in enumerate(svc.started):
+            end = svc.started[i + 1][0] if i + 1 < len(svc.started) else now
+            before = [(t, {served_td: 100.0}) for t, _, served_td, _ in svc.served if t <= start][-1:]
+            during = [(t, {served_td: 100.0}) for t, _, served_td, _ in svc.served if start < t < end]
+            changes = [(start, before[0][1] if before else {}), *during]
+            traffic = DeploymentTraffic(deployment_id, "ROLLING", td, start, end)
+            out.append((traffic, segments_of(changes, end), self._answer(images)))
+        return out
+
+    def _answer(self, images: dict[str, str]) -> Any:
+        def answer(revision: str, at: float) -> ImageProfile:
+            digest = images[revision].rsplit("@", 1)[-1]
+            return self.image_profiles.get(digest, profile("healthy")).at(at)
+
+        return answer
 
     # ------------------------------------------------------------------ executions
 

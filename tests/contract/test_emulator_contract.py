@@ -13,6 +13,7 @@ from importlib.metadata import version
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from stepdeploy_local import World, compat
 from stepdeploy_local.world import AppService
 
@@ -626,6 +627,340 @@ def test_a_run_task_sync_longer_than_its_timeout_fails_with_states_timeout(
     assert (result.status, result.error) == ("FAILED", "States.Timeout")
     assert 30 <= result.virtual_seconds < 40
     assert world.one_off_runs == []  # still running when the state gave up
+
+
+# ---- ECS blue/green, canary and linear service deployments
+
+
+def _new_revision(world: World, app: AppService, tag: str, image_profile: str = "healthy") -> str:
+    ecs = world.client("ecs")
+    world.push_image(app.repository, tag, image_profile)
+    td = ecs.describe_task_definition(taskDefinition=app.running_task_definition())["taskDefinition"]
+    td["containerDefinitions"][0]["image"] = world.image_uri(app.repository, tag)
+    return str(
+        ecs.register_task_definition(
+            family=td["family"],
+            containerDefinitions=td["containerDefinitions"],
+            networkMode="awsvpc",
+            requiresCompatibilities=["FARGATE"],
+            cpu="256",
+            memory="512",
+        )["taskDefinition"]["taskDefinitionArn"]
+    )
+
+
+def _start(world: World, app: AppService, tag: str, image_profile: str = "healthy") -> tuple[str, str]:
+    """UpdateService to a new revision; returns (its task definition, the service deployment ARN)."""
+    ecs = world.client("ecs")
+    new = _new_revision(world, app, tag, image_profile)
+    ecs.update_service(cluster=app.cluster, service=app.service, taskDefinition=new)
+    listed = ecs.list_service_deployments(cluster=app.cluster, service=app.service, status=["IN_PROGRESS"])
+    return new, str(listed["serviceDeployments"][0]["serviceDeploymentArn"])
+
+
+def _deployment(world: World, arn: str) -> dict[str, Any]:
+    out = world.client("ecs").describe_service_deployments(serviceDeploymentArns=[arn])
+    return dict(out["serviceDeployments"][0])
+
+
+def _awaiting(deployment: dict[str, Any]) -> str:
+    [hook] = [h for h in deployment["lifecycleHookDetails"] if h["status"] == "AWAITING_ACTION"]
+    return str(hook["hookId"])
+
+
+def _weights(world: World, app: AppService, rule: str) -> list[int]:
+    svc = world.client("ecs").describe_services(cluster=app.cluster, services=[app.service])["services"][0]
+    arn = svc["loadBalancers"][0]["advancedConfiguration"][rule]
+    [found] = world.client("elbv2").describe_rules(RuleArns=[arn])["Rules"]
+    return [g["Weight"] for g in found["Actions"][0]["ForwardConfig"]["TargetGroups"]]
+
+
+def _get(url: str, token: str | None = None) -> tuple[int, str]:
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, headers={"X-Stepdeploy-Test": token} if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            return int(answer.status), answer.read().decode()
+    except urllib.error.HTTPError as error:
+        return int(error.code), error.read().decode()
+
+
+@covers("ecs_deployment_configuration")
+def test_create_and_update_service_store_the_deployment_strategy(world: World, _patch: tuple[str, ...]) -> None:
+    """moto 5.2.5 drops CreateService's deploymentConfiguration; DescribeServices returns what was asked."""
+    app = world.create_service(strategy="CANARY", canary_percent=12.5, canary_bake_minutes=3, bake_minutes=7)
+    ecs = world.client("ecs")
+    svc = ecs.describe_services(cluster=app.cluster, services=[app.service])["services"][0]
+    config = svc["deploymentConfiguration"]
+    assert config["strategy"] == "CANARY" and config["bakeTimeInMinutes"] == 7
+    assert config["canaryConfiguration"] == {"canaryPercent": 12.5, "canaryBakeTimeInMinutes": 3}
+    assert [h["lifecycleStages"] for h in config["lifecycleHooks"]] == [
+        ["POST_TEST_TRAFFIC_SHIFT"],
+        ["POST_PRODUCTION_TRAFFIC_SHIFT"],
+    ]
+    assert all(h["timeoutConfiguration"]["action"] == "ROLLBACK" for h in config["lifecycleHooks"])
+    advanced = svc["loadBalancers"][0]["advancedConfiguration"]
+    assert set(advanced) == {"alternateTargetGroupArn", "productionListenerRule", "testListenerRule", "roleArn"}
+    assert app.strategy == "CANARY" and app.test_token and app.test_url and len(app.hooks) == 2
+    linear = {"strategy": "LINEAR", "linearConfiguration": {"stepPercent": 25, "stepBakeTimeInMinutes": 1}}
+    out = ecs.update_service(cluster=app.cluster, service=app.service, deploymentConfiguration=linear)
+    assert out["service"]["deploymentConfiguration"] == linear
+
+
+@covers("ecs_deployment_configuration")
+def test_a_deployment_configuration_ecs_refuses_is_refused_and_changes_nothing(
+    world: World, app: AppService, _patch: tuple[str, ...]
+) -> None:
+    ecs = world.client("ecs")
+    hook = {"targetType": "PAUSE", "lifecycleStages": ["POST_TEST_TRAFFIC_SHIFT"]}
+    refused = {
+        "without advancedConfiguration": {"strategy": "BLUE_GREEN"},
+        "unknown strategy": {"strategy": "RED_BLACK"},
+        "canary below 0.1": {"strategy": "ROLLING", "canaryConfiguration": {"canaryPercent": 0.05}},
+        "canary not in 0.1 steps": {"strategy": "ROLLING", "canaryConfiguration": {"canaryPercent": 2.55}},
+        "step below 3": {"strategy": "ROLLING", "linearConfiguration": {"stepPercent": 2}},
+        "bake over 1440": {"strategy": "ROLLING", "bakeTimeInMinutes": 1441},
+        "canary over 100": {"strategy": "ROLLING", "canaryConfiguration": {"canaryPercent": 100.5}},
+        "step over 100": {"strategy": "ROLLING", "linearConfiguration": {"stepPercent": 101}},
+        "AWS_LAMBDA hook (a world limit)": {"lifecycleHooks": [{**hook, "targetType": "AWS_LAMBDA"}]},
+        "unknown hook stage": {"lifecycleHooks": [{**hook, "lifecycleStages": ["SCALE_UP"]}]},
+    }
+    before = ecs.describe_services(cluster=app.cluster, services=[app.service])["services"][0]
+    for case, config in refused.items():
+        with pytest.raises(ecs.exceptions.InvalidParameterException):
+            ecs.update_service(cluster=app.cluster, service=app.service, deploymentConfiguration=config)
+            pytest.fail(case)
+    after = ecs.describe_services(cluster=app.cluster, services=[app.service])["services"][0]
+    assert after["deploymentConfiguration"] == before["deploymentConfiguration"]
+    assert "strategy" not in after["deploymentConfiguration"]  # ROLLING, as created
+    advanced = {"alternateTargetGroupArn": app.target_group_arn, "productionListenerRule": "arn:rule"}  # no roleArn
+    with pytest.raises(ecs.exceptions.InvalidParameterException, match="roleArn"):
+        ecs.update_service(
+            cluster=app.cluster,
+            service=app.service,
+            deploymentConfiguration={"strategy": "BLUE_GREEN"},
+            loadBalancers=[{**before["loadBalancers"][0], "advancedConfiguration": advanced}],
+        )
+
+
+@covers("ecs_service_deployments", "ecs_rollouts")
+def test_a_blue_green_deployment_walks_the_lifecycle_and_pauses_at_its_hooks(
+    world: World, _patch: tuple[str, ...]
+) -> None:
+    app = world.create_service(strategy="BLUE_GREEN", bake_minutes=5)
+    ecs = world.client("ecs")
+    blue_td = app.running_task_definition()
+    new, arn = _start(world, app, "v2")
+    assert arn.startswith(f"arn:aws:ecs:{world.region}:123456789012:service-deployment/{app.cluster}/{app.service}/")
+    deployment = _deployment(world, arn)
+    assert (deployment["status"], deployment["lifecycleStage"]) == ("IN_PROGRESS", "SCALE_UP")
+    [source] = deployment["sourceServiceRevisions"]
+    target = deployment["targetServiceRevision"]
+    assert target["arn"].startswith(f"arn:aws:ecs:{world.region}:123456789012:service-revision/{app.cluster}/")
+    revisions = ecs.describe_service_revisions(serviceRevisionArns=[source["arn"], target["arn"]])["serviceRevisions"]
+    assert [r["taskDefinition"] for r in revisions] == [blue_td, new]
+    svc = ecs.describe_services(cluster=app.cluster, services=[app.service])["services"][0]
+    assert svc["taskDefinition"] == new
+    assert [(d["status"], d["taskDefinition"]) for d in svc["deployments"]] == [("PRIMARY", new), ("ACTIVE", blue_td)]
+
+    world.clock.advance(120)  # the image's rollout_seconds: green runs, test traffic on green, paused
+    deployment = _deployment(world, arn)
+    assert deployment["lifecycleStage"] == "POST_TEST_TRAFFIC_SHIFT"
+    [hook] = deployment["lifecycleHookDetails"]
+    assert (hook["targetType"], hook["status"], hook["timeoutAction"]) == ("PAUSE", "AWAITING_ACTION", "ROLLBACK")
+    assert hook["hookId"].startswith("ecs-pause-")
+    target = deployment["targetServiceRevision"]
+    assert (target["requestedTestTrafficWeight"], target["requestedProductionTrafficWeight"]) == (100.0, 0.0)
+    assert target["runningTaskCount"] == 2
+    assert _weights(world, app, "testListenerRule") == [0, 100]
+    assert _weights(world, app, "productionListenerRule") == [100, 0]
+    world.clock.advance(600)  # a paused deployment waits (until its hook's timeout, 60 minutes)
+    assert _deployment(world, arn)["lifecycleStage"] == "POST_TEST_TRAFFIC_SHIFT"
+
+    ecs.continue_service_deployment(serviceDeploymentArn=arn, hookId=hook["hookId"], action="CONTINUE")
+    deployment = _deployment(world, arn)
+    assert deployment["lifecycleStage"] == "POST_PRODUCTION_TRAFFIC_SHIFT"
+    assert deployment["targetServiceRevision"]["requestedProductionTrafficWeight"] == 100.0
+    assert _weights(world, app, "productionListenerRule") == [0, 100]
+    with pytest.raises(ecs.exceptions.InvalidParameterException, match="not AWAITING_ACTION"):
+        ecs.continue_service_deployment(serviceDeploymentArn=arn, hookId=hook["hookId"], action="CONTINUE")
+    ecs.continue_service_deployment(serviceDeploymentArn=arn, hookId=_awaiting(deployment), action="CONTINUE")
+    assert _deployment(world, arn)["lifecycleStage"] == "BAKE_TIME"
+    world.clock.advance(300)
+    deployment = _deployment(world, arn)
+    assert deployment["status"] == "SUCCESSFUL" and "finishedAt" in deployment
+    svc = ecs.describe_services(cluster=app.cluster, services=[app.service])["services"][0]
+    assert [(d["status"], d["taskDefinition"], d["rolloutState"]) for d in svc["deployments"]] == [
+        ("PRIMARY", new, "COMPLETED")
+    ]
+    # green became blue: the next deployment's green goes to the first target group
+    assert _weights(world, app, "productionListenerRule") == [100, 0]
+    [rule] = world.client("elbv2").describe_rules(
+        RuleArns=[svc["loadBalancers"][0]["advancedConfiguration"]["productionListenerRule"]]
+    )["Rules"]
+    assert rule["Actions"][0]["ForwardConfig"]["TargetGroups"][0]["TargetGroupArn"] != app.target_group_arn
+    assert [
+        d["status"]
+        for d in ecs.list_service_deployments(cluster=app.cluster, service=app.service)["serviceDeployments"]
+    ] == ["SUCCESSFUL"]
+    assert (
+        ecs.list_service_deployments(cluster=app.cluster, service=app.service, status=["IN_PROGRESS"])[
+            "serviceDeployments"
+        ]
+        == []
+    )
+
+
+@covers("ecs_service_deployments")
+def test_canary_and_linear_shift_production_traffic_in_steps(world: World, _patch: tuple[str, ...]) -> None:
+    canary = world.create_service(strategy="CANARY", canary_percent=10, canary_bake_minutes=5)
+    ecs = world.client("ecs")
+    _, arn = _start(world, canary, "v2")
+    world.clock.advance(120)
+    ecs.continue_service_deployment(serviceDeploymentArn=arn, hookId=_awaiting(_deployment(world, arn)))
+    assert _weights(world, canary, "productionListenerRule") == [90, 10]
+    world.clock.advance(299)
+    assert _deployment(world, arn)["targetServiceRevision"]["requestedProductionTrafficWeight"] == 10.0
+    world.clock.advance(1)
+    deployment = _deployment(world, arn)
+    assert (deployment["lifecycleStage"], _weights(world, canary, "productionListenerRule")) == (
+        "POST_PRODUCTION_TRAFFIC_SHIFT",
+        [0, 100],
+    )
+
+    linear = world.create_service(
+        cluster="lin", service="lin", repository="linapp", strategy="LINEAR", step_percent=30, step_bake_minutes=1
+    )
+    _, arn = _start(world, linear, "v2")
+    world.clock.advance(120)
+    ecs.continue_service_deployment(serviceDeploymentArn=arn, hookId=_awaiting(_deployment(world, arn)))
+    seen = []
+    for _ in range(4):
+        seen.append(_deployment(world, arn)["targetServiceRevision"]["requestedProductionTrafficWeight"])
+        world.clock.advance(60)
+    assert seen == [30.0, 60.0, 90.0, 100.0]
+
+
+@covers("ecs_service_deployments")
+def test_a_rollback_puts_traffic_back_on_blue_at_once(world: World, _patch: tuple[str, ...]) -> None:
+    app = world.create_service(strategy="BLUE_GREEN")
+    ecs = world.client("ecs")
+    blue_td = app.running_task_definition()
+    _, arn = _start(world, app, "v2", "db-down")
+    world.clock.advance(120)
+    hook = _awaiting(_deployment(world, arn))
+    ecs.continue_service_deployment(serviceDeploymentArn=arn, hookId=hook, action="ROLLBACK")
+    deployment = _deployment(world, arn)
+    assert deployment["status"] == "ROLLBACK_IN_PROGRESS"
+    assert deployment["rollback"]["serviceRevisionArn"] == deployment["sourceServiceRevisions"][0]["arn"]
+    assert _weights(world, app, "testListenerRule") == [100, 0]
+    world.clock.advance(5)
+    deployment = _deployment(world, arn)
+    assert deployment["status"] == "ROLLBACK_SUCCESSFUL"
+    assert deployment["targetServiceRevision"]["runningTaskCount"] == 0  # green tasks stopped
+    assert [h["status"] for h in deployment["lifecycleHookDetails"]] == ["FAILED"]
+    assert app.running_task_definition() == blue_td
+    with pytest.raises(ecs.exceptions.InvalidParameterException):
+        ecs.continue_service_deployment(serviceDeploymentArn=arn, hookId=hook, action="CONTINUE")
+
+    _, arn = _start(world, app, "v3")  # StopServiceDeployment rolls back at any stage
+    world.clock.advance(10)
+    ecs.stop_service_deployment(serviceDeploymentArn=arn, stopType="ROLLBACK")
+    world.clock.advance(5)
+    assert _deployment(world, arn)["status"] == "ROLLBACK_SUCCESSFUL"
+    with pytest.raises(ClientError, match="ConflictException"):
+        ecs.stop_service_deployment(serviceDeploymentArn=arn, stopType="ROLLBACK")
+    with pytest.raises(ClientError, match="ServiceDeploymentNotFoundException"):
+        ecs.continue_service_deployment(serviceDeploymentArn=arn + "x", hookId=hook)
+
+    _, arn = _start(world, app, "v4", "never-healthy")  # the circuit breaker trips during SCALE_UP
+    world.clock.advance(240)
+    deployment = _deployment(world, arn)
+    assert deployment["status"] == "ROLLBACK_IN_PROGRESS" and "circuit breaker" in deployment["statusReason"]
+    assert deployment["deploymentCircuitBreaker"]["status"] == "TRIGGERED"
+
+    _, arn = _start(world, app, "v5")  # a hook's timeout applies its action (ROLLBACK) at expiresAt
+    world.clock.advance(120 + 3600 + 10)
+    deployment = _deployment(world, arn)
+    assert [h["status"] for h in deployment["lifecycleHookDetails"]] == ["TIMED_OUT"]
+    assert deployment["status"] == "ROLLBACK_SUCCESSFUL" and "timed out" in deployment["statusReason"]
+
+
+@covers("ecs_service_deployments", "event_targets")
+def test_service_deployments_emit_the_ecs_events(world: World, _patch: tuple[str, ...]) -> None:
+    sqs, events = world.client("sqs"), world.client("events")
+    url = sqs.create_queue(QueueName="ecs-events")["QueueUrl"]
+    queue = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    pattern = {"source": ["aws.ecs"], "detail-type": ["ECS Deployment State Change", "ECS Hook State Change"]}
+    events.put_rule(Name="ecs-events", EventPattern=json.dumps(pattern))
+    events.put_targets(Rule="ecs-events", Targets=[{"Id": "q", "Arn": queue}])
+    app = world.create_service(strategy="BLUE_GREEN")
+    _, arn = _start(world, app, "v2")
+    world.clock.advance(120)
+    _deployment(world, arn)
+    received = [json.loads(m["Body"]) for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]]
+    assert [(e["detail-type"], e["detail"]["eventName"]) for e in received] == [
+        ("ECS Deployment State Change", "SERVICE_DEPLOYMENT_IN_PROGRESS"),
+        ("ECS Hook State Change", "HOOK_AWAITING_ACTION"),
+    ]
+    hook = received[1]["detail"]
+    assert hook["serviceDeploymentArn"] == arn and hook["lifecycleStage"] == "POST_TEST_TRAFFIC_SHIFT"
+    assert hook["hookId"] == _awaiting(_deployment(world, arn))
+    assert sorted(hook["testTrafficWeights"].values()) == [0.0, 100.0]
+    assert received[0]["resources"] == [hook["serviceArn"]]
+
+
+@covers("ecs_service_deployments", "target_health", "alb_endpoints")
+def test_each_listener_answers_by_its_rule_weights_and_target_groups_show_their_revision(
+    world: World, _patch: tuple[str, ...]
+) -> None:
+    app = world.create_service(strategy="CANARY", canary_percent=20, canary_bake_minutes=10)
+    ecs, elb = world.client("ecs"), world.client("elbv2")
+    _, arn = _start(world, app, "v2", "db-down")
+    world.clock.advance(120)
+    assert app.test_url is not None
+    assert _get(app.test_url) == (404, "Not Found")  # the test rule requires its header
+    assert _get(app.test_url, app.test_token) == (200, "Error: db connection down")  # green behind the test rule
+    assert {_get(app.production_url) for _ in range(5)} == {(200, "OK")}  # blue: 0 % production on green
+    svc = ecs.describe_services(cluster=app.cluster, services=[app.service])["services"][0]
+    green_tg = svc["loadBalancers"][0]["advancedConfiguration"]["alternateTargetGroupArn"]
+    health = elb.describe_target_health(TargetGroupArn=green_tg)["TargetHealthDescriptions"]
+    assert [h["TargetHealth"]["State"] for h in health] == ["healthy", "healthy"]
+    ecs.continue_service_deployment(serviceDeploymentArn=arn, hookId=_awaiting(_deployment(world, arn)))
+    bodies = [_get(app.production_url)[1] for _ in range(10)]  # deterministic weighted round robin: 2 in 10
+    assert bodies.count("Error: db connection down") == 2 and bodies.count("OK") == 8
+
+
+@covers("ecs_service_deployments", "ecs_rollouts")
+def test_user_traffic_counts_requests_per_revision_and_failures(world: World, _patch: tuple[str, ...]) -> None:
+    app = world.create_service(strategy="CANARY", canary_percent=10, canary_bake_minutes=5)
+    ecs = world.client("ecs")
+    _, arn = _start(world, app, "v2", "db-down")
+    world.clock.advance(120)
+    ecs.continue_service_deployment(serviceDeploymentArn=arn, hookId=_awaiting(_deployment(world, arn)))
+    canary_at = world.clock.time()
+    world.clock.advance(30)
+    ecs.stop_service_deployment(serviceDeploymentArn=arn, stopType="ROLLBACK")
+    world.clock.advance(5)
+    traffic = world.user_traffic(app, rate=10)
+    [only] = traffic.deployments
+    assert only.deployment == arn and only.strategy == "CANARY"
+    assert 1540 <= traffic.requests <= 1560  # 10 per virtual second over ~155 s
+    assert traffic.failed == traffic.to_new_revision == 30  # 10 % of 30 s at 10 requests/s, all bad
+    assert traffic.first_failure is not None and traffic.restored is not None
+    assert canary_at <= traffic.first_failure < canary_at + 1
+    assert 29 <= traffic.restore_seconds <= 31  # type: ignore[operator]
+
+    rolling = world.create_service(cluster="r", service="r", repository="rapp")  # ROLLING: unchanged model
+    new = _new_revision(world, rolling, "v2", "db-down")
+    ecs.update_service(cluster=rolling.cluster, service=rolling.service, taskDefinition=new)
+    world.clock.advance(200)
+    traffic = world.user_traffic(rolling, rate=1)
+    assert traffic.deployments[0].strategy == "ROLLING"
+    assert 79 <= traffic.failed <= 81  # after the 120 s rollout, every request reaches the bad image
+    assert traffic.failed == traffic.to_new_revision and traffic.restored is None
 
 
 def test_every_patch_is_covered() -> None:

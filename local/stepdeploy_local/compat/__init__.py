@@ -96,6 +96,8 @@ class Hooks:
     #: progress, the update stays UPDATE_IN_PROGRESS (CloudFormation waits for a steady state); FAILED
     #: fails the Service resource, and CloudFormation rolls the stack back. None: updates finish at once
     service_stability: Callable[[str, str, str], str] | None = None
+    #: the ECS service deployment APIs (ListServiceDeployments ...): a deployments.DeploymentModel
+    service_deployments: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -411,6 +413,89 @@ def _patch_ecs_rollouts() -> None:
 
     EC2ContainerServiceBackend.update_service = update_service  # type: ignore[method-assign]
     EC2ContainerServiceBackend.describe_services = describe_services  # type: ignore[method-assign]
+
+
+def _patch_ecs_deployment_configuration() -> None:
+    """CreateService drops ``deploymentConfiguration``, and neither call checks it: store it and refuse
+    what ECS refuses (strategy, ranges, a blue/green strategy without a load balancer's
+    advancedConfiguration) with InvalidParameterException, before anything changes."""
+    from moto.ecs.responses import EC2ContainerServiceResponse
+
+    from ..deployments import validate
+
+    original_create = EC2ContainerServiceResponse.create_service
+    original_update = EC2ContainerServiceResponse.update_service
+
+    def create_service(self: Any) -> Any:
+        config = self._get_param("deploymentConfiguration")
+        validate(config, self._get_param("loadBalancers"))
+        answer = original_create(self)
+        if config is not None:
+            service = self.ecs_backend._get_service(
+                self._get_param("cluster", "default"), self._get_param("serviceName")
+            )
+            service.deployment_configuration = config
+        return answer
+
+    def update_service(self: Any) -> Any:
+        service = self.ecs_backend._get_service(self._get_param("cluster", "default"), self._get_param("service"))
+        config = self._get_param("deploymentConfiguration")
+        balancers = self._get_param("loadBalancers")
+        validate(
+            config if config is not None else getattr(service, "deployment_configuration", None),
+            balancers if balancers is not None else service.load_balancers,
+        )
+        return original_update(self)
+
+    EC2ContainerServiceResponse.create_service = create_service  # type: ignore[method-assign]
+    EC2ContainerServiceResponse.update_service = update_service  # type: ignore[method-assign]
+
+
+def _patch_ecs_service_deployments() -> None:
+    """ListServiceDeployments, DescribeServiceDeployments, DescribeServiceRevisions,
+    ContinueServiceDeployment and StopServiceDeployment are not implemented: answer them from the
+    world's deployment model (HOOKS.service_deployments)."""
+    from moto.core.exceptions import JsonRESTError
+    from moto.core.responses import ActionResult
+    from moto.ecs.responses import EC2ContainerServiceResponse
+
+    def _model() -> Any:
+        if HOOKS.service_deployments is None:
+            raise JsonRESTError("UnsupportedFeatureException", "no service deployment model in this world")
+        return HOOKS.service_deployments
+
+    def list_service_deployments(self: Any) -> Any:
+        cluster = str(self._get_param("cluster", "default")).split("/")[-1]
+        self.ecs_backend._get_service(cluster, str(self._get_param("service")).split("/")[-1])  # not found: refused
+        found = _model().list_deployments(cluster, self._get_param("service"), self._get_param("status"))
+        return ActionResult({"serviceDeployments": found})
+
+    def describe_service_deployments(self: Any) -> Any:
+        found, failures = _model().describe(self._get_param("serviceDeploymentArns") or [])
+        return ActionResult({"serviceDeployments": found, "failures": failures})
+
+    def describe_service_revisions(self: Any) -> Any:
+        found, failures = _model().revisions(self._get_param("serviceRevisionArns") or [])
+        return ActionResult({"serviceRevisions": found, "failures": failures})
+
+    def continue_service_deployment(self: Any) -> Any:
+        arn = _model().continue_deployment(
+            self._get_param("serviceDeploymentArn"), self._get_param("hookId"), self._get_param("action") or "CONTINUE"
+        )
+        return ActionResult({"serviceDeploymentArn": arn})
+
+    def stop_service_deployment(self: Any) -> Any:
+        arn = _model().stop_deployment(self._get_param("serviceDeploymentArn"), self._get_param("stopType") or "ABORT")
+        return ActionResult({"serviceDeploymentArn": arn})
+
+    for handler in (
+        list_service_deployments,
+        describe_service_deployments,
+        describe_service_revisions,
+        continue_service_deployment,
+        stop_service_deployment,
+    ):
+        setattr(EC2ContainerServiceResponse, handler.__name__, handler)
 
 
 def _patch_target_health() -> None:
@@ -774,6 +859,14 @@ PATCHES: dict[str, tuple[Callable[[], None], str]] = {
     "execution_name": (_patch_execution_name, "StartExecution without a name yields ARN ...:None"),
     "lambda_invoke": (_patch_lambda_invoke, "Lambda invoke requires Docker"),
     "ecs_rollouts": (_patch_ecs_rollouts, "UpdateService has no deployments or rollout progress"),
+    "ecs_deployment_configuration": (
+        _patch_ecs_deployment_configuration,
+        "CreateService drops deploymentConfiguration; nothing checks strategy, ranges or advancedConfiguration",
+    ),
+    "ecs_service_deployments": (
+        _patch_ecs_service_deployments,
+        "service deployments, revisions, lifecycle hooks (Continue/StopServiceDeployment) are not implemented",
+    ),
     "target_health": (_patch_target_health, "ELBv2 targets are always healthy"),
     "event_targets": (_patch_event_targets, "EventBridge cannot deliver to Step Functions or Lambda targets"),
     "execution_timeout": (

@@ -1,0 +1,125 @@
+"""Synthetic user traffic: a steady request rate on a service's production listener, in virtual time.
+
+No HTTP is sent: requests are computed from the timeline of production weights (which revision the
+listener rule sends each request to, by deterministic weighted round robin) and how each revision's
+image answers (workload.ImageProfile). A request fails as a user sees it when the answer is not 2xx or
+its body fails the health body check (stepdeploy's default: exactly ``OK``); with no task serving, the
+load balancer answers 503.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .deployments import WeightedRoundRobin
+from .workload import ImageProfile
+
+#: requests per virtual second on the production listener
+DEFAULT_RATE = 10.0
+
+
+@dataclass(frozen=True)
+class Segment:
+    start: float
+    end: float
+    weights: dict[str, float]  # revision -> percent of production traffic
+
+
+@dataclass
+class DeploymentTraffic:
+    """The user requests one deployment's window saw (from its start to its end, or now)."""
+
+    deployment: str  # the service deployment ARN (ROLLING: the ECS deployment id)
+    strategy: str
+    new_revision: str
+    started: float
+    ended: float
+    requests: int = 0
+    failed: int = 0
+    to_new_revision: int = 0
+    by_revision: dict[str, int] = field(default_factory=dict)
+    first_failure: float | None = None  # virtual time of the first failed request
+    last_failure: float | None = None
+    restored: float | None = None  # virtual time of the first good request after the last failed one
+
+
+@dataclass
+class UserTraffic:
+    """Every deployment's user requests, and the totals a benchmark reports."""
+
+    rate: float
+    deployments: list[DeploymentTraffic]
+
+    @property
+    def requests(self) -> int:
+        return sum(d.requests for d in self.deployments)
+
+    @property
+    def failed(self) -> int:
+        return sum(d.failed for d in self.deployments)
+
+    @property
+    def to_new_revision(self) -> int:
+        return sum(d.to_new_revision for d in self.deployments)
+
+    @property
+    def first_failure(self) -> float | None:
+        return min((d.first_failure for d in self.deployments if d.first_failure is not None), default=None)
+
+    @property
+    def restored(self) -> float | None:
+        """When users stopped seeing errors: the restore that followed the last failed request."""
+        failing = [d for d in self.deployments if d.last_failure is not None]
+        return max(failing, key=lambda d: d.last_failure or 0.0).restored if failing else None
+
+    @property
+    def restore_seconds(self) -> float | None:
+        first, restored = self.first_failure, self.restored
+        return None if first is None or restored is None else restored - first
+
+
+def fails(answer: ImageProfile | None, expected_body: str) -> bool:
+    if answer is None:
+        return True
+    return not 200 <= answer.status < 300 or answer.body.strip() != expected_body.strip()
+
+
+def count(
+    traffic: DeploymentTraffic,
+    segments: list[Segment],
+    answer: Callable[[str, float], ImageProfile | None],
+    rate: float,
+    expected_body: str = "OK",
+) -> DeploymentTraffic:
+    """Send ``rate`` requests per virtual second through the segments; count them into ``traffic``."""
+    chooser = WeightedRoundRobin()
+    k = 0
+    for segment in segments:
+        while traffic.started + k / rate < segment.end:
+            at = traffic.started + k / rate
+            k += 1
+            if at < segment.start:
+                continue
+            revision = chooser.pick(segment.weights)
+            traffic.requests += 1
+            if revision is not None:
+                traffic.by_revision[revision] = traffic.by_revision.get(revision, 0) + 1
+                traffic.to_new_revision += revision == traffic.new_revision
+            if fails(answer(revision, at) if revision is not None else None, expected_body):
+                traffic.failed += 1
+                traffic.first_failure = at if traffic.first_failure is None else traffic.first_failure
+                traffic.last_failure, traffic.restored = at, None
+            elif traffic.last_failure is not None and traffic.restored is None:
+                traffic.restored = at
+    return traffic
+
+
+def segments_of(weights: list[tuple[float, dict[str, float]]], end: float) -> list[Segment]:
+    """Consecutive (time, weights) changes as segments up to ``end``."""
+    out = []
+    for i, (start, shares) in enumerate(weights):
+        stop = weights[i + 1][0] if i + 1 < len(weights) else end
+        if stop > start:
+            out.append(Segment(start, min(stop, end), shares))
+    return out
