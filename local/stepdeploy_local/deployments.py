@@ -564,6 +564,8 @@ class DeploymentModel:
             for i, (revision, state, reason) in enumerate(rows)
         ]
         service.task_definition = rows[0][0].task_definition
+        if svc.deployments:  # the service deployment ECS runs, or ran last (DescribeServices, UpdateService)
+            service.current_service_deployment = svc.deployments[-1].arn
         service.running_count = sum(r.running for r, _, _ in rows)
         service.pending_count = max(svc.desired - rows[0][0].running, 0)
 
