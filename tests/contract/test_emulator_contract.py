@@ -653,9 +653,11 @@ def _start(world: World, app: AppService, tag: str, image_profile: str = "health
     """UpdateService to a new revision; returns (its task definition, the service deployment ARN)."""
     ecs = world.client("ecs")
     new = _new_revision(world, app, tag, image_profile)
-    ecs.update_service(cluster=app.cluster, service=app.service, taskDefinition=new)
+    answer = ecs.update_service(cluster=app.cluster, service=app.service, taskDefinition=new)
     listed = ecs.list_service_deployments(cluster=app.cluster, service=app.service, status=["IN_PROGRESS"])
-    return new, str(listed["serviceDeployments"][0]["serviceDeploymentArn"])
+    arn = str(listed["serviceDeployments"][0]["serviceDeploymentArn"])
+    assert answer["service"]["currentServiceDeployment"] == arn
+    return new, arn
 
 
 def _deployment(world: World, arn: str) -> dict[str, Any]:
@@ -764,6 +766,7 @@ def test_a_blue_green_deployment_walks_the_lifecycle_and_pauses_at_its_hooks(
     svc = ecs.describe_services(cluster=app.cluster, services=[app.service])["services"][0]
     assert svc["taskDefinition"] == new
     assert [(d["status"], d["taskDefinition"]) for d in svc["deployments"]] == [("PRIMARY", new), ("ACTIVE", blue_td)]
+    assert svc["currentServiceDeployment"] == arn  # as UpdateService's answer says too (the product follows it)
 
     world.clock.advance(120)  # the image's rollout_seconds: green runs, test traffic on green, paused
     deployment = _deployment(world, arn)
