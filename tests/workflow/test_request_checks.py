@@ -187,6 +187,18 @@ def test_a_plain_text_cause_from_normalize_is_kept_readable(
     assert revision(app.running_task_definition()) == "web:1"
 
 
+def test_a_normalize_timeout_ends_step_timed_out_not_a_reserved_name(world: World, app: AppService) -> None:
+    """Found by the full fault matrix: a Normalize timeout handed States.Timeout to the Fail state, a name
+    reserved for Step Functions (the execution died with States.Runtime instead of a readable cause)."""
+    world.faults.time_out_task("Normalize")
+    world.push_image(app.repository, "v2")
+    result = world.deploy(app.request("v2"))
+
+    assert (result.status, result.error) == ("FAILED", "StepTimedOut"), result
+    assert_clean_cause(result, "StepTimedOut")
+    assert revision(app.running_task_definition()) == "web:1"
+
+
 def test_a_guard_failure_after_the_lock_is_recorded_and_frees_the_lock(
     world: World, app: AppService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
