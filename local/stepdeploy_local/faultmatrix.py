@@ -31,7 +31,7 @@ from .world import TERMINAL, AppService, ExecutionResult, StackApp, World
 ASL = template.ROOT / "statemachine" / "deploy.asl.json"
 ROLLBACK_ENTRIES = ("Rollback", "PrepareRollbackStack")  # the path enters the rollback phase here
 BOOKKEEPING = re.compile(r"^(Record.*|Guard)$")  # states whose writes may land before the error
-PERSON_NEEDED = re.compile(r"needs? (attention|a person)", re.IGNORECASE)
+PERSON_NEEDED = re.compile(r"needs? (attention|a person)|a person is needed", re.IGNORECASE)
 TRACE_MARKS = ("Traceback", '"stackTrace"', '"errorType"')
 PERMANENT_ATTEMPTS = 7  # more than any Retry's MaxAttempts + 1
 API_FAULTS = 10  # more than botocore's own retries
