@@ -115,6 +115,36 @@ def parameter_defaults(template: dict[str, Any]) -> dict[str, str]:
     return {k: str(v.get("Default", "")) for k, v in template.get("Parameters", {}).items()}
 
 
+def conditions(template: dict[str, Any], params: dict[str, str]) -> dict[str, bool]:
+    """The template's Conditions, evaluated for these parameter values (Fn::Equals, Not, And, Or, Condition)."""
+    declared = template.get("Conditions", {})
+    done: dict[str, bool] = {}
+
+    def value(node: Any) -> Any:
+        return params[node["Ref"]] if isinstance(node, dict) and "Ref" in node else node
+
+    def holds(node: Any) -> bool:
+        ((key, arg),) = node.items()
+        if key == "Condition":
+            return named(arg)
+        if key == "Fn::Equals":
+            return str(value(arg[0])) == str(value(arg[1]))
+        if key == "Fn::Not":
+            return not holds(arg[0])
+        if key == "Fn::And":
+            return all(holds(a) for a in arg)
+        if key == "Fn::Or":
+            return any(holds(a) for a in arg)
+        raise ValueError(f"unsupported condition function {key}")
+
+    def named(name: str) -> bool:
+        if name not in done:
+            done[name] = holds(declared[name])
+        return done[name]
+
+    return {name: named(name) for name in declared}
+
+
 class Resolver:
     """Resolves intrinsic functions against the physical ids/attributes the world created."""
 

@@ -723,6 +723,8 @@ class World:
         if unknown:
             raise ValueError(f"unknown template parameter(s): {', '.join(sorted(unknown))}")
         params.update(self.parameters)
+        holds = template.conditions(tpl, params)
+        resources = {k: r for k, r in resources.items() if holds.get(r.get("Condition", ""), True)}
 
         for logical, res in resources.items():
             props = res.get("Properties", {})
@@ -748,6 +750,7 @@ class World:
                     "QueueArn"
                 ]
                 refs[logical], attrs[f"{logical}.Arn"] = url, qarn
+                attrs[f"{logical}.QueueName"] = qarn.rsplit(":", 1)[-1]
                 self.outputs[f"{logical}Url"] = url
             elif res["Type"] == "AWS::SNS::Topic":
                 arn = self.client("sns").create_topic(Name=f"{self.stack_name}-{logical}")["TopicArn"]
@@ -825,6 +828,7 @@ class World:
         self.outputs["NotificationTopicArn"] = refs["NotificationTopic"]
         self._create_event_rules(resources, template.Resolver(params, refs, attrs, pseudo))
         self._publish_stack(tpl, template.Resolver(params, refs, attrs, pseudo))
+        self._create_alarms(resources, template.Resolver(params, refs, attrs, pseudo))
         compat.HOOKS.deliver_event = self._deliver_event
         compat.HOOKS.execution_ended = self._execution_ended
 
@@ -1031,6 +1035,30 @@ class World:
                     target["RetryPolicy"] = props["RetryPolicy"]
                 events.put_targets(Rule=rule, Targets=[target])
                 self.rules[rule] = target
+
+    def _create_alarms(self, resources: dict[str, Any], resolver: template.Resolver) -> None:
+        """The template's CloudWatch alarms (named after their logical ids), with their actions."""
+        cw = self.client("cloudwatch")
+        for logical, res in resources.items():
+            if res["Type"] != "AWS::CloudWatch::Alarm":
+                continue
+            props = resolver.resolve(res["Properties"])
+            cw.put_metric_alarm(
+                AlarmName=f"{self.stack_name}-{logical}",
+                AlarmDescription=props.get("AlarmDescription", ""),
+                Namespace=props["Namespace"],
+                MetricName=props["MetricName"],
+                Dimensions=props.get("Dimensions", []),
+                Statistic=props["Statistic"],
+                Period=int(props["Period"]),
+                EvaluationPeriods=int(props["EvaluationPeriods"]),
+                Threshold=float(props["Threshold"]),
+                ComparisonOperator=props["ComparisonOperator"],
+                TreatMissingData=props.get("TreatMissingData", "missing"),
+                AlarmActions=props.get("AlarmActions", []),
+                OKActions=props.get("OKActions", []),
+            )
+            self.outputs[f"{logical}Name"] = f"{self.stack_name}-{logical}"
 
     def _deliver_event(self, rule: str, target: dict[str, Any], event: dict[str, Any]) -> None:
         """EventBridge -> target, as on AWS (https://docs.aws.amazon.com/eventbridge/latest/userguide/rule-dlq.html):

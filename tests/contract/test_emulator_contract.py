@@ -969,3 +969,42 @@ def test_user_traffic_counts_requests_per_revision_and_failures(world: World, _p
 def test_every_patch_is_covered() -> None:
     import_module("test_emulator_cloudformation")  # the CloudFormation patches' tests (registers their covers)
     assert set(compat.PATCHES) == COVERED
+
+
+@covers("sqs_queue_alarms")
+def test_a_queue_depth_alarm_goes_to_alarm_and_notifies_its_topic(world: World, _patch: tuple[str, ...]) -> None:
+    sqs, sns, cw = world.client("sqs"), world.client("sns"), world.client("cloudwatch")
+    url = sqs.create_queue(QueueName="contract-dlq")["QueueUrl"]
+    observer = sqs.create_queue(QueueName="contract-alarm-observer")["QueueUrl"]
+    observer_arn = sqs.get_queue_attributes(QueueUrl=observer, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    topic = sns.create_topic(Name="contract-alarms")["TopicArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=observer_arn)
+    cw.put_metric_alarm(
+        AlarmName="contract-dlq-depth",
+        Namespace="AWS/SQS",
+        MetricName="ApproximateNumberOfMessagesVisible",
+        Dimensions=[{"Name": "QueueName", "Value": "contract-dlq"}],
+        Statistic="Maximum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+        AlarmActions=[topic],
+    )
+
+    def state() -> str:
+        return str(cw.describe_alarms(AlarmNames=["contract-dlq-depth"])["MetricAlarms"][0]["StateValue"])
+
+    sqs.send_message(QueueUrl=url, MessageBody="lost event")
+    assert state() == "ALARM"
+    [note] = sqs.receive_message(QueueUrl=observer)["Messages"]
+    message = json.loads(json.loads(note["Body"])["Message"])
+    assert (message["AlarmName"], message["NewStateValue"], message["OldStateValue"]) == (
+        "contract-dlq-depth",
+        "ALARM",
+        "OK",
+    )
+    assert message["Trigger"]["Dimensions"] == [{"name": "QueueName", "value": "contract-dlq"}]
+    [lost] = sqs.receive_message(QueueUrl=url)["Messages"]
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=lost["ReceiptHandle"])
+    assert state() == "OK"

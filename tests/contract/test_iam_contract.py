@@ -160,6 +160,8 @@ def test_no_function_is_granted_more_than_it_uses(observed: dict[str, set[tuple[
         # Publish to the KMS-encrypted topic: SNS uses the key with the publisher's permissions
         "RecordOutcomeFunction": {"kms:decrypt", "kms:generatedatakey"},
         "ReleaseLockFunction": {"kms:decrypt", "kms:generatedatakey"},
+        # Lambda sends a failed asynchronous invocation to the KMS-encrypted on-failure queue with the role
+        "PipelineJobFunction": {"kms:decrypt", "kms:generatedatakey"},
     }
     tpl = template.load()
     for function, calls in observed.items():

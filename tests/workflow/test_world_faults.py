@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 import pytest
-from stepdeploy_local import World
+from stepdeploy_local import World, template
 from stepdeploy_local.workload import profile
 from stepdeploy_local.world import AppService
 
@@ -161,3 +161,46 @@ def test_a_flapping_image_never_passes_the_bake_and_is_rolled_back(world: World,
     assert "consecutive" in (result.cause or "")  # the gates need consecutive rounds, which it never gives
     assert "rolled back to web:1" in (result.cause or "")
     assert revision(app.running_task_definition()) == "web:1"
+
+
+def _declared_dead_letter_queue(world: World, function: str, event: str) -> str:
+    """The URL of the queue template.yaml names as the DeadLetterConfig of a function's EventBridge event."""
+    props = template.load()["Resources"][function]["Properties"]["Events"][event]["Properties"]
+    arn = props["DeadLetterConfig"]["Arn"]
+    return str(world.outputs[f"{arn['Fn::GetAtt'][0]}Url"])
+
+
+def test_an_execution_end_that_cannot_be_delivered_lands_in_its_dead_letter_queue_and_alarms(
+    world: World, app: AppService
+) -> None:
+    url = _declared_dead_letter_queue(world, "ReleaseLockFunction", "ExecutionEnded")
+    queue_name = url.rsplit("/", 1)[-1]
+    cw = world.client("cloudwatch")
+    [alarm] = [
+        a
+        for a in cw.describe_alarms()["MetricAlarms"]
+        if a["MetricName"] == "ApproximateNumberOfMessagesVisible"
+        and a["Dimensions"] == [{"Name": "QueueName", "Value": queue_name}]
+    ]
+    assert alarm["StateValue"] == "OK"
+    world.notifications()  # drain
+
+    world.faults.fail_event_delivery("ExecutionEnded", times=186)  # the target's RetryPolicy: 185 retries
+    world.push_image(app.repository, "v2")
+    result = world.deploy(app.request("v2"))
+    assert result.status == "SUCCEEDED", result.cause
+
+    [state] = cw.describe_alarms(AlarmNames=[alarm["AlarmName"]])["MetricAlarms"]
+    assert state["StateValue"] == "ALARM"
+    alarms = [n["message"] for n in world.notifications() if "AlarmName" in n["message"]]
+    assert [(a["AlarmName"], a["NewStateValue"], a["OldStateValue"]) for a in alarms] == [
+        (alarm["AlarmName"], "ALARM", "OK")
+    ]
+    assert "delete the lock item" in alarms[0]["AlarmDescription"]
+
+    messages = world.client("sqs").receive_message(QueueUrl=url, MessageAttributeNames=["All"])["Messages"]
+    [message] = messages
+    assert json.loads(message["Body"])["detail"]["executionArn"] == result.arn
+    attributes = {k: v["StringValue"] for k, v in message["MessageAttributes"].items()}
+    assert (attributes["ERROR_CODE"], attributes["EXHAUSTED_RETRY_CONDITION"]) == ("THROTTLING", "MaximumRetryAttempts")
+    assert attributes["TARGET_ARN"].endswith(world.runtime.by_logical_id("ReleaseLockFunction").name)

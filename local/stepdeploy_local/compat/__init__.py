@@ -844,6 +844,90 @@ def _patch_alb_endpoints() -> None:
     socket.create_connection = create_connection  # type: ignore[assignment]
 
 
+_COMPARE: dict[str, Callable[[float, float], bool]] = {
+    "GreaterThanOrEqualToThreshold": lambda v, th: v >= th,
+    "GreaterThanThreshold": lambda v, th: v > th,
+    "LessThanThreshold": lambda v, th: v < th,
+    "LessThanOrEqualToThreshold": lambda v, th: v <= th,
+}
+
+
+def _alarm_notification(alarm: Any, old: str, reason: str, account_id: str, region: str) -> str:
+    """The JSON message CloudWatch publishes to an alarm action's SNS topic."""
+    return json.dumps(
+        {
+            "AlarmName": alarm.name,
+            "AlarmDescription": alarm.description,
+            "AWSAccountId": account_id,
+            "NewStateValue": alarm.state_value,
+            "NewStateReason": reason,
+            "StateChangeTime": _clock.current().now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000"),
+            "Region": region,
+            "AlarmArn": alarm.alarm_arn,
+            "OldStateValue": old,
+            "Trigger": {
+                "MetricName": alarm.metric_name,
+                "Namespace": alarm.namespace,
+                "Statistic": (alarm.statistic or "").upper(),
+                "Dimensions": [{"name": d.name, "value": d.value} for d in alarm.dimensions],
+                "Period": alarm.period,
+                "EvaluationPeriods": alarm.evaluation_periods,
+                "ComparisonOperator": alarm.comparison_operator,
+                "Threshold": alarm.threshold,
+                "TreatMissingData": alarm.treat_missing_data,
+            },
+        }
+    )
+
+
+def _evaluate_queue_alarms(account_id: str, region: str, queue_name: str, visible: int) -> None:
+    """Alarms on the queue's AWS/SQS ApproximateNumberOfMessagesVisible take the state the count gives them;
+    a state change publishes the alarm's notification to the SNS topics of its actions for that state."""
+    from moto.cloudwatch.models import cloudwatch_backends
+    from moto.sns.models import sns_backends
+
+    for alarm in list(cloudwatch_backends[account_id][region].alarms.values()):
+        if (alarm.namespace, alarm.metric_name) != ("AWS/SQS", "ApproximateNumberOfMessagesVisible"):
+            continue
+        if [(d.name, d.value) for d in alarm.dimensions] != [("QueueName", queue_name)]:
+            continue
+        breaching = _COMPARE[alarm.comparison_operator](float(visible), float(alarm.threshold))
+        state, old = ("ALARM" if breaching else "OK"), alarm.state_value
+        if state == old:
+            continue
+        op = alarm.comparison_operator.replace("Threshold", "").replace("To", " to").lower()
+        reason = f"Threshold Crossed: 1 datapoint [{float(visible)}] was {op} the threshold ({alarm.threshold})."
+        alarm.update_state(reason, "{}", state)
+        actions = alarm.alarm_actions if state == "ALARM" else alarm.ok_actions
+        for arn in actions if alarm.actions_enabled else []:
+            if arn.split(":")[2] == "sns":
+                sns_backends[account_id][region].publish(
+                    _alarm_notification(alarm, old, reason, account_id, region),
+                    arn=arn,
+                    subject=f'{state}: "{alarm.name}" in {region}'[:99],
+                )
+
+
+def _patch_sqs_queue_alarms() -> None:
+    """CloudWatch alarms are never evaluated (no SQS metrics, no state changes, no actions). Alarms on a
+    queue's ApproximateNumberOfMessagesVisible are evaluated whenever the queue's visible messages change
+    (send, receive, delete), at once rather than at the next 1-minute datapoint; their state change
+    notifies the alarm's SNS actions as CloudWatch does."""
+    from moto.sqs.models import SQSBackend
+
+    def evaluated(original: Callable[..., Any]) -> Callable[..., Any]:
+        def method(self: Any, queue_name: str, *args: Any, **kwargs: Any) -> Any:
+            result = original(self, queue_name, *args, **kwargs)
+            visible = len(self.get_queue(queue_name).messages)
+            _evaluate_queue_alarms(self.account_id, self.region_name, queue_name, visible)
+            return result
+
+        return method
+
+    for name in ("send_message", "send_message_batch", "receive_message", "delete_message", "delete_message_batch"):
+        setattr(SQSBackend, name, evaluated(getattr(SQSBackend, name)))
+
+
 from . import cloudformation as _cfn  # noqa: E402 - its patches use HOOKS, defined above
 
 #: name -> (patch, what it fixes). The contract tests iterate over this.
@@ -915,6 +999,7 @@ PATCHES: dict[str, tuple[Callable[[], None], str]] = {
     ),
     "service_casing": (_patch_service_integration_casing, "service integrations skip PascalCase conversion"),
     "alb_endpoints": (_patch_alb_endpoints, "ALB DNS names do not answer"),
+    "sqs_queue_alarms": (_patch_sqs_queue_alarms, "CloudWatch alarms on SQS queue depth never change state nor notify"),
 }
 
 
