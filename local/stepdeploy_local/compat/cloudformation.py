@@ -146,7 +146,9 @@ def _secret_reference(reference: str, account_id: str, region_name: str) -> str:
     except json.JSONDecodeError:
         value = None
     if value is None:
-        raise DynamicReferenceError(f"Secrets Manager secret {secret_id} has no JSON key {json_key!r} in its SecretString")
+        raise DynamicReferenceError(
+            f"Secrets Manager secret {secret_id} has no JSON key {json_key!r} in its SecretString"
+        )
     return value if isinstance(value, str) else json.dumps(value)
 
 
@@ -186,6 +188,88 @@ def _patch_cfn_dynamic_references() -> None:
         return model, cleaned, name
 
     parsing.parse_resource_and_generate_name = parse_resource_and_generate_name
+
+
+@functools.cache
+def _aws_managed_policy_data() -> dict[str, Any]:
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+
+    parsed: dict[str, Any] = json.loads(aws_managed_policies_data)
+    return parsed
+
+
+def _managed_policy(backend: Any, arn: str) -> Any:
+    """The policy an ARN names; an AWS managed one is loaded on first use (moto loads none by default)."""
+    from moto.iam.exceptions import NotFoundException
+    from moto.iam.models import AWSManagedPolicy
+
+    found = backend.managed_policies.get(arn)
+    path, _, name = arn.partition(":policy")[2].rpartition("/")
+    data = _aws_managed_policy_data().get(name) if arn.split(":")[4:5] == ["aws"] else None
+    if found is None and data is not None and data.get("Path", "/") == f"{path}/":
+        found = AWSManagedPolicy.from_data(name, backend.account_id, backend.region_name, data)
+        backend.managed_policies[found.arn] = found
+    if found is None:
+        raise NotFoundException(f"Policy {arn} does not exist or is not attachable.")
+    return found
+
+
+def _sync_managed_policies(backend: Any, role: Any, wanted: list[str]) -> None:
+    """The role's attached managed policies as ManagedPolicyArns lists them."""
+    for arn in set(role.managed_policies) - set(wanted):
+        backend.detach_role_policy(arn, role.name)
+    for arn in wanted:
+        if arn not in role.managed_policies:
+            _managed_policy(backend, arn).attach_to(role)
+
+
+def _patch_cfn_iam_roles() -> None:
+    """AWS::IAM::Role ignores ManagedPolicyArns (on creation and update) and its AssumeRolePolicyDocument on
+    update, and a stack cannot delete a role with managed policies attached (CloudFormation detaches them)."""
+    from moto.iam.models import Role, iam_backends
+    from moto.utilities.utils import get_partition
+
+    create, update, delete = (
+        Role.create_from_cloudformation_json,
+        Role.update_from_cloudformation_json,
+        Role.delete_from_cloudformation_json,
+    )
+
+    def backend(account_id: str, region_name: str) -> Any:
+        return iam_backends[account_id][get_partition(region_name)]
+
+    def created(cls: Any, name: str, cloudformation_json: Any, account_id: str, region_name: str, **kw: Any) -> Any:
+        role = create(name, cloudformation_json, account_id, region_name, **kw)
+        wanted = list((cloudformation_json.get("Properties") or {}).get("ManagedPolicyArns") or [])
+        _sync_managed_policies(backend(account_id, region_name), role, wanted)
+        return role
+
+    def updated(
+        cls: Any,
+        original_resource: Any,
+        new_resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+    ) -> Any:
+        role = update(original_resource, new_resource_name, cloudformation_json, account_id, region_name)
+        props, iam = cloudformation_json.get("Properties") or {}, backend(account_id, region_name)
+        trust = props.get("AssumeRolePolicyDocument")
+        if trust is not None:
+            iam.update_assume_role_policy(role.name, trust if isinstance(trust, str) else json.dumps(trust))
+        _sync_managed_policies(iam, role, list(props.get("ManagedPolicyArns") or []))
+        return role
+
+    def deleted(cls: Any, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str) -> None:
+        iam = backend(account_id, region_name)
+        role = next((r for r in iam.roles.values() if r.name == resource_name), None)
+        if role is not None:
+            _sync_managed_policies(iam, role, [])
+        delete(resource_name, cloudformation_json, account_id, region_name)
+
+    Role.create_from_cloudformation_json = classmethod(created)  # type: ignore[arg-type, assignment, method-assign]
+    Role.update_from_cloudformation_json = classmethod(updated)  # type: ignore[assignment, method-assign]
+    Role.delete_from_cloudformation_json = classmethod(deleted)  # type: ignore[arg-type, assignment, method-assign]
 
 
 #: AWS's length limits (and lower case) for names CloudFormation generates, where moto exceeds them
