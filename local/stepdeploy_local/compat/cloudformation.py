@@ -135,7 +135,7 @@ def _secret_reference(reference: str, account_id: str, region_name: str) -> str:
     secret_id, rest = ":".join(parts[:size]), parts[size:]
     if len(parts) < size or len(rest) > 4 or (rest and rest[0] not in ("", "SecretString")):
         raise DynamicReferenceError(f"Invalid dynamic reference {{{{resolve:secretsmanager:{reference}}}}}")
-    json_key, stage, version = (rest[1:] + ["", "", ""])[:3]
+    json_key, stage, version = [*rest[1:], "", "", ""][:3]
     backend: Any = secretsmanager_backends[account_id][region_name]
     found = backend.get_secret_value(secret_id, version or None, stage or (None if version else "AWSCURRENT"))
     text = str(found.get("SecretString") or "")
