@@ -15,7 +15,7 @@ import boto3
 import pytest
 import yaml
 from botocore.exceptions import ClientError
-from stepdeploy_local import compat
+from stepdeploy_local import compat, template
 from test_emulator_contract import covers
 
 REGION, ACCOUNT = "us-east-1", "123456789012"
@@ -487,8 +487,9 @@ def test_executing_the_create_change_set_provisions_the_application_stack(
     # generated names within AWS's limits despite the long stack name (RDS identifiers: 63, lower case)
     identifiers = [*placed, cluster["DBClusterIdentifier"]]
     assert all(len(i) <= 63 and i == i.lower() and i.startswith(app) for i in identifiers)
-    roles = [r["RoleName"] for r in aws("iam").list_roles()["Roles"]]
-    assert len(roles) == 2 and all(len(r) <= 64 and r.startswith(f"{app}-Task") for r in roles)
+    roles = sorted(r["RoleName"] for r in aws("iam").list_roles()["Roles"])
+    assert [r[len(app) + 1 : len(app) + 9] for r in roles] == ["LoadBala", "TaskExec", "TaskRole"]
+    assert all(len(r) <= 64 for r in roles)
 
 
 @covers("cfn_execution", "cfn_ecs_properties", "cfn_list_parameters")
@@ -496,7 +497,7 @@ def test_the_ecs_service_and_task_definition_keep_their_fargate_properties(
     aws: Clients, _patch: tuple[str, ...]
 ) -> None:
     cfn, ecs = aws("cloudformation"), aws("ecs")
-    out = provision(cfn)
+    out = provision(cfn, DeploymentStrategy="ROLLING")  # today's service, unchanged
     td = ecs.describe_task_definition(taskDefinition=out["TaskDefinitionArn"])["taskDefinition"]
     assert (td["networkMode"], td["requiresCompatibilities"], td["cpu"], td["memory"]) == (
         "awsvpc",
@@ -541,6 +542,7 @@ def test_the_ecs_service_and_task_definition_keep_their_fargate_properties(
         "deploymentCircuitBreaker": {"enable": True, "rollback": True},
         "maximumPercent": 200,
         "minimumHealthyPercent": 100,
+        "strategy": "ROLLING",
     }
     assert service["healthCheckGracePeriodSeconds"] == 60
     assert [(d["status"], d["rolloutState"]) for d in service["deployments"]] == [("PRIMARY", "COMPLETED")]
@@ -565,9 +567,9 @@ def test_the_load_balancer_autoscaling_and_alarms_are_provisioned(aws: Clients, 
         3000,
         "/healthcheck/",
     )
-    [listener] = elb.describe_listeners(LoadBalancerArn=out["LoadBalancerArn"])["Listeners"]
-    assert (listener["Port"], listener["Protocol"]) == (80, "HTTP")
-    assert listener["DefaultActions"][0]["TargetGroupArn"] == out["TargetGroupArn"]
+    listeners = {ls["Port"]: ls for ls in elb.describe_listeners(LoadBalancerArn=out["LoadBalancerArn"])["Listeners"]}
+    assert {port: ls["Protocol"] for port, ls in listeners.items()} == {80: "HTTP", 8080: "HTTP"}
+    assert listeners[80]["DefaultActions"][0]["TargetGroupArn"] == out["TargetGroupArn"]
 
     [target] = scaling.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"]
     assert target["ResourceId"] == f"service/{out['ClusterName']}/{out['ServiceName']}"
@@ -616,6 +618,250 @@ def test_the_load_balancer_autoscaling_and_alarms_are_provisioned(aws: Clients, 
     unhealthy = alarms["app-unhealthy-hosts"]["Dimensions"]
     assert unhealthy[0] == {"Name": "TargetGroup", "Value": out["TargetGroupArn"].split(":")[-1]}
     assert alarms["app-target-response-time-p90"]["ExtendedStatistic"] == "p90"
+
+
+@covers("cfn_execution", "cfn_dynamic_references", "cfn_ecs_properties", "cfn_iam_roles")
+def test_blue_green_resources_and_a_test_listener_open_only_to_the_generated_token(
+    aws: Clients, _patch: tuple[str, ...]
+) -> None:
+    cfn, elb, ecs, iam, ec2 = aws("cloudformation"), aws("elbv2"), aws("ecs"), aws("iam"), aws("ec2")
+    out = provision(cfn)  # the default strategy: BLUE_GREEN
+    assert out["DeploymentStrategy"] == "BLUE_GREEN"
+    assert out["TestUrl"] == f"http://{out['LoadBalancerDNSName']}:8080/healthcheck/"
+    secret = json.loads(aws("secretsmanager").get_secret_value(SecretId=out["TestTrafficSecretArn"])["SecretString"])
+    assert secret["header"] == "X-Stepdeploy-Test" and len(secret["token"]) == 48 and secret["token"].isalnum()
+
+    weighted = [
+        {"TargetGroupArn": out["TargetGroupArn"], "Weight": 100},
+        {"TargetGroupArn": out["AlternateTargetGroupArn"], "Weight": 0},
+    ]
+    listeners = {ls["Port"]: ls for ls in elb.describe_listeners(LoadBalancerArn=out["LoadBalancerArn"])["Listeners"]}
+    test = listeners[8080]
+    assert test["DefaultActions"] == [
+        {
+            "Type": "fixed-response",
+            "FixedResponseConfig": {"StatusCode": "403", "ContentType": "text/plain", "MessageBody": "Forbidden"},
+        }
+    ]
+    [rule] = elb.describe_rules(RuleArns=[out["TestListenerRuleArn"]])["Rules"]
+    assert [
+        r["RuleArn"] for r in elb.describe_rules(ListenerArn=test["ListenerArn"])["Rules"] if not r["IsDefault"]
+    ] == [rule["RuleArn"]]
+    assert rule["Conditions"] == [
+        {"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": secret["header"], "Values": [secret["token"]]}}
+    ]
+    assert rule["Actions"][0]["ForwardConfig"]["TargetGroups"] == weighted
+    [production] = elb.describe_rules(RuleArns=[out["ProductionListenerRuleArn"]])["Rules"]
+    assert production["RuleArn"].split("/")[-2] == listeners[80]["ListenerArn"].split("/")[-1]
+    assert production["Conditions"] == [{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/*"]}}]
+    assert production["Actions"][0]["ForwardConfig"]["TargetGroups"] == weighted
+
+    groups = elb.describe_target_groups(TargetGroupArns=[out["TargetGroupArn"], out["AlternateTargetGroupArn"]])
+    checks = {
+        json.dumps([g[k] for k in ("TargetType", "Port", "HealthCheckPath", "HealthCheckIntervalSeconds", "Matcher")])
+        for g in groups["TargetGroups"]
+    }
+    assert len(checks) == 1  # the same health check
+    [group] = ec2.describe_security_groups(Filters=[{"Name": "group-id", "Values": [_lb_group(elb, out)]}])[
+        "SecurityGroups"
+    ]
+    assert {(p["FromPort"], p["IpRanges"][0]["CidrIp"]) for p in group["IpPermissions"]} == {
+        (80, "0.0.0.0/0"),
+        (443, "0.0.0.0/0"),
+        (8080, "0.0.0.0/0"),
+    }
+
+    [service] = ecs.describe_services(cluster=out["ClusterName"], services=[out["ServiceName"]])["services"]
+    advanced = service["loadBalancers"][0]["advancedConfiguration"]
+    assert (advanced["alternateTargetGroupArn"], advanced["productionListenerRule"], advanced["testListenerRule"]) == (
+        out["AlternateTargetGroupArn"],
+        out["ProductionListenerRuleArn"],
+        out["TestListenerRuleArn"],
+    )
+    role = iam.get_role(RoleName=advanced["roleArn"].split("/")[-1])["Role"]
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "ecs.amazonaws.com"}
+    attached = iam.list_attached_role_policies(RoleName=role["RoleName"])["AttachedPolicies"]
+    assert [p["PolicyName"] for p in attached] == ["AmazonECSInfrastructureRolePolicyForLoadBalancers"]
+    config = service["deploymentConfiguration"]
+    assert (config["strategy"], config["bakeTimeInMinutes"]) == ("BLUE_GREEN", 5)
+    assert "canaryConfiguration" not in config and "linearConfiguration" not in config
+    assert [(h["targetType"], h["lifecycleStages"], h["timeoutConfiguration"]) for h in config["lifecycleHooks"]] == [
+        ("PAUSE", [stage], {"timeoutInMinutes": 60, "action": "ROLLBACK"})
+        for stage in ("POST_TEST_TRAFFIC_SHIFT", "POST_PRODUCTION_TRAFFIC_SHIFT")
+    ]
+
+
+def _lb_group(elb: Any, out: dict[str, str]) -> str:
+    [lb] = elb.describe_load_balancers(LoadBalancerArns=[out["LoadBalancerArn"]])["LoadBalancers"]
+    return str(lb["SecurityGroups"][0])
+
+
+@covers("cfn_execution", "cfn_ecs_properties")
+def test_canary_and_linear_stacks_configure_only_their_own_strategy(aws: Clients, _patch: tuple[str, ...]) -> None:
+    cfn, ecs = aws("cloudformation"), aws("ecs")
+    for stack, strategy, block, expected in (
+        ("canary", "CANARY", "canaryConfiguration", {"canaryPercent": 10, "canaryBakeTimeInMinutes": 5}),
+        ("linear", "LINEAR", "linearConfiguration", {"stepPercent": 25, "stepBakeTimeInMinutes": 5}),
+    ):
+        out = provision(cfn, stack, DeploymentStrategy=strategy)
+        [service] = ecs.describe_services(cluster=out["ClusterName"], services=[out["ServiceName"]])["services"]
+        config = service["deploymentConfiguration"]
+        assert config["strategy"] == strategy and out["DeploymentStrategy"] == strategy
+        assert {k: float(v) for k, v in config[block].items()} == expected
+        assert {"canaryConfiguration", "linearConfiguration"} & set(config) == {block}
+        assert len(config["lifecycleHooks"]) == 2
+
+
+def _secret_copy_template(key: str) -> str:
+    return yaml.safe_dump(
+        {
+            "Resources": {
+                "Source": {
+                    "Type": "AWS::SecretsManager::Secret",
+                    "Properties": {
+                        "GenerateSecretString": {"SecretStringTemplate": "{}", "GenerateStringKey": "token"}
+                    },
+                },
+                "Copy": {
+                    "Type": "AWS::SecretsManager::Secret",
+                    "Properties": {
+                        "SecretString": {
+                            "Fn::Sub": f"copied {{{{resolve:secretsmanager:${{Source}}:SecretString:{key}}}}}"
+                        }
+                    },
+                },
+            },
+            "Outputs": {"Source": {"Value": {"Ref": "Source"}}, "Copy": {"Value": {"Ref": "Copy"}}},
+        }
+    )
+
+
+@covers("cfn_dynamic_references", "cfn_execution")
+def test_a_secrets_manager_dynamic_reference_is_resolved_when_the_resource_is_made(
+    aws: Clients, _patch: tuple[str, ...]
+) -> None:
+    cfn, secrets = aws("cloudformation"), aws("secretsmanager")
+    body = _secret_copy_template("token")
+    cfn.execute_change_set(
+        ChangeSetName=cfn.create_change_set(
+            StackName="s", ChangeSetName="c", ChangeSetType="CREATE", TemplateBody=body
+        )["Id"]
+    )
+    out = outputs(cfn, "s")
+    token = json.loads(secrets.get_secret_value(SecretId=out["Source"])["SecretString"])["token"]
+    assert secrets.get_secret_value(SecretId=out["Copy"])["SecretString"] == f"copied {token}"
+    # the template keeps the reference: a new value of the secret alone is no change to the stack
+    secrets.put_secret_value(SecretId=out["Source"], SecretString='{"token": "rotated"}')
+    update = cfn.create_change_set(StackName="s", ChangeSetName="u", ChangeSetType="UPDATE", TemplateBody=body)["Id"]
+    described = cfn.describe_change_set(ChangeSetName=update)
+    assert (described["Status"], described["StatusReason"]) == ("FAILED", NO_CHANGES)
+
+    # a key the secret does not have fails the resource (and rolls the creation back)
+    cfn.execute_change_set(
+        ChangeSetName=cfn.create_change_set(
+            StackName="bad", ChangeSetName="c", ChangeSetType="CREATE", TemplateBody=_secret_copy_template("nokey")
+        )["Id"]
+    )
+    assert status(cfn, "bad") == "ROLLBACK_COMPLETE"
+    [failed] = [(logical, reason) for logical, state, reason in events(cfn, "bad") if state == "CREATE_FAILED"]
+    assert failed[0] == "Copy" and "has no JSON key 'nokey'" in str(failed[1])
+
+
+@covers("cfn_deletions", "cfn_execution")
+def test_a_listener_rule_changes_priority_in_place_and_goes_with_the_template(
+    aws: Clients, _patch: tuple[str, ...]
+) -> None:
+    cfn, elb = aws("cloudformation"), aws("elbv2")
+    out = provision(cfn)
+    listener = elb.describe_rules(RuleArns=[out["TestListenerRuleArn"]])["Rules"][0]["RuleArn"]
+    doc = template.load(APP_TEMPLATE)  # intrinsics in their long form (JSON)
+    doc["Resources"]["TestListenerRule"]["Properties"]["Priority"] = 7
+    update = update_change_set(cfn, "app", "priority", template=json.dumps(doc))
+    assert {(action, logical) for action, logical in changes(cfn, update)} == {("Modify", "TestListenerRule")}
+    assert changes(cfn, update)[("Modify", "TestListenerRule")]["ResourceChange"]["Replacement"] == "False"
+    cfn.execute_change_set(ChangeSetName=update)
+    assert status(cfn, "app") == "UPDATE_COMPLETE"
+    [rule] = elb.describe_rules(RuleArns=[out["TestListenerRuleArn"]])["Rules"]
+    assert (rule["RuleArn"], rule["Priority"]) == (listener, "7")
+
+    # without the test listener rule (the service no longer names it), the rule is deleted
+    del doc["Resources"]["TestListenerRule"]
+    del doc["Resources"]["ListenersReady"]["Metadata"]["TestListenerRule"]
+    del doc["Outputs"]["TestListenerRuleArn"]
+    advanced = doc["Resources"]["Service"]["Properties"]["LoadBalancers"][0]["AdvancedConfiguration"]
+    del advanced["Fn::If"][2]["TestListenerRule"]
+    update = update_change_set(cfn, "app", "norule", template=json.dumps(doc))
+    assert ("Remove", "TestListenerRule") in changes(cfn, update)
+    cfn.execute_change_set(ChangeSetName=update)
+    assert status(cfn, "app") == "UPDATE_COMPLETE"
+    test_listener = next(
+        ls for ls in elb.describe_listeners(LoadBalancerArn=out["LoadBalancerArn"])["Listeners"] if ls["Port"] == 8080
+    )
+    assert [r["IsDefault"] for r in elb.describe_rules(ListenerArn=test_listener["ListenerArn"])["Rules"]] == [True]
+
+
+def _role_template(policy: str, service: str) -> str:
+    return yaml.safe_dump(
+        {
+            "Resources": {
+                "Role": {
+                    "Type": "AWS::IAM::Role",
+                    "Properties": {
+                        "AssumeRolePolicyDocument": {
+                            "Version": "2012-10-17",
+                            "Statement": [
+                                {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+                            ],
+                        },
+                        "ManagedPolicyArns": [f"arn:aws:iam::aws:policy/{policy}"],
+                    },
+                }
+            },
+            "Outputs": {"Role": {"Value": {"Ref": "Role"}}},
+        }
+    )
+
+
+@covers("cfn_iam_roles", "cfn_execution")
+def test_a_role_attaches_its_managed_policies_follows_updates_and_can_be_deleted(
+    aws: Clients, _patch: tuple[str, ...]
+) -> None:
+    cfn, iam = aws("cloudformation"), aws("iam")
+
+    def run(stack: str, kind: str, body: str) -> None:
+        cfn.execute_change_set(
+            ChangeSetName=cfn.create_change_set(
+                StackName=stack,
+                ChangeSetName=f"c{kind}",
+                ChangeSetType=kind,
+                TemplateBody=body,
+                Capabilities=["CAPABILITY_IAM"],
+            )["Id"]
+        )
+
+    run("r", "CREATE", _role_template("AmazonECSInfrastructureRolePolicyForLoadBalancers", "ecs.amazonaws.com"))
+    name = outputs(cfn, "r")["Role"]
+    attached = iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]
+    assert attached == [
+        {
+            "PolicyName": "AmazonECSInfrastructureRolePolicyForLoadBalancers",
+            "PolicyArn": "arn:aws:iam::aws:policy/AmazonECSInfrastructureRolePolicyForLoadBalancers",
+        }
+    ]
+    run("r", "UPDATE", _role_template("service-role/AmazonECSTaskExecutionRolePolicy", "ecs-tasks.amazonaws.com"))
+    assert status(cfn, "r") == "UPDATE_COMPLETE"
+    role = iam.get_role(RoleName=name)["Role"]
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "ecs-tasks.amazonaws.com"}
+    assert [p["PolicyName"] for p in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]] == [
+        "AmazonECSTaskExecutionRolePolicy"
+    ]
+    cfn.delete_stack(StackName="r")  # CloudFormation detaches the policies first
+    assert [r["RoleName"] for r in iam.list_roles()["Roles"]] == []
+
+    run("bad", "CREATE", _role_template("NoSuchPolicy", "ecs.amazonaws.com"))  # not an AWS managed policy
+    assert status(cfn, "bad") == "ROLLBACK_COMPLETE"
+    [reason] = [r for logical, state, r in events(cfn, "bad") if state == "CREATE_FAILED"]
+    assert reason == "Policy arn:aws:iam::aws:policy/NoSuchPolicy does not exist or is not attachable."
 
 
 @covers("cfn_execution", "cfn_ecs_properties")

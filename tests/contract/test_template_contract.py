@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import re
 import subprocess
 import sys
@@ -108,3 +109,127 @@ def test_handlers_import_without_side_effects() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+# ------------------------------------------------------------------ application stack: deployment strategies
+APP_STACK = ROOT / "layers/common/stepdeploy/stacks/app.yaml"
+
+
+@pytest.fixture(scope="module")
+def app() -> dict[str, Any]:
+    return template.load(APP_STACK)
+
+
+def _if(value: Any) -> tuple[str, Any, Any]:
+    """(condition, value when true, value when false) of an Fn::If."""
+    condition, when_true, when_false = value["Fn::If"]
+    return condition, when_true, when_false
+
+
+NO_VALUE = {"Ref": "AWS::NoValue"}
+
+
+def test_the_stack_defaults_to_blue_green_and_keeps_rolling(app: dict[str, Any]) -> None:
+    strategy = app["Parameters"]["DeploymentStrategy"]
+    assert (strategy["Default"], strategy["AllowedValues"]) == (
+        "BLUE_GREEN",
+        ["ROLLING", "BLUE_GREEN", "CANARY", "LINEAR"],
+    )
+    assert app["Conditions"]["Rolling"] == {"Fn::Equals": [{"Ref": "DeploymentStrategy"}, "ROLLING"]}
+    config = app["Resources"]["Service"]["Properties"]["DeploymentConfiguration"]
+    assert config["Strategy"] == {"Ref": "DeploymentStrategy"}
+    assert config["DeploymentCircuitBreaker"] == {"Enable": True, "Rollback": True}
+
+
+def test_strategy_specific_blocks_exist_only_for_their_strategy(app: dict[str, Any]) -> None:
+    config = app["Resources"]["Service"]["Properties"]["DeploymentConfiguration"]
+    conditions = app["Conditions"]
+    for block, condition, strategy in (
+        ("CanaryConfiguration", "Canary", "CANARY"),
+        ("LinearConfiguration", "Linear", "LINEAR"),
+    ):
+        name, when_true, when_false = _if(config[block])
+        assert (name, when_false) == (condition, NO_VALUE) and when_true
+        assert conditions[condition] == {"Fn::Equals": [{"Ref": "DeploymentStrategy"}, strategy]}
+    for value in (
+        config["BakeTimeInMinutes"],
+        config["LifecycleHooks"],
+        app["Resources"]["Service"]["Properties"]["LoadBalancers"][0]["AdvancedConfiguration"],
+    ):
+        name, when_true, when_false = _if(value)
+        assert (name, when_true) == ("Rolling", NO_VALUE) and when_false  # non-rolling only
+
+
+def test_the_pause_hooks_roll_back_when_nobody_answers(app: dict[str, Any]) -> None:
+    _, _, hooks = _if(app["Resources"]["Service"]["Properties"]["DeploymentConfiguration"]["LifecycleHooks"])
+    assert [h["LifecycleStages"] for h in hooks] == [["POST_TEST_TRAFFIC_SHIFT"], ["POST_PRODUCTION_TRAFFIC_SHIFT"]]
+    for hook in hooks:
+        assert hook["TargetType"] == "PAUSE" and "HookTargetArn" not in hook
+        assert hook["TimeoutConfiguration"] == {
+            "TimeoutInMinutes": {"Ref": "LifecycleHookTimeoutMinutes"},
+            "Action": "ROLLBACK",
+        }
+
+
+def test_the_test_listener_is_not_open_without_the_header(app: dict[str, Any]) -> None:
+    resources = app["Resources"]
+    listener = resources["TestListener"]["Properties"]
+    assert listener["Port"] == {"Ref": "TestListenerPort"}
+    [default] = listener["DefaultActions"]
+    assert (default["Type"], default["FixedResponseConfig"]["StatusCode"]) == ("fixed-response", "403")
+    rules = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::ElasticLoadBalancingV2::ListenerRule"]
+    on_test = [r for r in rules if r["ListenerArn"] == {"Ref": "TestListener"}]
+    assert len(on_test) == 1  # the only way past the 403
+    [condition] = on_test[0]["Conditions"]
+    secret = resources["TestTrafficSecret"]["Properties"]["GenerateSecretString"]
+    header = json.loads(secret["SecretStringTemplate"])["header"]
+    assert condition["Field"] == "http-header" and condition["HttpHeaderConfig"]["HttpHeaderName"] == header
+    assert condition["HttpHeaderConfig"]["Values"] == [
+        {"Fn::Sub": "{{resolve:secretsmanager:${TestTrafficSecret}:SecretString:" + secret["GenerateStringKey"] + "}}"}
+    ]
+    # no wildcards (* ?) in the token, long enough although ALB compares header values case-insensitively
+    assert secret["ExcludePunctuation"] is True and secret["PasswordLength"] >= 32
+
+
+def test_both_rules_weigh_the_two_target_groups_and_ecs_may_move_them(app: dict[str, Any]) -> None:
+    resources = app["Resources"]
+    expected = [
+        {"TargetGroupArn": {"Ref": "TargetGroup"}, "Weight": 100},
+        {"TargetGroupArn": {"Ref": "AlternateTargetGroup"}, "Weight": 0},
+    ]
+    for rule in ("ProductionListenerRule", "TestListenerRule"):
+        [action] = resources[rule]["Properties"]["Actions"]
+        assert (action["Type"], action["ForwardConfig"]["TargetGroups"]) == ("forward", expected)
+    blue, green = (dict(resources[n]["Properties"]) for n in ("TargetGroup", "AlternateTargetGroup"))
+    assert blue == green  # the same health check
+    _, _, advanced = _if(resources["Service"]["Properties"]["LoadBalancers"][0]["AdvancedConfiguration"])
+    assert advanced == {
+        "AlternateTargetGroupArn": {"Ref": "AlternateTargetGroup"},
+        "ProductionListenerRule": {"Ref": "ProductionListenerRule"},
+        "TestListenerRule": {"Ref": "TestListenerRule"},
+        "RoleArn": {"Fn::GetAtt": ["LoadBalancerInfrastructureRole", "Arn"]},
+    }
+    role = resources["LoadBalancerInfrastructureRole"]["Properties"]
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "ecs.amazonaws.com"}
+    assert role["ManagedPolicyArns"] == [
+        {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/AmazonECSInfrastructureRolePolicyForLoadBalancers"}
+    ]
+
+
+def test_the_load_balancer_admits_the_test_port_only_from_the_test_cidr(app: dict[str, Any]) -> None:
+    ingress = app["Resources"]["LoadBalancerSecurityGroup"]["Properties"]["SecurityGroupIngress"]
+    test = [r for r in ingress if r["FromPort"] == {"Ref": "TestListenerPort"}]
+    assert [(r["ToPort"], r["CidrIp"]) for r in test] == [({"Ref": "TestListenerPort"}, {"Ref": "TestTrafficCidr"})]
+    assert sorted(json.dumps(r["FromPort"]) for r in ingress) == sorted(["80", "443", json.dumps(test[0]["FromPort"])])
+
+
+def test_the_product_outputs_exist(app: dict[str, Any]) -> None:
+    needed = {
+        "DeploymentStrategy",
+        "TestUrl",
+        "TestTrafficSecretArn",
+        "AlternateTargetGroupArn",
+        "ProductionListenerRuleArn",
+        "TestListenerRuleArn",
+    }
+    assert needed <= set(app["Outputs"])

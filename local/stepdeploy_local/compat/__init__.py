@@ -971,6 +971,14 @@ PATCHES: dict[str, tuple[Callable[[], None], str]] = {
     "cfn_getatt_paths": (_cfn._patch_cfn_getatt_paths, "Fn::GetAtt of a dotted attribute (Endpoint.Address) fails"),
     "cfn_list_parameters": (_cfn._patch_cfn_list_parameters, "CommaDelimitedList parameter defaults are not split"),
     "cfn_physical_names": (_cfn._patch_cfn_physical_names, "generated names break AWS length limits (RDS > 63)"),
+    "cfn_iam_roles": (
+        _cfn._patch_cfn_iam_roles,
+        "IAM roles ignore ManagedPolicyArns and trust policy updates, and cannot be deleted with them",
+    ),
+    "cfn_dynamic_references": (
+        _cfn._patch_cfn_dynamic_references,
+        "{{resolve:secretsmanager:...}} dynamic references reach resources unresolved",
+    ),
     "cfn_resource_types": (_cfn._patch_cfn_resource_types, "RDS DBCluster, Secret, autoscaling, Alarm are ignored"),
     "cfn_aurora_instances": (
         _cfn._patch_cfn_aurora_instances,

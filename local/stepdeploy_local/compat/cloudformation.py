@@ -118,6 +118,160 @@ def _patch_cfn_list_parameters() -> None:
     Stack.parameter_list = property(parameter_list)  # type: ignore[assignment, method-assign]
 
 
+_DYNAMIC_REFERENCE = re.compile(r"\{\{resolve:([^:}]+):((?:(?!\}\}).)+)\}\}")
+
+
+class DynamicReferenceError(ValueError):
+    """A dynamic reference CloudFormation cannot resolve (the resource operation fails with this reason)."""
+
+
+def _secret_reference(reference: str, account_id: str, region_name: str) -> str:
+    """``secret-id[:SecretString[:json-key[:version-stage[:version-id]]]]``, the secret id a name or an ARN
+    (whose seven colon-separated parts are the id), as CloudFormation resolves it when it runs a resource."""
+    from moto.secretsmanager.models import secretsmanager_backends
+
+    parts = reference.split(":")
+    size = 7 if reference.startswith("arn:") else 1
+    secret_id, rest = ":".join(parts[:size]), parts[size:]
+    if len(parts) < size or len(rest) > 4 or (rest and rest[0] not in ("", "SecretString")):
+        raise DynamicReferenceError(f"Invalid dynamic reference {{{{resolve:secretsmanager:{reference}}}}}")
+    json_key, stage, version = [*rest[1:], "", "", ""][:3]
+    backend: Any = secretsmanager_backends[account_id][region_name]
+    found = backend.get_secret_value(secret_id, version or None, stage or (None if version else "AWSCURRENT"))
+    text = str(found.get("SecretString") or "")
+    if not json_key:
+        return text
+    try:
+        value = json.loads(text).get(json_key) if text.startswith("{") else None
+    except json.JSONDecodeError:
+        value = None
+    if value is None:
+        raise DynamicReferenceError(
+            f"Secrets Manager secret {secret_id} has no JSON key {json_key!r} in its SecretString"
+        )
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def resolve_dynamic_references(value: Any, account_id: str, region_name: str) -> Any:
+    """Resource properties with their ``{{resolve:secretsmanager:...}}`` references replaced by the values."""
+    if isinstance(value, dict):
+        return {k: resolve_dynamic_references(v, account_id, region_name) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve_dynamic_references(v, account_id, region_name) for v in value]
+    if not isinstance(value, str) or "{{resolve:" not in value or _UNKNOWN in value:
+        return value
+
+    def resolve(match: re.Match[str]) -> str:
+        service, reference = match.group(1), match.group(2)
+        if service != "secretsmanager":
+            raise DynamicReferenceError(f"the local world resolves no {service} dynamic references")
+        return _secret_reference(reference, account_id, region_name)
+
+    return _DYNAMIC_REFERENCE.sub(resolve, value)
+
+
+def _patch_cfn_dynamic_references() -> None:
+    """``{{resolve:secretsmanager:...}}`` dynamic references reach resources unresolved (a listener rule then
+    refuses the 150-character reference as its header value). CloudFormation resolves them when it creates
+    or updates the resource; the template (and so a change set's comparison) keeps the reference."""
+    from moto.cloudformation import parsing
+
+    original = parsing.parse_resource_and_generate_name
+
+    def parse_resource_and_generate_name(logical_id: str, resource_json: Any, resources_map: Any) -> Any:
+        parsed = original(logical_id, resource_json, resources_map)
+        if not parsed:
+            return parsed
+        model, cleaned, name = parsed
+        account, region = resources_map._account_id, resources_map._region_name
+        cleaned["Properties"] = resolve_dynamic_references(cleaned.get("Properties") or {}, account, region)
+        return model, cleaned, name
+
+    parsing.parse_resource_and_generate_name = parse_resource_and_generate_name
+
+
+@functools.cache
+def _aws_managed_policy_data() -> dict[str, Any]:
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+
+    parsed: dict[str, Any] = json.loads(aws_managed_policies_data)
+    return parsed
+
+
+def _managed_policy(backend: Any, arn: str) -> Any:
+    """The policy an ARN names; an AWS managed one is loaded on first use (moto loads none by default)."""
+    from moto.iam.exceptions import NotFoundException
+    from moto.iam.models import AWSManagedPolicy
+
+    found = backend.managed_policies.get(arn)
+    path, _, name = arn.partition(":policy")[2].rpartition("/")
+    data = _aws_managed_policy_data().get(name) if arn.split(":")[4:5] == ["aws"] else None
+    if found is None and data is not None and data.get("Path", "/") == f"{path}/":
+        found = AWSManagedPolicy.from_data(name, backend.account_id, backend.region_name, data)
+        backend.managed_policies[found.arn] = found
+    if found is None:
+        raise NotFoundException(f"Policy {arn} does not exist or is not attachable.")
+    return found
+
+
+def _sync_managed_policies(backend: Any, role: Any, wanted: list[str]) -> None:
+    """The role's attached managed policies as ManagedPolicyArns lists them."""
+    for arn in set(role.managed_policies) - set(wanted):
+        backend.detach_role_policy(arn, role.name)
+    for arn in wanted:
+        if arn not in role.managed_policies:
+            _managed_policy(backend, arn).attach_to(role)
+
+
+def _patch_cfn_iam_roles() -> None:
+    """AWS::IAM::Role ignores ManagedPolicyArns (on creation and update) and its AssumeRolePolicyDocument on
+    update, and a stack cannot delete a role with managed policies attached (CloudFormation detaches them)."""
+    from moto.iam.models import Role, iam_backends
+    from moto.utilities.utils import get_partition
+
+    create, update, delete = (
+        Role.create_from_cloudformation_json,
+        Role.update_from_cloudformation_json,
+        Role.delete_from_cloudformation_json,
+    )
+
+    def backend(account_id: str, region_name: str) -> Any:
+        return iam_backends[account_id][get_partition(region_name)]
+
+    def created(cls: Any, name: str, cloudformation_json: Any, account_id: str, region_name: str, **kw: Any) -> Any:
+        role = create(name, cloudformation_json, account_id, region_name, **kw)
+        wanted = list((cloudformation_json.get("Properties") or {}).get("ManagedPolicyArns") or [])
+        _sync_managed_policies(backend(account_id, region_name), role, wanted)
+        return role
+
+    def updated(
+        cls: Any,
+        original_resource: Any,
+        new_resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+    ) -> Any:
+        role = update(original_resource, new_resource_name, cloudformation_json, account_id, region_name)
+        props, iam = cloudformation_json.get("Properties") or {}, backend(account_id, region_name)
+        trust = props.get("AssumeRolePolicyDocument")
+        if trust is not None:
+            iam.update_assume_role_policy(role.name, trust if isinstance(trust, str) else json.dumps(trust))
+        _sync_managed_policies(iam, role, list(props.get("ManagedPolicyArns") or []))
+        return role
+
+    def deleted(cls: Any, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str) -> None:
+        iam = backend(account_id, region_name)
+        role = next((r for r in iam.roles.values() if r.name == resource_name), None)
+        if role is not None:
+            _sync_managed_policies(iam, role, [])
+        delete(resource_name, cloudformation_json, account_id, region_name)
+
+    Role.create_from_cloudformation_json = classmethod(created)  # type: ignore[arg-type, assignment, method-assign]
+    Role.update_from_cloudformation_json = classmethod(updated)  # type: ignore[assignment, method-assign]
+    Role.delete_from_cloudformation_json = classmethod(deleted)  # type: ignore[arg-type, assignment, method-assign]
+
+
 #: AWS's length limits (and lower case) for names CloudFormation generates, where moto exceeds them
 _NAME_LIMITS: dict[str, tuple[int, bool]] = {
     "AWS::RDS::DBInstance": (63, True),
@@ -823,8 +977,9 @@ def _patch_cfn_ecs_properties() -> None:
 
 def _patch_cfn_deletions() -> None:
     """A stack cannot delete EC2 gateways, NAT gateways, addresses, routes, route tables and their
-    associations, nor ELBv2 listeners and target groups (moto leaves them, so the VPC cannot go
-    either); routes, log groups, load balancers and target groups cannot be updated in place."""
+    associations, nor ELBv2 listeners, listener rules and target groups (moto leaves them, so the VPC
+    cannot go either); routes, log groups, load balancers and target groups cannot be updated in place,
+    and a listener rule's update ignores its Priority."""
     from moto.ec2.models import ec2_backends
     from moto.ec2.models.elastic_ip_addresses import ElasticAddress
     from moto.ec2.models.internet_gateways import InternetGateway
@@ -832,7 +987,7 @@ def _patch_cfn_deletions() -> None:
     from moto.ec2.models.route_tables import Route, RouteTable
     from moto.ec2.models.subnets import SubnetRouteTableAssociation
     from moto.ec2.models.vpn_gateway import VPCGatewayAttachment
-    from moto.elbv2.models import FakeListener, FakeLoadBalancer, FakeTargetGroup, elbv2_backends
+    from moto.elbv2.models import FakeListener, FakeListenerRule, FakeLoadBalancer, FakeTargetGroup, elbv2_backends
     from moto.logs.models import LogGroup, logs_backends
 
     def ec2(account_id: str, region_name: str) -> Any:
@@ -859,6 +1014,7 @@ def _patch_cfn_deletions() -> None:
         SubnetRouteTableAssociation: delete_association,
         VPCGatewayAttachment: delete_attachment,
         FakeListener: lambda self, a, r: elbv2_backends[a][r].delete_listener(self.arn),
+        FakeListenerRule: lambda self, a, r: elbv2_backends[a][r].delete_rule(self.arn),
         FakeTargetGroup: lambda self, a, r: elbv2_backends[a][r].delete_target_group(self.arn),
     }
     for model, deleter in deleters.items():
@@ -943,7 +1099,28 @@ def _patch_cfn_deletions() -> None:
         )
         return original_resource
 
+    update_rule = FakeListenerRule.update_from_cloudformation_json
+
+    def update_listener_rule(
+        cls: Any,
+        original_resource: Any,
+        new_resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+    ) -> Any:
+        """Conditions and actions (moto), then the priority (SetRulePriorities), in place."""
+        rule = update_rule(original_resource, new_resource_name, cloudformation_json, account_id, region_name)
+        priority = (cloudformation_json.get("Properties") or {}).get("Priority")
+        if priority is not None and int(priority) != int(original_resource.priority):
+            elbv2_backends[account_id][region_name].set_rule_priorities(
+                [{"RuleArn": original_resource.arn, "Priority": int(priority)}]
+            )
+            original_resource.priority = int(priority)
+        return rule
+
     LogGroup.update_from_cloudformation_json = classmethod(update_log_group)  # type: ignore[assignment, method-assign]
+    FakeListenerRule.update_from_cloudformation_json = classmethod(update_listener_rule)  # type: ignore[assignment, method-assign]
     Route.update_from_cloudformation_json = classmethod(update_route)  # type: ignore[assignment, method-assign]
     FakeLoadBalancer.update_from_cloudformation_json = classmethod(update_load_balancer)  # type: ignore[assignment, method-assign]
     FakeTargetGroup.update_from_cloudformation_json = classmethod(update_target_group)  # type: ignore[assignment, method-assign]
@@ -1156,6 +1333,7 @@ _REPLACING: dict[str, frozenset[str]] = {
         {"Name", "Port", "Protocol", "ProtocolVersion", "TargetType", "VpcId", "IpAddressType"}
     ),
     "AWS::ElasticLoadBalancingV2::Listener": frozenset({"LoadBalancerArn"}),
+    "AWS::ElasticLoadBalancingV2::ListenerRule": frozenset({"ListenerArn"}),
     "AWS::ApplicationAutoScaling::ScalableTarget": frozenset({"ResourceId", "ScalableDimension", "ServiceNamespace"}),
     "AWS::ApplicationAutoScaling::ScalingPolicy": frozenset(
         {"PolicyName", "ResourceId", "ScalableDimension", "ScalingTargetId", "ServiceNamespace"}
