@@ -160,3 +160,11 @@ def test_the_poll_limit_covers_a_normal_deployment() -> None:
         + req.strategy.shift_seconds() // decisions.shift_wait(req.health)
     )
     assert limit > normal
+
+
+def test_a_stack_strategy_other_than_rolling_is_refused_until_stack_updates_are_followed() -> None:
+    with pytest.raises(InvalidDeploymentRequest, match=r"^\$\.stack\.parameters\.DeploymentStrategy: BLUE_GREEN"):
+        DeploymentRequest.from_input(
+            {"stack": {"name": "shop", "parameters": {"DeploymentStrategy": "BLUE_GREEN"}}, "image": BASE["image"]},
+            Defaults(),
+        )
