@@ -102,6 +102,18 @@ def _install_stdout_proxy() -> None:
         _stdout_proxy_installed = True
 
 
+@contextmanager
+def unrecorded() -> Iterator[None]:
+    """Calls the world makes on AWS's behalf inside an invocation (e.g. ECS putting its events on the bus) are
+    not the function's calls: neither recorded against it nor subject to its API faults."""
+    calls, faults = getattr(_recording, "calls", None), getattr(_recording, "api_faults", None)
+    _recording.calls = None
+    try:
+        yield
+    finally:
+        _recording.calls, _recording.api_faults = calls, faults
+
+
 def _install_api_recorder() -> None:
     """Record (service, operation) of every boto3 call made inside an invocation."""
     global _api_hook_installed

@@ -30,7 +30,7 @@ from typing import Any
 from . import clock, compat, template
 from .deployments import PROGRESSIVE, DeploymentModel
 from .model import RolloutModel
-from .runtime import ApiFault, LambdaRuntime
+from .runtime import ApiFault, LambdaRuntime, unrecorded
 from .traffic import DEFAULT_RATE, DeploymentTraffic, UserTraffic, count, segments_of
 from .workload import ImageProfile, WorkloadServer, profile
 
@@ -927,7 +927,8 @@ class World:
         """An event ECS sends to the default bus (source aws.ecs)."""
         when = _dt.datetime.fromtimestamp(self.clock.time(), tz=_dt.UTC)
         entry = {"Source": "aws.ecs", "DetailType": detail_type, "Detail": json.dumps(detail)}
-        self.client("events").put_events(Entries=[{**entry, "Resources": resources, "Time": when}])
+        with unrecorded():  # ECS sends it, not the function whose call made ECS act
+            self.client("events").put_events(Entries=[{**entry, "Resources": resources, "Time": when}])
         self.ecs_events.append({"detail-type": detail_type, "detail": detail, "resources": resources})
 
     def _service_observed(self, backend: Any, service: Any) -> None:

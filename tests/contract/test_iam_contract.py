@@ -3,6 +3,7 @@ an IAM statement of that function in template.yaml."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -22,6 +23,7 @@ IAM_PREFIX = {
     "codepipeline": "codepipeline",
     "cloudformation": "cloudformation",
     "events": "events",
+    "secretsmanager": "secretsmanager",
 }
 
 
@@ -107,6 +109,35 @@ def observed() -> dict[str, set[tuple[str, str]]]:
         world.push_image(failing.repository, "i2")
         assert world.deploy(failing.request("i2")).status == "FAILED"
         assert world.deploy(failing.request("i2")).error == "DatabaseInitUncertain"
+        # progressive delivery: a BLUE_GREEN release, a broken one (the hook answered ROLLBACK), the gate function
+        # failing at a hook (the rollback takes the deployment back), and a stop while paused (ReleaseLock does)
+        bg = world.create_service(cluster="bg", service="bg", repository="bg", strategy="BLUE_GREEN")
+        token = world.client("secretsmanager").create_secret(
+            Name="bg-test", SecretString=json.dumps({"token": bg.test_token})
+        )
+        strategy = {
+            "type": "BLUE_GREEN",
+            "bake_minutes": 0,
+            "test_url": bg.test_url,
+            "test_header_secret_arn": token["ARN"],
+        }
+        for tag, profile in (("b2", "healthy"), ("b3", "db-down"), ("b4", "healthy"), ("b5", "healthy")):
+            world.push_image(bg.repository, tag, profile)
+        assert world.deploy(bg.request("b2", strategy=strategy)).status == "SUCCEEDED"
+        assert world.deploy(bg.request("b3", strategy=strategy)).error == "HealthCheckFailed"
+        world.faults.fail_lambda("FollowDeploymentFunction", after=2, times=1)
+        assert world.deploy(bg.request("b4", strategy=strategy)).status == "FAILED"
+        pause = world.pause_at("WaitDeployment", arrival=3)
+        arn = world.start_deployment(bg.request("b5", strategy=strategy))
+        pause.reached()
+        world.client("stepfunctions").stop_execution(executionArn=arn)
+        pause.release()
+        world.wait(arn)
+        while not any(
+            i.function == "ReleaseLockFunction" and ("ecs", "ContinueServiceDeployment") in i.aws_calls
+            for i in world.runtime.invocations
+        ):
+            time.sleep(0.02)
         for inv in world.runtime.invocations:
             calls.setdefault(inv.function, set()).update(inv.aws_calls)
     return calls
@@ -159,9 +190,13 @@ def test_no_function_is_granted_more_than_it_uses(observed: dict[str, set[tuple[
         "EnsureStackFunction": {"iam:passrole"},  # CreateChangeSet with RoleARN passes the stack role
         # Publish to the KMS-encrypted topic: SNS uses the key with the publisher's permissions
         "RecordOutcomeFunction": {"kms:decrypt", "kms:generatedatakey"},
-        "ReleaseLockFunction": {"kms:decrypt", "kms:generatedatakey"},
         # Lambda sends a failed asynchronous invocation to the KMS-encrypted on-failure queue with the role
         "PipelineJobFunction": {"kms:decrypt", "kms:generatedatakey"},
+        # take_back() stops a deployment that is shifting production traffic (no hook awaits an answer); the
+        # scenario above takes deployments back at a hook (ContinueServiceDeployment): the same code path
+        "UpdateServiceFunction": {"ecs:stopservicedeployment"},
+        "FollowDeploymentFunction": {"ecs:stopservicedeployment"},  # (tests/workflow/test_progressive_delivery.py)
+        "ReleaseLockFunction": {"kms:decrypt", "kms:generatedatakey", "ecs:stopservicedeployment"},
     }
     tpl = template.load()
     for function, calls in observed.items():

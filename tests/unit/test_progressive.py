@@ -168,3 +168,10 @@ def test_a_stack_strategy_other_than_rolling_is_refused_until_stack_updates_are_
             {"stack": {"name": "shop", "parameters": {"DeploymentStrategy": "BLUE_GREEN"}}, "image": BASE["image"]},
             Defaults(),
         )
+
+
+def test_the_test_token_comes_from_the_stacks_json_secret() -> None:
+    assert decisions.test_token('{"header": "X-Stepdeploy-Test", "token": "abc"}') == "abc"
+    for bad in ("abc", "[]", '{"token": ""}'):
+        with pytest.raises(InvalidDeploymentRequest, match="test_header_secret_arn"):
+            decisions.test_token(bad)

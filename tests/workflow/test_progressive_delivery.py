@@ -5,6 +5,7 @@ production, the lock released, the record written, no deployment left paused."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -36,7 +37,9 @@ def progressive(world: World, kind: str) -> tuple[AppService, dict[str, Any]]:
     """A service that deploys ``kind``, and the request's strategy (test URL, the token's secret)."""
     app = world.create_service(tag="v1", strategy=kind)
     assert app.test_url and app.test_token
-    secret = world.client("secretsmanager").create_secret(Name=f"{app.service}-test-token", SecretString=app.test_token)
+    secret = world.client("secretsmanager").create_secret(
+        Name=f"{app.service}-test-token", SecretString=json.dumps({"token": app.test_token})
+    )
     return app, {**STRATEGIES[kind], "test_url": app.test_url, "test_header_secret_arn": secret["ARN"]}
 
 
@@ -188,3 +191,17 @@ def test_a_strategy_the_service_cannot_run_is_refused_before_anything_changes(wo
     assert result.status == "FAILED" and result.error == "InvalidDeploymentRequest", result.cause
     assert "advancedConfiguration" in (result.cause or "")
     assert revision(app.running_task_definition()) == "web:1"
+
+
+def test_a_broken_release_after_a_swap_of_target_groups_is_rolled_back_and_verified(world: World) -> None:
+    """After a BLUE_GREEN release, blue's tasks sit in the alternate target group: the rollback's verification
+    must read the targets there (it read only the configured group and ended RollbackFailed)."""
+    app, strategy = progressive(world, "BLUE_GREEN")
+    world.push_image(app.repository, "v2")
+    world.push_image(app.repository, "v3", "db-down")
+    assert world.deploy(app.request("v2", strategy=strategy)).status == "SUCCEEDED"
+    result = world.deploy(app.request("v3", strategy=strategy))
+    assert (result.status, result.error) == ("FAILED", "HealthCheckFailed"), result.cause
+    assert "RecordRolledBack" in result.path
+    assert_settled(world, app, "web:2")
+    assert world.user_traffic(app).failed == 0

@@ -387,6 +387,17 @@ def strategy_problem(strategy: StrategySpec | None, view: ServiceView) -> str | 
     return None
 
 
+def test_token(secret_string: str) -> str:
+    """The test listener's token from its secret: JSON ``{"token": ...}`` (stacks/app.yaml TestTrafficSecret)."""
+    try:
+        token = json.loads(secret_string).get("token")
+    except (ValueError, AttributeError):
+        token = None
+    if not isinstance(token, str) or not token:
+        raise InvalidDeploymentRequest('$.strategy.test_header_secret_arn: the secret is not JSON {"token": "..."}')
+    return token
+
+
 def follow_deadline(rollout: RolloutPolicy, health: HealthPolicy, strategy: StrategySpec) -> int:
     """Seconds a service deployment may take: the rollout, a gate window at each hook, and the traffic shift."""
     return (

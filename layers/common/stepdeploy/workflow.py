@@ -1095,13 +1095,12 @@ def gate_round(request: DeploymentRequest, revision: str, deployment: str | None
     policy: HealthPolicy = request.health
     assert policy.url is not None  # filled from the stack outputs before any gate runs
     gates = [decisions.probe_gate(http_probe.probe(policy.url, policy.probe_timeout_seconds), policy)]
+    view = ecs.describe_service(request.target.cluster, request.target.service)
     if policy.target_group_arn:
-        gates.append(decisions.target_gate(elbv2.target_states(policy.target_group_arn)))
-    gates.append(
-        decisions.primary_gate(
-            ecs.describe_service(request.target.cluster, request.target.service), revision, deployment
-        )
-    )
+        # a blue/green service swaps its target groups on every release: the targets behind both are its tasks
+        groups = dict.fromkeys([policy.target_group_arn, view.advanced.get("alternateTargetGroupArn")])
+        gates.append(decisions.target_gate([s for g in groups if g for s in elbv2.target_states(g)]))
+    gates.append(decisions.primary_gate(view, revision, deployment))
     if policy.alarm_names:
         gates.append(decisions.alarm_gate(cloudwatch.alarm_states(policy.alarm_names), policy.alarm_names))
     return gates
@@ -1129,7 +1128,11 @@ def follow_gate_round(request: DeploymentRequest, stage: str) -> list[decisions.
     revision only) always, through production once it takes production traffic, and the alarms."""
     strategy, policy = request.strategy, request.health
     assert strategy is not None and strategy.test_url is not None  # checked by Normalize
-    token = secrets.secret_string(strategy.test_header_secret_arn) if strategy.test_header_secret_arn else None
+    token = (
+        decisions.test_token(secrets.secret_string(strategy.test_header_secret_arn))
+        if strategy.test_header_secret_arn
+        else None
+    )
     headers = {TEST_TRAFFIC_HEADER: token} if token else None
     tested = http_probe.probe(strategy.test_url, policy.probe_timeout_seconds, headers)
     gates = [replace(decisions.probe_gate(tested, replace(policy, url=strategy.test_url)), gate="test-traffic")]
