@@ -74,7 +74,7 @@ class Scenario:
     image: str = "healthy"  # the profile of the image deployed
     provisioned: bool = False  # stack: deployed once (v1) before
     trigger: str = "manual"  # manual | pipeline
-    strategy: str = "ROLLING"  # the other strategies join here once requests can choose them
+    strategy: str = "ROLLING"  # BLUE_GREEN | CANARY | LINEAR: a service deployment ECS runs, followed
     tag: str | None = None  # the tag deployed (default: v1 for a first provisioning, else v2)
     arrange: Callable[[World, Prepared], None] | None = None  # what else is true of the world
 
@@ -110,6 +110,13 @@ def _service_update_refused(world: World, prepared: Prepared) -> None:
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("service-healthy", "a service gets a healthy image"),
     Scenario("service-broken", "a service gets an image that fails its gates: rolled back", image="db-down"),
+    Scenario("bluegreen-healthy", "a BLUE_GREEN service gets a healthy image", strategy="BLUE_GREEN"),
+    Scenario(
+        "bluegreen-broken",
+        "a BLUE_GREEN service gets an image that fails on test traffic: ECS takes it back",
+        image="db-down",
+        strategy="BLUE_GREEN",
+    ),
     Scenario("stack-first", "a stack app's first provisioning, with the database init", app="stack"),
     Scenario(
         "stack-broken",
@@ -151,6 +158,7 @@ class Prepared:
     before: str | None  # task definition serving before the deployment (verified), None: nothing
     image: str  # the requested image URI (by digest)
     tag: str
+    strategy: dict[str, Any] | None = None  # the request's $.strategy (a progressive service)
 
 
 def prepare(world: World, scenario: Scenario) -> Prepared:
@@ -165,7 +173,7 @@ def prepare(world: World, scenario: Scenario) -> Prepared:
                 raise RuntimeError(f"setup: provisioning ended {first.status}: {first.cause}")
             before = app.service().running_task_definition()
     else:
-        app = world.create_service(tag="v1")
+        app = world.create_service(tag="v1", strategy=scenario.strategy)
         before = app.running_task_definition()
     tag = scenario.tag or ("v1" if scenario.app == "stack" and not scenario.provisioned else "v2")
     if tag != "v1":
@@ -174,7 +182,13 @@ def prepare(world: World, scenario: Scenario) -> Prepared:
         world.faults.set_image_profile(app.repository, tag, scenario.image)
     if scenario.trigger == "pipeline":
         world.register(app, allow_digest_only=True)
-    prepared = Prepared(app, before, world.image_uri(app.repository, tag), tag)
+    strategy = None
+    if isinstance(app, AppService) and scenario.strategy != "ROLLING":
+        token = json.dumps({"token": app.test_token})
+        secret = world.client("secretsmanager").create_secret(Name=f"{app.service}-test", SecretString=token)["ARN"]
+        strategy = {"type": scenario.strategy, "bake_minutes": 1, "test_url": app.test_url}
+        strategy["test_header_secret_arn"] = secret
+    prepared = Prepared(app, before, world.image_uri(app.repository, tag), tag, strategy)
     if scenario.arrange is not None:
         scenario.arrange(world, prepared)
     return prepared
@@ -183,7 +197,10 @@ def prepare(world: World, scenario: Scenario) -> Prepared:
 def deploy(world: World, scenario: Scenario, prepared: Prepared) -> tuple[ExecutionResult, dict[str, Any] | None]:
     """Start the scenario's deployment and follow it to its end (the pipeline job too)."""
     if scenario.trigger != "pipeline":
-        return world.deploy(prepared.app.request(prepared.tag), timeout=TIMEOUT), None
+        request = prepared.app.request(prepared.tag)
+        if prepared.strategy:
+            request["strategy"] = prepared.strategy
+        return world.deploy(request, timeout=TIMEOUT), None
     target = prepared.app.name if isinstance(prepared.app, StackApp) else prepared.app.key
     job = world.run_pipeline_job(
         {"target": target, "file": "imageDetail.json"}, {"imageDetail.json": {"ImageURI": prepared.image}}
@@ -512,7 +529,10 @@ def observe(world: World, prepared: Prepared, run: Run) -> None:
 def follow_up(world: World, prepared: Prepared) -> ExecutionResult:
     """A healthy image deployed after the case: proves the lock is free and the service recoverable."""
     world.push_image(prepared.app.repository, "v9")
-    return world.deploy(prepared.app.request("v9"), timeout=TIMEOUT)
+    request = prepared.app.request("v9")
+    if prepared.strategy:
+        request["strategy"] = prepared.strategy
+    return world.deploy(request, timeout=TIMEOUT)
 
 
 # ---------------------------------------------------------------------------- the invariant checker

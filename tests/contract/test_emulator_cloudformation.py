@@ -625,7 +625,7 @@ def test_blue_green_resources_and_a_test_listener_open_only_to_the_generated_tok
     aws: Clients, _patch: tuple[str, ...]
 ) -> None:
     cfn, elb, ecs, iam, ec2 = aws("cloudformation"), aws("elbv2"), aws("ecs"), aws("iam"), aws("ec2")
-    out = provision(cfn)  # the default strategy: BLUE_GREEN
+    out = provision(cfn, DeploymentStrategy="BLUE_GREEN")  # (the default is ROLLING for now)
     assert out["DeploymentStrategy"] == "BLUE_GREEN"
     assert out["TestUrl"] == f"http://{out['LoadBalancerDNSName']}:8080/healthcheck/"
     secret = json.loads(aws("secretsmanager").get_secret_value(SecretId=out["TestTrafficSecretArn"])["SecretString"])

@@ -246,10 +246,13 @@ def test_security_group_chain(template: dict[str, Any]) -> None:
         assert "CidrIp" not in rule and "CidrIpv6" not in rule
 
     alb_rules = list(ingress_rules(template, "LoadBalancerSecurityGroup"))
-    assert sorted((r["FromPort"], r["CidrIp"]) for r in alb_rules) == [
-        (80, "0.0.0.0/0"),
-        (443, "0.0.0.0/0"),
-    ]
+    assert sorted((str(r["FromPort"]), str(r["CidrIp"])) for r in alb_rules) == sorted(
+        [
+            ("80", "0.0.0.0/0"),
+            ("443", "0.0.0.0/0"),
+            (str({"Ref": "TestListenerPort"}), str({"Ref": "TestTrafficCidr"})),  # the token-gated test listener
+        ]
+    )
 
 
 def test_security_group_egress_is_restricted(template: dict[str, Any]) -> None:
@@ -322,13 +325,14 @@ def test_service_circuit_breaker_with_rollback(template: dict[str, Any]) -> None
     assert count[0] == "SetDesiredCount" and count[2] == {"Ref": "AWS::NoValue"}
     assert as_int(default_of(template, count[1])) == 2
     assert template["Conditions"]["SetDesiredCount"] == {"Fn::Equals": [{"Ref": "PreserveDesiredCount"}, "false"]}
-    assert service["LoadBalancers"] == [
-        {
-            "ContainerName": {"Ref": "ContainerName"},
-            "ContainerPort": {"Ref": "ContainerPort"},
-            "TargetGroupArn": {"Ref": "TargetGroup"},
-        }
-    ]
+    [balancer] = service["LoadBalancers"]
+    assert {k: v for k, v in balancer.items() if k != "AdvancedConfiguration"} == {
+        "ContainerName": {"Ref": "ContainerName"},
+        "ContainerPort": {"Ref": "ContainerPort"},
+        "TargetGroupArn": {"Ref": "TargetGroup"},
+    }
+    # blue/green: only when not ROLLING (tests/contract/test_template_contract.py checks its contents)
+    assert balancer["AdvancedConfiguration"]["Fn::If"][:2] == ["Rolling", {"Ref": "AWS::NoValue"}]
 
 
 def test_container_insights_enabled(template: dict[str, Any]) -> None:

@@ -45,13 +45,14 @@ def test_healthy_update_deploys_and_records(world: World, app: AppService) -> No
     assert all(g["passed"] for g in record["gate_results"])
     # the rollout took 120 virtual seconds; the execution reports virtual time, not wall time
     assert result.virtual_seconds >= 120
-    assert result.path[:7] == [
+    assert result.path[:8] == [
         "Normalize",
         "Guard",
         "GuardDecision",
         "RegisterRevision",
         "DatabaseDecision",
         "Deploy",
+        "DeployKind",  # a rolling update is polled, then gated
         "WaitRollout",
     ]
     assert result.path[-2:] == ["RecordSucceeded", "Deployed"]
