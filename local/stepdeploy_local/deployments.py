@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import clock
+from .model import container_image
 from .workload import ImageProfile
 
 STRATEGIES = ("ROLLING", "BLUE_GREEN", "CANARY", "LINEAR")
@@ -270,7 +271,7 @@ class DeploymentModel:
             now = clock.current().time()
             td = service.task_definition
             blue = Revision(
-                self._revision_arn(service), td, _image(backend, td, container), binding["targetGroupArn"], now
+                self._revision_arn(service), td, container_image(backend, td, container), binding["targetGroupArn"], now
             )
             blue.running = service.desired_count
             svc = ProgressiveService(
@@ -329,7 +330,7 @@ class DeploymentModel:
         config = dict(service.deployment_configuration or {})
         green_tg = svc.target_groups[1] if svc.blue.target_group == svc.target_groups[0] else svc.target_groups[0]
         td = service.task_definition
-        green = Revision(self._revision_arn(service), td, _image(backend, td, svc.container), green_tg, now)
+        green = Revision(self._revision_arn(service), td, container_image(backend, td, svc.container), green_tg, now)
         svc.revisions[green.arn] = green
         deployment = ServiceDeployment(
             arn=self._deployment_arn(svc),
@@ -832,14 +833,6 @@ def _plan(config: dict[str, Any], profile: ImageProfile) -> list[Step]:
         Step("CLEAN_UP"),
     ]
     return steps
-
-
-def _image(backend: Any, task_definition: str, container: str) -> str:
-    td = backend.describe_task_definition(task_definition)
-    for definition in td.container_definitions:
-        if definition.get("name") == container:
-            return str(definition.get("image", ""))
-    return str(td.container_definitions[0].get("image", ""))
 
 
 def _other(pair: tuple[str, str], one: str) -> str:

@@ -24,6 +24,15 @@ from . import clock
 from .workload import ImageProfile
 
 
+def container_image(backend: Any, task_definition: str, container: str) -> str:
+    """The image ``container`` of a task definition runs (the first container's when none is named so)."""
+    td = backend.describe_task_definition(task_definition)
+    for definition in td.container_definitions:
+        if definition.get("name") == container:
+            return str(definition.get("image", ""))
+    return str(td.container_definitions[0].get("image", ""))
+
+
 @dataclass
 class Deployment:
     id: str
@@ -97,7 +106,7 @@ class RolloutModel:
                 Deployment(
                     self._new_id(),
                     td,
-                    self._image(backend, td, container),
+                    container_image(backend, td, container),
                     clock.current().time(),
                     state="COMPLETED",
                     reason="ECS deployment completed.",
@@ -113,14 +122,6 @@ class RolloutModel:
 
     def _new_id(self) -> str:
         return f"ecs-svc/{next(self._ids):019d}"
-
-    @staticmethod
-    def _image(backend: Any, task_definition: str, container: str) -> str:
-        td = backend.describe_task_definition(task_definition)
-        for definition in td.container_definitions:
-            if definition.get("name") == container:
-                return str(definition.get("image", ""))
-        return str(td.container_definitions[0].get("image", ""))
 
     # ------------------------------------------------------------------ hooks
 
@@ -138,7 +139,7 @@ class RolloutModel:
                 svc.deployments.insert(
                     0,
                     Deployment(
-                        self._new_id(), target, self._image(backend, target, svc.container), clock.current().time()
+                        self._new_id(), target, container_image(backend, target, svc.container), clock.current().time()
                     ),
                 )
                 svc.started.append((svc.deployments[0].created, svc.deployments[0].id, target))

@@ -29,7 +29,7 @@ from typing import Any
 
 from . import clock, compat, template
 from .deployments import PROGRESSIVE, DeploymentModel
-from .model import RolloutModel
+from .model import RolloutModel, container_image
 from .runtime import ApiFault, LambdaRuntime, unrecorded
 from .traffic import DEFAULT_RATE, DeploymentTraffic, UserTraffic, count, segments_of
 from .workload import ImageProfile, WorkloadServer, profile
@@ -1666,7 +1666,7 @@ class World:
         now = self.clock.time()
         images = {td: image for _, _, td, image in svc.served}
         for _, _, td in svc.started:
-            images.setdefault(td, self.model._image(self._ecs_backend, td, svc.container))
+            images.setdefault(td, container_image(self._ecs_backend, td, svc.container))
         out = []
         for i, (start, deployment_id, td) in enumerate(svc.started):
             end = svc.started[i + 1][0] if i + 1 < len(svc.started) else now

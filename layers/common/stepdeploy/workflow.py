@@ -10,7 +10,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from . import clock, decisions, observability, pipeline, registry, triggers
@@ -1169,89 +1169,69 @@ def follow_deployment(event: dict[str, Any]) -> dict[str, Any]:
             f"service deployment {deployment.arn} still {deployment.status} at {deployment.stage} after "
             f"{int(now - state.started_at)} s and {state.polls} polls (limits {deadline} s, {polls} polls); rolled back"
         )
-    return asdict(_FOLLOW[phase](request, deployment, state, active["task_definition"], now))
+    return asdict(_FOLLOW[phase](_Poll(request, deployment, state, active["task_definition"], now)))
 
 
-def _follow_finished(
-    request: DeploymentRequest,
-    deployment: decisions.ServiceDeploymentView,
-    state: FollowState,
-    revision: str,
-    now: float,
-) -> FollowState:
-    status = "SUCCEEDED" if decisions.follow_phase(deployment, state) == "SUCCEEDED" else "VERIFY"
-    return replace(state, status=status, wait_seconds=0)
+@dataclass(frozen=True)
+class _Poll:
+    """What one poll of a followed service deployment acts on (the argument of every _FOLLOW handler)."""
+
+    request: DeploymentRequest
+    deployment: decisions.ServiceDeploymentView
+    state: FollowState
+    revision: str  # the new task definition
+    now: float
 
 
-def _follow_failed(
-    request: DeploymentRequest,
-    deployment: decisions.ServiceDeploymentView,
-    state: FollowState,
-    revision: str,
-    now: float,
-) -> FollowState:
-    raise RolloutFailed(
-        f"ECS took service deployment {deployment.arn} back ({deployment.status}"
-        f"{': ' + deployment.reason if deployment.reason else ''})"
-    )
+def _follow_succeeded(poll: _Poll) -> FollowState:
+    return replace(poll.state, status="SUCCEEDED", wait_seconds=0)
 
 
-def _follow_hook(
-    request: DeploymentRequest,
-    deployment: decisions.ServiceDeploymentView,
-    state: FollowState,
-    revision: str,
-    now: float,
-) -> FollowState:
+def _follow_verify(poll: _Poll) -> FollowState:
+    return replace(poll.state, status="VERIFY", wait_seconds=0)
+
+
+def _follow_failed(poll: _Poll) -> FollowState:
+    d = poll.deployment
+    raise RolloutFailed(f"ECS took service deployment {d.arn} back ({d.status}{': ' + d.reason if d.reason else ''})")
+
+
+def _follow_hook(poll: _Poll) -> FollowState:
+    request, deployment, state = poll.request, poll.deployment, poll.state
     assert deployment.hook is not None
     bake = BakeState.from_dict(state.bake if state.gated == deployment.stage else None)
+    gates = follow_gate_round(request, deployment.stage)
     try:
-        bake = decisions.advance_bake(bake, follow_gate_round(request, deployment.stage), request.health, revision, now)
+        bake = decisions.advance_bake(bake, gates, request.health, poll.revision, poll.now)
     except (HealthCheckFailed, AlarmTriggered, RolloutFailed):
-        ecs.answer_hook(deployment.arn, deployment.hook.id, "ROLLBACK")
+        take_back(deployment)  # ROLLBACK at the hook
         raise
     if bake.status == "PASSED":
         ecs.answer_hook(deployment.arn, deployment.hook.id, "CONTINUE")
-        return replace(
-            state,
-            gated="",
-            bake={},
-            passed=[*state.passed, deployment.stage],
-            wait_seconds=request.health.interval_seconds,
-        )
+        passed = [*state.passed, deployment.stage]
+        return replace(state, gated="", bake={}, passed=passed, wait_seconds=request.health.interval_seconds)
     return replace(state, gated=deployment.stage, bake=asdict(bake), wait_seconds=bake.wait_seconds)
 
 
-def _follow_shift(
-    request: DeploymentRequest,
-    deployment: decisions.ServiceDeploymentView,
-    state: FollowState,
-    revision: str,
-    now: float,
-) -> FollowState:
-    gated = state.gated == "SHIFT"
-    bake = BakeState.from_dict(state.bake if gated else None)
+def _follow_shift(poll: _Poll) -> FollowState:
+    request, deployment, state = poll.request, poll.deployment, poll.state
+    bake = BakeState.from_dict(state.bake if state.gated == "SHIFT" else None)
+    gates = follow_gate_round(request, deployment.stage)
     try:
-        bake = decisions.fold_shift_round(bake, follow_gate_round(request, deployment.stage), request.health, revision)
+        bake = decisions.fold_shift_round(bake, gates, request.health, poll.revision)
     except (HealthCheckFailed, AlarmTriggered):
-        take_back(deployment)
+        take_back(deployment)  # StopServiceDeployment(ROLLBACK)
         raise
     return replace(state, gated="SHIFT", bake=asdict(bake), wait_seconds=decisions.shift_wait(request.health))
 
 
-def _follow_wait(
-    request: DeploymentRequest,
-    deployment: decisions.ServiceDeploymentView,
-    state: FollowState,
-    revision: str,
-    now: float,
-) -> FollowState:
-    return replace(state, wait_seconds=request.rollout.poll_seconds)
+def _follow_wait(poll: _Poll) -> FollowState:
+    return replace(poll.state, wait_seconds=poll.request.rollout.poll_seconds)
 
 
-_FOLLOW: dict[str, Callable[..., FollowState]] = {
-    "SUCCEEDED": _follow_finished,
-    "VERIFY": _follow_finished,
+_FOLLOW: dict[str, Callable[[_Poll], FollowState]] = {
+    "SUCCEEDED": _follow_succeeded,
+    "VERIFY": _follow_verify,
     "FAILED": _follow_failed,
     "HOOK": _follow_hook,
     "SHIFT": _follow_shift,
