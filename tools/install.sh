@@ -44,8 +44,8 @@ install_set() {
     uv=$(find_uv)
     if [ -n "$uv" ]; then
         [ -x "$VENV/bin/python" ] || "$uv" venv --quiet --python "$PYTHON" "$VENV"
-        if [ "$1" = test ]; then verb=sync; else verb=install; fi
-        "$uv" pip $verb --quiet --require-hashes --python "$VENV/bin/python" "$REQ/$1.lock"
+        if [ "$1" = test ]; then verb=sync; else verb="install -r"; fi
+        "$uv" pip $verb "$REQ/$1.lock" --quiet --require-hashes --python "$VENV/bin/python"
     else
         [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv --without-pip "$VENV"
         "$PYTHON" -m pip --python "$VENV/bin/python" install --quiet --disable-pip-version-check \
