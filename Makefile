@@ -12,6 +12,9 @@ INSTALL    := PYTHON=$(PYTHON) VENV=$(VENV) sh tools/install.sh
 export PYTHONPATH := $(CURDIR)/layers/common:$(CURDIR)/local
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
+# uv does not compile bytecode at install (for every module of every package that would cost more than the
+# demo's own run): Python caches what a run imports, so the second run does not compile it again.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: demo test lint typecheck templates unit serve bench lock clean
 

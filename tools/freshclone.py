@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -32,15 +33,22 @@ TARGET_TEST_SECONDS = 240.0
 
 
 def run_timed(cmd: Sequence[str], cwd: Path, env: dict[str, str], log: Path) -> dict[str, Any]:
-    """Run a command, its output to ``log``: wall seconds, exit code, and the log's last lines when it failed."""
-    t0 = time.monotonic()
+    """Run a command, its output to ``log``: wall and CPU seconds (user + system, the command and its children:
+    on a busy machine wall time varies, CPU time much less), exit code, the log's last lines when it failed."""
+    t0, cpu0 = time.monotonic(), _children_cpu()
     with log.open("w") as out:
         proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, check=False)
     result: dict[str, Any] = {"command": " ".join(cmd), "wall_seconds": time.monotonic() - t0}
+    result["cpu_seconds"] = _children_cpu() - cpu0
     result["exit_code"] = proc.returncode
     if proc.returncode != 0:
         result["log_tail"] = " | ".join(log.read_text(errors="replace").splitlines()[-3:])
     return result
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def clone(ref: str, dest: Path) -> Path:
@@ -111,11 +119,12 @@ def targets(steps: dict[str, Any]) -> list[dict[str, str]]:
 
 def report(steps: dict[str, Any]) -> str:
     """The steps and the targets as text tables."""
-    lines = [f"{'step':14} {'wall s':>8}  exit  command"]
+    lines = [f"{'step':14} {'wall s':>8} {'CPU s':>7}  exit  command"]
     for key, step in steps.items():
-        lines.append(f"{key:14} {step['wall_seconds']:8.1f}  {step['exit_code']:4}  {step['command']}")
+        wall, cpu, code = step["wall_seconds"], step["cpu_seconds"], step["exit_code"]
+        lines.append(f"{key:14} {wall:8.1f} {cpu:7.1f}  {code:4}  {step['command']}")
         if "log_tail" in step:
-            lines.append(f"{'':14} {'':8}        {step['log_tail'][:300]}")
+            lines.append(f"{'':31} {step['log_tail'][:300]}")
     rows = targets(steps)
     width = max(len(t["target"]) for t in rows)
     lines += ["", f"{'target':{width}}  {'measured':>9}  result"]
@@ -159,6 +168,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "targets": targets(steps),
     }
     print(report(steps))
+    print(f"load average after: {' '.join(f'{x:.1f}' for x in data['load_average_after'])} ({os.cpu_count()} cores)")
     out = ROOT / ".bench"
     out.mkdir(exist_ok=True)
     path = out / f"fresh-clone-{now:%Y%m%dT%H%M%SZ}.json"

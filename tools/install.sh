@@ -43,11 +43,11 @@ find_uv() {
 install_set() {
     uv=$(find_uv)
     if [ -n "$uv" ]; then
-        [ -x "$VENV/bin/python" ] || "$uv" venv --quiet --python "$PYTHON" "$VENV"
+        [ -x "$VENV/bin/python" ] || "$uv" venv --quiet --clear --python "$PYTHON" "$VENV"
         if [ "$1" = test ]; then verb=sync; else verb="install -r"; fi
         "$uv" pip $verb "$REQ/$1.lock" --quiet --require-hashes --python "$VENV/bin/python"
     else
-        [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv --without-pip "$VENV"
+        [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv --clear --without-pip "$VENV"
         "$PYTHON" -m pip --python "$VENV/bin/python" install --quiet --disable-pip-version-check \
             --require-hashes --no-deps -r "$REQ/$1.lock"
     fi
