@@ -1,29 +1,37 @@
 # stepdeploy - the two commands:  make demo   and   make test
-# Both create/refresh a local virtualenv (.venv) with the pinned toolchain on first use.
+# Each installs into a local virtualenv (.venv) on first use what it needs, from the hash-pinned locks in
+# requirements/ (tools/install.sh: uv, bootstrapped from PyPI, or pip when uv cannot be had):
+# `make demo` only the runtime and the local world (demo.lock), `make test` everything (test.lock).
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.stamp
+DEMO_STAMP := $(VENV)/.stamp-demo
+TEST_STAMP := $(VENV)/.stamp-test
+INSTALL    := PYTHON=$(PYTHON) VENV=$(VENV) sh tools/install.sh
 export PYTHONPATH := $(CURDIR)/layers/common:$(CURDIR)/local:$(CURDIR)/cli
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
+# uv does not compile bytecode at install (for every module of every package that would cost more than the
+# demo's own run): Python caches what a run imports, so the second run does not compile it again.
+unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: demo test lint typecheck templates unit serve bench clean
+.PHONY: demo test lint typecheck templates unit serve bench lock clean
 
-$(STAMP): requirements-dev.txt layers/common/requirements.txt
-	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 required, found {sys.version.split()[0]}"'
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -r layers/common/requirements.txt
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .   # the stepdeploy command
+$(DEMO_STAMP): requirements/demo.lock tools/install.sh
+	@$(INSTALL) demo
 	@touch $@
+
+# the test set includes the demo set
+$(TEST_STAMP): requirements/test.lock tools/install.sh
+	@$(INSTALL) test
+	@touch $@ $(DEMO_STAMP)
 
 # checkov pins dependencies that conflict with the toolchain above: it gets a virtualenv of its own
 SCAN_VENV  ?= .venv-scan
 SCAN_STAMP := $(SCAN_VENV)/.stamp
-$(SCAN_STAMP): requirements-scan.txt
-	$(PYTHON) -m venv $(SCAN_VENV)
-	$(SCAN_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-scan.txt
+$(SCAN_STAMP): requirements/scan.lock tools/install.sh
+	@PYTHON=$(PYTHON) VENV=$(SCAN_VENV) sh tools/install.sh scan
 	@touch $@
 
 # Security scanners (checkov, cfn-lint's serverless rules) fail on any finding that is neither fixed nor waived
@@ -36,29 +44,29 @@ CHECKOV = BC_SKIP_MAPPING=TRUE CKV_SKIP_PACKAGE_UPDATE_CHECK=true $(SCAN_VENV)/b
 	--skip-download --compact --quiet
 
 ## demo: from an empty account: provision, deploy, roll back, every trigger, an infrastructure change
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(BIN)/python -m stepdeploy_local demo $(ARGS)
 
 ## serve: the local world as a server on 127.0.0.1:5000 (aws --endpoint-url http://127.0.0.1:5000 ...)
-serve: $(STAMP)
+serve: $(DEMO_STAMP)
 	$(BIN)/python -m stepdeploy_local serve $(ARGS)
 
 ## bench: the benchmark (scenarios, imports, sizes, wall times, throughput); JSON under .bench/
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(BIN)/python tools/bench.py $(ARGS)
 
 ## test: lint, types, template validation and the whole test suite
-test: $(STAMP) lint typecheck templates unit
+test: $(TEST_STAMP) lint typecheck templates unit
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check layers local functions tests tools cli
 
-typecheck: $(STAMP)
+typecheck: $(TEST_STAMP)
 	$(BIN)/mypy
 	$(BIN)/mypy functions --explicit-package-bases
 
-templates: $(STAMP) $(SCAN_STAMP)
+templates: $(TEST_STAMP) $(SCAN_STAMP)
 	$(BIN)/sam validate --lint --template template.yaml --region $(AWS_DEFAULT_REGION)
 	$(BIN)/cfn-lint template.yaml layers/common/stepdeploy/stacks/*.yaml examples/pipeline/pipeline.yaml
 	$(BIN)/cfn-lint --append-rules cfn_lint_serverless.rules -- $(SCANNED_TEMPLATES)
@@ -69,8 +77,13 @@ templates: $(STAMP) $(SCAN_STAMP)
 
 # one worker per core; a test file stays on one worker (module fixtures build a world once)
 PYTEST_ARGS ?= -n auto --dist loadfile
-unit: $(STAMP)
+unit: $(TEST_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+## lock: regenerate requirements/*.lock (every package, with hashes) after changing requirements-dev.txt,
+## layers/common/requirements.txt or requirements/*.in
+lock:
+	$(INSTALL) lock
+
 clean:
-	rm -rf $(VENV) $(SCAN_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SCAN_VENV) .uv .aws-sam .pytest_cache .mypy_cache .ruff_cache

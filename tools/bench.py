@@ -1,6 +1,7 @@
 """Benchmark stepdeploy in the local AWS world and print a table per section.
 
     PYTHONPATH=layers/common:local .venv/bin/python tools/bench.py [--quick] [--skip-build] [--with-tests] [--matrix]
+    make bench ARGS="--fresh-clone [--with-tests] [--warm-cache] [--ref REV]"   (only the fresh-clone timings)
 
 Every figure comes from a run made by this script; the only constants are the published AWS prices
 below. The same data is written as JSON to ``.bench/bench-<UTC timestamp>.json`` and ``.bench/latest.json``.
@@ -23,6 +24,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import freshclone
 
 ROOT = Path(__file__).resolve().parents[1]
 for _p in (ROOT / "layers" / "common", ROOT / "local"):
@@ -602,7 +605,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--skip-build", action="store_true", help="skip sam build (artifact sizes)")
     parser.add_argument("--with-tests", action="store_true", help="also time the test suite (~2 min)")
     parser.add_argument("--matrix", action="store_true", help="also run the full fault matrix (~20 min)")
+    parser.add_argument(
+        "--fresh-clone",
+        action="store_true",
+        help="only time, in fresh clones, the install, first and second make demo (and make test with --with-tests)",
+    )
+    freshclone.add_arguments(parser)
     args = parser.parse_args(argv)
+    if args.fresh_clone:
+        return freshclone.main_with(args)
 
     t_start = time.monotonic()
     now = datetime.now(UTC)
