@@ -601,7 +601,14 @@ def _expected_severity(run: Run, result: ExecutionResult) -> str:
         return "INFO"
     verified = run.verified | ({run.before} if run.before else set())
     unverified = run.running is not None and run.running not in verified
-    return "CRITICAL" if unverified or PERSON_NEEDED.search(result.cause or "") else "WARNING"
+    # the product may alert more than the harness can see is needed (an abort mid-rollback: the revision
+    # that ran before has not passed its gates again), never less; its own cause must then say so
+    says_so = any(PERSON_NEEDED.search(str(cause or "")) for cause in [result.cause, *_record_causes(run)])
+    return "CRITICAL" if unverified or says_so else "WARNING"
+
+
+def _record_causes(run: Run) -> list[str]:
+    return [str(record.get("cause") or "") for record in run.records]
 
 
 def _check_bookkeeping(run: Run, result: ExecutionResult) -> list[str]:

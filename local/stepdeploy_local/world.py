@@ -1142,6 +1142,12 @@ class World:
             raise ValueError(f"no single EventBridge rule {rule!r}; known: {', '.join(sorted(self.rules))}")
         return matches[0]
 
+    def redeliver_execution_end(self, execution_arn: str) -> None:
+        """Deliver an ended execution's status-change event again: EventBridge delivers at least once
+        (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rule-event-delivery.html)."""
+        out = self.client("stepfunctions").describe_execution(executionArn=execution_arn)
+        self._execution_ended(execution_arn, out["stateMachineArn"], out["name"], out["status"])
+
     def _execution_ended(self, execution_arn: str, state_machine_arn: str, name: str, status: str) -> None:
         detail = {"executionArn": execution_arn, "stateMachineArn": state_machine_arn, "name": name, "status": status}
         self.client("events").put_events(

@@ -84,6 +84,19 @@ def test_an_unverified_revision_is_accepted_when_a_person_is_told() -> None:
     ]
 
 
+def test_an_alert_is_accepted_where_the_record_says_a_person_is_needed_and_only_there() -> None:
+    """Found by the full matrix: an abort mid-rollback leaves the revision that ran before, not verified
+    again; the product alerts (its record says so), which is not a violation; an alert without a cause
+    that says a person is needed still is."""
+    result = execution(["Guard", "Rollback", "WaitRollout"], "ABORTED", None)
+    alert = [{"attributes": {"severity": "CRITICAL"}, "message": {}}]
+    said = [{"outcome": "ABORTED", "cause": "... the rollback to web:1 was in progress ... A person is needed: ..."}]
+    assert fm.check(held(result=result, notes=alert, records=said)) == []
+    assert fm.check(held(result=result, notes=alert, records=[{"outcome": "ABORTED"}])) == [
+        "notification severity CRITICAL, expected WARNING"
+    ]
+
+
 def test_the_new_revision_may_serve_once_it_passed_its_gates() -> None:
     assert fm.check(held(running=NEW, verified={NEW})) == []
 

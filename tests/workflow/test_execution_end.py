@@ -174,3 +174,26 @@ def test_a_stack_app_stopped_mid_bake_rolls_back_to_the_last_verified_release(wo
     assert (result.status, result.error) == ("FAILED", "HealthCheckFailed"), result.cause
     assert "rolled back through the stack" in (result.cause or "")
     assert stack.service().running_image() == world.image_uri("techchallengeapp", "v1")  # not v2
+
+
+def test_a_record_that_landed_before_its_step_failed_is_finished_by_the_execution_end(
+    world: World, app: AppService
+) -> None:
+    """Found by the full fault matrix (RecordSucceeded, api-landed): the record's PutItem landed, its
+    response was lost and the step failed; the execution-end handler saw the record and took it for a
+    finished one, so nobody was told and the image was never remembered as verified. It finishes what
+    the step left: the notification (once, even when the end is delivered twice) and the last verified."""
+    world.push_image(app.repository, "v2")
+    world.faults.fail_api("dynamodb", "PutItem", state="RecordSucceeded", after_success=True)
+    result = world.deploy(app.request("v2"))
+    assert result.status == "SUCCEEDED" and result.path[-2] == "SucceededUnrecorded"
+    status_change_handled(world, result.arn)
+    world.redeliver_execution_end(result.arn)  # EventBridge delivers at least once
+    assert len([w for r, w in world.deliveries if r.endswith("ExecutionEnded") and result.arn in w]) == 2
+
+    notes = [n["message"] for n in world.notifications() if n["message"].get("deployment_id") == result.name]
+    assert [n["outcome"] for n in notes] == ["SUCCEEDED"]
+    last = world.client("dynamodb").get_item(
+        TableName=world.outputs["ControlTableName"], Key={"service": {"S": app.key}, "item": {"S": "LAST"}}
+    )
+    assert last["Item"]["deployment_id"]["S"] == result.name

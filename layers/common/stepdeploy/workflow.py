@@ -48,6 +48,8 @@ from .settings import Settings
 
 OUTCOMES = ("SUCCEEDED", "ROLLED_BACK", "FAILED", "ROLLBACK_FAILED", "SKIPPED")
 #: outcomes the execution-status-change rule records for an execution that ended without a record
+#: ``recorded_by`` of a record the execution-end handler wrote (it writes each record at most once)
+RECORDED_AT_END = "execution-end"
 ENDED_OUTCOMES = {"ABORTED": "ABORTED", "TIMED_OUT": "TIMED_OUT", "FAILED": "FAILED"}
 SEVERITY = {
     "SUCCEEDED": "INFO",
@@ -902,14 +904,17 @@ def _record_ended(
     if state is None or not state.get("request") or state["request"].get("plan"):
         return None  # rejected before a service was known, a dispatch, or a plan (plans never record)
     key = _record_key(state)
-    if records.get_record(settings.deployments_table, key, str(state["deployment_id"])) is not None:
-        return None  # the workflow recorded it (a second delivery of the event, or a normal end)
-    ended = pipeline_io.describe_execution(execution_arn)
     result = state.get("result") or {}
-    if result.get("unrecorded") and result.get("outcome") in OUTCOMES:
+    unfinished = bool(result.get("unrecorded")) and result.get("outcome") in OUTCOMES
+    written = records.get_record(settings.deployments_table, key, str(state["deployment_id"]))
+    if written is not None and (written.get("recorded_by") == RECORDED_AT_END or not unfinished):
+        return None  # recorded: by the workflow (a normal end) or here (a second delivery of the event)
+    ended = pipeline_io.describe_execution(execution_arn)
+    if unfinished:  # the Record* step failed, before or after its write landed: finish all it does
         reached = str(result["outcome"])
         error, cause = _outcome_cause(reached, state)
-        _record(reached, error, cause, _severity(reached, state), state, ended["stopped_at"], execution_arn, settings)
+        severity = _severity(reached, state)
+        _record(reached, error, cause, severity, state, ended["stopped_at"], execution_arn, settings, RECORDED_AT_END)
         return reached
     if status not in ENDED_OUTCOMES:
         return None
@@ -917,7 +922,7 @@ def _record_ended(
     error = ended["error"] or {"ABORTED": "ExecutionAborted", "TIMED_OUT": "ExecutionTimedOut"}.get(outcome, outcome)
     cause, critical = _ended_cause(outcome, error, ended["cause"], state, key, settings, taken_back)
     severity = "CRITICAL" if critical else SEVERITY[outcome]
-    _record(outcome, error, cause, severity, state, ended["stopped_at"], execution_arn, settings)
+    _record(outcome, error, cause, severity, state, ended["stopped_at"], execution_arn, settings, RECORDED_AT_END)
     return outcome
 
 
@@ -1329,9 +1334,11 @@ def _record(
     ended_at: Any,
     execution_arn: str | None,
     settings: Settings,
+    recorded_by: str = "workflow",
 ) -> None:
     """Write the deployment record (keyed (service, deployment_id)), free the execution's lock and
-    its unused digest claim, remember a verified deployment, notify."""
+    its unused digest claim, remember a verified deployment, notify. ``recorded_by``: the workflow's
+    Record* step, or the execution-end handler (RECORDED_AT_END) when the execution ended without it."""
     request = state.get("request") or {}
     revision = state.get("revision") or {}
     current = (state.get("current") or {}).get("task_definition")
@@ -1369,6 +1376,7 @@ def _record(
         "database_initialised": bool((state.get("database_init") or {}).get("initialised")),
         "started_at": state.get("started_at"),
         "ended_at": ended_at,
+        "recorded_by": recorded_by,
     }
     records.put_record(settings.deployments_table, record)
     key = intent.get("service_key", record["service"])
