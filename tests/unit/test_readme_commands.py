@@ -20,3 +20,12 @@ def test_every_make_target_the_readme_names_exists() -> None:
 
 def test_ci_runs_the_readme_test_command() -> None:
     assert "make test" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+
+
+def test_every_file_the_readme_links_exists_and_every_doc_is_linked() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    linked = set(re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", readme))
+    assert linked, "the README links its documentation"
+    assert sorted(p for p in linked if not (ROOT / p).exists()) == []
+    docs = {f"docs/{p.name}" for p in (ROOT / "docs").glob("*.md")}
+    assert docs - linked == set(), "a document the README does not link"
