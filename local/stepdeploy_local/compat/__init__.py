@@ -548,12 +548,12 @@ def _patch_event_time() -> None:
     deployment that waited on that clock must not look older than it)."""
     from moto.events import models
 
-    original = models.unix_time
+    original = models.unix_time  # type: ignore[attr-defined]
 
     def unix_time(dt: _dt.datetime | None = None) -> float:
         return _clock.current().time() if dt is None else original(dt)
 
-    models.unix_time = unix_time  # type: ignore[assignment]
+    models.unix_time = unix_time  # type: ignore[attr-defined]
 
 
 def _patch_execution_status_events() -> None:
