@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import signal
 import sys
 import threading
@@ -11,6 +12,8 @@ import time
 import tomllib
 from dataclasses import dataclass
 from typing import Any
+
+from botocore import xform_name
 
 from . import template
 from .world import ExecutionResult, StackApp, World
@@ -245,41 +248,108 @@ def run_demo(world: World) -> int:
     return 0 if all_ok else 1
 
 
-def _wait_forever(world: World, port: int) -> None:
+@dataclass(frozen=True)
+class Example:
+    """A command ``serve`` prints, in the order to run it: the program (``aws`` or ``stepdeploy``), its
+    arguments, and what it does (the comment printed after it; tests/workflow/test_serve_examples.py runs
+    each printed line and checks that it does so)."""
+
+    key: str
+    program: str
+    args: tuple[str, ...]
+    says: str
+
+    def line(self) -> str:
+        return f"{shlex.join((self.program, *self.args))}   # {self.says}"
+
+
+def _aws(endpoint: str, service: str, operation: str, **params: Any) -> tuple[str, ...]:
+    """An AWS CLI command line for ``operation`` (API names, as boto3 takes them): a string parameter
+    as it is, a list of strings as separate words, anything else as JSON (as the CLI accepts it)."""
+    args = ["--endpoint-url", endpoint, service, xform_name(operation, "-")]
+    for name, value in params.items():
+        args.append("--" + xform_name(name, "-"))
+        if isinstance(value, str):
+            args.append(value)
+        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+            args.extend(value)
+        else:
+            args.append(json.dumps(value))
+    return tuple(args)
+
+
+def serve_examples(world: World, app: StackApp, target: str, endpoint: str, good: str, bad: str) -> list[Example]:
+    """What to try against the served world, in order: deploy the healthy image ``good`` by hand, then an
+    ECR push of the broken ``bad`` (both already in ECR) that rolls back to ``good``; look at each step."""
     arn = world.outputs["DeployStateMachineArn"]
-    app = world.stack_apps[0] if world.stack_apps else None
-    print(f"\nlocal world listening on http://127.0.0.1:{port} (Ctrl-C to stop). Try:")
+    service = app.service()
+    push = {
+        "result": "SUCCESS",
+        "repository-name": app.repository,
+        "action-type": "PUSH",
+        "image-digest": world.digest_of(app.repository, bad),
+        "image-tag": bad,
+    }
+    entry = {"Source": "aws.ecr", "DetailType": "ECR Image Action", "Detail": json.dumps(push)}
+    request = {"target": target, "image": {"tag": good}, "reason": f"release {good}"}
+    sfn = ("stepfunctions",)
+    return [
+        Example(
+            "executions",
+            "aws",
+            _aws(endpoint, *sfn, "ListExecutions", stateMachineArn=arn),
+            "every deployment so far and its status",
+        ),
+        Example(
+            "deploy",
+            "aws",
+            _aws(endpoint, *sfn, "StartExecution", stateMachineArn=arn, input=json.dumps(request)),
+            f"deploy {good} by hand (healthy: it runs after a few seconds)",
+        ),
+        Example(
+            "service",
+            "aws",
+            _aws(endpoint, "ecs", "DescribeServices", cluster=service.cluster, services=[service.service]),
+            f"the service runs {good}: one deployment, COMPLETED",
+        ),
+        Example(
+            "push",
+            "aws",
+            _aws(endpoint, "events", "PutEvents", entries=[entry]),
+            f"an ECR push of {bad} (broken: watch it roll back to {good})",
+        ),
+        Example(
+            "history",
+            "stepdeploy",
+            ("--endpoint-url", endpoint, "history", target),
+            f"newest first: {bad} ROLLED_BACK, then {good} SUCCEEDED",
+        ),
+        Example(
+            "status",
+            "stepdeploy",
+            ("--endpoint-url", endpoint, "status", target),
+            f"{good} runs and is the last verified image",
+        ),
+        Example(
+            "stacks",
+            "aws",
+            _aws(endpoint, "cloudformation", "DescribeStacks", StackName=world.stack_name),
+            "stepdeploy's stack: its outputs name the state machine and the tables",
+        ),
+        Example(
+            "app-stack",
+            "aws",
+            _aws(endpoint, "cloudformation", "DescribeStacks", StackName=app.stack_name),
+            "the application stack stepdeploy provisioned",
+        ),
+    ]
+
+
+def _wait_forever(world: World, port: int, examples: list[Example]) -> None:
+    print(f"\nlocal world listening on http://127.0.0.1:{port} (Ctrl-C to stop). Try, in this order:")
     print("  export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=" + world.region)
-    print(f"  aws --endpoint-url http://127.0.0.1:{port} stepfunctions list-executions --state-machine-arn {arn}")
-    if app is not None:
-        example = json.dumps(app.request("v2"))
-        print(
-            f"  aws --endpoint-url http://127.0.0.1:{port} stepfunctions start-execution --state-machine-arn {arn} "
-            f"--input '{example}'"
-        )
-        service = app.service()
-        print(
-            f"  aws --endpoint-url http://127.0.0.1:{port} ecs describe-services --cluster {service.cluster} "
-            f"--services {service.service}"
-        )
-        print(
-            f"  aws --endpoint-url http://127.0.0.1:{port} cloudformation describe-stacks --stack-name {app.stack_name}"
-        )
-        digest = world.digest_of(app.repository, "v3")
-        detail = json.dumps(
-            {
-                "result": "SUCCESS",
-                "repository-name": app.repository,
-                "action-type": "PUSH",
-                "image-digest": digest,
-                "image-tag": "v3",
-            }
-        )
-        entry = json.dumps([{"Source": "aws.ecr", "DetailType": "ECR Image Action", "Detail": detail}])
-        print(
-            f"  aws --endpoint-url http://127.0.0.1:{port} events put-events --entries '{entry}'"
-            "   # an ECR push of v3 (broken: watch it roll back)"
-        )
+    for example in examples:
+        print(f"  {example.line()}")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
@@ -287,6 +357,19 @@ def _wait_forever(world: World, port: int) -> None:
             pass
     except KeyboardInterrupt:
         pass
+
+
+def serve_world(world: World) -> tuple[StackApp, str, bool]:
+    """What ``serve`` starts from: the application stack provisioned with v1 and registered, v2 (healthy) and
+    v3 (broken) pushed. Returns the application, its registry target and whether v1 deployed."""
+    app = world.stack_app("techchallenge")
+    world.push_image(app.repository, "v1", "healthy")
+    first = world.deploy(app.request("v1"))  # provisions the application stack
+    target = world.register(app, tag_filter={"mode": "glob", "pattern": "v*"})
+    world.push_image(app.repository, "v2", "healthy")
+    world.push_image(app.repository, "v3", "db-down")
+    print(f"provisioned {app.stack_name} and deployed v1: {first.status}")
+    return app, target, first.status == "SUCCEEDED"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -324,20 +407,18 @@ def main(argv: list[str] | None = None) -> int:
         server_port=args.port if keep else None,
         stack_name=args.stack_name or samconfig_stack(),
     )
+    endpoint = f"http://127.0.0.1:{args.port}"
     with world:
         if args.command == "demo":
             code = run_demo(world)
+            app, target, good, bad = world.stack_apps[0], "techchallenge", "v8", "v9"
+            world.push_image(app.repository, good, "healthy")
+            world.push_image(app.repository, bad, "db-down")
         else:
-            app = world.stack_app("techchallenge")
-            world.push_image(app.repository, "v1", "healthy")
-            first = world.deploy(app.request("v1"))  # provisions the application stack
-            world.register(app, tag_filter={"mode": "glob", "pattern": "v*"})
-            world.push_image(app.repository, "v2", "healthy")
-            world.push_image(app.repository, "v3", "db-down")
-            print(f"provisioned {app.stack_name} and deployed v1: {first.status}")
-            code = 0 if first.status == "SUCCEEDED" else 1
+            app, target, provisioned = serve_world(world)
+            code, good, bad = (0 if provisioned else 1), "v2", "v3"
         if keep:
-            _wait_forever(world, args.port)
+            _wait_forever(world, args.port, serve_examples(world, app, target, endpoint, good, bad))
     return code
 
 

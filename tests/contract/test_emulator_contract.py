@@ -6,6 +6,7 @@ patch it covers (compat.PATCHES keys), and one test checks that none is left unc
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import time
 from importlib import import_module
@@ -215,6 +216,19 @@ def test_eventbridge_delivers_to_state_machine_targets(world: World, _patch: tup
     assert result.input["detail"] == {"k": 1} and result.input["source"] == "contract.test"
     assert result.input["time"].endswith("Z") and "T" in result.input["time"]  # ISO-8601, as EventBridge sends
     assert world.put_events({"Source": "other", "DetailType": "x", "Detail": "{}"}) == []  # pattern still applies
+
+
+@covers("event_targets", "event_time")
+def test_an_event_without_a_time_is_stamped_on_the_virtual_clock(world: World, _patch: tuple[str, ...]) -> None:
+    machine = _machine(world, {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
+    events = world.client("events")
+    events.put_rule(Name="contract-time", EventPattern=json.dumps({"source": ["contract.time"]}))
+    events.put_targets(Rule="contract-time", Targets=[{"Id": "m", "Arn": machine}])
+    world.clock.advance(7200)  # (a deployment's waits)
+    before = world.clock.time()
+    [arn] = world.put_events({"Source": "contract.time", "DetailType": "x", "Detail": "{}"})
+    stamped = _dt.datetime.strptime(world.wait(arn).input["time"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=_dt.UTC)
+    assert before - 1 <= stamped.timestamp() <= world.clock.time()  # not wall time, two hours behind
 
 
 @covers("execution_status_events")

@@ -681,3 +681,16 @@ def test_settings_take_partition_region_and_account_from_the_function_arn() -> N
 
     assert (settings.partition, settings.region, settings.account) == ("aws-cn", "cn-north-1", "123456789012")
     assert Settings.from_env({**env, "AWS_REGION": "eu-west-1"}).account == ""
+
+
+def test_destructive_init_is_opt_in_and_validated() -> None:
+    stack = {"name": "techchallenge"}
+    request = parse({"stack": stack, "image": {"repository": "techchallengeapp", "tag": "v1"}})
+    assert request.stack is not None and request.stack.allow_destructive_init is False
+    allowed = parse(
+        {"stack": {**stack, "allow_destructive_init": True}, "image": {"repository": "techchallengeapp", "tag": "v1"}}
+    )
+    assert allowed.stack is not None and allowed.stack.allow_destructive_init is True
+    assert DeploymentRequest.from_dict(allowed.to_dict()) == allowed
+    with pytest.raises(InvalidDeploymentRequest, match=r"\$\.stack\.allow_destructive_init"):
+        parse({"stack": {**stack, "allow_destructive_init": "yes"}, "image": {"repository": "r", "tag": "v1"}})

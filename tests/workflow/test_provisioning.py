@@ -340,7 +340,8 @@ def test_a_failed_database_initialisation_is_named_and_retried_next_time(world: 
     assert (result.status, result.error) == ("FAILED", "DatabaseInitFailed")
     assert "exited with code 1" in (result.cause or "")
     assert "the stack was created" in (result.cause or "")
-    assert not [i for i in control_items(world) if i["item"]["S"] == "SCHEMA"]
+    # (released: the next deployment initialises this database stepdeploy created, no consent asked)
+    assert [i["status"]["S"] for i in control_items(world) if i["item"]["S"] == "SCHEMA"] == ["RELEASED"]
 
     world.push_image("techchallengeapp", "v1-fixed")
     result = world.deploy(app.request("v1-fixed"))
@@ -373,7 +374,7 @@ def test_a_database_init_task_that_never_gets_placed_fails_named(world: World, s
     (retrier,) = [r for r in asl["States"]["InitDatabase"]["Retry"] if r["ErrorEquals"] == ["AmazonECS.Unknown"]]
     assert len(world.faults.placement_failures) == 1 + retrier["MaxAttempts"], "retried, within its bound"
     assert world.one_off_runs == [], "no task ever started"
-    assert not [i for i in control_items(world) if i["item"]["S"] == "SCHEMA"]
+    assert [i["status"]["S"] for i in control_items(world) if i["item"]["S"] == "SCHEMA"] == ["RELEASED"]
 
 
 def test_the_same_image_after_a_failed_database_init_is_initialised_and_verified(world: World) -> None:
@@ -655,3 +656,25 @@ def test_plan_mode_without_a_stack_describes_the_deploy_and_changes_nothing(worl
     ecs = world.client("ecs")
     assert len(ecs.list_task_definitions(familyPrefix="web")["taskDefinitionArns"]) == 1
     assert world.record(app, result.name) is None
+
+
+def test_an_existing_database_stepdeploy_never_initialised_is_not_wiped_without_consent(world: World) -> None:
+    world.push_image("techchallengeapp", "v1")
+    world.push_image("techchallengeapp", "v2")
+    onboarded = world.stack_app("techchallenge", init_command=[])  # its database initialised (and used) elsewhere
+    assert world.deploy(onboarded.request("v1")).status == "SUCCEEDED"
+    assert world.one_off_runs == []
+    running, status = onboarded.service().running_image(), stack_status(world, onboarded)
+
+    default_init = world.stack_app("techchallenge")  # a second onboarding with the default init (updatedb -s)
+    refused = world.deploy(default_init.request("v2"))
+    assert (refused.status, refused.error) == ("FAILED", "DatabaseInitRefused"), refused.cause
+    assert "allow_destructive_init" in (refused.cause or "") and "updatedb -s" in (refused.cause or "")
+    assert world.one_off_runs == [], "the database was not touched"
+    assert onboarded.service().running_image() == running and stack_status(world, onboarded) == status
+
+    allowed = world.deploy(default_init.request("v2", stack={"allow_destructive_init": True}))
+    assert allowed.status == "SUCCEEDED", allowed.cause
+    assert [run.command for run in world.one_off_runs] == [["updatedb", "-s"]]
+    again = world.deploy(default_init.request("v1", stack={"allow_destructive_init": True}))
+    assert again.status == "SUCCEEDED" and len(world.one_off_runs) == 1, "at most once, even with consent"

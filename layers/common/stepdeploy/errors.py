@@ -47,6 +47,12 @@ class DatabaseInitUncertain(DeploymentError):
     destructive, so it is not run again until a person checks. Nothing was changed."""
 
 
+class DatabaseInitRefused(DeploymentError):
+    """The stack exists but stepdeploy never initialised its database: the init command (destructive by
+    default) would run against a database that may hold data, and the request does not set
+    ``$.stack.allow_destructive_init``. Nothing was changed."""
+
+
 class InfraUpdateFailed(DeploymentError):
     """The application stack's change set failed, or its update failed and CloudFormation rolled it back."""
 
@@ -84,6 +90,7 @@ WORKFLOW_ERRORS: tuple[type[DeploymentError], ...] = (
     DeploymentInProgress,
     PreviouslyFailed,
     DatabaseInitUncertain,
+    DatabaseInitRefused,
     InfraUpdateFailed,
     DatabaseInitFailed,
     RolloutFailed,

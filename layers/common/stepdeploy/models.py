@@ -287,6 +287,9 @@ class StackSpec:
     init_command: tuple[str, ...]
     timeout_seconds: int
     poll_seconds: int
+    #: run ``init_command`` against a database this deployment did not create (it may hold data: the
+    #: default ``updatedb -s`` drops and re-seeds its table); without it such an init raises DatabaseInitRefused
+    allow_destructive_init: bool = False
 
 
 @dataclass(frozen=True)
@@ -547,7 +550,11 @@ def _stack(value: Any, defaults: Defaults) -> StackSpec:
     from . import stack as app_stack  # the template's parameter rules (read on first use)
 
     st = _obj(value, "$.stack")
-    _only(st, "$.stack", {"name", "parameters", "init_command", "timeout_seconds", "poll_seconds"})
+    _only(
+        st,
+        "$.stack",
+        {"name", "parameters", "init_command", "allow_destructive_init", "timeout_seconds", "poll_seconds"},
+    )
     params = _obj(st.get("parameters", {}), "$.stack.parameters")
     command_raw = st.get("init_command")
     if command_raw is None:
@@ -569,6 +576,7 @@ def _stack(value: Any, defaults: Defaults) -> StackSpec:
         name=_req(_str(st, "name", "$.stack", _STACK, required=True)),
         parameters=app_stack.validate_parameters(params, app_stack.parameter_spec()),
         init_command=command,
+        allow_destructive_init=_flag(st, "allow_destructive_init", "$.stack"),
         timeout_seconds=_int(
             st, "timeout_seconds", "$.stack", defaults.stack_timeout_seconds, *INT_RANGES["stack.timeout_seconds"]
         ),

@@ -172,7 +172,14 @@ def input_schema() -> dict[str, Any]:
                         "items": {"type": "string", "minLength": 1},
                         "maxItems": 64,
                         "default": _DEFAULTS.init_command.split(),
-                        "description": "one-off database initialisation, run once per stack ([] = none)",
+                        "description": "one-off database initialisation, run once per stack ([] = none); "
+                        "against a database the deployment did not create only with allow_destructive_init",
+                    },
+                    "allow_destructive_init": {
+                        "type": "boolean",
+                        "default": False,
+                        "description": "run init_command against an existing database (it may hold data: "
+                        "updatedb -s drops and re-seeds its table); without it that raises DatabaseInitRefused",
                     },
                     **_ints("stack"),
                 },

@@ -21,6 +21,7 @@ from .adapters import registry as registry_table
 from .errors import (
     AlarmTriggered,
     DatabaseInitFailed,
+    DatabaseInitRefused,
     DatabaseInitUncertain,
     HealthCheckFailed,
     InfraUpdateFailed,
@@ -572,7 +573,8 @@ def ensure_stack(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
 
     Returns ``$.stack`` with ``status`` WAITING (poll again after ``wait_seconds``), READY (the
     completed request, and whether the database must be initialised) or PLANNED (the plan).
-    Raises InfraUpdateFailed: the change set failed, or the update failed and was rolled back.
+    Raises InfraUpdateFailed: the change set failed, or the update failed and was rolled back;
+    DatabaseInitRefused: the init would run against an existing database without the request's consent.
     """
     request = DeploymentRequest.from_dict(event["request"])
     spec = request.stack
@@ -646,6 +648,8 @@ def ensure_stack(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
             elif status.endswith("_IN_PROGRESS"):
                 state.detail += " (another operation is running; waiting for it)"
             elif status in app_stack.STABLE:
+                if rollback is None:
+                    _refuse_destructive_init(spec, request.lock_key, name, settings)
                 create("UPDATE", view)
             else:
                 blocked = app_stack.blocking_failure(cloudformation.recent_events(name), name)
@@ -776,6 +780,22 @@ def _planned(
     return {**state.to_dict(), "plan": deploy_plan(request, event["image"], running, stack_plan)}
 
 
+def _refuse_destructive_init(spec: StackSpec, key: str, stack_name: str, settings: Settings) -> None:
+    """A stack that exists, whose database stepdeploy never initialised (no SCHEMA item: created with
+    ``init_command: []``, or by another installation), may hold data: its init (``updatedb -s`` by default
+    drops and re-seeds the table) runs only with ``allow_destructive_init``. Raises DatabaseInitRefused
+    before anything changes. (A database the deployment creates is empty: its init needs no consent.)"""
+    if not spec.init_command or spec.allow_destructive_init:
+        return
+    if control.get_schema(settings.control_table, key) is not None:
+        return  # DONE: nothing runs; STARTED: ClaimDatabaseInit decides (DatabaseInitUncertain)
+    raise DatabaseInitRefused(
+        f"stack {stack_name} exists but stepdeploy never initialised its database, which may hold data: "
+        f"{' '.join(spec.init_command)!r} could wipe it. Set $.stack.init_command to [] if the database is "
+        "initialised already, or $.stack.allow_destructive_init to true to run it anyway; nothing was changed"
+    )
+
+
 def _ready(
     state: app_stack.StackState, request: DeploymentRequest, view: app_stack.StackView, settings: Settings
 ) -> dict[str, Any]:
@@ -789,7 +809,9 @@ def _ready(
     command = list(request.stack.init_command)
     key = request.lock_key
     schema = control.get_schema(settings.control_table, key) if command else None
-    if command and (schema is None or schema["status"] != "DONE"):  # (STARTED: ClaimDatabaseInit decides)
+    consent = state.operation == "CREATE" or request.stack.allow_destructive_init  # (a new database is empty)
+    if command and (schema is None or schema["status"] != "DONE") and (consent or schema is not None):
+        # (STARTED: ClaimDatabaseInit decides)
         out["database"] = {  # run with the revision about to run ($.revision.new), before the service moves
             "initialise": True,
             "cluster": completed.target.cluster,

@@ -542,6 +542,20 @@ def _patch_event_targets() -> None:
     Rule.send_to_targets = send_to_targets  # type: ignore[method-assign, assignment]
 
 
+def _patch_event_time() -> None:
+    """PutEvents stamps an entry without ``Time`` (and its ingestion time) with wall time; EventBridge uses
+    the time it received the event, which in the world is the virtual clock (an ECR push made after a
+    deployment that waited on that clock must not look older than it)."""
+    from moto.events import models
+
+    original = models.unix_time  # type: ignore[attr-defined]
+
+    def unix_time(dt: _dt.datetime | None = None) -> float:
+        return _clock.current().time() if dt is None else original(dt)
+
+    models.unix_time = unix_time  # type: ignore[attr-defined]
+
+
 def _patch_execution_status_events() -> None:
     """Step Functions emits 'Step Functions Execution Status Change' to EventBridge; moto does not."""
     from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
@@ -957,6 +971,7 @@ PATCHES: dict[str, tuple[Callable[[], None], str]] = {
         _patch_execution_timeout,
         "an execution's TimeoutSeconds counts wall time; TIMED_OUT has no error nor stopDate",
     ),
+    "event_time": (_patch_event_time, "PutEvents stamps an entry without Time with wall time"),
     "execution_status_events": (_patch_execution_status_events, "no execution status change events"),
     "codepipeline_jobs": (
         _patch_codepipeline_jobs,

@@ -131,7 +131,8 @@ def set_last(table: str, service: str, digest: str, pushed_at: str, task_definit
 
 def get_schema(table: str, service: str) -> dict[str, str] | None:
     """The service's database-initialisation item, if any: ``status`` STARTED (claimed, the one-off task
-    about to run or running) or DONE (an item written before claims existed has no status: DONE)."""
+    about to run or running), RELEASED (claimed, certainly not run: due again) or DONE (an item written
+    before claims existed has no status: DONE)."""
     item = _get(table, service, "SCHEMA")
     return None if item is None else {"status": "DONE", **item}
 
@@ -149,20 +150,25 @@ def claim_schema(table: str, service: str, deployment_id: str, command: str, now
             "command": {"S": command},
             "claimed_at": {"N": str(now)},
         },
-        "attribute_not_exists(service) OR (deployment_id = :me AND #status = :started)",
-        {":me": {"S": deployment_id}, ":started": {"S": "STARTED"}},
+        "attribute_not_exists(service) OR #status = :released OR (deployment_id = :me AND #status = :started)",
+        {":me": {"S": deployment_id}, ":started": {"S": "STARTED"}, ":released": {"S": "RELEASED"}},
         {"#status": "status"},
     )
 
 
 def release_schema_claim(table: str, service: str, deployment_id: str) -> bool:
-    """Give up this deployment's STARTED claim: its one-off task certainly did not initialise the schema."""
-    return _delete_if(
-        table,
-        _key(service, "SCHEMA"),
-        "deployment_id = :me AND #status = :started",
-        {":me": {"S": deployment_id}, ":started": {"S": "STARTED"}},
-        {"#status": "status"},
+    """Give up this deployment's STARTED claim: its one-off task certainly did not initialise the schema.
+    The item stays, RELEASED: stepdeploy decided to initialise this database (it created it, or the request
+    allowed it) and nothing ran, so the next deployment claims it again without asking for consent."""
+    return (
+        _put_unless(
+            table,
+            {**_key(service, "SCHEMA"), "status": {"S": "RELEASED"}, "deployment_id": {"S": deployment_id}},
+            "deployment_id = :me AND #status = :started",
+            {":me": {"S": deployment_id}, ":started": {"S": "STARTED"}},
+            {"#status": "status"},
+        )
+        is None
     )
 
 
