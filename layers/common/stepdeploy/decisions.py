@@ -80,6 +80,7 @@ class ServiceDeploymentView:
     production_weight: float  # percent of production traffic the target revision is asked to take
     test_weight: float
     hook: HookView | None = None  # the PAUSE hook awaiting stepdeploy's answer, if any
+    timed_out: bool = False  # a PAUSE hook TIMED_OUT: nobody answered it in time
 
     @property
     def finished(self) -> bool:

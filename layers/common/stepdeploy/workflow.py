@@ -23,6 +23,7 @@ from .errors import (
     DatabaseInitFailed,
     DatabaseInitUncertain,
     HealthCheckFailed,
+    HookTimedOut,
     InfraUpdateFailed,
     InvalidDeploymentRequest,
     PreviouslyFailed,
@@ -1193,7 +1194,14 @@ def _follow_verify(poll: _Poll) -> FollowState:
 
 def _follow_failed(poll: _Poll) -> FollowState:
     d = poll.deployment
-    raise RolloutFailed(f"ECS took service deployment {d.arn} back ({d.status}{': ' + d.reason if d.reason else ''})")
+    how = f"({d.status}{': ' + d.reason if d.reason else ''})"
+    if d.timed_out:
+        raise HookTimedOut(
+            f"the lifecycle hook of service deployment {d.arn} at {d.stage} timed out before stepdeploy answered it: "
+            f"ECS took the deployment back by the hook's timeout action {how}. stepdeploy's polls stalled: check the "
+            "FollowDeployment function's errors and throttles"
+        )
+    raise RolloutFailed(f"ECS took service deployment {d.arn} back {how}")
 
 
 def _follow_hook(poll: _Poll) -> FollowState:
