@@ -235,7 +235,8 @@ def test_a_hook_that_times_out_while_stepdeploy_stalls_ends_failed_on_blue(world
     notices on its next poll, verifies blue, ends FAILED with HookTimedOut and a record, never SUCCEEDED."""
     app, strategy = progressive(world, "BLUE_GREEN")
     world.push_image(app.repository, "v2")
-    arn, stalled, paused = held_at_hook(world, app, app.request("v2", strategy={**strategy, "hook_timeout_minutes": 61}))
+    request = app.request("v2", strategy={**strategy, "hook_timeout_minutes": 61})
+    arn, stalled, paused = held_at_hook(world, app, request)
     assert paused["lifecycleStage"] == "POST_TEST_TRAFFIC_SHIFT"
     world.clock.advance(61 * 60 + 1)
     stalled.release()
@@ -278,3 +279,29 @@ def test_a_release_queued_behind_a_paused_one_waits_and_never_touches_its_deploy
     assert by_arn[paused["serviceDeploymentArn"]]["status"] == "SUCCESSFUL"
     assert [d["status"] for d in by_arn.values()] == ["SUCCESSFUL", "SUCCESSFUL"]
     assert [r["outcome"] for r in records_of(world, app)] == ["SUCCEEDED", "SUCCEEDED"]
+
+
+def test_an_ecs_rollback_that_fails_ends_rollback_failed_and_asks_for_a_person(world: World) -> None:
+    """The gates fail on test traffic and stepdeploy answers ROLLBACK, but ECS's rollback fails (ROLLBACK_FAILED,
+    the source revision's tasks gone): stepdeploy ends FAILED RollbackFailed with ECS's reason, a CRITICAL record,
+    the lock released, and no deployment left in flight."""
+    app, strategy = progressive(world, "BLUE_GREEN")
+    world.push_image(app.repository, "v2", "db-down")
+    reason = "Rollback failed: tasks of the source service revision failed to start (CannotPullContainerError)."
+    world.faults.fail_service_rollback(app, reason)
+    result = world.deploy(app.request("v2", strategy=strategy))
+    assert (result.status, result.error) == ("FAILED", "RollbackFailed"), result.cause
+    cause = result.cause or ""
+    assert "HealthCheckFailed" in cause and "ROLLBACK_FAILED" in cause and reason in cause, cause
+    assert "needs attention" in cause
+    assert "RecordRollbackFailed" in result.path and "RecordRolledBack" not in result.path
+    (latest, *_) = sorted(deployments(world, app), key=lambda d: d["createdAt"], reverse=True)
+    assert latest["status"] == "ROLLBACK_FAILED"
+    assert not [d for d in deployments(world, app) if d["status"] in ("PENDING", "IN_PROGRESS")]
+    assert sorted(production_weights(world, app).values()) == [0, 100]
+    assert revision(app.running_task_definition()) == "web:1"
+    assert eventually(lambda: lock_free(world, app))
+    (record,) = records_of(world, app)
+    assert (record["outcome"], record["error"]) == ("ROLLBACK_FAILED", "RollbackFailed")
+    [note] = world.notifications()
+    assert note["subject"].startswith("ALERT") and note["attributes"]["severity"] == "CRITICAL"

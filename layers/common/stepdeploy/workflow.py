@@ -1016,10 +1016,12 @@ def update_service(event: dict[str, Any]) -> dict[str, Any]:
     strategy = StrategySpec(**event["strategy"]) if event.get("strategy") else None
     refresh_deployment: str | None = None
     follow: FollowState | None = None
+    took_back: str | None = None
     view = ecs.describe_service(cluster, service)
     primary = view.primary
     if event["phase"] == "rollback" and _took_back_in_flight(view):
         changed = True  # ECS returns traffic to the source revision, which is still running: the poll follows it
+        took_back = view.current_service_deployment
     elif event.get("mode") == "refresh" and event["phase"] == "deploy":
         # new tasks of the same revision (they read the secrets again); no revision is registered
         refresh_deployment = ecs.force_new_deployment(cluster, service, target)
@@ -1051,6 +1053,7 @@ def update_service(event: dict[str, Any]) -> dict[str, Any]:
         "bake": None,
         **({"deployment": refresh_deployment} if refresh_deployment else {}),
         **({"follow": asdict(follow)} if follow else {}),
+        **({"took_back": took_back} if took_back else {}),
     }
 
 
@@ -1079,6 +1082,8 @@ def take_back(deployment: decisions.ServiceDeploymentView) -> bool:
 def check_rollout(event: dict[str, Any]) -> dict[str, Any]:
     request = DeploymentRequest.from_dict(event["request"])
     active = event["active"]
+    if active.get("took_back"):
+        _check_taken_back(ecs.service_deployment(active["took_back"]))
     view = ecs.describe_service(request.target.cluster, request.target.service)
     state = decisions.assess_rollout(
         view,
@@ -1089,6 +1094,14 @@ def check_rollout(event: dict[str, Any]) -> dict[str, Any]:
         clock.now(),
     )
     return asdict(state)
+
+
+def _check_taken_back(deployment: decisions.ServiceDeploymentView) -> None:
+    """A service deployment ECS took back must get back: ROLLBACK_FAILED means the source revision is not serving."""
+    if deployment.status == "ROLLBACK_FAILED":
+        raise RolloutFailed(
+            f"ECS could not take service deployment {deployment.arn} back (ROLLBACK_FAILED: {deployment.reason})"
+        )
 
 
 def gate_round(request: DeploymentRequest, revision: str, deployment: str | None = None) -> list[decisions.GateResult]:
