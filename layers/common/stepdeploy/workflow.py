@@ -1158,6 +1158,27 @@ def follow_gate_round(request: DeploymentRequest, stage: str) -> list[decisions.
     return gates
 
 
+#: the window of ALB metrics compared between green and blue at each gate round of a traffic shift
+COMPARE_WINDOW_SECONDS = 300
+
+
+def green_vs_blue(request: DeploymentRequest, now: float) -> decisions.GateResult:
+    """Compare the new revision's target group with the current one's on the ALB metrics: the new revision's
+    group is the one the test listener rule sends its traffic to."""
+    view = ecs.describe_service(request.target.cluster, request.target.service)
+    weights = elbv2.forward_weights(view.advanced["testListenerRule"])
+    green = max(weights, key=lambda group: weights[group])
+    blue = next((group for group in weights if group != green), None)
+    balancer = elbv2.load_balancer_of(green)
+    if blue is None or balancer is None:
+        return decisions.GateResult("green-vs-blue", True, "no second target group behind a load balancer")
+    start = now - COMPARE_WINDOW_SECONDS
+    return decisions.compare_gate(
+        cloudwatch.target_group_stats(balancer, green, start, now),
+        cloudwatch.target_group_stats(balancer, blue, start, now),
+    )
+
+
 def follow_deployment(event: dict[str, Any]) -> dict[str, Any]:
     """One poll of a BLUE_GREEN, CANARY or LINEAR service deployment (see decisions.follow_phase). A failing gate
     takes the deployment back (ROLLBACK at the hook, or StopServiceDeployment) and raises its named error."""
@@ -1238,6 +1259,8 @@ def _follow_shift(poll: _Poll) -> FollowState:
     request, deployment, state = poll.request, poll.deployment, poll.state
     bake = BakeState.from_dict(state.bake if state.gated == "SHIFT" else None)
     gates = follow_gate_round(request, deployment.stage)
+    if deployment.production_weight < 100:  # a canary or linear step: blue takes production traffic too
+        gates.append(green_vs_blue(request, poll.now))
     try:
         bake = decisions.fold_shift_round(bake, gates, request.health, poll.revision)
     except (HealthCheckFailed, AlarmTriggered):
