@@ -18,6 +18,8 @@ what ECS does for a service whose strategy is BLUE_GREEN, CANARY or LINEAR
 - a rollback (ContinueServiceDeployment ROLLBACK, StopServiceDeployment ROLLBACK, the circuit breaker,
   a hook timing out with ROLLBACK) puts production and test traffic back on blue at once:
   ROLLBACK_IN_PROGRESS, then ROLLBACK_SUCCESSFUL :data:`ROLLBACK_SECONDS` later, green tasks stopped;
+  a rollback made to fail (:meth:`DeploymentModel.fail_next_rollback`) ends ROLLBACK_FAILED instead, the
+  source revision's tasks stopped too (they could not be brought back): nothing serves;
 - after SUCCESSFUL, green is the new blue: the next deployment's green goes to the other target group;
 - the listener rules' forward weights are set in moto's ELBv2 backend (DescribeRules shows them), and
   each target group's health shows the tasks of the revision behind it;
@@ -256,6 +258,7 @@ class DeploymentModel:
         self._lock = threading.RLock()
         self._ids = itertools.count(1)
         self._events: list[tuple[str, dict[str, Any], list[str]]] = []
+        self._failing_rollbacks: dict[tuple[str, str], str] = {}
         self.listeners = {"production": WeightedRoundRobin(), "test": WeightedRoundRobin()}
 
     # ------------------------------------------------------------------ registration
@@ -291,6 +294,11 @@ class DeploymentModel:
             self._set_rules(svc, None)
             self._write_back(service, svc)
             return svc
+
+    def fail_next_rollback(self, cluster: str, name: str, reason: str) -> None:
+        """The next rollback of a deployment of this service ends ROLLBACK_FAILED with ``reason``."""
+        with self._lock:
+            self._failing_rollbacks[(cluster, name)] = reason
 
     def forget(self, cluster: str, name: str) -> None:
         with self._lock:
@@ -468,9 +476,15 @@ class DeploymentModel:
         self._deployment_event(svc, d, event, at, error=failed)
 
     def _finish_rollback(self, svc: ProgressiveService, d: ServiceDeployment, at: float) -> None:
-        d.status, d.finished = "ROLLBACK_SUCCESSFUL", at
+        failure = self._failing_rollbacks.pop((svc.cluster, svc.name), None)
+        d.status, d.finished = ("ROLLBACK_SUCCESSFUL" if failure is None else "ROLLBACK_FAILED"), at
         d.target.running = 0
-        self._deployment_event(svc, d, "SERVICE_DEPLOYMENT_COMPLETED", at)
+        if failure is None:
+            self._deployment_event(svc, d, "SERVICE_DEPLOYMENT_COMPLETED", at)
+            return
+        svc.blue.running = 0  # the source revision could not be brought back
+        d.reason = failure
+        self._deployment_event(svc, d, "SERVICE_DEPLOYMENT_FAILED", at, error=True)
 
     # ------------------------------------------------------------------ listener rules
 

@@ -376,6 +376,17 @@ class Faults:
         digest = self._world.digest_of(repository, tag_or_digest)
         self._world.image_profiles[digest] = profile(image_profile)
 
+    def fail_service_rollback(
+        self,
+        app: AppService,
+        reason: str = "Rollback failed: tasks of the source service revision failed to start "
+        "(CannotPullContainerError: the image was not found).",
+    ) -> None:
+        """The next rollback of a BLUE_GREEN/CANARY/LINEAR service deployment of ``app`` (whoever asks for it: a
+        hook's ROLLBACK, StopServiceDeployment, the circuit breaker, a hook timeout) ends ROLLBACK_FAILED with
+        ``reason``, the source revision's tasks stopped: nothing serves the service."""
+        self._world.deployments.fail_next_rollback(app.cluster, app.service, reason)
+
     def fail_lambda(
         self,
         logical_id: str,

@@ -617,6 +617,8 @@ def test_the_load_balancer_autoscaling_and_alarms_are_provisioned(aws: Clients, 
     assert five["Dimensions"] == [{"Name": "LoadBalancer", "Value": lb_name}]
     unhealthy = alarms["app-unhealthy-hosts"]["Dimensions"]
     assert unhealthy[0] == {"Name": "TargetGroup", "Value": out["TargetGroupArn"].split(":")[-1]}
+    alternate = alarms["app-unhealthy-hosts-alternate"]["Dimensions"]
+    assert alternate[0] == {"Name": "TargetGroup", "Value": out["AlternateTargetGroupArn"].split(":")[-1]}
     assert alarms["app-target-response-time-p90"]["ExtendedStatistic"] == "p90"
 
 

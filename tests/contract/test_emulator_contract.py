@@ -905,6 +905,45 @@ def test_a_rollback_puts_traffic_back_on_blue_at_once(world: World, _patch: tupl
     assert deployment["status"] == "ROLLBACK_SUCCESSFUL" and "timed out" in deployment["statusReason"]
 
 
+@covers("ecs_service_deployments", "target_health", "alb_endpoints")
+def test_a_rollback_made_to_fail_ends_rollback_failed_and_nothing_serves(world: World, _patch: tuple[str, ...]) -> None:
+    """faults.fail_service_rollback: the next rollback ends ROLLBACK_FAILED (a Completed state, as on AWS) with
+    its reason; the source revision's tasks stopped: no target is registered and the listener answers 503."""
+    app = world.create_service(strategy="BLUE_GREEN")
+    ecs = world.client("ecs")
+    world.faults.fail_service_rollback(app, reason="Rollback failed: the source revision's tasks failed to start.")
+    _, arn = _start(world, app, "v2", "db-down")
+    world.clock.advance(120)
+    hook = _awaiting(_deployment(world, arn))
+    ecs.continue_service_deployment(serviceDeploymentArn=arn, hookId=hook, action="ROLLBACK")
+    assert _deployment(world, arn)["status"] == "ROLLBACK_IN_PROGRESS"
+    world.clock.advance(5)
+    deployment = _deployment(world, arn)
+    assert (deployment["status"], deployment["statusReason"]) == (
+        "ROLLBACK_FAILED",
+        "Rollback failed: the source revision's tasks failed to start.",
+    )
+    assert "finishedAt" in deployment
+    assert (
+        ecs.list_service_deployments(cluster=app.cluster, service=app.service, status=["IN_PROGRESS"])[
+            "serviceDeployments"
+        ]
+        == []
+    )
+    svc = ecs.describe_services(cluster=app.cluster, services=[app.service])["services"][0]
+    assert svc["runningCount"] == 0
+    groups = [app.target_group_arn, svc["loadBalancers"][0]["advancedConfiguration"]["alternateTargetGroupArn"]]
+    elb = world.client("elbv2")
+    assert [elb.describe_target_health(TargetGroupArn=g)["TargetHealthDescriptions"] for g in groups] == [[], []]
+    assert _get(app.production_url)[0] == 503
+
+    _, arn = _start(world, app, "v3")  # the fault is spent: the next rollback succeeds
+    world.clock.advance(10)
+    ecs.stop_service_deployment(serviceDeploymentArn=arn, stopType="ROLLBACK")
+    world.clock.advance(5)
+    assert _deployment(world, arn)["status"] == "ROLLBACK_SUCCESSFUL"
+
+
 @covers("ecs_service_deployments", "event_targets")
 def test_service_deployments_emit_the_ecs_events(world: World, _patch: tuple[str, ...]) -> None:
     sqs, events = world.client("sqs"), world.client("events")

@@ -124,6 +124,10 @@ def observed() -> dict[str, set[tuple[str, str]]]:
         for tag, profile in (("b2", "healthy"), ("b3", "db-down"), ("b4", "healthy"), ("b5", "healthy")):
             world.push_image(bg.repository, tag, profile)
         assert world.deploy(bg.request("b2", strategy=strategy)).status == "SUCCEEDED"
+        # a canary step: green is compared with blue on the ALB metrics of both target groups
+        canary = {**strategy, "type": "CANARY", "canary_percent": 10, "canary_bake_minutes": 1}
+        world.push_image(bg.repository, "b2c", "healthy")
+        assert world.deploy(bg.request("b2c", strategy=canary)).status == "SUCCEEDED"
         assert world.deploy(bg.request("b3", strategy=strategy)).error == "HealthCheckFailed"
         world.faults.fail_lambda("FollowDeploymentFunction", after=2, times=1)
         assert world.deploy(bg.request("b4", strategy=strategy)).status == "FAILED"

@@ -394,11 +394,24 @@ def test_alarms_for_health_gates(template: dict[str, Any]) -> None:
         assert alarm["Namespace"] == "AWS/ApplicationELB"
         threshold = alarm["Threshold"]
         assert isinstance(threshold, dict) and threshold["Ref"] in template["Parameters"]
-    unhealthy_dimensions = {d["Name"]: d["Value"] for d in metrics["UnHealthyHostCount"]["Dimensions"]}
-    assert unhealthy_dimensions["TargetGroup"] == {"Fn::GetAtt": ["TargetGroup", "TargetGroupFullName"]}
     alarm_names = template["Outputs"]["AlarmNames"]["Value"]["Fn::Join"]
     assert alarm_names[0] == ","
     assert sorted(ref["Ref"] for ref in alarm_names[1]) == sorted(alarms)
+
+
+def test_the_unhealthy_hosts_alarms_watch_both_target_groups(template: dict[str, Any]) -> None:
+    """A blue/green, canary or linear release moves the tasks to the alternate target group: an alarm watching
+    only the first would go blind after the first release."""
+    alarms = resources_of_type(template, "AWS::CloudWatch::Alarm").values()
+    unhealthy = [a["Properties"] for a in alarms if a["Properties"]["MetricName"] == "UnHealthyHostCount"]
+    groups = sorted(
+        d["Value"]["Fn::GetAtt"][0] for props in unhealthy for d in props["Dimensions"] if d["Name"] == "TargetGroup"
+    )
+    assert groups == sorted(resources_of_type(template, "AWS::ElasticLoadBalancingV2::TargetGroup"))
+    for props in unhealthy:
+        balancer = [d["Value"] for d in props["Dimensions"] if d["Name"] == "LoadBalancer"]
+        assert balancer == [{"Fn::GetAtt": ["LoadBalancer", "LoadBalancerFullName"]}]
+        assert props["Threshold"] == {"Ref": "UnhealthyHostThreshold"}
 
 
 # -------------------------------------------------------------------- outputs

@@ -175,3 +175,32 @@ def test_the_test_token_comes_from_the_stacks_json_secret() -> None:
     for bad in ("abc", "[]", '{"token": ""}'):
         with pytest.raises(InvalidDeploymentRequest, match="test_header_secret_arn"):
             decisions.test_token(bad)
+
+
+def stats(requests: float, errors: float = 0, response_time: float | None = 0.05) -> decisions.TargetGroupStats:
+    return decisions.TargetGroupStats(requests, errors, response_time)
+
+
+def test_green_clearly_worse_than_blue_fails_the_comparison() -> None:
+    errors = decisions.compare_gate(stats(100, errors=10), stats(900, errors=9))  # 10 % vs 1 %
+    assert (errors.gate, errors.passed) == ("green-vs-blue", False)
+    assert "10.0% of 100 requests with 5XX" in errors.detail and "1.0%" in errors.detail
+    slow = decisions.compare_gate(stats(100, response_time=0.5), stats(900, response_time=0.1))  # 500 > 250 ms
+    assert not slow.passed and "500 ms" in slow.detail
+
+
+def test_green_as_good_as_blue_or_too_little_traffic_passes_the_comparison() -> None:
+    assert decisions.compare_gate(stats(100, errors=2), stats(900, errors=9)).passed  # 2 % vs 1 %: in the margin
+    assert decisions.compare_gate(stats(100, errors=10), stats(900, errors=90)).passed  # as bad as blue: not green's
+    assert decisions.compare_gate(stats(100, response_time=0.24), stats(900, response_time=0.1)).passed
+    assert decisions.compare_gate(stats(100, response_time=None), stats(900, response_time=0.1)).passed
+    few = decisions.compare_gate(stats(19, errors=19), stats(900))
+    assert few.passed and "too few requests" in few.detail
+    assert decisions.compare_gate(stats(100, errors=50), stats(0)).passed  # nothing on blue to compare with
+
+
+def test_a_failing_comparison_counts_as_a_failing_shift_round() -> None:
+    worse = decisions.compare_gate(stats(100, errors=50), stats(900))
+    state = decisions.fold_shift_round(BakeState(), [worse], health(), "td:2")
+    with pytest.raises(HealthCheckFailed, match=r"production traffic.*5XX"):
+        decisions.fold_shift_round(state, [worse], health(), "td:2")

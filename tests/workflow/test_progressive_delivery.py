@@ -205,3 +205,103 @@ def test_a_broken_release_after_a_swap_of_target_groups_is_rolled_back_and_verif
     assert "RecordRolledBack" in result.path
     assert_settled(world, app, "web:2")
     assert world.user_traffic(app).failed == 0
+
+
+def awaiting_hook(world: World, app: AppService) -> dict[str, Any] | None:
+    """The service deployment paused at a hook that awaits stepdeploy's answer, if any."""
+    for d in deployments(world, app):
+        if d["status"] == "IN_PROGRESS" and any(h["status"] == "AWAITING_ACTION" for h in d["lifecycleHookDetails"]):
+            return d
+    return None
+
+
+def held_at_hook(world: World, app: AppService, request: dict[str, Any]) -> tuple[str, Any, dict[str, Any]]:
+    """Start ``request`` and hold its execution before the FollowDeployment poll that finds the service deployment
+    paused at a hook: (execution ARN, the held pause, the paused deployment)."""
+    arn = None
+    for arrival in range(1, 60):
+        pause = world.pause_at("FollowDeployment", arrival)
+        arn = arn or world.start_deployment(request)
+        pause.reached()
+        paused = awaiting_hook(world, app)
+        if paused is not None:
+            return arn, pause, paused
+        pause.release()
+    pytest.fail("the release never paused at a hook")
+
+
+def test_a_hook_that_times_out_while_stepdeploy_stalls_ends_failed_on_blue(world: World) -> None:
+    """stepdeploy stalls (its follow loop held) past the hook's timeout: ECS rolls back by itself; stepdeploy
+    notices on its next poll, verifies blue, ends FAILED with HookTimedOut and a record, never SUCCEEDED."""
+    app, strategy = progressive(world, "BLUE_GREEN")
+    world.push_image(app.repository, "v2")
+    request = app.request("v2", strategy={**strategy, "hook_timeout_minutes": 61})
+    arn, stalled, paused = held_at_hook(world, app, request)
+    assert paused["lifecycleStage"] == "POST_TEST_TRAFFIC_SHIFT"
+    world.clock.advance(61 * 60 + 1)
+    stalled.release()
+    result = world.wait(arn)
+    assert (result.status, result.error) == ("FAILED", "HookTimedOut"), result.cause
+    assert "timed out" in (result.cause or "") and "POST_TEST_TRAFFIC_SHIFT" in (result.cause or "")
+    assert "RecordRolledBack" in result.path
+    assert_settled(world, app, "web:1")
+    (latest, *_) = sorted(deployments(world, app), key=lambda d: d["createdAt"], reverse=True)
+    assert latest["status"] == "ROLLBACK_SUCCESSFUL"
+    assert [h["status"] for h in latest["lifecycleHookDetails"]] == ["TIMED_OUT"]
+    (record,) = records_of(world, app)
+    assert (record["outcome"], record["error"]) == ("ROLLED_BACK", "HookTimedOut")
+    assert world.user_traffic(app).failed == 0
+
+
+def test_a_release_queued_behind_a_paused_one_waits_and_never_touches_its_deployment(world: World) -> None:
+    """A second execution for the service while the first is paused at its test-traffic hook: it queues on the
+    lock (the first's deployment stays paused, untouched), and deploys once the first has ended."""
+    app, strategy = progressive(world, "BLUE_GREEN")
+    world.push_image(app.repository, "v2")
+    world.push_image(app.repository, "v3")
+    first_held, pause, paused = held_at_hook(world, app, app.request("v2", strategy=strategy))
+    queued = world.pause_at("QueueWait", arrival=2)
+    second = world.start_deployment(app.request("v3", strategy=strategy))
+    assert queued.reached() == second
+    still = awaiting_hook(world, app)  # the second never answered nor stopped the first's deployment
+    assert still is not None and still["serviceDeploymentArn"] == paused["serviceDeploymentArn"]
+    assert still["lifecycleHookDetails"] == paused["lifecycleHookDetails"]
+    assert [d["serviceDeploymentArn"] for d in deployments(world, app)] == [paused["serviceDeploymentArn"]]
+    queued.release()
+    pause.release()
+    first = world.wait(first_held)
+    assert first.status == "SUCCEEDED", first.cause
+    then = world.wait(second)
+    assert then.status == "SUCCEEDED", then.cause
+    assert "QueueWait" in then.path and "QueueWait" not in first.path
+    assert_settled(world, app, "web:3")
+    by_arn = {d["serviceDeploymentArn"]: d for d in deployments(world, app)}
+    assert by_arn[paused["serviceDeploymentArn"]]["status"] == "SUCCESSFUL"
+    assert [d["status"] for d in by_arn.values()] == ["SUCCESSFUL", "SUCCESSFUL"]
+    assert [r["outcome"] for r in records_of(world, app)] == ["SUCCEEDED", "SUCCEEDED"]
+
+
+def test_an_ecs_rollback_that_fails_ends_rollback_failed_and_asks_for_a_person(world: World) -> None:
+    """The gates fail on test traffic and stepdeploy answers ROLLBACK, but ECS's rollback fails (ROLLBACK_FAILED,
+    the source revision's tasks gone): stepdeploy ends FAILED RollbackFailed with ECS's reason, a CRITICAL record,
+    the lock released, and no deployment left in flight."""
+    app, strategy = progressive(world, "BLUE_GREEN")
+    world.push_image(app.repository, "v2", "db-down")
+    reason = "Rollback failed: tasks of the source service revision failed to start (CannotPullContainerError)."
+    world.faults.fail_service_rollback(app, reason)
+    result = world.deploy(app.request("v2", strategy=strategy))
+    assert (result.status, result.error) == ("FAILED", "RollbackFailed"), result.cause
+    cause = result.cause or ""
+    assert "HealthCheckFailed" in cause and "ROLLBACK_FAILED" in cause and reason in cause, cause
+    assert "needs attention" in cause
+    assert "RecordRollbackFailed" in result.path and "RecordRolledBack" not in result.path
+    (latest, *_) = sorted(deployments(world, app), key=lambda d: d["createdAt"], reverse=True)
+    assert latest["status"] == "ROLLBACK_FAILED"
+    assert not [d for d in deployments(world, app) if d["status"] in ("PENDING", "IN_PROGRESS")]
+    assert sorted(production_weights(world, app).values()) == [0, 100]
+    assert revision(app.running_task_definition()) == "web:1"
+    assert eventually(lambda: lock_free(world, app))
+    (record,) = records_of(world, app)
+    assert (record["outcome"], record["error"]) == ("ROLLBACK_FAILED", "RollbackFailed")
+    [note] = world.notifications()
+    assert note["subject"].startswith("ALERT") and note["attributes"]["severity"] == "CRITICAL"

@@ -140,7 +140,7 @@ def test_describe_calls_show_every_resource_after_provisioning(world: World, pro
     assert len(policies) == 2
 
     alarms = world.client("cloudwatch").describe_alarms(AlarmNames=out["AlarmNames"].split(","))["MetricAlarms"]
-    assert len(alarms) == 3
+    assert len(alarms) == 4  # 5xx, unhealthy hosts in each target group, response time
 
 
 def stack_image(world: World, app: StackApp) -> str:

@@ -80,6 +80,7 @@ class ServiceDeploymentView:
     production_weight: float  # percent of production traffic the target revision is asked to take
     test_weight: float
     hook: HookView | None = None  # the PAUSE hook awaiting stepdeploy's answer, if any
+    timed_out: bool = False  # a PAUSE hook TIMED_OUT: nobody answered it in time
 
     @property
     def finished(self) -> bool:
@@ -442,6 +443,58 @@ def follow_phase(view: ServiceDeploymentView, state: FollowState) -> str:
     if view.stage in SHIFT_STAGES and view.production_weight > 0:
         return "SHIFT"
     return "WAIT"
+
+
+@dataclass(frozen=True)
+class TargetGroupStats:
+    """One target group's ALB metrics over a window (AWS/ApplicationELB, dimensions LoadBalancer + TargetGroup)."""
+
+    requests: float  # RequestCount, Sum
+    errors: float  # HTTPCode_Target_5XX_Count, Sum
+    response_time: float | None  # TargetResponseTime, Average (seconds); None without data
+
+
+#: fewer requests than this on either revision: too few to compare green with blue
+COMPARE_MIN_REQUESTS = 20
+#: green's 5xx share may exceed blue's by this much (a fraction of its requests) before it is clearly worse
+COMPARE_ERROR_MARGIN = 0.02
+#: green's average response time may reach this multiple of blue's, plus COMPARE_LATENCY_MARGIN seconds
+COMPARE_LATENCY_RATIO = 1.5
+COMPARE_LATENCY_MARGIN = 0.1
+
+
+def compare_gate(green: TargetGroupStats, blue: TargetGroupStats) -> GateResult:
+    """Green (the new revision) against blue while both take production traffic: green fails when it is clearly
+    worse, i.e. its 5xx share exceeds blue's by more than COMPARE_ERROR_MARGIN, or its average response time
+    exceeds COMPARE_LATENCY_RATIO x blue's + COMPARE_LATENCY_MARGIN s. Too few requests to tell: it passes."""
+    if min(green.requests, blue.requests) < COMPARE_MIN_REQUESTS:
+        return GateResult(
+            "green-vs-blue",
+            True,
+            f"too few requests to compare (green {green.requests:g}, blue {blue.requests:g}; "
+            f"at least {COMPARE_MIN_REQUESTS} each)",
+        )
+    green_rate, blue_rate = green.errors / green.requests, blue.errors / blue.requests
+    if green_rate > blue_rate + COMPARE_ERROR_MARGIN:
+        return GateResult(
+            "green-vs-blue",
+            False,
+            f"the new revision answered {green_rate:.1%} of {green.requests:g} requests with 5XX, the current "
+            f"one {blue_rate:.1%} of {blue.requests:g} (margin {COMPARE_ERROR_MARGIN:.0%})",
+        )
+    if green.response_time is not None and blue.response_time is not None:
+        limit = COMPARE_LATENCY_RATIO * blue.response_time + COMPARE_LATENCY_MARGIN
+        if green.response_time > limit:
+            return GateResult(
+                "green-vs-blue",
+                False,
+                f"the new revision's average response time {green.response_time * 1000:.0f} ms exceeds "
+                f"{COMPARE_LATENCY_RATIO:g} x the current one's {blue.response_time * 1000:.0f} ms + "
+                f"{COMPARE_LATENCY_MARGIN * 1000:.0f} ms",
+            )
+    return GateResult(
+        "green-vs-blue", True, f"5XX {green_rate:.1%} vs {blue_rate:.1%}; response time no worse than the current"
+    )
 
 
 def fold_shift_round(state: BakeState, gates: Sequence[GateResult], policy: HealthPolicy, revision: str) -> BakeState:

@@ -69,6 +69,11 @@ class RolloutTimedOut(DeploymentError):
     """The rollout was still in progress when its deadline passed."""
 
 
+class HookTimedOut(DeploymentError):
+    """A PAUSE lifecycle hook timed out before stepdeploy answered it (its polls stalled or failed): ECS took the
+    service deployment back by the hook's timeout action (ROLLBACK)."""
+
+
 class HealthCheckFailed(DeploymentError):
     """A health gate (HTTP probe, target health) failed during the bake window."""
 
@@ -95,6 +100,7 @@ WORKFLOW_ERRORS: tuple[type[DeploymentError], ...] = (
     DatabaseInitFailed,
     RolloutFailed,
     RolloutTimedOut,
+    HookTimedOut,
     HealthCheckFailed,
     AlarmTriggered,
     RollbackFailed,

@@ -24,6 +24,7 @@ from .errors import (
     DatabaseInitRefused,
     DatabaseInitUncertain,
     HealthCheckFailed,
+    HookTimedOut,
     InfraUpdateFailed,
     InvalidDeploymentRequest,
     PreviouslyFailed,
@@ -1042,10 +1043,12 @@ def update_service(event: dict[str, Any]) -> dict[str, Any]:
     strategy = StrategySpec(**event["strategy"]) if event.get("strategy") else None
     refresh_deployment: str | None = None
     follow: FollowState | None = None
+    took_back: str | None = None
     view = ecs.describe_service(cluster, service)
     primary = view.primary
     if event["phase"] == "rollback" and _took_back_in_flight(view):
         changed = True  # ECS returns traffic to the source revision, which is still running: the poll follows it
+        took_back = view.current_service_deployment
     elif event.get("mode") == "refresh" and event["phase"] == "deploy":
         # new tasks of the same revision (they read the secrets again); no revision is registered
         refresh_deployment = ecs.force_new_deployment(cluster, service, target)
@@ -1077,6 +1080,7 @@ def update_service(event: dict[str, Any]) -> dict[str, Any]:
         "bake": None,
         **({"deployment": refresh_deployment} if refresh_deployment else {}),
         **({"follow": asdict(follow)} if follow else {}),
+        **({"took_back": took_back} if took_back else {}),
     }
 
 
@@ -1105,6 +1109,8 @@ def take_back(deployment: decisions.ServiceDeploymentView) -> bool:
 def check_rollout(event: dict[str, Any]) -> dict[str, Any]:
     request = DeploymentRequest.from_dict(event["request"])
     active = event["active"]
+    if active.get("took_back"):
+        _check_taken_back(ecs.service_deployment(active["took_back"]))
     view = ecs.describe_service(request.target.cluster, request.target.service)
     state = decisions.assess_rollout(
         view,
@@ -1115,6 +1121,14 @@ def check_rollout(event: dict[str, Any]) -> dict[str, Any]:
         clock.now(),
     )
     return asdict(state)
+
+
+def _check_taken_back(deployment: decisions.ServiceDeploymentView) -> None:
+    """A service deployment ECS took back must get back: ROLLBACK_FAILED means the source revision is not serving."""
+    if deployment.status == "ROLLBACK_FAILED":
+        raise RolloutFailed(
+            f"ECS could not take service deployment {deployment.arn} back (ROLLBACK_FAILED: {deployment.reason})"
+        )
 
 
 def gate_round(request: DeploymentRequest, revision: str, deployment: str | None = None) -> list[decisions.GateResult]:
@@ -1171,6 +1185,27 @@ def follow_gate_round(request: DeploymentRequest, stage: str) -> list[decisions.
     return gates
 
 
+#: the window of ALB metrics compared between green and blue at each gate round of a traffic shift
+COMPARE_WINDOW_SECONDS = 300
+
+
+def green_vs_blue(request: DeploymentRequest, now: float) -> decisions.GateResult:
+    """Compare the new revision's target group with the current one's on the ALB metrics: the new revision's
+    group is the one the test listener rule sends its traffic to."""
+    view = ecs.describe_service(request.target.cluster, request.target.service)
+    weights = elbv2.forward_weights(view.advanced["testListenerRule"])
+    green = max(weights, key=lambda group: weights[group])
+    blue = next((group for group in weights if group != green), None)
+    balancer = elbv2.load_balancer_of(green)
+    if blue is None or balancer is None:
+        return decisions.GateResult("green-vs-blue", True, "no second target group behind a load balancer")
+    start = now - COMPARE_WINDOW_SECONDS
+    return decisions.compare_gate(
+        cloudwatch.target_group_stats(balancer, green, start, now),
+        cloudwatch.target_group_stats(balancer, blue, start, now),
+    )
+
+
 def follow_deployment(event: dict[str, Any]) -> dict[str, Any]:
     """One poll of a BLUE_GREEN, CANARY or LINEAR service deployment (see decisions.follow_phase). A failing gate
     takes the deployment back (ROLLBACK at the hook, or StopServiceDeployment) and raises its named error."""
@@ -1220,7 +1255,14 @@ def _follow_verify(poll: _Poll) -> FollowState:
 
 def _follow_failed(poll: _Poll) -> FollowState:
     d = poll.deployment
-    raise RolloutFailed(f"ECS took service deployment {d.arn} back ({d.status}{': ' + d.reason if d.reason else ''})")
+    how = f"({d.status}{': ' + d.reason if d.reason else ''})"
+    if d.timed_out:
+        raise HookTimedOut(
+            f"the lifecycle hook of service deployment {d.arn} at {d.stage} timed out before stepdeploy answered it: "
+            f"ECS took the deployment back by the hook's timeout action {how}. stepdeploy's polls stalled: check the "
+            "FollowDeployment function's errors and throttles"
+        )
+    raise RolloutFailed(f"ECS took service deployment {d.arn} back {how}")
 
 
 def _follow_hook(poll: _Poll) -> FollowState:
@@ -1244,6 +1286,8 @@ def _follow_shift(poll: _Poll) -> FollowState:
     request, deployment, state = poll.request, poll.deployment, poll.state
     bake = BakeState.from_dict(state.bake if state.gated == "SHIFT" else None)
     gates = follow_gate_round(request, deployment.stage)
+    if deployment.production_weight < 100:  # a canary or linear step: blue takes production traffic too
+        gates.append(green_vs_blue(request, poll.now))
     try:
         bake = decisions.fold_shift_round(bake, gates, request.health, poll.revision)
     except (HealthCheckFailed, AlarmTriggered):
