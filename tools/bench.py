@@ -35,7 +35,7 @@ for _p in (ROOT / "layers" / "common", ROOT / "local"):
 from stepdeploy import decisions  # noqa: E402
 from stepdeploy.models import Defaults, DeploymentRequest  # noqa: E402
 from stepdeploy_local import faultmatrix, template  # noqa: E402
-from stepdeploy_local.traffic import DEFAULT_RATE, UserTraffic  # noqa: E402
+from stepdeploy_local.traffic import DEFAULT_RATE  # noqa: E402
 from stepdeploy_local.workload import PROFILES  # noqa: E402
 from stepdeploy_local.world import AppService, ExecutionResult, World  # noqa: E402
 
@@ -199,12 +199,6 @@ def cost(world: World, result: ExecutionResult, memory: dict[str, int], since: i
     return len(invocations), gb_s, usd
 
 
-def release_traffic(world: World, service: AppService, result: ExecutionResult) -> UserTraffic:
-    """The synthetic user requests of the deployments the execution started (its rollback included)."""
-    start, end = (result.events[i]["timestamp"].timestamp() for i in (0, -1))
-    return world.user_traffic(service).during(start, end)
-
-
 def progressive_strategy(world: World, app: AppService, strategy: dict[str, Any]) -> dict[str, Any]:
     """The request's $.strategy for a service create_service made progressive: its test URL and token secret."""
     token = json.dumps({"token": app.test_token})
@@ -261,9 +255,9 @@ def run_scenario(
                     out.rollout_to_rollback_start_s,
                     out.rollout_to_restored_passing_s,
                 ) = gate_timings(result)
-            traffic = release_traffic(world, app if stack is None else app.service(), result)
+            traffic = world.release_traffic(app if stack is None else app.service(), result)
             out.user_requests, out.user_requests_failed = traffic.requests, traffic.failed
-            out.user_requests_to_new_revision = traffic.to_new_revision
+            out.user_requests_to_new_revision = traffic.to_release_revision
             out.restore_virtual_seconds = traffic.restore_seconds
     except Exception as exc:  # noqa: BLE001 - a benchmark reports the failure and goes on
         out.outcome, out.note = "ERROR", f"{type(exc).__name__}: {exc}"

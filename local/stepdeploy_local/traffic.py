@@ -65,6 +65,15 @@ class UserTraffic:
         return sum(d.to_new_revision for d in self.deployments)
 
     @property
+    def to_release_revision(self) -> int:
+        """Requests the first deployment's new revision served, over every deployment (a rolling release's
+        rollback is a deployment of its own, whose new revision is the old image)."""
+        if not self.deployments:
+            return 0
+        new = min(self.deployments, key=lambda d: d.started).new_revision
+        return sum(d.by_revision.get(new, 0) for d in self.deployments)
+
+    @property
     def first_failure(self) -> float | None:
         return min((d.first_failure for d in self.deployments if d.first_failure is not None), default=None)
 
