@@ -267,8 +267,9 @@ def run_scenario(
 
 def request(app: Any, tag: str) -> dict[str, Any]:
     """The manual request for ``tag``, with the scenario's $.strategy when its service is progressive."""
-    strategy = getattr(app, "bench_strategy", None)
-    return app.request(tag, strategy=strategy) if strategy else app.request(tag)
+    strategy = getattr(app, "bench_strategy", None)  # set by run_scenario on a progressive service
+    out: dict[str, Any] = app.request(tag, strategy=strategy) if strategy else app.request(tag)
+    return out
 
 
 def production_share(world: World, app: AppService) -> float:
@@ -277,7 +278,7 @@ def production_share(world: World, app: AppService) -> float:
     listed = ecs.list_service_deployments(cluster=app.cluster, service=app.service)["serviceDeployments"]
     arns = [d["serviceDeploymentArn"] for d in listed]
     described = ecs.describe_service_deployments(serviceDeploymentArns=arns)["serviceDeployments"] if arns else []
-    newest = max(described, key=lambda d: d["createdAt"], default={})
+    newest: dict[str, Any] = max(described, key=lambda d: d["createdAt"], default={})
     return float((newest.get("targetServiceRevision") or {}).get("requestedProductionTrafficWeight") or 0.0)
 
 
@@ -307,15 +308,18 @@ def strategy_scenarios(memory: dict[str, int], healthy: Callable[[World, Any], N
     def broken(world: World, app: Any) -> None:
         world.push_image(app.repository, "v2", "db-down")
 
+    def plain(world: World, app: Any) -> None:
+        world.push_image(app.repository, "v2", "healthy")
+
     def label(kind: str) -> str:
         return {"CANARY": f"CANARY {CANARY_PERCENT} %"}.get(kind, kind)
 
     out = [run_scenario(f"5{i} broken (db-down), {label(k)}", broken, memory, strategy=k) for i, k in _KINDS]
-    out += [run_scenario(f"6{i} healthy, {label(k)}", healthy, memory, strategy=k) for i, k in _KINDS]
+    out += [run_scenario(f"6{i} healthy, 5-min rollout, {label(k)}", healthy, memory, strategy=k) for i, k in _KINDS]
     out.append(
         run_scenario(
             f"7c broken on production traffic only (HTTP 500), {label('CANARY')}",
-            lambda world, app: world.push_image(app.repository, "v2", "healthy"),
+            plain,
             memory,
             failing_on_production,
             strategy="CANARY",
@@ -428,7 +432,7 @@ def print_user_traffic(results: list[ScenarioResult]) -> None:
         [
             r.name,
             r.strategy or "-",
-            r.outcome if r.error is None else f"{r.outcome} {r.error}",
+            r.outcome or "-" if r.error is None else f"{r.outcome} {r.error}",
             fmt(r.user_requests),
             fmt(r.user_requests_failed),
             fmt(r.user_requests_to_new_revision),
