@@ -348,7 +348,8 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser(
         "demo",
         help="provisioning from an empty account, manual, ECR and CodePipeline deployments incl. a rollback, "
-        "a duplicate, a race, a stale push and an infrastructure change; exit 0 when every outcome is expected",
+        "a duplicate, a race, a stale push and an infrastructure change, then the same broken image under "
+        "BLUE_GREEN and a CANARY release; exit 0 when every outcome is expected",
     )
     demo.add_argument(
         "--keep-running",
