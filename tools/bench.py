@@ -32,9 +32,12 @@ for _p in (ROOT / "layers" / "common", ROOT / "local"):
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
+from stepdeploy import decisions  # noqa: E402
+from stepdeploy.models import Defaults, DeploymentRequest  # noqa: E402
 from stepdeploy_local import faultmatrix, template  # noqa: E402
+from stepdeploy_local.traffic import DEFAULT_RATE  # noqa: E402
 from stepdeploy_local.workload import PROFILES  # noqa: E402
-from stepdeploy_local.world import ExecutionResult, World  # noqa: E402
+from stepdeploy_local.world import AppService, ExecutionResult, World  # noqa: E402
 
 # Published prices, us-east-1 (https://aws.amazon.com/step-functions/pricing/,
 # https://aws.amazon.com/lambda/pricing/):
@@ -49,6 +52,18 @@ TARGET_HEALTHY_TRANSITIONS = 40
 TARGET_DETECTION_SECONDS = 60.0
 TARGET_IMPORT_RATIO = 1.5
 TARGET_DEMO_SECONDS = 20.0
+TARGET_BROKEN_BLUE_GREEN_FAILED = 0
+TARGET_RESTORE_SECONDS = 30.0
+TARGET_HEALTHY_BLUE_GREEN_TRANSITIONS = 45
+
+#: the strategies compared (the request's $.strategy; the product's defaults but for the canary share)
+CANARY_PERCENT = 10
+STRATEGIES: dict[str, dict[str, Any] | None] = {
+    "ROLLING": None,
+    "BLUE_GREEN": {"type": "BLUE_GREEN"},
+    "CANARY": {"type": "CANARY", "canary_percent": CANARY_PERCENT},
+    "LINEAR": {"type": "LINEAR"},
+}
 
 IMPORT_RUNS = 7
 AURORA_CREATION_SECONDS = 1200  # scenario 3a: how long the stack creation stays in progress
@@ -73,6 +88,12 @@ class ScenarioResult:
     rollout_to_restored_passing_s: float | None = None
     wall_seconds: float | None = None
     note: str | None = None
+    # synthetic users on the production listener (DEFAULT_RATE requests per virtual s) during this release
+    strategy: str | None = None
+    user_requests: int | None = None
+    user_requests_failed: int | None = None
+    user_requests_to_new_revision: int | None = None
+    restore_virtual_seconds: float | None = None  # first failed user request -> 100 % on a good revision
 
 
 @dataclass
@@ -178,22 +199,44 @@ def cost(world: World, result: ExecutionResult, memory: dict[str, int], since: i
     return len(invocations), gb_s, usd
 
 
+def progressive_strategy(world: World, app: AppService, strategy: dict[str, Any]) -> dict[str, Any]:
+    """The request's $.strategy for a service create_service made progressive: its test URL and token secret."""
+    token = json.dumps({"token": app.test_token})
+    secret = world.client("secretsmanager").create_secret(Name=f"{app.service}-test-token", SecretString=token)
+    return {**strategy, "test_url": app.test_url, "test_header_secret_arn": secret["ARN"]}
+
+
+def gate_interval_seconds() -> int:
+    """Seconds between gate rounds while a new revision takes production traffic (the product's defaults)."""
+    minimal = {
+        "service": {"cluster": "c", "service": "s", "container": "app"},
+        "image": {"repository": "r", "tag": "v2"},
+        "health": {"url": "http://service.example/"},
+    }
+    return decisions.shift_wait(DeploymentRequest.from_input(minimal, Defaults()).health)
+
+
 def run_scenario(
     name: str,
     setup: Callable[[World, Any], None],
     memory: dict[str, int],
     deploy: Callable[[World, Any], ExecutionResult] | None = None,
     stack: str | None = None,
+    strategy: str = "ROLLING",
 ) -> ScenarioResult:
-    """One deployment in a fresh world. ``stack``: None = an existing service (create_service);
-    "provisioned" = a stack app deployed once before the measured deployment; "empty" = nothing exists."""
+    """One deployment in a fresh world. ``stack``: None = an existing service (create_service) deploying with
+    ``strategy`` (a key of STRATEGIES); "provisioned" = a stack app deployed once before the measured deployment;
+    "empty" = nothing exists."""
     t0 = time.monotonic()
-    out = ScenarioResult(name)
+    out = ScenarioResult(name, strategy=strategy)
     try:
         with World(function_log_level="ERROR") as world:
             app: Any
             if stack is None:
-                app = world.create_service(tag="v1")
+                app = world.create_service(tag="v1", strategy=strategy)
+                spec = STRATEGIES[strategy]
+                if spec is not None:
+                    app.bench_strategy = progressive_strategy(world, app, spec)
             else:
                 app = world.stack_app("bench")
                 world.push_image(app.repository, "v1")
@@ -201,20 +244,91 @@ def run_scenario(
                     assert world.deploy(app.request("v1"), timeout=300.0).status == "SUCCEEDED"
             setup(world, app)
             since = len(world.runtime.invocations)
-            result = deploy(world, app) if deploy else world.deploy(app.request("v2"), timeout=300.0)
+            result = deploy(world, app) if deploy else world.deploy(request(app, "v2"), timeout=300.0)
             out.outcome, out.error = result.status, result.error
             out.state_transitions = result.state_transitions
             out.lambda_invocations, out.lambda_gb_seconds, out.cost_usd = cost(world, result, memory, since)
             out.virtual_seconds = result.virtual_seconds
-            (
-                out.rollout_to_first_failing_gate_s,
-                out.rollout_to_rollback_start_s,
-                out.rollout_to_restored_passing_s,
-            ) = gate_timings(result)
+            if strategy == "ROLLING":  # (the '->' columns time a rolling release's gates after its rollout)
+                (
+                    out.rollout_to_first_failing_gate_s,
+                    out.rollout_to_rollback_start_s,
+                    out.rollout_to_restored_passing_s,
+                ) = gate_timings(result)
+            traffic = world.release_traffic(app if stack is None else app.service(), result)
+            out.user_requests, out.user_requests_failed = traffic.requests, traffic.failed
+            out.user_requests_to_new_revision = traffic.to_release_revision
+            out.restore_virtual_seconds = traffic.restore_seconds
     except Exception as exc:  # noqa: BLE001 - a benchmark reports the failure and goes on
         out.outcome, out.note = "ERROR", f"{type(exc).__name__}: {exc}"
     out.wall_seconds = time.monotonic() - t0
     return out
+
+
+def request(app: Any, tag: str) -> dict[str, Any]:
+    """The manual request for ``tag``, with the scenario's $.strategy when its service is progressive."""
+    strategy = getattr(app, "bench_strategy", None)  # set by run_scenario on a progressive service
+    out: dict[str, Any] = app.request(tag, strategy=strategy) if strategy else app.request(tag)
+    return out
+
+
+def production_share(world: World, app: AppService) -> float:
+    """Percent of production traffic the newest service deployment's revision takes (ECS's view)."""
+    ecs = world.client("ecs")
+    listed = ecs.list_service_deployments(cluster=app.cluster, service=app.service)["serviceDeployments"]
+    arns = [d["serviceDeploymentArn"] for d in listed]
+    described = ecs.describe_service_deployments(serviceDeploymentArns=arns)["serviceDeployments"] if arns else []
+    newest: dict[str, Any] = max(described, key=lambda d: d["createdAt"], default={})
+    return float((newest.get("targetServiceRevision") or {}).get("requestedProductionTrafficWeight") or 0.0)
+
+
+def failing_on_production(world: World, app: Any) -> ExecutionResult:
+    """A release that passes its gates on test traffic and answers HTTP 500 from its first production request
+    (a fault only production load shows). Each FollowDeployment is held until a poll finds production traffic
+    on the new revision; the image's profile is then set to http-500 before that poll's gates run. User
+    traffic is counted afterwards from the image's profile, so users see it fail from the first production
+    request on, while the gates see it from their first round after the shift, as on AWS."""
+    arn = None
+    for arrival in range(1, 200):
+        pause = world.pause_at("FollowDeployment", arrival)
+        arn = arn or world.start_deployment(request(app, "v2"))
+        pause.reached()
+        shifted = production_share(world, app) > 0
+        if shifted:
+            world.faults.set_image_profile(app.repository, "v2", "http-500")
+        pause.release()
+        if shifted:
+            return world.wait(arn, timeout=300.0)
+    raise RuntimeError("the release never took production traffic")
+
+
+def strategy_scenarios(memory: dict[str, int], healthy: Callable[[World, Any], None]) -> list[ScenarioResult]:
+    """The broken image of the demo (db-down) and a healthy one under each strategy, with user traffic."""
+
+    def broken(world: World, app: Any) -> None:
+        world.push_image(app.repository, "v2", "db-down")
+
+    def plain(world: World, app: Any) -> None:
+        world.push_image(app.repository, "v2", "healthy")
+
+    def label(kind: str) -> str:
+        return {"CANARY": f"CANARY {CANARY_PERCENT} %"}.get(kind, kind)
+
+    out = [run_scenario(f"5{i} broken (db-down), {label(k)}", broken, memory, strategy=k) for i, k in _KINDS]
+    out += [run_scenario(f"6{i} healthy, 5-min rollout, {label(k)}", healthy, memory, strategy=k) for i, k in _KINDS]
+    out.append(
+        run_scenario(
+            f"7c broken on production traffic only (HTTP 500), {label('CANARY')}",
+            plain,
+            memory,
+            failing_on_production,
+            strategy="CANARY",
+        )
+    )
+    return out
+
+
+_KINDS = list(zip("rbcl", STRATEGIES, strict=True))
 
 
 def scenarios() -> list[ScenarioResult]:
@@ -258,6 +372,7 @@ def scenarios() -> list[ScenarioResult]:
             stack="empty",
         ),
         run_scenario("4 CodePipeline-invoked deploy", healthy, memory, pipeline),
+        *strategy_scenarios(memory, healthy),
     ]
 
 
@@ -298,6 +413,40 @@ def print_scenarios(results: list[ScenarioResult]) -> None:
     for r in results:
         if r.outcome == "ERROR":
             print(f"  {r.name}: {r.note}")
+    print_user_traffic(results)
+
+
+def print_user_traffic(results: list[ScenarioResult]) -> None:
+    headers = [
+        "scenario",
+        "strategy",
+        "outcome",
+        "user requests",
+        "failed",
+        "to new revision",
+        "restore virtual s",
+        "transitions",
+        "cost/deploy $",
+    ]
+    rows = [
+        [
+            r.name,
+            r.strategy or "-",
+            r.outcome or "-" if r.error is None else f"{r.outcome} {r.error}",
+            fmt(r.user_requests),
+            fmt(r.user_requests_failed),
+            fmt(r.user_requests_to_new_revision),
+            fmt(r.restore_virtual_seconds),
+            fmt(r.state_transitions),
+            fmt(r.cost_usd, 6),
+        ]
+        for r in results
+    ]
+    section(
+        f"User traffic per release (synthetic users: {DEFAULT_RATE:.0f} requests per virtual s on the production "
+        "listener; restore: first failed request -> 100 % on a good revision)",
+        table(headers, rows),
+    )
 
 
 # ---------------------------------------------------------------------------- imports
@@ -575,6 +724,7 @@ def targets(report: Report) -> list[dict[str, Any]]:
             "result": verdict(det, TARGET_DETECTION_SECONDS),
         }
     )
+    out += strategy_targets(by_name)
     handlers = report.imports.get("handlers") or {}
     worst = max((h["ratio_to_boto3"] for h in handlers.values()), default=None)
     out.append(
@@ -591,6 +741,56 @@ def targets(report: Report) -> list[dict[str, Any]]:
             "target": f"make demo <= {TARGET_DEMO_SECONDS:.0f} s after install",
             "measured": "-" if demo_s is None else f"{demo_s:.1f} s",
             "result": verdict(demo_s, TARGET_DEMO_SECONDS),
+        }
+    )
+    return out
+
+
+def strategy_targets(by_name: dict[str, ScenarioResult]) -> list[dict[str, Any]]:
+    """Issue 11: what users see of a broken image per strategy, and what a healthy blue/green release costs."""
+
+    def verdict(value: float | None, limit: float) -> str:
+        return "n/a" if value is None else "met" if value <= limit else "not met"
+
+    def ran(key: str) -> ScenarioResult | None:
+        found = by_name.get(key)
+        return found if found is not None and found.outcome not in (None, "ERROR") else None
+
+    interval = gate_interval_seconds()
+    canary_budget = CANARY_PERCENT / 100 * DEFAULT_RATE * interval
+    out: list[dict[str, Any]] = []
+    for key, what, limit in (
+        ("5b", "broken image (db-down) under BLUE_GREEN fails", TARGET_BROKEN_BLUE_GREEN_FAILED),
+        ("5c", f"broken image (db-down) under CANARY {CANARY_PERCENT} % fails", canary_budget),
+        ("7c", f"image broken on production traffic only, CANARY {CANARY_PERCENT} %, fails", canary_budget),
+    ):
+        failed = r.user_requests_failed if (r := ran(key)) else None
+        out.append(
+            {
+                "target": f"{what} <= {limit:g} user requests"
+                + (f" (canary share of one {interval} s gate interval)" if key != "5b" else ""),
+                "measured": fmt(failed),
+                "result": verdict(failed, limit),
+            }
+        )
+    for key in ("5b", "5c", "5l", "7c"):
+        r = ran(key)
+        restore = r.restore_virtual_seconds if r else None
+        no_failure = r is not None and r.user_requests_failed == 0
+        out.append(
+            {
+                "target": f"{r.name if r else key}: restored <= {TARGET_RESTORE_SECONDS:.0f} virtual s",
+                "measured": "no request failed" if no_failure else "-" if restore is None else f"{restore:.1f} s",
+                "result": "met" if no_failure else verdict(restore, TARGET_RESTORE_SECONDS),
+            }
+        )
+    r = ran("6b")
+    transitions = r.state_transitions if r and r.outcome == "SUCCEEDED" else None
+    out.append(
+        {
+            "target": f"healthy BLUE_GREEN release <= {TARGET_HEALTHY_BLUE_GREEN_TRANSITIONS} state transitions",
+            "measured": fmt(transitions),
+            "result": verdict(transitions, TARGET_HEALTHY_BLUE_GREEN_TRANSITIONS),
         }
     )
     return out

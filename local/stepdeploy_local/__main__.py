@@ -16,7 +16,8 @@ from typing import Any
 from botocore import xform_name
 
 from . import template
-from .world import ExecutionResult, StackApp, World
+from .traffic import UserTraffic
+from .world import AppService, ExecutionResult, StackApp, World
 
 DEFAULT_PORT = 5000
 
@@ -58,9 +59,15 @@ class Row:
     expected: str
     outcome: str = ""
     ok: bool = False
+    strategy: str = "ROLLING"
+    users: UserTraffic | None = None  # synthetic users on the production listener during this release
+
+    @property
+    def failed(self) -> str:
+        return "-" if self.users is None or not self.users.requests else f"{self.users.failed} of {self.users.requests}"
 
 
-def _outcome(world: World, app: StackApp, result: ExecutionResult) -> str:
+def _outcome(world: World, app: StackApp | AppService, result: ExecutionResult) -> str:
     if result.status == "SUCCEEDED" and result.path and result.path[-1] == "Skipped":
         record = world.record(app, result.name) or {}
         return f"SKIPPED ({record.get('skip_reason')})"
@@ -97,6 +104,35 @@ def _print_stack(world: World, app: StackApp) -> None:
     print(f"  alarms {out['AlarmNames']}\n")
 
 
+#: the demo's progressive releases: the product's strategies with one-minute bakes (a short demo)
+DEMO_STRATEGIES = {
+    "BLUE_GREEN": {"type": "BLUE_GREEN", "bake_minutes": 1},
+    "CANARY": {"type": "CANARY", "canary_percent": 10, "canary_bake_minutes": 1, "bake_minutes": 1},
+}
+
+
+def _progressive_service(world: World, repository: str, kind: str) -> tuple[AppService, dict[str, Any]]:
+    """A service that deploys ``kind`` (its own ALB, test listener and token secret) and the request's strategy."""
+    name = f"web-{kind.lower().replace('_', '')}"
+    svc = world.create_service(cluster=name, service=name, repository=repository, strategy=kind)
+    token = json.dumps({"token": svc.test_token})
+    secret = world.client("secretsmanager").create_secret(Name=f"{name}-test-token", SecretString=token)["ARN"]
+    return svc, {**DEMO_STRATEGIES[kind], "test_url": svc.test_url, "test_header_secret_arn": secret}
+
+
+def _strategies(world: World, app: StackApp, run: Any, stamp: Any) -> None:
+    """The same broken v3 under BLUE_GREEN (gated through the test listener: no user sees it) and a healthy
+    CANARY release of v7, each on a service of its own beside the stack's ROLLING one."""
+    print("the same images on services that deploy BLUE_GREEN and CANARY (gates on the test listener first)")
+    for kind, tag, expected in (("BLUE_GREEN", "v3", "FAILED HealthCheckFailed"), ("CANARY", "v7", "SUCCEEDED")):
+        svc, strategy = _progressive_service(world, app.repository, kind)
+        print(f"deploy {app.repository}:{tag} to {svc.service} ({kind}, manual)")
+        request = svc.request(tag, strategy=strategy)
+        row = run(f"{tag} ({kind.lower()})", "manual", world.start_deployment(request, name=stamp(tag)), expected, svc)
+        row.ok = row.ok and row.users is not None and row.users.failed == 0
+        row.after = _revision(svc.running_task_definition())
+
+
 def run_demo(world: World) -> int:
     print("stepdeploy local demo: the real state machine (statemachine/deploy.asl.json) and the real")
     print("handlers (functions/*/app.py) against an embedded AWS (moto) on a virtual clock.")
@@ -104,12 +140,14 @@ def run_demo(world: World) -> int:
     app = world.stack_app("techchallenge")
     rows: list[Row] = []
 
-    def run(label: str, trigger: str, arn: str, expected: str) -> Row:
+    def run(label: str, trigger: str, arn: str, expected: str, on: StackApp | AppService = app) -> Row:
         result = world.wait(arn, on_event=_progress(label))
-        record = world.record(app, result.name) or {}
-        after = record.get("running_task_definition") or "-"
-        row = Row(label, trigger, result, _revision(str(after)).removeprefix(app.stack_name + "-"), expected)
-        row.outcome = _outcome(world, app, result)
+        record = world.record(on, result.name) or {}
+        after = _revision(str(record.get("running_task_definition") or "-")).removeprefix(app.stack_name + "-")
+        service = on.service() if isinstance(on, StackApp) else on
+        row = Row(label, trigger, result, after, expected, strategy=service.strategy)
+        row.users = world.release_traffic(service, result)
+        row.outcome = _outcome(world, on, result)
         row.ok = row.outcome == expected
         rows.append(row)
         print()
@@ -137,7 +175,8 @@ def run_demo(world: World) -> int:
     print(f"deploy {app.repository}:v2 (manual)")
     run("v2", "manual", world.start_deployment(app.request("v2"), name=stamp("v2")), "SUCCEEDED")
     print(f"deploy {app.repository}:v3 (manual)")
-    run("v3", "manual", world.start_deployment(app.request("v3"), name=stamp("v3")), "FAILED HealthCheckFailed")
+    row = run("v3", "manual", world.start_deployment(app.request("v3"), name=stamp("v3")), "FAILED HealthCheckFailed")
+    row.ok = row.ok and row.users is not None and row.users.failed > 0  # a rolling update: users see v3
 
     # 4-5: an ECR push through EventBridge, then the same event delivered again
     t = world.clock.time()
@@ -220,13 +259,27 @@ def run_demo(world: World) -> int:
         f"ECS rollouts after provisioning: {len(rollouts)} ({', '.join(rollouts)}): one per release, one per rollback\n"
     )
     row.ok = row.ok and len(rollouts) == 7  # v2, v3 and its rollback, v4, v5, v6, v7; the 3-task change rolls nothing
+    _strategies(world, app, run, stamp)
 
-    header = ("deployment", "trigger", "outcome", "virtual time", "transitions", "wall", "service runs", "expected")
+    header = (
+        "deployment",
+        "trigger",
+        "strategy",
+        "outcome",
+        "user requests failed",
+        "virtual time",
+        "transitions",
+        "wall",
+        "service runs",
+        "expected",
+    )
     table = [header] + [
         (
             r.label,
             r.trigger,
+            r.strategy,
             r.outcome,
+            r.failed,
             f"{r.result.virtual_seconds:.0f}s",
             str(r.result.state_transitions),
             f"{r.result.wall_seconds:.1f}s",
@@ -378,7 +431,8 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser(
         "demo",
         help="provisioning from an empty account, manual, ECR and CodePipeline deployments incl. a rollback, "
-        "a duplicate, a race, a stale push and an infrastructure change; exit 0 when every outcome is expected",
+        "a duplicate, a race, a stale push and an infrastructure change, then the same broken image under "
+        "BLUE_GREEN and a CANARY release; exit 0 when every outcome is expected",
     )
     demo.add_argument(
         "--keep-running",

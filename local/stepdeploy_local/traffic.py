@@ -41,7 +41,8 @@ class DeploymentTraffic:
     by_revision: dict[str, int] = field(default_factory=dict)
     first_failure: float | None = None  # virtual time of the first failed request
     last_failure: float | None = None
-    restored: float | None = None  # virtual time of the first good request after the last failed one
+    #: virtual time of the first good request after the last failed one, once one revision takes 100 %
+    restored: float | None = None
 
 
 @dataclass
@@ -64,6 +65,15 @@ class UserTraffic:
         return sum(d.to_new_revision for d in self.deployments)
 
     @property
+    def to_release_revision(self) -> int:
+        """Requests the first deployment's new revision served, over every deployment (a rolling release's
+        rollback is a deployment of its own, whose new revision is the old image)."""
+        if not self.deployments:
+            return 0
+        new = min(self.deployments, key=lambda d: d.started).new_revision
+        return sum(d.by_revision.get(new, 0) for d in self.deployments)
+
+    @property
     def first_failure(self) -> float | None:
         return min((d.first_failure for d in self.deployments if d.first_failure is not None), default=None)
 
@@ -78,11 +88,20 @@ class UserTraffic:
         first, restored = self.first_failure, self.restored
         return None if first is None or restored is None else restored - first
 
+    def during(self, start: float, end: float) -> UserTraffic:
+        """The deployments that started in [start, end] (virtual s): one release's, rollback included."""
+        return UserTraffic(self.rate, [d for d in self.deployments if start <= d.started <= end])
+
 
 def fails(answer: ImageProfile | None, expected_body: str) -> bool:
     if answer is None:
         return True
     return not 200 <= answer.status < 300 or answer.body.strip() != expected_body.strip()
+
+
+def single(weights: dict[str, float]) -> bool:
+    """One revision takes all the traffic (a canary step, 90/10, has not restored anything yet)."""
+    return sorted(w for w in weights.values() if w > 0) == [100.0]
 
 
 def count(
@@ -110,7 +129,7 @@ def count(
                 traffic.failed += 1
                 traffic.first_failure = at if traffic.first_failure is None else traffic.first_failure
                 traffic.last_failure, traffic.restored = at, None
-            elif traffic.last_failure is not None and traffic.restored is None:
+            elif traffic.last_failure is not None and traffic.restored is None and single(segment.weights):
                 traffic.restored = at
     return traffic
 

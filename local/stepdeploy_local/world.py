@@ -1666,6 +1666,11 @@ class World:
             rate, [count(traffic, segments, answer, rate, expected_body) for traffic, segments, answer in windows]
         )
 
+    def release_traffic(self, app: AppService, result: ExecutionResult) -> UserTraffic:
+        """The user traffic of the deployments an execution started (its rollback included)."""
+        start, end = (result.events[i]["timestamp"].timestamp() for i in (0, -1))
+        return self.user_traffic(app).during(start, end)
+
     def _progressive_windows(self, app: AppService) -> list[tuple[DeploymentTraffic, list[Any], Any]]:
         now = self.clock.time()
         out = []
