@@ -73,7 +73,9 @@ def test_a_rejected_rolling_release_changes_nothing_and_is_recorded(world: World
     assert eventually(lambda: lock_free(world, app))
 
 
-@pytest.mark.parametrize(("on_timeout", "status", "running"), [("REJECT", "FAILED", "web:1"), ("APPROVE", "SUCCEEDED", "web:2")])
+@pytest.mark.parametrize(
+    ("on_timeout", "status", "running"), [("REJECT", "FAILED", "web:1"), ("APPROVE", "SUCCEEDED", "web:2")]
+)
 def test_an_unanswered_rolling_release_takes_its_default_action(
     world: World, app: AppService, on_timeout: str, status: str, running: str
 ) -> None:

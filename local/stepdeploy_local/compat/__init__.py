@@ -957,6 +957,8 @@ def _patch_task_tokens() -> None:
         StateTaskServiceCallback,
     )
     from moto.stepfunctions.parser.asl.eval import states as sfn_states
+    from moto.stepfunctions.parser.asl.eval.environment import Environment
+    from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
     from moto.stepfunctions.parser.asl.eval.callback.callback import (
         CallbackOutcomeFailure,
         CallbackOutcomeSuccess,
@@ -973,7 +975,8 @@ def _patch_task_tokens() -> None:
     def _eval_wait_for_task_token(
         self: Any, env: Any, timeout_seconds: int, callback_endpoint: Any, heartbeat_endpoint: Any
     ) -> Any:
-        deadline = _clock.current().time() + timeout_seconds
+        attempt = current_task()  # the task's TimeoutSeconds runs from its start (the Lambda invocation included)
+        deadline = attempt.deadline if attempt is not None else _clock.current().time() + timeout_seconds
         try:
             while env.is_running():
                 outcome = callback_endpoint.get_outcome()
@@ -983,9 +986,16 @@ def _patch_task_tokens() -> None:
                     return CallbackOutcomeTimedOut(callback_id=callback_endpoint.callback_id)
                 callback_endpoint._notify_event.wait(0.02)
                 callback_endpoint._notify_event.clear()
-            return CallbackOutcomeTimedOut(callback_id=callback_endpoint.callback_id)
+            return CallbackOutcomeTimedOut(callback_id=callback_endpoint.callback_id)  # stopped: abandoned
         finally:
             _CLOSED_TOKENS.add(callback_endpoint.callback_id)
+
+    original_set_error = Environment.set_error
+
+    def set_error(self: Any, error: Any) -> None:
+        if isinstance(self._program_state, ProgramStopped):
+            return  # the task abandoned by StopExecution fails after the stop: the execution stays ABORTED
+        original_set_error(self, error)
 
     def _endpoint(backend: Any, token: Any) -> Any:
         if not isinstance(token, str) or not TASK_TOKEN.fullmatch(token):
@@ -1021,6 +1031,7 @@ def _patch_task_tokens() -> None:
 
     sfn_states.ContextObject.update_task_token = update_task_token  # type: ignore[method-assign]
     StateTaskServiceCallback._eval_wait_for_task_token = _eval_wait_for_task_token  # type: ignore[method-assign]
+    Environment.set_error = set_error  # type: ignore[method-assign]
     StepFunctionsParserBackend.send_task_success = send_task_success  # type: ignore[method-assign]
     StepFunctionsParserBackend.send_task_failure = send_task_failure  # type: ignore[method-assign]
     StepFunctionResponse.send_task_failure = response_send_task_failure  # type: ignore[method-assign]
