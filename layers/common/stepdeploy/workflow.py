@@ -1214,7 +1214,7 @@ def _follow_hook(poll: _Poll) -> FollowState:
     except (HealthCheckFailed, AlarmTriggered, RolloutFailed):
         take_back(deployment)  # ROLLBACK at the hook
         raise
-    if bake.status == "PASSED" and request.approval is not None and deployment.stage == decisions.HOOK_STAGES[0]:
+    if bake.status == "PASSED" and _hold_for_approval(request, deployment, state):
         # green passed on the test listener, 0 % production: a person holds it here (AwaitReleaseApproval)
         return replace(
             state, status="APPROVAL", approval="AWAITING", held_at=poll.now, gated="", bake={}, wait_seconds=0
@@ -1224,6 +1224,13 @@ def _follow_hook(poll: _Poll) -> FollowState:
         passed = [*state.passed, deployment.stage]
         return replace(state, gated="", bake={}, passed=passed, wait_seconds=request.health.interval_seconds)
     return replace(state, gated=deployment.stage, bake=asdict(bake), wait_seconds=bake.wait_seconds)
+
+
+def _hold_for_approval(
+    request: DeploymentRequest, deployment: decisions.ServiceDeploymentView, state: FollowState
+) -> bool:
+    """Ask a person once per deployment, at the test-traffic hook (green verified, 0 % production)."""
+    return request.approval is not None and deployment.stage == decisions.HOOK_STAGES[0] and not state.approval
 
 
 def _follow_answer(poll: _Poll) -> FollowState:

@@ -952,7 +952,8 @@ def _patch_task_tokens() -> None:
     drops the cause. As on AWS (https://docs.aws.amazon.com/step-functions/latest/apireference/API_SendTaskSuccess.html):
     tokens are long opaque base64 strings; the task times out on the virtual clock with States.Timeout; an
     unknown or malformed token is InvalidToken, a closed task's token TaskTimedOut, bad output InvalidOutput."""
-    from moto.stepfunctions.parser.api import InvalidOutput, InvalidToken, TaskTimedOut
+    from moto.stepfunctions.parser import api
+    from moto.stepfunctions.parser.api import InvalidToken
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
         StateTaskServiceCallback,
     )
@@ -966,6 +967,14 @@ def _patch_task_tokens() -> None:
     )
     from moto.stepfunctions.parser.models import StepFunctionsParserBackend
     from moto.stepfunctions.responses import StepFunctionResponse
+
+    class TaskTimedOut(api.TaskTimedOut):  # (moto's has no exception_type: the error code reaches no client)
+        def __init__(self, message: str) -> None:
+            api.ServiceException.__init__(self, message, "TaskTimedOut", 400)
+
+    class InvalidOutput(api.InvalidOutput):
+        def __init__(self, message: str) -> None:
+            api.ServiceException.__init__(self, message, "InvalidOutput", 400)
 
     def update_task_token(self: Any) -> str:
         token = _new_task_token()
@@ -999,7 +1008,7 @@ def _patch_task_tokens() -> None:
 
     def _endpoint(backend: Any, token: Any) -> Any:
         if not isinstance(token, str) or not TASK_TOKEN.fullmatch(token):
-            raise InvalidToken("Invalid Token: 'Invalid token'")
+            raise InvalidToken()
         for execution in backend._get_executions():
             worker = execution.exec_worker
             endpoint = worker.env.callback_pool_manager.get(token) if worker is not None else None
@@ -1008,7 +1017,7 @@ def _patch_task_tokens() -> None:
             if token in _CLOSED_TOKENS or execution.status != "RUNNING":
                 raise TaskTimedOut("Task Timed Out: 'Provided task does not exist anymore'")
             return endpoint
-        raise InvalidToken("Invalid Token: 'Invalid token'")
+        raise InvalidToken()
 
     def send_task_success(self: Any, task_token: str, outcome: str) -> None:
         endpoint = _endpoint(self, task_token)
