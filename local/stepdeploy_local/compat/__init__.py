@@ -958,23 +958,23 @@ def _patch_task_tokens() -> None:
         StateTaskServiceCallback,
     )
     from moto.stepfunctions.parser.asl.eval import states as sfn_states
-    from moto.stepfunctions.parser.asl.eval.environment import Environment
-    from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
     from moto.stepfunctions.parser.asl.eval.callback.callback import (
         CallbackOutcomeFailure,
         CallbackOutcomeSuccess,
         CallbackOutcomeTimedOut,
     )
+    from moto.stepfunctions.parser.asl.eval.environment import Environment
+    from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
     from moto.stepfunctions.parser.models import StepFunctionsParserBackend
     from moto.stepfunctions.responses import StepFunctionResponse
 
     class TaskTimedOut(api.TaskTimedOut):  # (moto's has no exception_type: the error code reaches no client)
         def __init__(self, message: str) -> None:
-            api.ServiceException.__init__(self, message, "TaskTimedOut", 400)
+            api.ServiceException.__init__(self, message, "TaskTimedOut", 400)  # type: ignore[attr-defined]
 
     class InvalidOutput(api.InvalidOutput):
         def __init__(self, message: str) -> None:
-            api.ServiceException.__init__(self, message, "InvalidOutput", 400)
+            api.ServiceException.__init__(self, message, "InvalidOutput", 400)  # type: ignore[attr-defined]
 
     def update_task_token(self: Any) -> str:
         token = _new_task_token()
@@ -1008,7 +1008,7 @@ def _patch_task_tokens() -> None:
 
     def _endpoint(backend: Any, token: Any) -> Any:
         if not isinstance(token, str) or not TASK_TOKEN.fullmatch(token):
-            raise InvalidToken()
+            raise InvalidToken()  # type: ignore[no-untyped-call]
         for execution in backend._get_executions():
             worker = execution.exec_worker
             endpoint = worker.env.callback_pool_manager.get(token) if worker is not None else None
@@ -1017,7 +1017,7 @@ def _patch_task_tokens() -> None:
             if token in _CLOSED_TOKENS or execution.status != "RUNNING":
                 raise TaskTimedOut("Task Timed Out: 'Provided task does not exist anymore'")
             return endpoint
-        raise InvalidToken()
+        raise InvalidToken()  # type: ignore[no-untyped-call]
 
     def send_task_success(self: Any, task_token: str, outcome: str) -> None:
         endpoint = _endpoint(self, task_token)
@@ -1041,8 +1041,8 @@ def _patch_task_tokens() -> None:
     sfn_states.ContextObject.update_task_token = update_task_token  # type: ignore[method-assign]
     StateTaskServiceCallback._eval_wait_for_task_token = _eval_wait_for_task_token  # type: ignore[method-assign]
     Environment.set_error = set_error  # type: ignore[method-assign]
-    StepFunctionsParserBackend.send_task_success = send_task_success  # type: ignore[method-assign]
-    StepFunctionsParserBackend.send_task_failure = send_task_failure  # type: ignore[method-assign]
+    StepFunctionsParserBackend.send_task_success = send_task_success  # type: ignore[method-assign,assignment]
+    StepFunctionsParserBackend.send_task_failure = send_task_failure  # type: ignore[method-assign,assignment]
     StepFunctionResponse.send_task_failure = response_send_task_failure  # type: ignore[method-assign]
 
 
