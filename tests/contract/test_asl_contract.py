@@ -136,7 +136,8 @@ def test_every_task_retries_transient_lambda_errors_and_catches_everything(asl: 
         for r in state["Retry"]:
             assert r["MaxAttempts"] <= 6 and r["BackoffRate"] >= 2, name
         assert state["Catch"] and state["Catch"][-1]["ErrorEquals"] == ["States.ALL"], name
-        assert state.get("TimeoutSeconds"), f"{name} has no TimeoutSeconds"
+        # an approval waits as long as its request says (TimeoutSecondsPath, bounded by the input's range)
+        assert state.get("TimeoutSeconds") or state.get("TimeoutSecondsPath"), f"{name} has no TimeoutSeconds"
 
 
 def test_no_unbounded_loop(asl: dict[str, Any]) -> None:
@@ -157,7 +158,7 @@ def test_no_unbounded_loop(asl: dict[str, Any]) -> None:
 
     for node in graph:
         visit(node)
-    assert asl["TimeoutSeconds"] <= 24 * 3600
+    assert asl["TimeoutSeconds"] <= 48 * 3600  # a day for the deployment, a day for a person's approval
 
 
 def test_substitutions_match_the_template_functions(asl: dict[str, Any], tpl: dict[str, Any]) -> None:

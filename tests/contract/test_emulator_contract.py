@@ -140,6 +140,84 @@ def test_lambda_invoke_runs_the_handler_in_process(world: World, _patch: tuple[s
     assert body["errorMessage"].startswith("$: unrecognised input")
 
 
+def _token_machine(world: World, queue_url: str) -> str:
+    return _machine(
+        world,
+        {
+            "StartAt": "Hold",
+            "States": {
+                "Hold": {
+                    "Type": "Task",
+                    "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+                    "Parameters": {"QueueUrl": queue_url, "MessageBody": {"token.$": "$$.Task.Token"}},
+                    "TimeoutSecondsPath": "$.timeout",
+                    "End": True,
+                }
+            },
+        },
+    )
+
+
+def _held_token(world: World, queue_url: str) -> str:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for message in world.client("sqs").receive_message(QueueUrl=queue_url).get("Messages", []):
+            return str(json.loads(message["Body"])["token"])
+        time.sleep(0.02)
+    raise TimeoutError("no task token was sent")
+
+
+@covers("task_tokens")
+def test_task_tokens_are_answered_as_on_aws(world: World, _patch: tuple[str, ...]) -> None:
+    """Tokens are long opaque base64; SendTaskSuccess resumes the task with its output; bad output is InvalidOutput
+    (the task keeps waiting); SendTaskFailure fails it with error and cause; a closed task's token is TaskTimedOut;
+    a malformed or never-issued token is InvalidToken."""
+    sfn, sqs = world.client("stepfunctions"), world.client("sqs")
+    queue = sqs.create_queue(QueueName="tokens")["QueueUrl"]
+    machine = _token_machine(world, queue)
+    arn = sfn.start_execution(stateMachineArn=machine, input=json.dumps({"timeout": 600}))["executionArn"]
+    token = _held_token(world, queue)
+    assert compat.TASK_TOKEN.fullmatch(token) and len(token) > 500
+    with pytest.raises(sfn.exceptions.InvalidOutput):
+        sfn.send_task_success(taskToken=token, output="not json")
+    sfn.send_task_success(taskToken=token, output='{"approved": true}')
+    result = world.wait(arn, timeout=30)
+    assert result.status == "SUCCEEDED" and result.output == {"approved": True}
+    with pytest.raises(sfn.exceptions.TaskTimedOut):
+        sfn.send_task_success(taskToken=token, output="{}")
+    for bad in ("abc", "AQ" + "A" * 600):
+        with pytest.raises(sfn.exceptions.InvalidToken):
+            sfn.send_task_failure(taskToken=bad, error="X")
+
+    arn = sfn.start_execution(stateMachineArn=machine, input=json.dumps({"timeout": 600}))["executionArn"]
+    sfn.send_task_failure(taskToken=_held_token(world, queue), error="ApprovalRejected", cause="bob: no")
+    result = world.wait(arn, timeout=30)
+    assert (result.status, result.error, result.cause) == ("FAILED", "ApprovalRejected", "bob: no")
+
+
+@covers("task_tokens")
+def test_a_task_token_times_out_on_the_virtual_clock_and_a_stop_abandons_it(
+    world: World, _patch: tuple[str, ...]
+) -> None:
+    sfn, sqs = world.client("stepfunctions"), world.client("sqs")
+    queue = sqs.create_queue(QueueName="tokens")["QueueUrl"]
+    machine = _token_machine(world, queue)
+    arn = sfn.start_execution(stateMachineArn=machine, input=json.dumps({"timeout": 3600}))["executionArn"]
+    token = _held_token(world, queue)
+    world.clock.advance(3601)
+    result = world.wait(arn, timeout=30)
+    assert (result.status, result.error) == ("FAILED", "States.Timeout")
+    with pytest.raises(sfn.exceptions.TaskTimedOut):
+        sfn.send_task_success(taskToken=token, output="{}")
+
+    arn = sfn.start_execution(stateMachineArn=machine, input=json.dumps({"timeout": 3600}))["executionArn"]
+    token = _held_token(world, queue)
+    sfn.stop_execution(executionArn=arn, error="Operator", cause="stop")
+    assert world.wait(arn, timeout=30).status == "ABORTED"
+    with pytest.raises(sfn.exceptions.TaskTimedOut):
+        sfn.send_task_success(taskToken=token, output="{}")
+
+
 @covers("ecs_rollouts")
 def test_update_service_starts_a_rollout_that_completes_in_virtual_time(
     world: World, app: AppService, _patch: tuple[str, ...]

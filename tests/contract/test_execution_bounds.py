@@ -126,6 +126,11 @@ def task_attempts(state: dict[str, Any]) -> int:
     return 1 + sum(int(r.get("MaxAttempts", 3)) for r in state.get("Retry", []))
 
 
+#: The approval pauses: one execution waits in one of them (ROLLING before UpdateService, or at the test-traffic
+#: hook of a followed deployment), once (FollowDeployment asks once), each at most the longest approval timeout.
+APPROVAL_STATES = ("AwaitApproval", "AwaitReleaseApproval")
+
+
 def task_seconds(state: dict[str, Any]) -> float:
     """One arrival at a Task, at its worst: every attempt to its timeout, every retry delay at its cap.
     A service integration (``arn:aws:states:::``) retries only errors of its API call (RunTask refused or
@@ -137,7 +142,11 @@ def task_seconds(state: dict[str, Any]) -> float:
         for attempt in range(int(rule.get("MaxAttempts", 3))):
             delay = interval * rate**attempt
             delays += min(delay, cap) if cap else delay
-    timeout = int(state.get("TimeoutSeconds", 60))
+    if "TimeoutSecondsPath" in state:
+        assert state["TimeoutSecondsPath"] == "$.request.approval.timeout_seconds"
+        timeout = 60 * INT_RANGES["approval.timeout_minutes"][1]
+    else:
+        timeout = int(state.get("TimeoutSeconds", 60))
     if state["Resource"].startswith("arn:aws:states:::"):
         return (task_attempts(state) - 1) * 60 + timeout + delays
     return task_attempts(state) * timeout + delays
@@ -171,8 +180,12 @@ def worst_case(asl: dict[str, Any]) -> tuple[float, int]:
     seconds += sum(g[0] for g in by_group.values())
     events += sum(g[1] for g in by_group.values())
     cyclic = _on_cycles(states)
+    approval = max(
+        (task_seconds(states[n]), state_events(states[n], task_attempts(states[n]))) for n in APPROVAL_STATES
+    )
+    seconds, events = seconds + approval[0], events + approval[1]
     for name, state in states.items():
-        if name in in_loops:
+        if name in in_loops or name in APPROVAL_STATES:
             continue
         runs = 2 if name in cyclic else 1  # (on a cycle through WaitRollout: once per phase, deploy and rollback)
         if state["Type"] == "Task":
@@ -253,6 +266,19 @@ def test_deploy_loops_are_exclusive(asl: dict[str, Any]) -> None:
         "WaitDeployment",
         "WaitRollout",
     }
-    assert {n for n, s in states.items() if "WaitDeployment" in _next(s)} == {"DeployKind", "DeploymentDone"}
+    assert {n for n, s in states.items() if "WaitDeployment" in _next(s)} == {
+        "DeployKind",
+        "DeploymentDone",
+        "AwaitReleaseApproval",
+    }
     follow_exits = _next(states["FollowDeployment"]) | _next(states["DeploymentDone"])
-    assert follow_exits <= {"DeploymentDone", "WaitDeployment", "RecordSucceeded", "CheckHealth", "OnFailure"}
+    allowed = {
+        "DeploymentDone",
+        "WaitDeployment",
+        "RecordSucceeded",
+        "CheckHealth",
+        "OnFailure",
+        "AwaitReleaseApproval",
+    }
+    assert follow_exits <= allowed
+    assert _next(states["AwaitReleaseApproval"]) == {"WaitDeployment"}  # and FollowDeployment asks once

@@ -142,6 +142,18 @@ def observed() -> dict[str, set[tuple[str, str]]]:
             for i in world.runtime.invocations
         ):
             time.sleep(0.02)
+        # an approval pause: the release is held at the test-traffic hook, a person approves it with the token
+        # (states:SendTaskSuccess is the operator's call, not the product's)
+        world.push_image(bg.repository, "b6")
+        arn = world.start_deployment(bg.request("b6", strategy=strategy, approval={"timeout_minutes": 30}))
+        key = {"service": {"S": bg.key}, "item": {"S": "APPROVAL"}}
+        control = world.outputs["ControlTableName"]
+        while "Item" not in (item := world.client("dynamodb").get_item(TableName=control, Key=key)):
+            time.sleep(0.02)
+        world.client("stepfunctions").send_task_success(taskToken=item["Item"]["token"]["S"], output="{}")
+        assert world.wait(arn).status == "SUCCEEDED"
+        while "Item" in world.client("dynamodb").get_item(TableName=control, Key=key):  # ReleaseLock clears it
+            time.sleep(0.02)
         for inv in world.runtime.invocations:
             calls.setdefault(inv.function, set()).update(inv.aws_calls)
     return calls
@@ -194,6 +206,7 @@ def test_no_function_is_granted_more_than_it_uses(observed: dict[str, set[tuple[
         "EnsureStackFunction": {"iam:passrole"},  # CreateChangeSet with RoleARN passes the stack role
         # Publish to the KMS-encrypted topic: SNS uses the key with the publisher's permissions
         "RecordOutcomeFunction": {"kms:decrypt", "kms:generatedatakey"},
+        "RequestApprovalFunction": {"kms:decrypt", "kms:generatedatakey"},  # (the same topic)
         # Lambda sends a failed asynchronous invocation to the KMS-encrypted on-failure queue with the role
         "PipelineJobFunction": {"kms:decrypt", "kms:generatedatakey"},
         # take_back() stops a deployment that is shifting production traffic (no hook awaits an answer); the

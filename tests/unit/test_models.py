@@ -694,3 +694,43 @@ def test_destructive_init_is_opt_in_and_validated() -> None:
     assert DeploymentRequest.from_dict(allowed.to_dict()) == allowed
     with pytest.raises(InvalidDeploymentRequest, match=r"\$\.stack\.allow_destructive_init"):
         parse({"stack": {**stack, "allow_destructive_init": "yes"}, "image": {"repository": "r", "tag": "v1"}})
+
+
+def _approval_request(**extra: object) -> dict[str, object]:
+    return {
+        "service": {"cluster": "c", "service": "s"},
+        "image": {"repository": "web", "tag": "v2"},
+        "health": {"url": "http://alb.example/health"},
+        **extra,
+    }
+
+
+def test_an_approval_is_validated_once_with_its_defaults() -> None:
+    from stepdeploy.models import ApprovalSpec, Defaults, DeploymentRequest
+
+    request = DeploymentRequest.from_input(_approval_request(approval={}), Defaults())
+    assert request.approval == ApprovalSpec(60, "REJECT")
+    assert DeploymentRequest.from_dict(request.to_dict()) == request
+    assert request.to_dict()["approval"]["timeout_seconds"] == 3600  # what the ASL's TimeoutSecondsPath reads
+    for bad, field in (
+        ({"timeout_minutes": 0}, "timeout_minutes"),
+        ({"timeout_minutes": 1441}, "timeout_minutes"),
+        ({"on_timeout": "CONTINUE"}, "on_timeout"),
+        ({"who": "alice"}, "unknown field"),
+    ):
+        with pytest.raises(InvalidDeploymentRequest, match=field):
+            DeploymentRequest.from_input(_approval_request(approval=bad), Defaults())
+
+
+def test_an_approval_must_end_before_the_pause_hook_times_out() -> None:
+    from stepdeploy.models import Defaults, DeploymentRequest
+
+    strategy = {"type": "BLUE_GREEN", "test_url": "http://alb.example:8080/health", "hook_timeout_minutes": 120}
+    ok = DeploymentRequest.from_input(
+        _approval_request(strategy=strategy, approval={"timeout_minutes": 60}), Defaults()
+    )
+    assert ok.approval is not None
+    with pytest.raises(InvalidDeploymentRequest, match="hook_timeout_minutes"):
+        DeploymentRequest.from_input(
+            _approval_request(strategy=strategy, approval={"timeout_minutes": 118}), Defaults()
+        )

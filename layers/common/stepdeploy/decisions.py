@@ -21,7 +21,15 @@ from .errors import (
     RolloutFailed,
     RolloutTimedOut,
 )
-from .models import BakeState, FollowState, HealthPolicy, RolloutPolicy, RolloutState, StrategySpec
+from .models import (
+    ApprovalSpec,
+    BakeState,
+    FollowState,
+    HealthPolicy,
+    RolloutPolicy,
+    RolloutState,
+    StrategySpec,
+)
 
 # --------------------------------------------------------------------------- observations
 
@@ -495,6 +503,28 @@ def compare_gate(green: TargetGroupStats, blue: TargetGroupStats) -> GateResult:
     return GateResult(
         "green-vs-blue", True, f"5XX {green_rate:.1%} vs {blue_rate:.1%}; response time no worse than the current"
     )
+
+
+def approval_verdict(answer: Any, approval: ApprovalSpec) -> tuple[bool, str]:
+    """Whether a held release goes ahead, and who or what decided, from the approval task's result: the output a
+    person sent with SendTaskSuccess (``{"approved": true, "by": ...}``; ``"approved": false`` rejects), or the
+    error its Catch stored (States.Timeout: ``on_timeout`` decides; SendTaskFailure or a failed request: rejected)."""
+    if isinstance(answer, Mapping) and "Error" in answer:
+        if answer["Error"] == "States.Timeout":
+            verdict = approval.on_timeout == "APPROVE"
+            return (
+                verdict,
+                f"no one answered within {approval.timeout_minutes} min (approval.on_timeout {approval.on_timeout})",
+            )
+        return (
+            False,
+            f"the release was not approved ({answer['Error']}: {_plain(answer.get('Cause')) or 'no reason given'})",
+        )
+    by = str(answer.get("by") or "someone") if isinstance(answer, Mapping) else "someone"
+    if isinstance(answer, Mapping) and answer.get("approved") is False:
+        reason = answer.get("reason")
+        return False, f"rejected by {by}" + (f": {reason}" if reason else "")
+    return True, f"approved by {by}"
 
 
 def fold_shift_round(state: BakeState, gates: Sequence[GateResult], policy: HealthPolicy, revision: str) -> BakeState:

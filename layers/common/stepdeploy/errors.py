@@ -86,6 +86,10 @@ class RollbackFailed(DeploymentError):
     """The rollback could not be completed or the restored revision failed its gates."""
 
 
+class ApprovalRejected(DeploymentError):
+    """A person rejected the held release (or no one answered and its on_timeout is REJECT): taken back."""
+
+
 #: Errors raised by stepdeploy code and named in the state machine, in one place.
 WORKFLOW_ERRORS: tuple[type[DeploymentError], ...] = (
     InvalidDeploymentRequest,
@@ -104,6 +108,7 @@ WORKFLOW_ERRORS: tuple[type[DeploymentError], ...] = (
     HealthCheckFailed,
     AlarmTriggered,
     RollbackFailed,
+    ApprovalRejected,
 )
 
 ERROR_NAMES: frozenset[str] = frozenset(cls.__name__ for cls in WORKFLOW_ERRORS)

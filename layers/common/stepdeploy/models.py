@@ -44,6 +44,7 @@ INT_RANGES: dict[str, tuple[int, int]] = {
     "strategy.canary_bake_minutes": (0, 60),
     "strategy.step_bake_minutes": (0, 60),
     "strategy.hook_timeout_minutes": (61, 1440),  # above the longest gate window: the timeout is a backstop
+    "approval.timeout_minutes": (1, 1440),
 }
 
 #: Deployment strategies (ECS ``deploymentConfiguration.strategy``); ROLLING is a rolling update gated after it.
@@ -56,6 +57,8 @@ PERCENT_RANGES: dict[str, tuple[float, float]] = {
 #: Longest production traffic shift plus deployment bake time: with the other bounds, every execution ends within
 #: the state machine's TimeoutSeconds (tests/contract/test_execution_bounds.py).
 MAX_SHIFT_SECONDS = 3600
+#: What an approval pause does when no one answers within its timeout.
+APPROVAL_TIMEOUT_ACTIONS = ("REJECT", "APPROVE")
 _SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@\-]{1,512}$")
 
 TRIGGERS = ("manual", "ecr", "codepipeline", "verify")
@@ -279,6 +282,20 @@ class StrategySpec:
 
 
 @dataclass(frozen=True)
+class ApprovalSpec:
+    """A person holds the release: ROLLING pauses before UpdateService (nothing changed yet); BLUE_GREEN, CANARY
+    and LINEAR pause at POST_TEST_TRAFFIC_SHIFT once the gates passed on the test listener (0 % production).
+    No answer within ``timeout_minutes``: ``on_timeout`` applies."""
+
+    timeout_minutes: int = 60
+    on_timeout: str = "REJECT"
+
+    @property
+    def timeout_seconds(self) -> int:
+        return 60 * self.timeout_minutes
+
+
+@dataclass(frozen=True)
 class StackSpec:
     """The application stack a deployment provisions or updates (stacks/app.yaml)."""
 
@@ -305,6 +322,8 @@ class DeploymentRequest:
     plan: bool = False
     #: None: the service's own deployment configuration applies (read when the deployment starts)
     strategy: StrategySpec | None = None
+    #: None: the release goes ahead without a person's answer
+    approval: ApprovalSpec | None = None
 
     @property
     def target(self) -> ServiceRef:
@@ -324,7 +343,11 @@ class DeploymentRequest:
     def from_input(cls, payload: Any, defaults: Defaults) -> DeploymentRequest:
         """Validate raw workflow input. Raises InvalidDeploymentRequest naming the bad field."""
         top = _obj(load_payload(payload), "$")
-        _only(top, "$", {"service", "image", "health", "rollout", "trigger", "reason", "stack", "plan", "strategy"})
+        _only(
+            top,
+            "$",
+            {"service", "image", "health", "rollout", "trigger", "reason", "stack", "plan", "strategy", "approval"},
+        )
         stack = _stack(top.get("stack"), defaults) if top.get("stack") is not None else None
         plan = _flag(top, "plan", "$")
 
@@ -461,6 +484,8 @@ class DeploymentRequest:
                 "$.strategy", "a stack's strategy is its parameter DeploymentStrategy (an infrastructure change)"
             )
         strategy = None if top.get("strategy") is None else _strategy(top["strategy"])
+        approval = None if top.get("approval") is None else _approval(top["approval"])
+        _check_approval_fits(approval, strategy, health, rollout, stack)
         return cls(
             service=service,
             image=image,
@@ -471,6 +496,7 @@ class DeploymentRequest:
             stack=stack,
             plan=plan,
             strategy=strategy,
+            approval=approval,
         )
 
     @classmethod
@@ -490,6 +516,7 @@ class DeploymentRequest:
             stack=stack,
             plan=bool(data.get("plan", False)),
             strategy=StrategySpec(**data["strategy"]) if data.get("strategy") else None,
+            approval=_approval_from_dict(data.get("approval")),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -497,7 +524,62 @@ class DeploymentRequest:
         out["health"]["alarm_names"] = list(self.health.alarm_names)
         if self.stack is not None:
             out["stack"]["init_command"] = list(self.stack.init_command)
+        if self.approval is not None:  # the approval task's TimeoutSecondsPath reads it
+            out["approval"]["timeout_seconds"] = self.approval.timeout_seconds
         return out
+
+
+def _approval_from_dict(data: Mapping[str, Any] | None) -> ApprovalSpec | None:
+    if not data:
+        return None
+    return ApprovalSpec(timeout_minutes=data["timeout_minutes"], on_timeout=data["on_timeout"])
+
+
+def _approval(value: Any) -> ApprovalSpec:
+    """``$.approval``: a person approves or rejects the release (see ApprovalSpec)."""
+    ap = _obj(value, "$.approval")
+    _only(ap, "$.approval", {"timeout_minutes", "on_timeout"})
+    on_timeout = _req(_str(ap, "on_timeout", "$.approval", default=ApprovalSpec.on_timeout))
+    if on_timeout not in APPROVAL_TIMEOUT_ACTIONS:
+        raise _fail("$.approval.on_timeout", f"must be one of {', '.join(APPROVAL_TIMEOUT_ACTIONS)}")
+    low, high = INT_RANGES["approval.timeout_minutes"]
+    minutes = _int(ap, "timeout_minutes", "$.approval", ApprovalSpec.timeout_minutes, low, high)
+    return ApprovalSpec(timeout_minutes=minutes, on_timeout=on_timeout)
+
+
+def _check_approval_fits(
+    approval: ApprovalSpec | None,
+    strategy: StrategySpec | None,
+    health: HealthPolicy,
+    rollout: RolloutPolicy,
+    stack: StackSpec | None,
+) -> None:
+    """An approval pause must end before what waits on it: for BLUE_GREEN, CANARY and LINEAR the PAUSE hook's own
+    timeout (action ROLLBACK) runs from the hook's start, through the gate window and the approval."""
+    if approval is None:
+        return
+    if stack is not None:
+        raise _fail(
+            "$.approval",
+            "is not supported for a request with a stack yet (the stack update changes the service before the "
+            "pause); give it on an explicit request or a registry entry without a stack",
+        )
+    if strategy is None or not strategy.progressive:
+        return
+    held = approval_hold_seconds(approval, health, rollout)
+    if strategy.hook_timeout_minutes * 60 <= held:
+        raise _fail(
+            "$.approval.timeout_minutes",
+            f"the hook waits {strategy.hook_timeout_minutes} min (strategy.hook_timeout_minutes), but the gates at "
+            f"the hook and the approval can take {math.ceil(held / 60)} min: ECS would roll the release back "
+            "before the answer counts; lower the approval timeout or raise hook_timeout_minutes",
+        )
+
+
+def approval_hold_seconds(approval: ApprovalSpec, health: HealthPolicy, rollout: RolloutPolicy) -> int:
+    """The longest a deployment stays at its POST_TEST_TRAFFIC_SHIFT hook: a poll to notice it, the gate window,
+    the approval, and a poll to answer it."""
+    return 2 * rollout.poll_seconds + health.max_checks * health.interval_seconds + approval.timeout_seconds
 
 
 def _percent(value: Mapping[str, Any], key: str, default: float) -> float:
@@ -655,7 +737,8 @@ class RolloutState:
 class FollowState:
     """Progress of following an ECS service deployment (BLUE_GREEN, CANARY, LINEAR; carried between polls)."""
 
-    status: str = "FOLLOWING"  # FOLLOWING | SUCCEEDED | VERIFY (ECS finished without stepdeploy's production gates)
+    #: FOLLOWING | SUCCEEDED | VERIFY (ECS finished without stepdeploy's production gates) | APPROVAL (hold it)
+    status: str = "FOLLOWING"
     deployment: str = ""  # the service deployment ARN
     stage: str = ""  # its lifecycle stage at the last poll
     polls: int = 0
@@ -665,6 +748,12 @@ class FollowState:
     bake: dict[str, Any] = field(default_factory=dict)
     passed: list[str] = field(default_factory=list)  # stages whose gates passed (answered CONTINUE)
     production_weight: float = 0.0  # percent of production traffic on the new revision at the last poll
+    #: the approval pause at POST_TEST_TRAFFIC_SHIFT: "" (none yet) | AWAITING (asked) | APPROVED
+    approval: str = ""
+    approved: str = ""  # who approved (or: no answer, on_timeout APPROVE)
+    held_at: float = 0.0  # when the release was held for approval
+    held_seconds: float = 0.0  # time held for approval (it does not count against the deadline)
+    answer: Any = None  # the approval task's result: the operator's output, or the error its Catch stored
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> FollowState:

@@ -31,7 +31,21 @@ _DEFAULT_OF = {
     "strategy.canary_bake_minutes": models.StrategySpec.canary_bake_minutes,
     "strategy.step_bake_minutes": models.StrategySpec.step_bake_minutes,
     "strategy.hook_timeout_minutes": models.StrategySpec.hook_timeout_minutes,
+    "approval.timeout_minutes": models.ApprovalSpec.timeout_minutes,
 }
+
+
+def _approval() -> dict[str, Any]:
+    return _obj(
+        {
+            **_ints("approval"),
+            "on_timeout": {"enum": list(models.APPROVAL_TIMEOUT_ACTIONS), "default": models.ApprovalSpec.on_timeout},
+        },
+        [],
+        "a person approves or rejects the release (ROLLING: before UpdateService; BLUE_GREEN, CANARY, LINEAR: at "
+        "POST_TEST_TRAFFIC_SHIFT, green verified, 0 % production); with a strategy, hook_timeout_minutes must exceed "
+        "the approval timeout plus the gate window",
+    )
 
 
 def _strategy() -> dict[str, Any]:
@@ -145,6 +159,7 @@ def input_schema() -> dict[str, Any]:
                 ["url"],
             ),
             "strategy": _strategy(),
+            "approval": _approval(),
             **common,
         },
         ["service", "image", "health"],

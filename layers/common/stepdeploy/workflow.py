@@ -20,6 +20,7 @@ from .adapters import pipeline as pipeline_io
 from .adapters import registry as registry_table
 from .errors import (
     AlarmTriggered,
+    ApprovalRejected,
     DatabaseInitFailed,
     DatabaseInitRefused,
     DatabaseInitUncertain,
@@ -891,6 +892,8 @@ def execution_ended(event: dict[str, Any], settings: Settings) -> dict[str, Any]
         for key in control.locks_held_by(settings.control_table, arn)
         if control.release_lock(settings.control_table, key, arn)
     ]
+    for key in control.locks_held_by(settings.control_table, arn, "APPROVAL"):
+        control.clear_approval(settings.control_table, key, arn)  # no one can answer it any more
     job = pipeline.job_of_execution(str(detail.get("name") or arn.rsplit(":", 1)[-1]))
     answer = answer_job(job, arn)[1] if job is not None else None
     state = _last_workflow_state(arn)
@@ -1214,6 +1217,8 @@ def follow_deployment(event: dict[str, Any]) -> dict[str, Any]:
     state = FollowState.from_dict(active["follow"])
     deployment = ecs.service_deployment(state.deployment)
     now = clock.now()
+    if state.status == "APPROVAL":  # back from the approval pause: it does not count against the deadline
+        state = replace(state, status="FOLLOWING", held_seconds=state.held_seconds + now - state.held_at)
     state = replace(
         state,
         started_at=state.started_at or now,
@@ -1225,11 +1230,12 @@ def follow_deployment(event: dict[str, Any]) -> dict[str, Any]:
     assert request.strategy is not None  # a followed deployment has one
     deadline = decisions.follow_deadline(request.rollout, request.health, request.strategy)
     polls = decisions.follow_poll_limit(request.rollout, request.health, request.strategy)
-    if phase in ("HOOK", "SHIFT", "WAIT") and (now - state.started_at > deadline or state.polls > polls):
+    elapsed = now - state.started_at - state.held_seconds
+    if phase in ("HOOK", "SHIFT", "WAIT") and (elapsed > deadline or state.polls > polls):
         take_back(deployment)
         raise RolloutTimedOut(
             f"service deployment {deployment.arn} still {deployment.status} at {deployment.stage} after "
-            f"{int(now - state.started_at)} s and {state.polls} polls (limits {deadline} s, {polls} polls); rolled back"
+            f"{int(elapsed)} s and {state.polls} polls (limits {deadline} s, {polls} polls); rolled back"
         )
     return asdict(_FOLLOW[phase](_Poll(request, deployment, state, active["task_definition"], now)))
 
@@ -1268,6 +1274,8 @@ def _follow_failed(poll: _Poll) -> FollowState:
 def _follow_hook(poll: _Poll) -> FollowState:
     request, deployment, state = poll.request, poll.deployment, poll.state
     assert deployment.hook is not None
+    if state.approval == "AWAITING":
+        return _follow_answer(poll)
     bake = BakeState.from_dict(state.bake if state.gated == deployment.stage else None)
     gates = follow_gate_round(request, deployment.stage)
     try:
@@ -1275,11 +1283,39 @@ def _follow_hook(poll: _Poll) -> FollowState:
     except (HealthCheckFailed, AlarmTriggered, RolloutFailed):
         take_back(deployment)  # ROLLBACK at the hook
         raise
+    if bake.status == "PASSED" and _hold_for_approval(request, deployment, state):
+        # green passed on the test listener, 0 % production: a person holds it here (AwaitReleaseApproval)
+        return replace(
+            state, status="APPROVAL", approval="AWAITING", held_at=poll.now, gated="", bake={}, wait_seconds=0
+        )
     if bake.status == "PASSED":
         ecs.answer_hook(deployment.arn, deployment.hook.id, "CONTINUE")
         passed = [*state.passed, deployment.stage]
         return replace(state, gated="", bake={}, passed=passed, wait_seconds=request.health.interval_seconds)
     return replace(state, gated=deployment.stage, bake=asdict(bake), wait_seconds=bake.wait_seconds)
+
+
+def _hold_for_approval(
+    request: DeploymentRequest, deployment: decisions.ServiceDeploymentView, state: FollowState
+) -> bool:
+    """Ask a person once per deployment, at the test-traffic hook (green verified, 0 % production)."""
+    return request.approval is not None and deployment.stage == decisions.HOOK_STAGES[0] and not state.approval
+
+
+def _follow_answer(poll: _Poll) -> FollowState:
+    """The person's answer (or the approval's timeout) for a release held at its POST_TEST_TRAFFIC_SHIFT hook:
+    CONTINUE, or ROLLBACK at the hook and fail with ApprovalRejected."""
+    request, deployment, state = poll.request, poll.deployment, poll.state
+    assert deployment.hook is not None and request.approval is not None
+    approved, detail = decisions.approval_verdict(state.answer, request.approval)
+    if not approved:
+        take_back(deployment)  # ROLLBACK at the hook: production traffic never left the source revision
+        raise ApprovalRejected(f"{detail} -- {decisions.short_revision(poll.revision)} never took production traffic")
+    ecs.answer_hook(deployment.arn, deployment.hook.id, "CONTINUE")
+    passed = [*state.passed, deployment.stage]
+    return replace(
+        state, approval="APPROVED", approved=detail, passed=passed, wait_seconds=request.health.interval_seconds
+    )
 
 
 def _follow_shift(poll: _Poll) -> FollowState:
@@ -1308,6 +1344,51 @@ _FOLLOW: dict[str, Callable[[_Poll], FollowState]] = {
     "SHIFT": _follow_shift,
     "WAIT": _follow_wait,
 }
+
+
+def request_approval(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """Hold the release for a person: store the task token where an operator finds it (the service's APPROVAL
+    control item) and announce it on the notification topic with the commands that answer it. The execution
+    waits for SendTaskSuccess/SendTaskFailure with that token (or the approval's timeout)."""
+    request = DeploymentRequest.from_dict(event["request"])
+    assert request.approval is not None  # the state machine asks only for a request with one
+    key, image, intent = request.lock_key, event["image"], event["intent"]
+    now = int(clock.now())
+    attributes = {
+        "deployment_id": str(event["deployment_id"]),
+        "target": str(intent.get("target") or key),
+        "image": str(image.get("uri") or ""),
+        "tag": str(image.get("tag") or ""),
+        "digest": str(image.get("digest") or ""),
+        "stage": str(event["stage"]),
+        "trigger": request.trigger,
+        "reason": request.reason or "",
+        "requested_at": str(now),
+        "answer_by": str(now + request.approval.timeout_seconds),
+        "on_timeout": request.approval.on_timeout,
+    }
+    control.set_approval(
+        settings.control_table,
+        key,
+        str(event["execution_arn"]),
+        str(event["token"]),
+        attributes,
+        now + request.approval.timeout_seconds + 86400,
+    )
+    message = {
+        "outcome": "AWAITING_APPROVAL",
+        **{k: v for k, v in attributes.items() if v},
+        "service": key,
+        "execution_arn": event["execution_arn"],
+        "approve": f"stepdeploy approve {attributes['target']}  (or: aws stepfunctions send-task-success "
+        '--task-token <token> --task-output \'{"approved": true, "by": "<you>"}\')',
+        "reject": f"stepdeploy reject {attributes['target']} --reason '...'  (or: aws stepfunctions "
+        "send-task-failure --task-token <token> --error ApprovalRejected --cause '<why>')",
+        "token": event["token"],
+    }
+    subject = f"stepdeploy: {attributes['target']} awaits approval ({attributes['tag'] or attributes['digest']})"
+    records.publish(settings.notification_topic_arn, subject, message, "INFO")
+    return {"requested": True}
 
 
 def record_outcome(event: dict[str, Any], settings: Settings) -> dict[str, Any]:

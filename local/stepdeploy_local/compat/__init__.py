@@ -13,9 +13,12 @@ modules. Nothing in stepdeploy's orchestrator code knows about any of this.
 
 from __future__ import annotations
 
+import base64
 import copy
 import datetime as _dt
 import json
+import os
+import re
 import threading
 import time as _time
 import types
@@ -945,6 +948,118 @@ def _patch_sqs_queue_alarms() -> None:
 from . import cloudformation as _cfn  # noqa: E402 - its patches use HOOKS, defined above
 
 #: name -> (patch, what it fixes). The contract tests iterate over this.
+
+#: task tokens issued (waitForTaskToken) whose task has closed: answered, timed out, or its execution ended
+_CLOSED_TOKENS: set[str] = set()
+#: the shape of a task token as Step Functions issues it (opaque base64, hundreds of characters, at most 2048)
+TASK_TOKEN = re.compile(r"^AQ[A-Za-z0-9+/]{200,2000}={0,2}$")
+
+
+def _new_task_token() -> str:
+    return "AQ" + base64.b64encode(os.urandom(480)).decode()
+
+
+def _patch_task_tokens() -> None:
+    """moto's task tokens are UUIDs; a waitForTaskToken task times out in wall time; SendTaskSuccess/Failure
+    with the token of a closed task (answered, timed out, execution stopped) succeeds silently or says
+    InvalidToken/TaskDoesNotExist; invalid JSON output fails the execution instead of the call; SendTaskFailure
+    drops the cause. As on AWS (https://docs.aws.amazon.com/step-functions/latest/apireference/API_SendTaskSuccess.html):
+    tokens are long opaque base64 strings; the task times out on the virtual clock with States.Timeout; an
+    unknown or malformed token is InvalidToken, a closed task's token TaskTimedOut, bad output InvalidOutput."""
+    from moto.stepfunctions.parser import api
+    from moto.stepfunctions.parser.api import InvalidToken
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
+        StateTaskServiceCallback,
+    )
+    from moto.stepfunctions.parser.asl.eval import states as sfn_states
+    from moto.stepfunctions.parser.asl.eval.callback.callback import (
+        CallbackOutcomeFailure,
+        CallbackOutcomeSuccess,
+        CallbackOutcomeTimedOut,
+    )
+    from moto.stepfunctions.parser.asl.eval.environment import Environment
+    from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    class TaskTimedOut(api.TaskTimedOut):  # (moto's has no exception_type: the error code reaches no client)
+        def __init__(self, message: str) -> None:
+            api.ServiceException.__init__(self, message, "TaskTimedOut", 400)  # type: ignore[attr-defined]
+
+    class InvalidOutput(api.InvalidOutput):
+        def __init__(self, message: str) -> None:
+            api.ServiceException.__init__(self, message, "InvalidOutput", 400)  # type: ignore[attr-defined]
+
+    def update_task_token(self: Any) -> str:
+        token = _new_task_token()
+        self.context_object_data["Task"] = {"Token": token}
+        return token
+
+    def _eval_wait_for_task_token(
+        self: Any, env: Any, timeout_seconds: int, callback_endpoint: Any, heartbeat_endpoint: Any
+    ) -> Any:
+        attempt = current_task()  # the task's TimeoutSeconds runs from its start (the Lambda invocation included)
+        deadline = attempt.deadline if attempt is not None else _clock.current().time() + timeout_seconds
+        try:
+            while env.is_running():
+                outcome = callback_endpoint.get_outcome()
+                if outcome is not None:
+                    return outcome
+                if _clock.current().time() >= deadline:
+                    return CallbackOutcomeTimedOut(callback_id=callback_endpoint.callback_id)
+                callback_endpoint._notify_event.wait(0.02)
+                callback_endpoint._notify_event.clear()
+            return CallbackOutcomeTimedOut(callback_id=callback_endpoint.callback_id)  # stopped: abandoned
+        finally:
+            _CLOSED_TOKENS.add(callback_endpoint.callback_id)
+
+    original_set_error = Environment.set_error
+
+    def set_error(self: Any, error: Any) -> None:
+        if isinstance(self._program_state, ProgramStopped):
+            return  # the task abandoned by StopExecution fails after the stop: the execution stays ABORTED
+        original_set_error(self, error)
+
+    def _endpoint(backend: Any, token: Any) -> Any:
+        if not isinstance(token, str) or not TASK_TOKEN.fullmatch(token):
+            raise InvalidToken()  # type: ignore[no-untyped-call]
+        for execution in backend._get_executions():
+            worker = execution.exec_worker
+            endpoint = worker.env.callback_pool_manager.get(token) if worker is not None else None
+            if endpoint is None:
+                continue
+            if token in _CLOSED_TOKENS or execution.status != "RUNNING":
+                raise TaskTimedOut("Task Timed Out: 'Provided task does not exist anymore'")
+            return endpoint
+        raise InvalidToken()  # type: ignore[no-untyped-call]
+
+    def send_task_success(self: Any, task_token: str, outcome: str) -> None:
+        endpoint = _endpoint(self, task_token)
+        try:
+            json.loads(outcome)
+        except (TypeError, ValueError):
+            raise InvalidOutput("Invalid Output: the output is not valid JSON") from None
+        endpoint.notify(CallbackOutcomeSuccess(callback_id=task_token, output=outcome))
+
+    def send_task_failure(self: Any, task_token: str, error: Any = None, cause: Any = None) -> None:
+        _endpoint(self, task_token).notify(CallbackOutcomeFailure(callback_id=task_token, error=error, cause=cause))
+
+    def response_send_task_failure(self: Any) -> Any:
+        from moto.core.responses import EmptyResult
+
+        self.stepfunction_backend.send_task_failure(
+            self._get_param("taskToken"), error=self._get_param("error"), cause=self._get_param("cause")
+        )
+        return EmptyResult()
+
+    sfn_states.ContextObject.update_task_token = update_task_token  # type: ignore[method-assign]
+    StateTaskServiceCallback._eval_wait_for_task_token = _eval_wait_for_task_token  # type: ignore[method-assign]
+    Environment.set_error = set_error  # type: ignore[method-assign]
+    StepFunctionsParserBackend.send_task_success = send_task_success  # type: ignore[method-assign,assignment]
+    StepFunctionsParserBackend.send_task_failure = send_task_failure  # type: ignore[method-assign,assignment]
+    StepFunctionResponse.send_task_failure = response_send_task_failure  # type: ignore[method-assign]
+
+
 PATCHES: dict[str, tuple[Callable[[], None], str]] = {
     "wait_state": (_patch_wait_state, "Wait states sleep in wall time"),
     "state_hooks": (_patch_state_hooks, "nothing can observe or hold an execution as it enters a state"),
@@ -956,6 +1071,10 @@ PATCHES: dict[str, tuple[Callable[[], None], str]] = {
     "timestamps": (_patch_timestamps, "execution timestamps ignore the virtual clock"),
     "execution_name": (_patch_execution_name, "StartExecution without a name yields ARN ...:None"),
     "lambda_invoke": (_patch_lambda_invoke, "Lambda invoke requires Docker"),
+    "task_tokens": (
+        _patch_task_tokens,
+        "task tokens are UUIDs, time out in wall time, and a closed task's token is answered silently",
+    ),
     "ecs_rollouts": (_patch_ecs_rollouts, "UpdateService has no deployments or rollout progress"),
     "ecs_deployment_configuration": (
         _patch_ecs_deployment_configuration,

@@ -189,12 +189,39 @@ def set_schema(table: str, service: str, deployment_id: str, task_arn: str, comm
 HOLDER_INDEX = "by-holder"
 
 
-def locks_held_by(table: str, holder: str) -> list[str]:
-    """Services whose lock ``holder`` (an execution ARN) holds (GSI ``by-holder``)."""
+def locks_held_by(table: str, holder: str, item: str = "LOCK") -> list[str]:
+    """Services whose lock (or another ``item``: APPROVAL) ``holder`` (an execution ARN) holds (GSI ``by-holder``)."""
     out = client("dynamodb").query(
         TableName=table,
         IndexName=HOLDER_INDEX,
         KeyConditionExpression="holder = :h",
         ExpressionAttributeValues={":h": {"S": holder}},
     )
-    return [i["service"]["S"] for i in out.get("Items", []) if i.get("item", {}).get("S") == "LOCK"]
+    return [i["service"]["S"] for i in out.get("Items", []) if i.get("item", {}).get("S") == item]
+
+
+def set_approval(
+    table: str, service: str, holder: str, token: str, attributes: dict[str, str], expires_at: int
+) -> None:
+    """The release this execution (``holder``) holds for a person's answer: its task token and what it is for.
+    One per service (the lock admits one deployment); ReleaseLock deletes it when the execution ends."""
+    client("dynamodb").put_item(
+        TableName=table,
+        Item={
+            **_key(service, "APPROVAL"),
+            "holder": {"S": holder},
+            "token": {"S": token},
+            **{k: {"S": v} for k, v in attributes.items()},
+            "expires_at": {"N": str(expires_at)},  # TTL: an item its execution did not clear
+        },
+    )
+
+
+def get_approval(table: str, service: str) -> dict[str, str] | None:
+    """The release awaiting a person's answer (holder, token, deployment_id, image, stage, requested_at...)."""
+    return _get(table, service, "APPROVAL")
+
+
+def clear_approval(table: str, service: str, holder: str) -> bool:
+    """Forget the approval ``holder`` asked for (its execution ended). Idempotent."""
+    return _delete_if(table, _key(service, "APPROVAL"), "holder = :me", {":me": {"S": holder}})
