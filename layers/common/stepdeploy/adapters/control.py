@@ -115,8 +115,18 @@ def get_lock(table: str, service: str) -> dict[str, str] | None:
     return _get(table, service, "LOCK")
 
 
-def set_last(table: str, service: str, digest: str, pushed_at: str, task_definition: str, deployment_id: str) -> None:
-    """Remember the last verified deployment (stale-image guard, verify-mode rollback target)."""
+def set_last(
+    table: str,
+    service: str,
+    digest: str,
+    pushed_at: str,
+    task_definition: str,
+    deployment_id: str,
+    verified_at: str | None = None,
+) -> None:
+    """Remember the last verified deployment (stale-image guard, verify-mode rollback target) and when it
+    passed its gates (``verified_at``, ISO 8601)."""
+    when = {"verified_at": {"S": verified_at}} if verified_at else {}
     client("dynamodb").put_item(
         TableName=table,
         Item={
@@ -125,6 +135,7 @@ def set_last(table: str, service: str, digest: str, pushed_at: str, task_definit
             "pushed_at": {"S": pushed_at},
             "task_definition": {"S": task_definition},
             "deployment_id": {"S": deployment_id},
+            **when,
         },
     )
 
