@@ -384,7 +384,10 @@ def _why_not_release(
         return "AlreadyRunning", _already_running(settings, key, image["digest"], current)
     if check_stale and (stale := _stale(settings, intent, image, key)) is not None:
         return "StaleImage", stale
-    prior = control.claim_digest(settings.control_table, key, image["digest"], event["deployment_id"], int(clock.now()))
+    now = clock.now()
+    prior = control.claim_digest(
+        settings.control_table, key, image["digest"], event["deployment_id"], int(now), settings.expires_at(now)
+    )
     if prior is not None:
         _refuse_if_failed(settings, key, image["digest"], prior)
         return "Duplicate", _duplicate(image["digest"], key, prior)
@@ -1491,6 +1494,7 @@ def _record(
         "database_initialised": bool((state.get("database_init") or {}).get("initialised")),
         "started_at": state.get("started_at"),
         "ended_at": ended_at,
+        "expires_at": settings.expires_at(clock.now()),  # the table's TTL (RecordRetentionDays)
     }
     records.put_record(settings.deployments_table, record)
     key = intent.get("service_key", record["service"])

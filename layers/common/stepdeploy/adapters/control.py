@@ -84,11 +84,20 @@ def release_lock(table: str, service: str, holder: str) -> bool:
     return _delete_if(table, _key(service, "LOCK"), "holder = :me", {":me": {"S": holder}})
 
 
-def claim_digest(table: str, service: str, digest: str, deployment_id: str, now: int) -> str | None:
-    """Claim (service, digest) for this deployment. Returns the earlier claimant, or None if claimed now."""
+def claim_digest(
+    table: str, service: str, digest: str, deployment_id: str, now: int, expires_at: int | None = None
+) -> str | None:
+    """Claim (service, digest) for this deployment. Returns the earlier claimant, or None if claimed now.
+    ``expires_at`` (epoch seconds): when the claim goes with its deployment record (the records' retention)."""
+    ttl = {"expires_at": {"N": str(expires_at)}} if expires_at else {}
     prior = _put_unless(
         table,
-        {**_key(service, f"DIGEST#{digest}"), "deployment_id": {"S": deployment_id}, "claimed_at": {"N": str(now)}},
+        {
+            **_key(service, f"DIGEST#{digest}"),
+            "deployment_id": {"S": deployment_id},
+            "claimed_at": {"N": str(now)},
+            **ttl,
+        },
         "attribute_not_exists(service) OR deployment_id = :me",
         {":me": {"S": deployment_id}},
     )
