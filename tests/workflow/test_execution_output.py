@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from stepdeploy import workflow
 from stepdeploy_local import World
 from stepdeploy_local.world import AppService, ExecutionResult
@@ -88,3 +89,33 @@ def test_a_skip_whose_record_step_failed_outputs_the_same_summary(world: World, 
         app.running_task_definition(),
     )
     assert out["record"]["written"] is False and out["record"]["unrecorded"]
+
+
+def emitted(out: str) -> dict[str, list[float]]:
+    """Metric name -> the values the functions emitted (EMF lines on stdout)."""
+    found: dict[str, list[float]] = {}
+    for line in out.splitlines():
+        if line.startswith('{"_aws"'):
+            emf = json.loads(line)
+            for metric in emf["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
+                found.setdefault(metric["Name"], []).extend(emf[metric["Name"]])
+    return found
+
+
+def test_deployments_emit_the_durations_the_dashboard_shows(
+    world: World, app: AppService, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world.push_image(app.repository, "v2")
+    deployed = world.deploy(app.request("v2"))
+    world.push_image(app.repository, "v3", "db-down")
+    rolled_back = world.deploy(app.request("v3"))
+    assert world.deploy(app.request("v2")).path[-1] == "Skipped"
+    assert (deployed.status, rolled_back.error) == ("SUCCEEDED", "HealthCheckFailed")
+
+    metrics = emitted(capsys.readouterr().out)
+
+    [to_deploy] = metrics["TimeToDeploy"]
+    assert 0 < to_deploy <= deployed.virtual_seconds + 1
+    [to_detect], [to_restore] = metrics["TimeToDetect"], metrics["TimeToRestore"]
+    assert to_detect > 0 and to_restore > 0 and to_detect + to_restore <= rolled_back.virtual_seconds + 1
+    assert metrics["DeploymentSkipped"] == [1.0] and len(metrics["DeploymentOutcome"]) == 3

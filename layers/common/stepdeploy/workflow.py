@@ -1523,7 +1523,33 @@ def _record(
     if severity == "CRITICAL":
         subject = "ALERT " + subject
     records.publish(settings.notification_topic_arn, subject, record, severity)
+    _emit_metrics(outcome, state, ended_at)
+
+
+#: why a deployment is skipped (the guard's reasons; the DeploymentSkipped metric's ``reason`` dimension)
+SKIP_REASONS = ("AlreadyRunning", "Duplicate", "StaleImage")
+
+
+def _emit_metrics(outcome: str, state: dict[str, Any], ended_at: Any) -> None:
+    """The metrics of an ended deployment (namespace stepdeploy; the dashboard in template.yaml shows them):
+    DeploymentOutcome (outcome), DeploymentSkipped (reason), and, in seconds, TimeToDeploy (start to verified),
+    TimeToDetect (start to the rollback's start) and TimeToRestore (the rollback's start to its verified end)."""
     observability.count("DeploymentOutcome", outcome=outcome)
+    reason = (state.get("guard") or {}).get("reason")
+    if outcome == "SKIPPED" and reason in SKIP_REASONS:
+        observability.count("DeploymentSkipped", reason=str(reason))
+    started, ended = state.get("started_at"), ended_at
+    if not started or not ended:
+        return
+    start, end = decisions.to_epoch(str(started)), decisions.to_epoch(str(ended))
+    active = state.get("active") or {}
+    if outcome == "SUCCEEDED" and (state.get("intent") or {}).get("mode") == "deploy":
+        observability.seconds("TimeToDeploy", end - start)
+    rollback_started = (active.get("rollout") or {}).get("started_at")
+    if active.get("phase") == "rollback" and rollback_started and outcome in ("ROLLED_BACK", "ROLLBACK_FAILED"):
+        observability.seconds("TimeToDetect", float(rollback_started) - start)
+        if outcome == "ROLLED_BACK":
+            observability.seconds("TimeToRestore", end - float(rollback_started))
 
 
 def _record_key(state: dict[str, Any]) -> str:
