@@ -60,10 +60,9 @@ def _gate_round(event: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _outcome(status: str, end_state: str | None, output: dict[str, Any] | None) -> str:
-    result = (output or {}).get("result") or {}
-    if isinstance(result, dict) and result.get("outcome"):
-        return str(result["outcome"])
-    if isinstance((output or {}).get("outcome"), str):
+    """The summary's outcome (DEPLOYED, VERIFIED, REFRESHED, SKIPPED, PLANNED, IGNORED, DISPATCHED) of an
+    execution that SUCCEEDED; else its status."""
+    if status == "SUCCEEDED" and isinstance((output or {}).get("outcome"), str):
         return str((output or {})["outcome"])
     return PLANNED.upper() if end_state == PLANNED else status
 
@@ -80,8 +79,6 @@ def summarize(arn: str) -> dict[str, Any]:
     status = str(desc["status"])
     end_state = path[-1] if path and status in TERMINAL else None
     output = output if isinstance(output, dict) else None
-    result = (output or {}).get("result")
-    result = result if isinstance(result, dict) else {}
     return {
         "deployment": desc["name"],
         "execution": arn,
@@ -90,8 +87,9 @@ def summarize(arn: str) -> dict[str, Any]:
         "end_state": end_state,
         "outcome": _outcome(status, end_state, output) if status in TERMINAL else "RUNNING",
         "verified": status == "SUCCEEDED" and end_state == DEPLOYED,
-        "error": desc.get("error") or result.get("error"),
-        "cause": desc.get("cause") or result.get("cause"),
+        "error": desc.get("error") or (output or {}).get("reason") or None,
+        "cause": desc.get("cause") or (output or {}).get("detail"),
+        "summary": output if status == "SUCCEEDED" else None,
         "started": _iso(desc["startDate"]),
         "stopped": _iso(stop),
         "elapsed_seconds": round((end - desc["startDate"]).total_seconds(), 1),

@@ -18,7 +18,12 @@ from rich.text import Text
 from . import aws, executions, targets
 from .errors import AwsError, CliError, InvalidRegistryEntry, NothingToDo
 
-OUTCOME_STYLE = {"SUCCEEDED": "green", "SKIPPED": "yellow", "PLANNED": "cyan", "RUNNING": "blue"}
+OUTCOME_STYLE = {
+    **dict.fromkeys(("SUCCEEDED", "DEPLOYED", "VERIFIED", "REFRESHED"), "green"),
+    **dict.fromkeys(("SKIPPED", "IGNORED"), "yellow"),
+    **dict.fromkeys(("PLANNED", "DISPATCHED"), "cyan"),
+    "RUNNING": "blue",
+}
 
 
 class Context:

@@ -753,6 +753,9 @@ class World:
                     BillingMode=props.get("BillingMode", "PAY_PER_REQUEST"),
                     **extra,
                 )["TableDescription"]
+                ttl = props.get("TimeToLiveSpecification")
+                if ttl:
+                    self.client("dynamodb").update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
                 refs[logical], attrs[f"{logical}.Arn"] = name, table["TableArn"]
                 self.outputs[f"{logical}Name"] = name
             elif res["Type"] == "AWS::SQS::Queue":

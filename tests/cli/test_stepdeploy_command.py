@@ -65,7 +65,8 @@ def test_deploy_healthy_exits_0_and_the_service_runs_it(served: tuple[World, App
     world, app, endpoint = served
     digest = world.push_image(app.repository, "v2", "healthy")
     out = ok(stepdeploy(endpoint, "deploy", TARGET, "--tag", "v2", "--wait"))
-    assert out["verified"] and out["outcome"] == "SUCCEEDED" and out["end_state"] == "Deployed"
+    assert out["verified"] and out["outcome"] == "DEPLOYED" and out["end_state"] == "Deployed"
+    assert out["summary"]["revision"] == app.running_task_definition() and out["summary"]["reason"] == ""
     assert out["gate_rounds"] and all(g["passed"] for g in out["gate_rounds"][-1]["gates"])
     assert app.running_image().endswith(digest)
 
@@ -84,7 +85,8 @@ def test_deploy_of_what_runs_is_not_a_success(served: tuple[World, AppService, s
     endpoint = served[2]
     result = stepdeploy(endpoint, "deploy", TARGET, "--tag", "v2", "--wait")
     assert result.returncode == 1
-    assert json.loads(result.stdout)["outcome"] == "SKIPPED"
+    out = json.loads(result.stdout)
+    assert out["outcome"] == "SKIPPED" and out["error"] == "AlreadyRunning" and "already running" in out["cause"]
 
 
 def test_status_shows_what_runs_and_the_last_verified(served: tuple[World, AppService, str]) -> None:

@@ -21,3 +21,12 @@ def test_other_executions_name_no_job(name: str) -> None:
 def test_a_job_id_that_is_not_one_is_refused(job: str) -> None:
     with pytest.raises(pipeline.JobConfigurationError, match="is not a CodePipeline job id"):
         pipeline.execution_name(job)
+
+
+def test_a_skip_is_reported_as_a_skip_not_as_a_deployment() -> None:
+    arn = "arn:aws:states:us-east-1:123456789012:execution:sd-deploy:codepipeline-" + JOB
+    output = {"outcome": "SKIPPED", "reason": "Duplicate", "detail": "sha256:ab was already deployed"}
+    report = pipeline.report_for("SUCCEEDED", None, None, arn, output)
+    assert (report.kind, report.message) == ("success", "SKIPPED (Duplicate): sha256:ab was already deployed")
+    deployed = pipeline.report_for("SUCCEEDED", None, None, arn, {"outcome": "DEPLOYED", "detail": "v2 runs"})
+    assert deployed.message == f"DEPLOYED: v2 runs ({arn})"

@@ -46,25 +46,57 @@ def final_results(job: dict[str, Any]) -> list[dict[str, Any]]:
     return [r for r in job["results"] if r["kind"] == "failure" or not r.get("continuationToken")]
 
 
-def test_a_deployment_stopped_mid_bake_is_recorded_as_critical_and_the_next_rolls_back_to_the_last_verified(
-    world: World, app: AppService
+@pytest.mark.parametrize("stopped_at", ["WaitRollout", "WaitBake"])
+def test_a_rolling_deployment_stopped_before_its_gates_passed_goes_back_to_the_last_verified(
+    world: World, app: AppService, stopped_at: str
 ) -> None:
+    """Abort (StopExecution) mid-rollout or mid-bake: the service is pointed back at the last verified
+    revision (as the workflow's own rollback would), and the ABORTED record says so (a warning, not an alert)."""
     world.push_image(app.repository, "v2")
     assert world.deploy(app.request("v2")).status == "SUCCEEDED"  # web:2, verified
     world.push_image(app.repository, "v3", "db-down")
     world.notifications()
 
-    arn = stop_at(world, "WaitBake", app.request("v3"))  # the service already runs web:3, unverified
+    arn = stop_at(world, stopped_at, app.request("v3"))  # the service was moved to web:3, unverified
 
-    assert revision(app.running_task_definition()) == "web:3"
+    assert revision(app.running_task_definition()) == "web:2"
+    assert app.running_image().endswith(world.digest_of(app.repository, "v2"))
     record = world.record(app, arn.rsplit(":", 1)[-1])
     assert record is not None and record["outcome"] == "ABORTED", record
-    assert record["running_task_definition"].endswith("web:3")
-    assert "web:3" in record["cause"] and "A person is needed" in record["cause"]
-    assert "the last verified revision is web:2" in record["cause"]
+    assert record["running_task_definition"].endswith("web:2")
+    assert "rolled the service back to web:2, the last verified revision" in record["cause"]
+    assert "web:3" in record["cause"] and "A person is needed" not in record["cause"]
+    [note] = world.notifications()
+    assert note["attributes"]["severity"] == "WARNING" and not note["subject"].startswith("ALERT ")
+
+    again = world.deploy(app.request("v3"))  # the aborted image is not taken as verified, nor skipped
+    assert (again.status, again.error) == ("FAILED", "PreviouslyFailed"), again.cause
+
+
+def test_a_rollback_stopped_midway_is_recorded_as_critical_and_the_next_rolls_back_to_the_last_verified(
+    world: World, app: AppService
+) -> None:
+    """Stopped while its own rollback's rollout ran: nothing verified runs for sure: a person is needed."""
+    world.push_image(app.repository, "v2")
+    assert world.deploy(app.request("v2")).status == "SUCCEEDED"  # web:2, verified
+    world.push_image(app.repository, "v3", "db-down")
+    world.notifications()
+
+    at_rollback = world.pause_at("Rollback")  # web:3 failed its gates
+    arn = world.start_deployment(app.request("v3"))
+    assert at_rollback.reached() == arn
+    rolling_back = world.pause_at("WaitRollout", arrival=world.arrivals(arn, "WaitRollout") + 1)
+    at_rollback.release()
+    assert rolling_back.reached() == arn  # the rollback's UpdateService ran; its rollout is not verified
+    world.client("stepfunctions").stop_execution(executionArn=arn)
+    assert world.wait(arn).status == "ABORTED"
+    assert "-> ok" in status_change_handled(world, arn)
+
+    record = world.record(app, arn.rsplit(":", 1)[-1])
+    assert record is not None and record["outcome"] == "ABORTED", record
+    assert "A person is needed" in record["cause"] and "the last verified revision is web:2" in record["cause"]
     [note] = world.notifications()
     assert note["attributes"]["severity"] == "CRITICAL" and note["subject"].startswith("ALERT ")
-    assert note["message"]["outcome"] == "ABORTED"
 
     world.push_image(app.repository, "v4", "db-down")
     result = world.deploy(app.request("v4"))
@@ -142,7 +174,7 @@ def test_a_crashing_continuation_still_gets_exactly_one_result(
         assert "HealthCheckFailed" in final["failureDetails"]["message"]
         assert "rolled back" in final["failureDetails"]["message"]
     else:
-        assert final["executionDetails"]["summary"].startswith("deployed and verified")
+        assert final["executionDetails"]["summary"].startswith("DEPLOYED: ")
 
 
 def test_the_normal_path_gets_exactly_one_final_result(world: World, registered: AppService) -> None:
@@ -153,7 +185,7 @@ def test_the_normal_path_gets_exactly_one_final_result(world: World, registered:
     assert job["status"] == "Succeeded", job
     [final] = final_results(job)
     assert final is job["results"][-1]
-    arn = final["executionDetails"]["summary"].split(": ", 1)[1]
+    arn = final["executionDetails"]["summary"].rsplit(" (", 1)[1].rstrip(")")  # "DEPLOYED: <detail> (<arn>)"
     status_change_handled(world, arn)
     assert final_results(job) == [final]  # the rule's answer, if second, was refused as already answered
 

@@ -117,15 +117,15 @@ def test_a_retried_pipeline_action_for_a_failed_image_stays_red(world: World, ap
 
 
 def test_an_image_left_running_unverified_is_not_skipped_as_already_running(world: World, app: AppService) -> None:
-    """An aborted deployment leaves v2 running without passing its gates: deploying v2 again must not
-    end SUCCEEDED as AlreadyRunning."""
+    """An aborted deployment ran v2 without it passing its gates: deploying v2 again must not end SUCCEEDED
+    as AlreadyRunning (nor as a Duplicate)."""
     world.push_image(app.repository, "v2", "db-down")
     pause = world.pause_at("WaitBake")
     arn = world.start_deployment(app.request("v2"))
     assert pause.reached() == arn
     world.client("stepfunctions").stop_execution(executionArn=arn, error="Operator", cause="stopped mid-bake")
     world.wait(arn)
-    assert app.running_image().endswith(world.digest_of(app.repository, "v2"))
+    # (the execution-end handler points the service back at web:1; the image stays claimed, never verified)
 
     again = world.deploy(app.request("v2"))
 

@@ -4,11 +4,14 @@ FailedDeploymentsAlarm counts ExecutionsFailed), no record, no lock; a pipeline'
 from __future__ import annotations
 
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 from stepdeploy_local import World
 from stepdeploy_local.world import AppService, ExecutionResult, PipelineBuild
 
+#: Normalize, then the two Pass states that build the short output (docs: execution output)
+IGNORED = ["Normalize", "ExplainIgnored", "SummarizeIgnored", "Ignored"]
 COMMIT_TAGS = {"mode": "regex", "pattern": "[0-9a-f]{7}"}
 
 
@@ -28,10 +31,10 @@ def executions(world: World) -> list[str]:
 
 def assert_ignored(world: World, result: ExecutionResult, reason: str) -> None:
     assert result.status == "SUCCEEDED", (result.error, result.cause)
-    assert result.path == ["Normalize", "Ignored"]
-    assert result.state_transitions == 2  # Normalize, Ignored: the fewest an execution can take with a task
-    assert result.output is not None and result.output["Error"] == "PushIgnored"
-    assert reason in result.output["Cause"]
+    assert result.path == IGNORED
+    assert result.state_transitions == 4  # Normalize, the two Pass states of its short output, Ignored
+    assert result.output == {"outcome": "IGNORED", "reason": "PushIgnored", "detail": ANY, "record": None}
+    assert reason in result.output["detail"] and "Traceback" not in result.output["detail"]
     assert records(world) == [] and control_items(world) == []
     ended = [d for d in world.deliveries if d[0].endswith("ExecutionEnded")]
     assert all('"status": "SUCCEEDED"' in what for _, what in ended)  # no FAILED status change
@@ -93,7 +96,7 @@ def test_explicit_request_stepdeploy_cannot_deploy_still_fails_with_the_named_er
 def test_entry_deployed_by_its_pipeline_still_deploys_a_manual_request(world: World, app: AppService) -> None:
     world.register(app, deploy_on_push=False)
     _, [pushed] = world.ecr_push(app.repository, "v2")
-    assert world.wait(pushed).path == ["Normalize", "Ignored"]
+    assert world.wait(pushed).path == IGNORED
 
     result = world.deploy({"target": "techchallenge/web", "image": {"tag": "v2"}})
 
@@ -115,7 +118,7 @@ def test_pipeline_release_is_started_once_the_push_is_ignored(world: World, app:
     assert job["build"]["pushed"] is True
     [from_push] = job["build"]["executions"]
     pushed = world.wait(from_push)
-    assert pushed.path == ["Normalize", "Ignored"] and pushed.state_transitions == 2
+    assert pushed.path == IGNORED and pushed.state_transitions == 4
     [pipeline_run] = [arn for arn in executions(world) if arn != from_push]
     deployed = world.wait(pipeline_run)
     assert deployed.status == "SUCCEEDED" and "RegisterRevision" in deployed.path

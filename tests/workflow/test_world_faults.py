@@ -66,8 +66,9 @@ def test_a_write_whose_response_is_lost_lands_and_fails_the_state(world: World, 
     result = world.deploy(app.request("v2"))
 
     assert result.status == "SUCCEEDED"  # the deployment did; its record step did not (it ends readable)
-    assert result.path[-3:] == ["RecordSucceeded", "SucceededUnrecorded", "Deployed"]
-    assert result.output is not None and result.output["result"]["unrecorded"] == "ClientError"
+    assert result.path[-4:] == ["RecordSucceeded", "SucceededUnrecorded", "SummarizeSucceeded", "Deployed"]
+    assert result.output is not None and result.output["record"]["unrecorded"] == "ClientError"
+    assert result.output["outcome"] == "DEPLOYED" and result.output["revision"] == app.running_task_definition()
     record = world.record(app, result.name)
     assert record is not None and record["outcome"] == "SUCCEEDED"  # the write landed
     assert revision(app.running_task_definition()) == "web:2"

@@ -44,6 +44,15 @@ def lambda_entry(handler: Handler) -> Handler:
 
 def count(name: str, value: float = 1, **dimensions: str) -> None:
     """One metric with its own dimensions (flushed immediately, so dimensions never leak)."""
-    with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=NAMESPACE) as metric:
+    _emit(name, MetricUnit.Count, value, dimensions)
+
+
+def seconds(name: str, value: float, **dimensions: str) -> None:
+    """One duration, in seconds (flushed immediately, like :func:`count`)."""
+    _emit(name, MetricUnit.Seconds, max(value, 0.0), dimensions)
+
+
+def _emit(name: str, unit: MetricUnit, value: float, dimensions: dict[str, str]) -> None:
+    with single_metric(name=name, unit=unit, value=value, namespace=NAMESPACE) as metric:
         for key, dim in dimensions.items():
             metric.add_dimension(name=key, value=dim)

@@ -133,9 +133,15 @@ class Report:
     failure_type: str = "JobFailed"
 
 
-def report_for(status: str, error: str | None, cause: str | None, execution_arn: str) -> Report:
+def report_for(status: str, error: str | None, cause: str | None, execution_arn: str, output: Any = None) -> Report:
+    """``output``: the execution's output (its summary when it SUCCEEDED: outcome and detail)."""
     if status == "RUNNING":
         return Report("continue", f"deployment running: {execution_arn}")
     if status == "SUCCEEDED":
-        return Report("success", f"deployed and verified: {execution_arn}")
+        summary = output if isinstance(output, Mapping) else {}
+        outcome = str(summary.get("outcome") or "DEPLOYED")
+        if outcome == "SKIPPED":
+            return Report("success", f"SKIPPED ({summary.get('reason')}): {summary.get('detail')}"[:MAX_MESSAGE])
+        detail = f": {summary['detail']}" if summary.get("detail") else ""
+        return Report("success", f"{outcome}{detail} ({execution_arn})"[:MAX_MESSAGE])
     return Report("failure", f"deployment {status}: {error}: {cause}"[:MAX_MESSAGE])

@@ -30,6 +30,13 @@ class Settings:
     partition: str = ""
     region: str = ""
     account: str = ""
+    #: deployment records (and the digest claims that dedupe against them) expire after this many days;
+    #: 0 keeps them (template parameter RecordRetentionDays)
+    record_retention_days: int = 90
+
+    def expires_at(self, now: float) -> int | None:
+        """The TTL attribute (epoch seconds) of a record or claim written at ``now``; None: kept."""
+        return int(now) + self.record_retention_days * 86400 if self.record_retention_days > 0 else None
 
     def stack_name(self, name: str) -> str:
         """The CloudFormation name of the application stack a request calls ``name``."""
@@ -48,6 +55,7 @@ class Settings:
             ("queue_timeout_seconds", "QUEUE_TIMEOUT_SECONDS"),
             ("queue_poll_seconds", "QUEUE_POLL_SECONDS"),
             ("lock_lease_seconds", "LOCK_LEASE_SECONDS"),
+            ("record_retention_days", "RECORD_RETENTION_DAYS"),
         ):
             if env.get(key):
                 try:

@@ -289,9 +289,13 @@ def _running(service: ServiceRef, container: str | None) -> tuple[decisions.Serv
     return view, {"task_definition": view.task_definition, "container": chosen, "image": image}
 
 
+#: the outcome an execution that goes on after the Guard's action ends with when its gates pass
+SUCCESS = {"DEPLOY": "DEPLOYED", "VERIFY": "VERIFIED", "REFRESH": "REFRESHED"}
+
+
 def _guard_result(action: str, waited: int, **extra: Any) -> dict[str, Any]:
     base = {"action": action, "reason": "", "detail": "", "waited_seconds": waited, "wait_seconds": 0}
-    return {**base, "image_action": "DEPLOY", **extra}
+    return {**base, "image_action": "DEPLOY", "success": SUCCESS.get(action), **extra}
 
 
 def guard_deployment(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
@@ -328,15 +332,8 @@ def guard_deployment(event: dict[str, Any], settings: Settings) -> dict[str, Any
         and decisions.digest_of(running["image"]) == image["digest"]
         and _verified(settings, key, image["digest"])
     ):
-        return _skip(
-            settings,
-            key,
-            holder,
-            waited,
-            "AlreadyRunning",
-            f"{key} already runs {image['digest']}: nothing to do",
-            False,
-        )
+        detail = _already_running(settings, key, image["digest"], running)
+        return _skip(settings, key, holder, waited, "AlreadyRunning", detail, False, running)
     now = int(clock.now())
     holder_item = control.acquire_lock(
         settings.control_table, key, holder, deployment_id, now, settings.lock_lease_seconds
@@ -358,7 +355,7 @@ def guard_deployment(event: dict[str, Any], settings: Settings) -> dict[str, Any
     if request.stack is not None and intent["mode"] != "refresh":  # a refresh never changes the stack
         stale = _stale(settings, intent, image, key) if deploy else None
         if stale is not None:
-            return _skip(settings, key, holder, waited, "StaleImage", stale, True)
+            return _skip(settings, key, holder, waited, "StaleImage", stale, True, running)
         # what runs now, under the lock (the stack may have been busy when Normalize read its outputs):
         # the stack's change set keeps it unless this is a release
         if request.service is None:
@@ -389,10 +386,13 @@ def _why_not_release(
     The first deployment of a (service, digest) claims it here."""
     intent, image, key = event["intent"], event["image"], event["intent"]["service_key"]
     if decisions.digest_of(current["image"]) == image["digest"] and _verified(settings, key, image["digest"]):
-        return "AlreadyRunning", f"{key} already runs {image['digest']}: nothing to do"
+        return "AlreadyRunning", _already_running(settings, key, image["digest"], current)
     if check_stale and (stale := _stale(settings, intent, image, key)) is not None:
         return "StaleImage", stale
-    prior = control.claim_digest(settings.control_table, key, image["digest"], event["deployment_id"], int(clock.now()))
+    now = clock.now()
+    prior = control.claim_digest(
+        settings.control_table, key, image["digest"], event["deployment_id"], int(now), settings.expires_at(now)
+    )
     if prior is not None:
         _refuse_if_failed(settings, key, image["digest"], prior)
         return "Duplicate", _duplicate(image["digest"], key, prior)
@@ -409,6 +409,16 @@ def _verified(settings: Settings, key: str, digest: str) -> bool:
         return last.get("digest") == digest
     prior = control.get_claim(settings.control_table, key, digest)
     return prior is None or _outcome_of(settings, key, prior).get("outcome") in ("SUCCEEDED", "SKIPPED")
+
+
+def _already_running(settings: Settings, key: str, digest: str, running: dict[str, Any]) -> str:
+    """Why an image that already runs is not deployed again: when and by whom it was verified."""
+    where = f"{key} already runs {digest} ({decisions.short_revision(running['task_definition'])})"
+    last = control.get_last(settings.control_table, key) or {}
+    if last.get("digest") != digest:
+        return f"{where}: already running, the service's baseline (no deployment of it failed): nothing to do"
+    when = f" at {last['verified_at']}" if last.get("verified_at") else ""
+    return f"{where}: already running, verified{when} by {last.get('deployment_id', '?')}: nothing to do"
 
 
 def _outcome_of(settings: Settings, key: str, deployment_id: str) -> dict[str, Any]:
@@ -434,11 +444,27 @@ def _duplicate(digest: str, key: str, prior: str) -> str:
 
 
 def _skip(
-    settings: Settings, key: str, holder: str, waited: int, reason: str, detail: str, release: bool
+    settings: Settings,
+    key: str,
+    holder: str,
+    waited: int,
+    reason: str,
+    detail: str,
+    release: bool,
+    running: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """SKIP, and what runs instead (``running``: its task definition and image, as seen; null when unknown)."""
     if release:
         control.release_lock(settings.control_table, key, holder)
-    return {"action": "SKIP", "reason": reason, "detail": detail, "waited_seconds": waited, "wait_seconds": 0}
+    runs = {"task_definition": (running or {}).get("task_definition"), "image": (running or {}).get("image")}
+    return {
+        "action": "SKIP",
+        "reason": reason,
+        "detail": detail,
+        "waited_seconds": waited,
+        "wait_seconds": 0,
+        "running": runs,
+    }
 
 
 def _stale(settings: Settings, intent: dict[str, Any], image: dict[str, Any], key: str) -> str | None:
@@ -469,7 +495,7 @@ def _image_stage(
     if deploy and not intent["redeploy"]:
         skip_reason, detail = _why_not_release(event, settings, current, check_stale=True)
         if skip_reason:
-            return _skip(settings, key, holder, waited, skip_reason, detail, True)
+            return _skip(settings, key, holder, waited, skip_reason, detail, True, current)
     if deploy:
         return _guard_result("DEPLOY", waited, current=current, rollback_to=_last_verified(settings, key, current))
     last_verified = (control.get_last(settings.control_table, key) or {}).get("task_definition")
@@ -496,7 +522,7 @@ def _stack_image_stage(
     before = guard["current"] if "current" in guard else event.get("current")  # as seen under the lock
     uninitialised = bool((stack_state.get("database") or {}).get("initialise"))  # a failed init: never verified
     if stack_state.get("operation") == "NONE" and guard.get("reason") and not uninitialised:
-        return _skip(settings, key, holder, waited, guard["reason"], guard.get("detail", ""), True)
+        return _skip(settings, key, holder, waited, guard["reason"], guard.get("detail", ""), True, before)
     container = (before or {}).get("container") or request.target.container
     _, now = _running(request.target, container)
     moved = before is not None and before["task_definition"] != now["task_definition"]
@@ -513,8 +539,15 @@ def _stack_image_stage(
     rollback = {"parameters": parameters, "image": image, "possible": bool(image or parameters)}
     detail = "the stack changed: verifying what runs" if stack_state.get("operation") in ("CREATE", "UPDATE") else ""
     revision = _revision(now, previous, via="stack", rollback=rollback)
+    released = event["intent"]["mode"] == "deploy" and guard.get("image_action", "DEPLOY") == "DEPLOY"
     return _verify(
-        waited, now, revision, changed=moved or before is None, reason=guard.get("reason", ""), detail=detail
+        waited,
+        now,
+        revision,
+        changed=moved or before is None,
+        reason=guard.get("reason", ""),
+        detail=detail,
+        success="DEPLOYED" if released else "VERIFIED",  # (the stack released the image, or kept what runs)
     )
 
 
@@ -898,6 +931,8 @@ def execution_ended(event: dict[str, Any], settings: Settings) -> dict[str, Any]
     answer = answer_job(job, arn)[1] if job is not None else None
     state = _last_workflow_state(arn)
     taken_back = _take_back_ended(state) if status != "SUCCEEDED" else None
+    if taken_back is None and status in ("ABORTED", "TIMED_OUT"):
+        taken_back, state = _roll_back_ended(state)
     recorded = _record_ended(arn, status, state, taken_back, settings)
     return {
         "execution": arn,
@@ -919,6 +954,37 @@ def _take_back_ended(state: dict[str, Any] | None) -> str | None:
     if deployment.status in decisions.ROLLING_BACK or not take_back(deployment):
         return None
     return deployment.arn
+
+
+def _roll_back_ended(state: dict[str, Any] | None) -> tuple[str | None, dict[str, Any] | None]:
+    """A ROLLING deployment stopped (or timed out) after it moved the service and before its new revision
+    passed its gates: point the service back at the revision it rolls back to (the last verified one, Guard),
+    as its own rollback would. Returns what was done (for the record's cause) and the state as it is now;
+    (None, state) when there is nothing to roll back (the stack owns the revision, a refresh, no earlier one)."""
+    active = (state or {}).get("active") or {}
+    revision = (state or {}).get("revision") or {}
+    previous, new = revision.get("previous"), active.get("task_definition")
+    if (
+        state is None
+        or active.get("phase") != "deploy"
+        or not active.get("changed")
+        or active.get("follow")
+        or (active.get("bake") or {}).get("status") == "PASSED"
+        or revision.get("via") == "stack"
+        or (state.get("intent") or {}).get("mode") == "refresh"
+        or not previous
+        or previous == new
+    ):
+        return None, state
+    service = (state.get("request") or {}).get("service") or {}
+    ecs.update_service(str(service["cluster"]), str(service["service"]), str(previous))
+    done = (
+        f"stepdeploy rolled the service back to {decisions.short_revision(str(previous))}, the last verified "
+        f"revision (its rollout replaces the tasks of {decisions.short_revision(str(new))}, which never passed "
+        "its health gates; no gate follows it)"
+    )
+    rolled = {**active, "phase": "rollback", "task_definition": previous, "changed": True}
+    return done, {**state, "active": rolled}
 
 
 def _record_ended(
@@ -980,6 +1046,8 @@ def _ended_cause(
     if detail or outcome == "FAILED":
         how += f" ({error}: {detail})"
     active = state.get("active") or {}
+    if taken_back and not taken_back.startswith("arn:"):  # (a ROLLING service pointed back: _roll_back_ended)
+        return f"{how} -- {taken_back}", False
     if taken_back:
         previous = decisions.short_revision(str((state.get("revision") or {}).get("previous") or ""))
         return (
@@ -1016,7 +1084,7 @@ def answer_job(job: str, execution_arn: str) -> tuple[pipeline.Report, str]:
     """Report the execution's status to the CodePipeline job: continue while it runs, else its final
     result (the same whichever path answers). Returns the report and whether it was answered now."""
     status = pipeline_io.describe_execution(execution_arn)
-    report = pipeline.report_for(status["status"], status["error"], status["cause"], execution_arn)
+    report = pipeline.report_for(status["status"], status["error"], status["cause"], execution_arn, status["output"])
     if report.kind == "continue":
         token = json.dumps({"executionArn": execution_arn})
         return report, pipeline_io.succeed(job, report.message, continuation_token=token)
@@ -1402,7 +1470,64 @@ def record_outcome(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
         return {"outcome": outcome, "error": error, "cause": f"{cause} (plan mode: nothing was recorded)"}
     severity = _severity(outcome, state)
     _record(outcome, error, cause, severity, state, event.get("ended_at"), event.get("execution_arn"), settings)
-    return {"outcome": outcome, "error": error, "cause": cause}
+    result: dict[str, Any] = {"outcome": outcome, "error": error, "cause": cause}
+    if outcome in ("SUCCEEDED", "SKIPPED"):  # the execution ends SUCCEEDED: its output is the summary
+        result["summary"] = execution_summary(outcome, state)
+    return result
+
+
+#: the keys of an execution's output when it ends SUCCEEDED at Deployed or Skipped (statemachine/deploy.asl.json
+#: builds the same keys where the record function failed: SucceededUnrecorded, SkippedUnrecorded)
+SUMMARY_KEYS = (
+    "outcome",
+    "deployment_id",
+    "service",
+    "target",
+    "mode",
+    "image",
+    "revision",
+    "running_image",
+    "reason",
+    "detail",
+    "record",
+)
+
+
+def execution_summary(outcome: str, state: dict[str, Any]) -> dict[str, Any]:
+    """The short output of an execution that ends SUCCEEDED: what it did (DEPLOYED, VERIFIED, REFRESHED or
+    SKIPPED), the image asked for, the revision and image that run now, why (a skip), and its record."""
+    guard, intent, key = state.get("guard") or {}, state.get("intent") or {}, _record_key(state)
+    if outcome == "SKIPPED":
+        running = guard.get("running") or {}
+        revision, running_image = running.get("task_definition"), running.get("image")
+        word, detail = "SKIPPED", str(guard.get("detail") or "")
+    else:
+        revision = (state.get("active") or {}).get("task_definition")
+        running_image = (state.get("revision") or {}).get("image")
+        word = str(guard.get("success") or "DEPLOYED")
+        detail = _success_detail(word, decisions.short_revision(str(revision or "")), running_image, guard)
+    return {
+        "outcome": word,
+        "deployment_id": state["deployment_id"],
+        "service": key,
+        "target": intent.get("target"),
+        "mode": intent.get("mode"),
+        "image": state.get("image"),
+        "revision": revision,
+        "running_image": running_image,
+        "reason": guard.get("reason") or "",
+        "detail": detail,
+        "record": {"service": key, "deployment_id": state["deployment_id"], "written": True},
+    }
+
+
+def _success_detail(word: str, revision: str, image: str | None, guard: dict[str, Any]) -> str:
+    if word == "REFRESHED":
+        return f"new tasks of {revision} ({image}) passed their health gates"
+    if word == "VERIFIED":
+        why = f" ({guard['reason']}: {guard.get('detail') or ''})" if guard.get("reason") else ""
+        return f"{revision} ({image}) passed its health gates; no new image was released{why}"
+    return f"{image} runs as {revision} and passed its health gates"
 
 
 def _severity(outcome: str, state: dict[str, Any]) -> str:
@@ -1524,6 +1649,7 @@ def _record(
         "started_at": state.get("started_at"),
         "ended_at": ended_at,
         "recorded_by": recorded_by,
+        "expires_at": settings.expires_at(clock.now()),  # the table's TTL (RecordRetentionDays)
     }
     records.put_record(settings.deployments_table, record)
     key = intent.get("service_key", record["service"])
@@ -1542,6 +1668,7 @@ def _record(
             str(intent.get("pushed_at", 0)),
             str(record["running_task_definition"]),
             str(state["deployment_id"]),
+            str(ended_at) if ended_at else None,
         )
     if execution_arn:
         control.release_lock(settings.control_table, key, execution_arn)
@@ -1551,7 +1678,33 @@ def _record(
     if severity == "CRITICAL":
         subject = "ALERT " + subject
     records.publish(settings.notification_topic_arn, subject, record, severity)
+    _emit_metrics(outcome, state, ended_at)
+
+
+#: why a deployment is skipped (the guard's reasons; the DeploymentSkipped metric's ``reason`` dimension)
+SKIP_REASONS = ("AlreadyRunning", "Duplicate", "StaleImage")
+
+
+def _emit_metrics(outcome: str, state: dict[str, Any], ended_at: Any) -> None:
+    """The metrics of an ended deployment (namespace stepdeploy; the dashboard in template.yaml shows them):
+    DeploymentOutcome (outcome), DeploymentSkipped (reason), and, in seconds, TimeToDeploy (start to verified),
+    TimeToDetect (start to the rollback's start) and TimeToRestore (the rollback's start to its verified end)."""
     observability.count("DeploymentOutcome", outcome=outcome)
+    reason = (state.get("guard") or {}).get("reason")
+    if outcome == "SKIPPED" and reason in SKIP_REASONS:
+        observability.count("DeploymentSkipped", reason=str(reason))
+    started, ended = state.get("started_at"), ended_at
+    if not started or not ended:
+        return
+    start, end = decisions.to_epoch(str(started)), decisions.to_epoch(str(ended))
+    active = state.get("active") or {}
+    if outcome == "SUCCEEDED" and (state.get("intent") or {}).get("mode") == "deploy":
+        observability.seconds("TimeToDeploy", end - start)
+    rollback_started = (active.get("rollout") or {}).get("started_at")
+    if active.get("phase") == "rollback" and rollback_started and outcome in ("ROLLED_BACK", "ROLLBACK_FAILED"):
+        observability.seconds("TimeToDetect", float(rollback_started) - start)
+        if outcome == "ROLLED_BACK":
+            observability.seconds("TimeToRestore", end - float(rollback_started))
 
 
 def _record_key(state: dict[str, Any]) -> str:

@@ -84,11 +84,20 @@ def release_lock(table: str, service: str, holder: str) -> bool:
     return _delete_if(table, _key(service, "LOCK"), "holder = :me", {":me": {"S": holder}})
 
 
-def claim_digest(table: str, service: str, digest: str, deployment_id: str, now: int) -> str | None:
-    """Claim (service, digest) for this deployment. Returns the earlier claimant, or None if claimed now."""
+def claim_digest(
+    table: str, service: str, digest: str, deployment_id: str, now: int, expires_at: int | None = None
+) -> str | None:
+    """Claim (service, digest) for this deployment. Returns the earlier claimant, or None if claimed now.
+    ``expires_at`` (epoch seconds): when the claim goes with its deployment record (the records' retention)."""
+    ttl = {"expires_at": {"N": str(expires_at)}} if expires_at else {}
     prior = _put_unless(
         table,
-        {**_key(service, f"DIGEST#{digest}"), "deployment_id": {"S": deployment_id}, "claimed_at": {"N": str(now)}},
+        {
+            **_key(service, f"DIGEST#{digest}"),
+            "deployment_id": {"S": deployment_id},
+            "claimed_at": {"N": str(now)},
+            **ttl,
+        },
         "attribute_not_exists(service) OR deployment_id = :me",
         {":me": {"S": deployment_id}},
     )
@@ -115,8 +124,18 @@ def get_lock(table: str, service: str) -> dict[str, str] | None:
     return _get(table, service, "LOCK")
 
 
-def set_last(table: str, service: str, digest: str, pushed_at: str, task_definition: str, deployment_id: str) -> None:
-    """Remember the last verified deployment (stale-image guard, verify-mode rollback target)."""
+def set_last(
+    table: str,
+    service: str,
+    digest: str,
+    pushed_at: str,
+    task_definition: str,
+    deployment_id: str,
+    verified_at: str | None = None,
+) -> None:
+    """Remember the last verified deployment (stale-image guard, verify-mode rollback target) and when it
+    passed its gates (``verified_at``, ISO 8601)."""
+    when = {"verified_at": {"S": verified_at}} if verified_at else {}
     client("dynamodb").put_item(
         TableName=table,
         Item={
@@ -125,6 +144,7 @@ def set_last(table: str, service: str, digest: str, pushed_at: str, task_definit
             "pushed_at": {"S": pushed_at},
             "task_definition": {"S": task_definition},
             "deployment_id": {"S": deployment_id},
+            **when,
         },
     )
 

@@ -45,6 +45,7 @@ def describe_execution(execution_arn: str) -> dict[str, Any]:
         "error": out.get("error"),
         "cause": out.get("cause"),
         "stopped_at": stopped.isoformat() if stopped is not None else None,
+        "output": json.loads(out["output"]) if out.get("output") else None,
     }
 
 
