@@ -1340,12 +1340,17 @@ class World:
             "artifactCredentials": {"accessKeyId": "testing", "secretAccessKey": "testing", "sessionToken": "testing"},
         }
         if files is not None:
-            location = {"bucketName": "codepipeline-artifacts-local", "objectKey": f"pipeline/BuildOutput/{job_id[:8]}.zip"}
+            location = {
+                "bucketName": "codepipeline-artifacts-local",
+                "objectKey": f"pipeline/BuildOutput/{job_id[:8]}.zip",
+            }
             self._put_artifact(location, files)
             data["inputArtifacts"].append({"name": "BuildOutput", "location": {"type": "S3", "s3Location": location}})
         return self._drive_job(job_id, data, max_invocations, reinvoke_seconds, answer_seconds)
 
-    def run_job_event(self, event: dict[str, Any], files: dict[str, Any], answer_seconds: float = 60.0) -> dict[str, Any]:
+    def run_job_event(
+        self, event: dict[str, Any], files: dict[str, Any], answer_seconds: float = 60.0
+    ) -> dict[str, Any]:
         """Act as CodePipeline for a job event as the Lambda invoke action sends it (e.g.
         events/lambda/codepipeline-job.json): ``files`` zipped where its first input artifact says, the job
         created, then the world's PipelineJobFunction invoked as ``run_pipeline_job`` does (the event's

@@ -10,7 +10,6 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import boto3
 import pytest
@@ -18,7 +17,6 @@ from stepdeploy_local import World
 from stepdeploy_local.__main__ import samconfig_stack, serve_world
 from stepdeploy_local.samples import EVENTS, load, localise
 from stepdeploy_local.world import AppService, StackApp
-
 from test_serve_examples import CREDENTIALS, _free_port, stepdeploy
 
 
@@ -134,7 +132,11 @@ def _send(s: Served, path: Path) -> str:
         job = s.world.run_job_event(sample, {"imageDetail.json": load(EVENTS / "codepipeline-imagedetail.json")})
         assert job["status"] == "Succeeded", job
     elif isinstance(sample, dict) and "detail-type" in sample:  # an event on the default bus
-        entry = {"Source": sample["source"], "DetailType": sample["detail-type"], "Detail": json.dumps(sample["detail"])}
+        entry = {
+            "Source": sample["source"],
+            "DetailType": sample["detail-type"],
+            "Detail": json.dumps(sample["detail"]),
+        }
         assert s.events.put_events(Entries=[entry])["FailedEntryCount"] == 0
     else:  # StartExecution (an explicit request names an ALB and target group: the served world's instead)
         payload = localise(sample, s.web) if isinstance(sample, dict) and "service" in sample else sample
