@@ -210,7 +210,8 @@ def test_explicit_request_samples(name: str) -> None:
     assert intent.mode == "deploy"
     assert intent.target is None
     assert intent.repository is None and intent.tag is None and intent.digest is None
-    assert intent.redeploy is False
+    redeploy = payload.pop("redeploy", False)  # lifted out of the explicit request
+    assert intent.redeploy is (name == "manual-redeploy-digest.json") is redeploy
     assert intent.explicit == payload
 
 
