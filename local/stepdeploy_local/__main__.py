@@ -15,7 +15,7 @@ from typing import Any
 
 from botocore import xform_name
 
-from . import template
+from . import samples, template
 from .traffic import UserTraffic
 from .world import AppService, ExecutionResult, StackApp, World
 
@@ -414,13 +414,16 @@ def _wait_forever(world: World, port: int, examples: list[Example]) -> None:
 
 def serve_world(world: World) -> tuple[StackApp, str, bool]:
     """What ``serve`` starts from: the application stack provisioned with v1 and registered, v2 (healthy) and
-    v3 (broken) pushed. Returns the application, its registry target and whether v1 deployed."""
+    v3 (broken) pushed; the plain service ``techchallenge/web`` running v1, registered from
+    events/registry/techchallenge-web.json, with v2 pushed (v2 has the digest the samples in events/ name).
+    Returns the application, its registry target and whether v1 deployed."""
     app = world.stack_app("techchallenge")
     world.push_image(app.repository, "v1", "healthy")
     first = world.deploy(app.request("v1"))  # provisions the application stack
     target = world.register(app, tag_filter={"mode": "glob", "pattern": "v*"})
-    world.push_image(app.repository, "v2", "healthy")
+    world.push_image(app.repository, "v2", "healthy", content=samples.SAMPLE_IMAGE)
     world.push_image(app.repository, "v3", "db-down")
+    samples.create_web(world)
     print(f"provisioned {app.stack_name} and deployed v1: {first.status}")
     return app, target, first.status == "SUCCEEDED"
 

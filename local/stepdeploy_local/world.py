@@ -1354,17 +1354,40 @@ class World:
             "artifactCredentials": {"accessKeyId": "testing", "secretAccessKey": "testing", "sessionToken": "testing"},
         }
         if files is not None:
-            s3 = self.client("s3")
-            with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
-                s3.create_bucket(Bucket="codepipeline-artifacts-local")
-            buf = io.BytesIO()
-            with zipfile.ZipFile(buf, "w") as zf:
-                for name, content in files.items():
-                    zf.writestr(name, content if isinstance(content, str) else json.dumps(content))
-            key = f"pipeline/BuildOutput/{job_id[:8]}.zip"
-            s3.put_object(Bucket="codepipeline-artifacts-local", Key=key, Body=buf.getvalue())
-            location = {"bucketName": "codepipeline-artifacts-local", "objectKey": key}
+            location = {
+                "bucketName": "codepipeline-artifacts-local",
+                "objectKey": f"pipeline/BuildOutput/{job_id[:8]}.zip",
+            }
+            self._put_artifact(location, files)
             data["inputArtifacts"].append({"name": "BuildOutput", "location": {"type": "S3", "s3Location": location}})
+        return self._drive_job(job_id, data, max_invocations, reinvoke_seconds, answer_seconds)
+
+    def run_job_event(
+        self, event: dict[str, Any], files: dict[str, Any], answer_seconds: float = 60.0
+    ) -> dict[str, Any]:
+        """Act as CodePipeline for a job event as the Lambda invoke action sends it (e.g.
+        events/lambda/codepipeline-job.json): ``files`` zipped where its first input artifact says, the job
+        created, then the world's PipelineJobFunction invoked as ``run_pipeline_job`` does (the event's
+        ``FunctionName`` names the function of a deployed stack: the world invokes its own)."""
+        job = event["CodePipeline.job"]
+        data = json.loads(json.dumps(job["data"]))
+        self._put_artifact(data["inputArtifacts"][0]["location"]["s3Location"], files)
+        return self._drive_job(str(job["id"]), data, 500, 60.0, answer_seconds)
+
+    def _put_artifact(self, location: dict[str, str], files: dict[str, Any]) -> None:
+        s3 = self.client("s3")
+        with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+            s3.create_bucket(Bucket=location["bucketName"])
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            for name, content in files.items():
+                zf.writestr(name, content if isinstance(content, str) else json.dumps(content))
+        s3.put_object(Bucket=location["bucketName"], Key=location["objectKey"], Body=buf.getvalue())
+
+    def _drive_job(
+        self, job_id: str, data: dict[str, Any], max_invocations: int, reinvoke_seconds: float, answer_seconds: float
+    ) -> dict[str, Any]:
+        function = self.runtime.by_logical_id("PipelineJobFunction").name
         compat.JOBS.create(job_id, data)
         job = compat.JOBS.jobs[job_id]
         lam = self.client("lambda")
@@ -1405,13 +1428,19 @@ class World:
 
     # ------------------------------------------------------------------ images
 
-    def push_image(self, repository: str, tag: str, image_profile: str | ImageProfile = "healthy") -> str:
+    def push_image(
+        self, repository: str, tag: str, image_profile: str | ImageProfile = "healthy", content: str | None = None
+    ) -> str:
         """Push an image (a manifest) to ECR and decide how it behaves when deployed. Returns the digest.
-        ECR's push event is not sent: tests deliver it themselves (``ecr_push_event``), or use ``ecr_push``."""
+        ECR's push event is not sent: tests deliver it themselves (``ecr_push_event``), or use ``ecr_push``.
+        Each push is a new image, unless ``content`` names what it is built from: the same ``content`` is
+        the same manifest, so the same digest (in any repository), as on ECR, where a digest is the
+        manifest's hash (the samples in events/ name such an image by its digest)."""
         ecr = self.client("ecr")
         with contextlib.suppress(ecr.exceptions.RepositoryAlreadyExistsException):
             ecr.create_repository(repositoryName=repository)
-        config_digest = "sha256:" + hashlib.sha256(f"{repository}:{tag}:{time.time_ns()}".encode()).hexdigest()
+        built = content if content is not None else f"{repository}:{tag}:{time.time_ns()}"
+        config_digest = "sha256:" + hashlib.sha256(built.encode()).hexdigest()
         manifest = json.dumps(
             {
                 "schemaVersion": 2,
@@ -1425,7 +1454,8 @@ class World:
                     {
                         "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
                         "size": 2811478,
-                        "digest": "sha256:" + hashlib.sha256(f"layer:{repository}:{tag}".encode()).hexdigest(),
+                        "digest": "sha256:"
+                        + hashlib.sha256(f"layer:{content or f'{repository}:{tag}'}".encode()).hexdigest(),
                     }
                 ],
             }

@@ -56,7 +56,7 @@ def test_sample_registry_entry_builds_a_valid_request() -> None:
     entry = RegistryEntry.from_item(json.loads((ROOT / "events" / "registry" / "techchallenge-web.json").read_text()))
     assert entry.matches("v2.1") and not entry.matches("latest") and entry.matches(None)
     request = entry.build_request({"tag": "v2"}, "ecr", None, Defaults())
-    assert request.target.service == "web" and request.image.repository == "techchallengeapp"
+    assert request.target.service == "web" and request.image.repository == "techchallenge-web"
 
 
 def test_sample_stack_registry_entry_builds_a_stack_request() -> None:

@@ -22,7 +22,7 @@ from stepdeploy.registry import FILTER_MODES, RegistryEntry, select, validate_en
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_ITEM: dict[str, Any] = json.loads((ROOT / "events" / "registry" / "techchallenge-web.json").read_text())
-DIGEST = "sha256:4587bb157f6d423c1717e850dbcf5588189e6b94b49c898bf120559097f48d9e"
+DIGEST = "sha256:788614df71ed927c1c76f0bbe031446648f7fd84dff948c1ca783f127d7eed9f"
 
 MINIMAL_REQUEST: dict[str, Any] = {
     "service": {"cluster": "techchallenge", "service": "web"},
@@ -59,7 +59,7 @@ def _entry(
 def test_from_item_sample_entry() -> None:
     entry = RegistryEntry.from_item(SAMPLE_ITEM)
     assert entry.name == "techchallenge/web"
-    assert entry.repository == "techchallengeapp"
+    assert entry.repository == "techchallenge-web"
     assert entry.filter_mode == "regex"
     assert entry.pattern == r"v[0-9]+(\.[0-9]+)*"
     assert entry.allow_digest_only is True
@@ -307,7 +307,7 @@ def test_build_request_uses_custom_defaults_and_template_overrides() -> None:
     entry = RegistryEntry.from_item(SAMPLE_ITEM)
     defaults = Defaults(expected_status=204, max_checks=7, rollout_timeout_seconds=600, rollout_poll_seconds=10)
     request = entry.build_request({"digest": DIGEST, "tag": "v2"}, "codepipeline", "commit abc", defaults)
-    assert request.image == ImageSpec(repository="techchallengeapp", tag="v2", digest=DIGEST)
+    assert request.image == ImageSpec(repository="techchallenge-web", tag="v2", digest=DIGEST)
     assert request.service.container == "app"
     assert request.trigger == "codepipeline"
     assert request.reason == "commit abc"
@@ -389,9 +389,9 @@ def test_to_epoch_rejects_garbage() -> None:
 @pytest.mark.parametrize(
     ("uri", "expected"),
     [
-        (f"123456789012.dkr.ecr.eu-west-1.amazonaws.com/app@{DIGEST}", DIGEST),
+        (f"123456789012.dkr.ecr.us-east-1.amazonaws.com/app@{DIGEST}", DIGEST),
         (f"localhost:5000/a/b/c:v1@{DIGEST}", DIGEST),
-        ("123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:v1", None),
+        ("123456789012.dkr.ecr.us-east-1.amazonaws.com/app:v1", None),
         ("", None),
     ],
 )

@@ -20,9 +20,9 @@ from stepdeploy.triggers import Intent, parse, parse_image_uri
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
 
-DIGEST = "sha256:4587bb157f6d423c1717e850dbcf5588189e6b94b49c898bf120559097f48d9e"
+DIGEST = "sha256:788614df71ed927c1c76f0bbe031446648f7fd84dff948c1ca783f127d7eed9f"
 OTHER_DIGEST = "sha256:" + "a" * 64
-REGISTRY = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+REGISTRY = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
 
 
 def _load(name: str) -> Any:
@@ -88,13 +88,13 @@ def test_codepipeline_imagedefinitions_sample() -> None:
     assert intent == Intent(
         trigger="codepipeline",
         mode="deploy",
-        repository="techchallengeapp",
+        repository="techchallenge-web",
         tag="v2",
         digest=None,
         container="app",
         event_time=None,
         redeploy=False,
-        registry=("$[0].imageUri", "123456789012.dkr.ecr.eu-west-1.amazonaws.com"),
+        registry=("$[0].imageUri", "123456789012.dkr.ecr.us-east-1.amazonaws.com"),
     )
 
 
@@ -103,13 +103,13 @@ def test_codepipeline_imagedetail_sample() -> None:
     assert intent == Intent(
         trigger="codepipeline",
         mode="deploy",
-        repository="techchallengeapp",
+        repository="techchallenge-web",
         tag=None,
         digest=DIGEST,
         container=None,
         event_time=None,
         redeploy=False,
-        registry=("$.ImageURI", "123456789012.dkr.ecr.eu-west-1.amazonaws.com"),
+        registry=("$.ImageURI", "123456789012.dkr.ecr.us-east-1.amazonaws.com"),
     )
 
 
@@ -210,7 +210,8 @@ def test_explicit_request_samples(name: str) -> None:
     assert intent.mode == "deploy"
     assert intent.target is None
     assert intent.repository is None and intent.tag is None and intent.digest is None
-    assert intent.redeploy is False
+    redeploy = payload.pop("redeploy", False)  # lifted out of the explicit request
+    assert intent.redeploy is (name == "manual-redeploy-digest.json") is redeploy
     assert intent.explicit == payload
 
 
@@ -223,7 +224,7 @@ def test_explicit_request_redeploy_is_lifted_out_and_trigger_kept() -> None:
     assert intent.trigger == "codepipeline"
     assert intent.explicit is not None
     assert "redeploy" not in intent.explicit
-    assert intent.explicit["image"] == {"repository": "techchallengeapp", "tag": "v2"}
+    assert intent.explicit["image"] == {"repository": "techchallenge-web", "tag": "v2"}
 
 
 # --------------------------------------------------------------------------- image URIs

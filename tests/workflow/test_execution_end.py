@@ -218,7 +218,7 @@ def test_a_record_that_landed_before_its_step_failed_is_finished_by_the_executio
     world.push_image(app.repository, "v2")
     world.faults.fail_api("dynamodb", "PutItem", state="RecordSucceeded", after_success=True)
     result = world.deploy(app.request("v2"))
-    assert result.status == "SUCCEEDED" and result.path[-2] == "SucceededUnrecorded"
+    assert result.status == "SUCCEEDED" and "SucceededUnrecorded" in result.path
     status_change_handled(world, result.arn)
     world.redeliver_execution_end(result.arn)  # EventBridge delivers at least once
     assert len([w for r, w in world.deliveries if r.endswith("ExecutionEnded") and result.arn in w]) == 2
