@@ -808,7 +808,9 @@ class DeploymentModel:
         self._flush()
         return out
 
-    def production_history(self, target_group_arn: str) -> tuple[list[tuple[float, dict[str, float]]], dict[str, Revision]]:
+    def production_history(
+        self, target_group_arn: str
+    ) -> tuple[list[tuple[float, dict[str, float]]], dict[str, Revision]]:
         """The production listener's weights over time, (virtual time, revision ARN -> percent) from the first
         revision on, and the revisions, of the service behind ``target_group_arn``; nothing if none is."""
         with self._lock:

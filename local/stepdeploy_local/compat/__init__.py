@@ -538,7 +538,9 @@ def _statistic(stat: str, samples: list[float]) -> float | None:
     return None
 
 
-def _alb_datapoints(query: dict[str, Any], start: _dt.datetime, end: _dt.datetime) -> tuple[list[Any], list[Any]] | None:
+def _alb_datapoints(
+    query: dict[str, Any], start: _dt.datetime, end: _dt.datetime
+) -> tuple[list[Any], list[Any]] | None:
     """(timestamps, values) of a MetricStat query on AWS/ApplicationELB that HOOKS.alb_metrics answers, oldest
     first. CloudWatch rounds a StartTime of the last 15 days down to the minute (the second, below 60 s)."""
     stat = query["MetricStat"]
