@@ -68,6 +68,7 @@ PROFILES: dict[str, ImageProfile] = {
     "init-fails": ImageProfile("init-fails", init_exit_code=1),
     "flapping": ImageProfile("flapping", flap_seconds=15),
     "errors-10pct": ImageProfile("errors-10pct", error_every=10),
+    "sluggish": ImageProfile("sluggish", latency_ms=400),  # slower than blue, well under a probe's latency limit
 }
 
 

@@ -343,6 +343,21 @@ def test_a_canary_that_fails_a_share_of_requests_is_rolled_back_by_the_compariso
     assert 0 < traffic.failed < traffic.to_new_revision  # users saw the canary share's errors, and only those
 
 
+def test_a_canary_slower_than_blue_is_rolled_back_by_the_comparison(world: World) -> None:
+    """An image that answers correctly in 400 ms, under the probes' latency limit (2000 ms): its target group's
+    TargetResponseTime against blue's fails the comparison at the canary step."""
+    app, strategy = progressive(world, "CANARY")
+    world.push_image(app.repository, "v2", "sluggish")
+    result = world.deploy(app.request("v2", strategy=strategy))
+    assert (result.status, result.error) == ("FAILED", "HealthCheckFailed"), result.cause
+    assert "average response time 400 ms exceeds 1.5 x the current one's 0 ms" in (result.cause or ""), result.cause
+    assert "RecordRolledBack" in result.path
+    assert_settled(world, app, "web:1")
+    (record,) = records_of(world, app)
+    assert (record["outcome"], record["error"]) == ("ROLLED_BACK", "HealthCheckFailed")
+    assert world.user_traffic(app).failed == 0  # slow, not wrong: no user request failed
+
+
 def test_a_healthy_canary_passes_the_comparison_on_real_datapoints(world: World) -> None:
     """With the ALB metrics modelled, a healthy canary is compared with blue on enough requests (not "too few")
     and still succeeds."""
