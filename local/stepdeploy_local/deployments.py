@@ -808,6 +808,25 @@ class DeploymentModel:
         self._flush()
         return out
 
+    def production_history(
+        self, target_group_arn: str
+    ) -> tuple[list[tuple[float, dict[str, float]]], dict[str, Revision]]:
+        """The production listener's weights over time, (virtual time, revision ARN -> percent) from the first
+        revision on, and the revisions, of the service behind ``target_group_arn``; nothing if none is."""
+        with self._lock:
+            svc = next((s for s in self._services.values() if target_group_arn in s.target_groups), None)
+            if svc is None:
+                return [], {}
+            self._advance_all(svc)
+            first = min(svc.revisions.values(), key=lambda r: r.created)
+            changes = [(first.created, {first.arn: 100.0})]
+            for d in svc.deployments:
+                blue = d.source.arn if d.source is not None else d.target.arn
+                changes += [(t, {blue: 100.0 - share, d.target.arn: share}) for t, share in d.weights]
+            found = sorted(changes, key=lambda change: change[0]), dict(svc.revisions)
+        self._flush()
+        return found
+
     def deployments_of(self, cluster: str, name: str) -> list[ServiceDeployment]:
         with self._lock:
             svc = self._services[(cluster, name)]

@@ -9,7 +9,7 @@ load balancer answers 503.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from .deployments import WeightedRoundRobin
@@ -112,26 +112,49 @@ def count(
     expected_body: str = "OK",
 ) -> DeploymentTraffic:
     """Send ``rate`` requests per virtual second through the segments; count them into ``traffic``."""
+    for request in requests(traffic.started, segments, answer, rate):
+        at, revision = request.at, request.revision
+        traffic.requests += 1
+        if revision is not None:
+            traffic.by_revision[revision] = traffic.by_revision.get(revision, 0) + 1
+            traffic.to_new_revision += revision == traffic.new_revision
+        if fails(request.answer, expected_body):
+            traffic.failed += 1
+            traffic.first_failure = at if traffic.first_failure is None else traffic.first_failure
+            traffic.last_failure, traffic.restored = at, None
+        elif traffic.last_failure is not None and traffic.restored is None and request.alone:
+            traffic.restored = at
+    return traffic
+
+
+@dataclass(frozen=True)
+class Request:
+    at: float  # virtual time
+    revision: str | None  # where the listener rule's weights sent it (None: no target group had weight)
+    answer: ImageProfile | None  # how that revision answered it (None: nothing answered)
+    alone: bool = False  # one revision took all the traffic then (see single)
+
+
+def requests(
+    start: float, segments: list[Segment], answer: Callable[[str, float], ImageProfile | None], rate: float
+) -> Iterator[Request]:
+    """``rate`` requests per virtual second from ``start`` through the segments, each sent to a revision by
+    deterministic weighted round robin, answered as that revision's image answers its n-th request."""
     chooser = WeightedRoundRobin()
+    served: dict[str, int] = {}
     k = 0
     for segment in segments:
-        while traffic.started + k / rate < segment.end:
-            at = traffic.started + k / rate
+        while start + k / rate < segment.end:
+            at = start + k / rate
             k += 1
             if at < segment.start:
                 continue
             revision = chooser.pick(segment.weights)
-            traffic.requests += 1
-            if revision is not None:
-                traffic.by_revision[revision] = traffic.by_revision.get(revision, 0) + 1
-                traffic.to_new_revision += revision == traffic.new_revision
-            if fails(answer(revision, at) if revision is not None else None, expected_body):
-                traffic.failed += 1
-                traffic.first_failure = at if traffic.first_failure is None else traffic.first_failure
-                traffic.last_failure, traffic.restored = at, None
-            elif traffic.last_failure is not None and traffic.restored is None and single(segment.weights):
-                traffic.restored = at
-    return traffic
+            reply = answer(revision, at) if revision is not None else None
+            if revision is not None and reply is not None:
+                reply = reply.request(served.get(revision, 0))
+                served[revision] = served.get(revision, 0) + 1
+            yield Request(at, revision, reply, single(segment.weights))
 
 
 def segments_of(weights: list[tuple[float, dict[str, float]]], end: float) -> list[Segment]:
@@ -142,3 +165,34 @@ def segments_of(weights: list[tuple[float, dict[str, float]]], end: float) -> li
         if stop > start:
             out.append(Segment(start, min(stop, end), shares))
     return out
+
+
+#: the AWS/ApplicationELB metrics of a target group the world answers, as one sample per request its targets
+#: answered (None: that request adds no sample). Statistics follow from the samples as on CloudWatch: RequestCount
+#: and the HTTPCode_Target_* counts are only useful as Sum (Minimum, Maximum and Average are 1); TargetResponseTime
+#: is seconds, Average or a percentile.
+ALB_TARGET_METRICS: dict[str, Callable[[ImageProfile], float | None]] = {
+    "RequestCount": lambda a: 1.0,
+    "HTTPCode_Target_2XX_Count": lambda a: 1.0 if 200 <= a.status < 300 else None,
+    "HTTPCode_Target_3XX_Count": lambda a: 1.0 if 300 <= a.status < 400 else None,
+    "HTTPCode_Target_4XX_Count": lambda a: 1.0 if 400 <= a.status < 500 else None,
+    "HTTPCode_Target_5XX_Count": lambda a: 1.0 if a.status >= 500 else None,
+    "TargetResponseTime": lambda a: a.latency_ms / 1000,
+}
+
+
+def metric_samples(
+    metric: str, served: Iterable[Request], start: float, period: int
+) -> list[tuple[float, list[float]]] | None:
+    """One target group's ``metric`` per ``period`` from ``start`` (start of the period, its samples) from the
+    requests its targets answered, oldest first; a period without a sample has no datapoint (the ALB reports a
+    metric only when it has data). None: not a metric the world models."""
+    sample = ALB_TARGET_METRICS.get(metric)
+    if sample is None:
+        return None
+    periods: dict[float, list[float]] = {}
+    for request in served:
+        value = sample(request.answer) if request.answer is not None else None
+        if value is not None:
+            periods.setdefault(start + period * ((request.at - start) // period), []).append(value)
+    return sorted(periods.items())

@@ -29,6 +29,7 @@ class ImageProfile:
     init_seconds: int = 45  # virtual seconds a one-off task (database initialisation) of this image runs
     init_exit_code: int = 0  # and its exit code
     flap_seconds: int = 0  # > 0: healthy and unhealthy (HTTP 500, targets unhealthy) in turn, this long each
+    error_every: int = 0  # > 0: every error_every-th request it serves answers HTTP 500 (its targets stay healthy)
 
     def with_changes(self, **changes: object) -> ImageProfile:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -39,6 +40,14 @@ class ImageProfile:
         if self.flap_seconds <= 0 or int(virtual_time // self.flap_seconds) % 2 == 0:
             return self
         return replace(self, status=500, body="Internal Server Error", targets="unhealthy")
+
+    def request(self, n: int) -> ImageProfile:
+        """How the image answers the ``n``-th request (from 0) sent to it: an image that fails a share of its
+        requests answers HTTP 500 to every ``error_every``-th one, deterministically (a health probe, a few
+        requests, mostly passes; users and the load balancer's metrics see the share)."""
+        if self.error_every <= 0 or (n + 1) % self.error_every:
+            return self
+        return replace(self, status=500, body="Internal Server Error")
 
 
 PROFILES: dict[str, ImageProfile] = {
@@ -58,6 +67,8 @@ PROFILES: dict[str, ImageProfile] = {
     "alarming": ImageProfile("alarming", alarms=("*",)),
     "init-fails": ImageProfile("init-fails", init_exit_code=1),
     "flapping": ImageProfile("flapping", flap_seconds=15),
+    "errors-10pct": ImageProfile("errors-10pct", error_every=10),
+    "sluggish": ImageProfile("sluggish", latency_ms=400),  # slower than blue, well under a probe's latency limit
 }
 
 
@@ -76,7 +87,8 @@ class WorkloadServer:
     ``serving`` returns the profile of the image the load balancer routes to right now (the world's
     rollout model decides), or None when no task is serving (HTTP 503, as an ALB answers). With
     ``required_header`` (name, value), a request without it gets the listener's default answer, 404
-    (a test listener whose only rule matches that header).
+    (a test listener whose only rule matches that header). An image that fails a share of its requests
+    (``error_every``) counts the requests this server sends it.
     """
 
     def __init__(
@@ -86,12 +98,14 @@ class WorkloadServer:
         required_header: tuple[str, str] | None = None,
     ) -> None:
         self.health_path = health_path
+        self._served: dict[str, int] = {}  # image profile name -> requests this server sent it
+        self._lock = threading.Lock()
         owner = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 refused = required_header is not None and self.headers.get(required_header[0]) != required_header[1]
-                current = None if refused else serving()
+                current = None if refused else owner._nth(serving())
                 if refused:  # no listener rule matched: the listener's default action, a fixed 404
                     status, body, latency = 404, "Not Found", 0
                 elif current is None:
@@ -120,6 +134,14 @@ class WorkloadServer:
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="workload-http", daemon=True)
         self._thread.start()
+
+    def _nth(self, current: ImageProfile | None) -> ImageProfile | None:
+        if current is None or current.error_every <= 0:
+            return current
+        with self._lock:
+            n = self._served.get(current.name, 0)
+            self._served[current.name] = n + 1
+        return current.request(n)
 
     @property
     def port(self) -> int:

@@ -31,7 +31,7 @@ from . import clock, compat, template
 from .deployments import PROGRESSIVE, DeploymentModel
 from .model import RolloutModel, container_image
 from .runtime import ApiFault, LambdaRuntime, unrecorded
-from .traffic import DEFAULT_RATE, DeploymentTraffic, UserTraffic, count, segments_of
+from .traffic import DEFAULT_RATE, DeploymentTraffic, UserTraffic, count, metric_samples, requests, segments_of
 from .workload import ImageProfile, WorkloadServer, profile
 
 ACCOUNT_ID = "123456789012"
@@ -679,6 +679,7 @@ class World:
             compat.HOOKS.run_task_failure = None
             compat.HOOKS.service_stability = None
             compat.HOOKS.service_deployments = None
+            compat.HOOKS.alb_metrics = None
             if self._mock is not None:
                 self._mock.stop()
                 self._mock = None
@@ -867,6 +868,7 @@ class World:
         compat.HOOKS.stack_operation_seconds = self.faults.stack_operation_seconds
         compat.HOOKS.run_task_failure = self.faults.run_task_failure
         compat.HOOKS.service_stability = lambda c, s, td: self._service_stability(ecs_backend, c, s, td)
+        compat.HOOKS.alb_metrics = self._alb_metrics
         self._ecs_backend, self._elb_backend = ecs_backend, elb_backend
 
     def _publish_stack(self, tpl: dict[str, Any], resolver: template.Resolver) -> None:
@@ -1738,6 +1740,39 @@ class World:
             return self.image_profiles.get(digest, profile("healthy")).at(at)
 
         return answer
+
+    def _alb_metrics(
+        self, metric: str, dimensions: dict[str, str], start: float, end: float, period: int
+    ) -> list[tuple[float, list[float]]] | None:
+        """A target group's AWS/ApplicationELB ``metric`` (dimensions LoadBalancer + TargetGroup, as AWS names
+        them: ``app/<name>/<id>``, ``targetgroup/<name>/<id>``) from ``start`` to ``end``, per ``period``, from
+        the synthetic user traffic on the production listener of the blue/green service behind it (the
+        requests its revisions served, answered as their images answer). None: not one the world models."""
+        target_group = self._target_group_of(dimensions)
+        if target_group is None:
+            return None
+        changes, revisions = self.deployments.production_history(target_group)
+        if not revisions:
+            return None
+        end = min(end, self.clock.time())
+        answer = self._answer({arn: r.image for arn, r in revisions.items()})
+        served = (
+            r
+            for r in requests(start, segments_of(changes, end), answer, DEFAULT_RATE)
+            if r.revision is not None and revisions[r.revision].target_group == target_group
+        )
+        return metric_samples(metric, served, start, period)
+
+    def _target_group_of(self, dimensions: dict[str, str]) -> str | None:
+        """The ARN of the target group named by the dimensions LoadBalancer and TargetGroup (only those)."""
+        if set(dimensions) != {"LoadBalancer", "TargetGroup"}:
+            return None
+        for arn, group in self._elb_backend.target_groups.items():
+            if arn.endswith(":" + dimensions["TargetGroup"]) and any(
+                lb.endswith(":loadbalancer/" + dimensions["LoadBalancer"]) for lb in group.load_balancer_arns
+            ):
+                return str(arn)
+        return None
 
     # ------------------------------------------------------------------ executions
 

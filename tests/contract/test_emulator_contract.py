@@ -1139,3 +1139,81 @@ def test_a_queue_depth_alarm_goes_to_alarm_and_notifies_its_topic(world: World, 
     [lost] = sqs.receive_message(QueueUrl=url)["Messages"]
     sqs.delete_message(QueueUrl=url, ReceiptHandle=lost["ReceiptHandle"])
     assert state() == "OK"
+
+
+def _alb_query(query_id: str, metric: str, stat: str, dimensions: dict[str, str]) -> dict[str, Any]:
+    return {
+        "Id": query_id,
+        "MetricStat": {
+            "Metric": {
+                "Namespace": "AWS/ApplicationELB",
+                "MetricName": metric,
+                "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()],
+            },
+            "Period": 60,
+            "Stat": stat,
+        },
+    }
+
+
+@covers("alb_metrics", "ecs_service_deployments")
+def test_alb_metrics_per_target_group_follow_the_user_traffic(world: World, _patch: tuple[str, ...]) -> None:
+    """GetMetricData answers AWS/ApplicationELB per target group (dimensions LoadBalancer ``app/<name>/<id>`` and
+    TargetGroup ``targetgroup/<name>/<id>``, as the ALB publishes them) from the world's production traffic: the
+    canary's share of the requests, its images' 5XX and response times, per minute on the virtual clock."""
+    app = world.create_service(strategy="CANARY", canary_percent=10, canary_bake_minutes=5, image_profile="slow")
+    ecs, elb, cw = world.client("ecs"), world.client("elbv2"), world.client("cloudwatch")
+    _, arn = _start(world, app, "v2", "errors-10pct")
+    world.clock.advance(120)
+    ecs.continue_service_deployment(serviceDeploymentArn=arn, hookId=_awaiting(_deployment(world, arn)))
+    assert _weights(world, app, "productionListenerRule") == [90, 10]
+    world.clock.advance(180)  # three minutes of the canary step
+    svc = ecs.describe_services(cluster=app.cluster, services=[app.service])["services"][0]
+    green_arn = svc["loadBalancers"][0]["advancedConfiguration"]["alternateTargetGroupArn"]
+    [group] = elb.describe_target_groups(TargetGroupArns=[green_arn])["TargetGroups"]
+    balancer = group["LoadBalancerArns"][0].split(":loadbalancer/", 1)[1]
+    assert balancer.startswith("app/web-alb/")
+    groups = {"blue": app.target_group_arn.rsplit(":", 1)[1], "green": green_arn.rsplit(":", 1)[1]}
+    assert groups["green"].startswith("targetgroup/")
+    queries = [
+        _alb_query(f"{metric[:4].lower()}_{color}", metric, stat, {"LoadBalancer": balancer, "TargetGroup": value})
+        for color, value in groups.items()
+        for metric, stat in (
+            ("RequestCount", "Sum"),
+            ("HTTPCode_Target_5XX_Count", "Sum"),
+            ("TargetResponseTime", "Average"),
+        )
+    ]
+    queries.append(_alb_query("lb_only", "RequestCount", "Sum", {"LoadBalancer": balancer}))  # not modelled
+    now = world.clock.time()
+    cw.put_metric_data(Namespace="Contract", MetricData=[{"MetricName": "M", "Value": 7.0, "Timestamp": now - 30}])
+    queries.append(
+        {
+            "Id": "custom",
+            "MetricStat": {"Metric": {"Namespace": "Contract", "MetricName": "M"}, "Period": 60, "Stat": "Sum"},
+        }
+    )
+    start = _dt.datetime.fromtimestamp(now - 300, tz=_dt.UTC)
+    out = cw.get_metric_data(
+        MetricDataQueries=queries, StartTime=start, EndTime=_dt.datetime.fromtimestamp(now, tz=_dt.UTC)
+    )
+    results = {r["Id"]: r for r in out["MetricDataResults"]}
+    totals = {k: sum(r["Values"]) for k, r in results.items()}
+
+    assert 175 <= totals["requ_green"] <= 185  # 10 % of 10 requests/s over the canary's 180 s
+    assert 0.09 <= totals["http_green"] / totals["requ_green"] <= 0.11  # every 10th request answered 500
+    assert totals["requ_blue"] > 2500  # the other 90 %, and all of it before the canary
+    assert results["http_blue"]["Values"] == []  # reported only when nonzero
+    assert set(results["targ_blue"]["Values"]) == {1.5} and set(results["targ_green"]["Values"]) == {0.0}  # seconds
+    for result in (results["requ_blue"], results["requ_green"]):
+        stamps = [t.timestamp() for t in result["Timestamps"]]
+        assert stamps == sorted(stamps, reverse=True)  # TimestampDescending, the default
+        assert all(t % 60 == 0 and start.timestamp() - 60 < t < now for t in stamps)  # minutes, virtual clock
+    assert 3 <= len(results["requ_green"]["Timestamps"]) <= 4 < len(results["requ_blue"]["Timestamps"]) <= 6
+    assert results["lb_only"]["Values"] == [] and results["custom"]["Values"] == [7.0]  # moto answers those
+    early = cw.get_metric_data(
+        MetricDataQueries=[queries[0], queries[3]],
+        StartTime=_dt.datetime.fromtimestamp(now - 300, tz=_dt.UTC),
+        EndTime=_dt.datetime.fromtimestamp(now - 185, tz=_dt.UTC),
+    )["MetricDataResults"]
+    assert [r["Values"] for r in early][1] == []  # green served no production request before the canary step

@@ -6,6 +6,7 @@ production, the lock released, the record written, no deployment left paused."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -305,3 +306,67 @@ def test_an_ecs_rollback_that_fails_ends_rollback_failed_and_asks_for_a_person(w
     assert (record["outcome"], record["error"]) == ("ROLLBACK_FAILED", "RollbackFailed")
     [note] = world.notifications()
     assert note["subject"].startswith("ALERT") and note["attributes"]["severity"] == "CRITICAL"
+
+
+def compared(result: Any) -> list[str]:
+    """What the green-vs-blue comparison said at each gate round of a traffic shift, in order."""
+    out = []
+    for event in result.events:
+        details = event.get("stateExitedEventDetails") or {}
+        if details.get("name") != "FollowDeployment":
+            continue
+        bake = json.loads(details["output"])["active"]["follow"].get("bake") or {}
+        out += [g["detail"] for g in bake.get("last") or [] if g["gate"] == "green-vs-blue"]
+    return out
+
+
+def test_a_canary_that_fails_a_share_of_requests_is_rolled_back_by_the_comparison(world: World) -> None:
+    """An image that answers every 10th request with HTTP 500: its health probes (a few requests) pass, but
+    during the canary step the ALB metrics of its target group show a 10 % 5XX share against blue's 0 %: the
+    comparison fails two rounds in a row, StopServiceDeployment(ROLLBACK) returns all traffic to blue."""
+    app, strategy = progressive(world, "CANARY")
+    world.push_image(app.repository, "v2", "errors-10pct")
+    result = world.deploy(app.request("v2", strategy=strategy))
+    assert (result.status, result.error) == ("FAILED", "HealthCheckFailed"), result.cause
+    cause = result.cause or ""
+    assert "while taking production traffic" in cause, cause
+    shares = re.search(r"the new revision answered ([\d.]+)% of (\d+) requests with 5XX, the current one 0\.0%", cause)
+    assert shares is not None, cause
+    assert 5 <= float(shares[1]) <= 15 and int(shares[2]) >= 20, cause  # about its 10 %, on enough requests
+    assert "RecordRolledBack" in result.path
+    assert_settled(world, app, "web:1")
+    (latest, *_) = sorted(deployments(world, app), key=lambda d: d["createdAt"], reverse=True)
+    assert latest["status"] == "ROLLBACK_SUCCESSFUL"
+    (record,) = records_of(world, app)
+    assert (record["outcome"], record["error"]) == ("ROLLED_BACK", "HealthCheckFailed")
+    traffic = world.user_traffic(app).deployments[-1]
+    assert 0 < traffic.failed < traffic.to_new_revision  # users saw the canary share's errors, and only those
+
+
+def test_a_canary_slower_than_blue_is_rolled_back_by_the_comparison(world: World) -> None:
+    """An image that answers correctly in 400 ms, under the probes' latency limit (2000 ms): its target group's
+    TargetResponseTime against blue's fails the comparison at the canary step."""
+    app, strategy = progressive(world, "CANARY")
+    world.push_image(app.repository, "v2", "sluggish")
+    result = world.deploy(app.request("v2", strategy=strategy))
+    assert (result.status, result.error) == ("FAILED", "HealthCheckFailed"), result.cause
+    assert "average response time 400 ms exceeds 1.5 x the current one's 0 ms" in (result.cause or ""), result.cause
+    assert "RecordRolledBack" in result.path
+    assert_settled(world, app, "web:1")
+    (record,) = records_of(world, app)
+    assert (record["outcome"], record["error"]) == ("ROLLED_BACK", "HealthCheckFailed")
+    assert world.user_traffic(app).failed == 0  # slow, not wrong: no user request failed
+
+
+def test_a_healthy_canary_passes_the_comparison_on_real_datapoints(world: World) -> None:
+    """With the ALB metrics modelled, a healthy canary is compared with blue on enough requests (not "too few")
+    and still succeeds."""
+    app, strategy = progressive(world, "CANARY")
+    world.push_image(app.repository, "v2")
+    result = world.deploy(app.request("v2", strategy=strategy))
+    assert result.status == "SUCCEEDED", result.cause
+    assert_settled(world, app, "web:2")
+    details = compared(result)
+    assert details, "the comparison never ran"
+    assert any(d.startswith("5XX 0.0% vs 0.0%") for d in details), details
+    assert [r["outcome"] for r in records_of(world, app)] == ["SUCCEEDED"]

@@ -17,6 +17,7 @@ import base64
 import copy
 import datetime as _dt
 import json
+import math
 import os
 import re
 import threading
@@ -101,6 +102,12 @@ class Hooks:
     service_stability: Callable[[str, str, str], str] | None = None
     #: the ECS service deployment APIs (ListServiceDeployments ...): a deployments.DeploymentModel
     service_deployments: Any = None
+    #: (metric name, dimensions {name: value}, start, end, period) -> [(period start, samples)] for an
+    #: AWS/ApplicationELB metric the world models (one sample per request; statistics come from them), or None
+    #: to let moto answer (from PutMetricData)
+    alb_metrics: Callable[[str, dict[str, str], float, float, int], list[tuple[float, list[float]]] | None] | None = (
+        None
+    )
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -515,6 +522,72 @@ def _patch_target_health() -> None:
         return original(self, target_group_arn, targets)
 
     ELBv2Backend.describe_target_health = describe_target_health  # type: ignore[method-assign]
+
+
+def _statistic(stat: str, samples: list[float]) -> float | None:
+    """A CloudWatch statistic of one period's samples (Sum, SampleCount, Average, Minimum, Maximum, pNN)."""
+    ordered = sorted(samples)
+    simple: dict[str, Callable[[], float]] = {
+        "Sum": lambda: float(sum(ordered)),
+        "SampleCount": lambda: float(len(ordered)),
+        "Average": lambda: sum(ordered) / len(ordered),
+        "Minimum": lambda: ordered[0],
+        "Maximum": lambda: ordered[-1],
+    }
+    if stat in simple:
+        return simple[stat]()
+    if stat.startswith("p") and stat[1:].replace(".", "", 1).isdigit() and 0 < float(stat[1:]) <= 100:
+        return ordered[max(math.ceil(float(stat[1:]) / 100 * len(ordered)) - 1, 0)]
+    return None
+
+
+def _alb_datapoints(
+    query: dict[str, Any], start: _dt.datetime, end: _dt.datetime
+) -> tuple[list[Any], list[Any]] | None:
+    """(timestamps, values) of a MetricStat query on AWS/ApplicationELB that HOOKS.alb_metrics answers, oldest
+    first. CloudWatch rounds a StartTime of the last 15 days down to the minute (the second, below 60 s)."""
+    stat = query["MetricStat"]
+    metric = stat["Metric"]
+    if HOOKS.alb_metrics is None or metric.get("Namespace") != "AWS/ApplicationELB":
+        return None
+    period = int(stat["Period"])
+    begin = start.timestamp() // (60 if period >= 60 else 1) * (60 if period >= 60 else 1)
+    dimensions = {d["Name"]: d["Value"] for d in metric.get("Dimensions", [])}
+    found = HOOKS.alb_metrics(metric["MetricName"], dimensions, begin, end.timestamp(), period)
+    if found is None:
+        return None
+    points = [(at, _statistic(stat["Stat"], samples)) for at, samples in found if samples]
+    kept = [(_dt.datetime.fromtimestamp(at, tz=_dt.UTC), value) for at, value in points if value is not None]
+    return [at for at, _ in kept], [value for _, value in kept]
+
+
+def _patch_alb_metrics() -> None:
+    """GetMetricData answers only what PutMetricData stored: a load balancer's AWS/ApplicationELB metrics never
+    have data. Queries of that namespace get the datapoints HOOKS.alb_metrics models (the world's user traffic);
+    a metric math expression still sees moto's own results."""
+    from moto.cloudwatch.models import CloudWatchBackend
+
+    original = CloudWatchBackend.get_metric_data
+
+    def get_metric_data(
+        self: Any,
+        queries: list[dict[str, Any]],
+        start_time: _dt.datetime,
+        end_time: _dt.datetime,
+        scan_by: str = "TimestampAscending",
+    ) -> list[dict[str, Any]]:
+        results: list[dict[str, Any]] = original(self, queries, start_time, end_time, scan_by)
+        by_id = {q["Id"]: q for q in queries if "MetricStat" in q}
+        for result in results:
+            found = _alb_datapoints(by_id[result["id"]], start_time, end_time) if result["id"] in by_id else None
+            if found is not None:
+                timestamps, values = found
+                if scan_by == "TimestampDescending":
+                    timestamps, values = timestamps[::-1], values[::-1]
+                result["timestamps"], result["values"] = timestamps, values
+        return results
+
+    CloudWatchBackend.get_metric_data = get_metric_data  # type: ignore[method-assign]
 
 
 def _patch_event_targets() -> None:
@@ -1085,6 +1158,7 @@ PATCHES: dict[str, tuple[Callable[[], None], str]] = {
         "service deployments, revisions, lifecycle hooks (Continue/StopServiceDeployment) are not implemented",
     ),
     "target_health": (_patch_target_health, "ELBv2 targets are always healthy"),
+    "alb_metrics": (_patch_alb_metrics, "a load balancer publishes no AWS/ApplicationELB metrics (GetMetricData)"),
     "event_targets": (_patch_event_targets, "EventBridge cannot deliver to Step Functions or Lambda targets"),
     "execution_timeout": (
         _patch_execution_timeout,
