@@ -446,9 +446,8 @@ def test_executing_the_create_change_set_provisions_the_application_stack(
     assert set(out) == set(yaml.load(TEMPLATE, Loader=_TemplateLoader)["Outputs"])
     assert (out["ContainerName"], out["ContainerPort"], out["DatabasePort"]) == ("app", "3000", "5432")
     assert out["HealthCheckUrl"] == f"http://{out['LoadBalancerDNSName']}/healthcheck/"
-    assert out["AlarmNames"] == ",".join(
-        f"{app}-{alarm}" for alarm in ("target-5xx", "unhealthy-hosts", "unhealthy-hosts-alternate", "target-response-time-p90")
-    )
+    alarms = ("target-5xx", "unhealthy-hosts", "unhealthy-hosts-alternate", "target-response-time-p90")
+    assert out["AlarmNames"] == ",".join(f"{app}-{alarm}" for alarm in alarms)
     assert out["ServiceArn"].endswith(f"/{out['ClusterName']}/{out['ServiceName']}")
     assert not any("{" in value or "Fn::" in value for value in out.values())
     params = {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}
