@@ -37,8 +37,8 @@ $(SCAN_STAMP): requirements/scan.lock tools/install.sh
 # Security scanners (checkov, cfn-lint's serverless rules) fail on any finding that is neither fixed nor waived
 # inline on its resource (Metadata checkov.skip / cfn-lint.config.ignore_checks, each with its reason);
 # python tools/waivers.py lists the waivers. SCAN_REPORT_ONLY: scanned and reported, not (yet) failing.
-SCANNED_TEMPLATES  ?= template.yaml examples/pipeline/pipeline.yaml
-SCAN_REPORT_ONLY   ?= layers/common/stepdeploy/stacks/app.yaml
+SCANNED_TEMPLATES  ?= template.yaml examples/pipeline/pipeline.yaml layers/common/stepdeploy/stacks/app.yaml
+SCAN_REPORT_ONLY   ?=
 # offline: no Prisma Cloud download, no PyPI version check (no API key is used)
 CHECKOV = BC_SKIP_MAPPING=TRUE CKV_SKIP_PACKAGE_UPDATE_CHECK=true $(SCAN_VENV)/bin/checkov --framework cloudformation \
 	--skip-download --compact --quiet

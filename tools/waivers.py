@@ -27,7 +27,7 @@ for _p in (ROOT / "layers" / "common", ROOT / "local"):
 
 from stepdeploy_local import template  # noqa: E402
 
-DEFAULT_TEMPLATES = ("template.yaml", "examples/pipeline/pipeline.yaml")
+DEFAULT_TEMPLATES = ("template.yaml", "examples/pipeline/pipeline.yaml", "layers/common/stepdeploy/stacks/app.yaml")
 MIN_REASON = 40  # characters: a reason says why this resource is safe as it is, not just "n/a"
 
 

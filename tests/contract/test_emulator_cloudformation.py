@@ -40,11 +40,14 @@ RESOURCES: dict[str, Any] = yaml.load(TEMPLATE, Loader=_TemplateLoader)["Resourc
 PARAMETERS: list[str] = list(yaml.load(TEMPLATE, Loader=_TemplateLoader)["Parameters"])
 
 
+DEFAULT_CONDITIONS = ("DatabaseMonitoring",)  # the conditions true with every parameter at its default
+
+
 def expected_resources(*conditions_true: str) -> set[tuple[str, str]]:
     return {
         (name, res["Type"])
         for name, res in RESOURCES.items()
-        if "Condition" not in res or res["Condition"] in conditions_true
+        if "Condition" not in res or res["Condition"] in {*DEFAULT_CONDITIONS, *conditions_true}
     }
 
 
@@ -230,7 +233,10 @@ def test_iam_resources_need_capabilities(aws: Clients, _patch: tuple[str, ...]) 
             ChangeSetName="create",
             ChangeSetType="CREATE",
             TemplateBody=TEMPLATE,
-            Parameters=[{"ParameterKey": "ContainerImage", "ParameterValue": IMAGE}],
+            Parameters=[
+                {"ParameterKey": "ContainerImage", "ParameterValue": IMAGE},
+                {"ParameterKey": "DeferDatabaseDeletionProtection", "ParameterValue": "true"},  # can roll back
+            ],
         )
 
 
@@ -440,7 +446,8 @@ def test_executing_the_create_change_set_provisions_the_application_stack(
     assert set(out) == set(yaml.load(TEMPLATE, Loader=_TemplateLoader)["Outputs"])
     assert (out["ContainerName"], out["ContainerPort"], out["DatabasePort"]) == ("app", "3000", "5432")
     assert out["HealthCheckUrl"] == f"http://{out['LoadBalancerDNSName']}/healthcheck/"
-    assert out["AlarmNames"] == f"{app}-target-5xx,{app}-unhealthy-hosts,{app}-target-response-time-p90"
+    alarms = ("target-5xx", "unhealthy-hosts", "unhealthy-hosts-alternate", "target-response-time-p90")
+    assert out["AlarmNames"] == ",".join(f"{app}-{alarm}" for alarm in alarms)
     assert out["ServiceArn"].endswith(f"/{out['ClusterName']}/{out['ServiceName']}")
     assert not any("{" in value or "Fn::" in value for value in out.values())
     params = {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}
@@ -488,8 +495,50 @@ def test_executing_the_create_change_set_provisions_the_application_stack(
     identifiers = [*placed, cluster["DBClusterIdentifier"]]
     assert all(len(i) <= 63 and i == i.lower() and i.startswith(app) for i in identifiers)
     roles = sorted(r["RoleName"] for r in aws("iam").list_roles()["Roles"])
-    assert [r[len(app) + 1 : len(app) + 9] for r in roles] == ["LoadBala", "TaskExec", "TaskRole"]
+    assert [r[len(app) + 1 : len(app) + 9] for r in roles] == ["Database", "LoadBala", "TaskExec", "TaskRole"]
     assert all(len(r) <= 64 for r in roles)
+
+
+def _monitoring(rds: Any, cluster: str) -> list[tuple[int, str | None]]:
+    found = rds.describe_db_instances(Filters=[{"Name": "db-cluster-id", "Values": [cluster]}])["DBInstances"]
+    return [(i.get("MonitoringInterval", 0), i.get("MonitoringRoleArn")) for i in found]
+
+
+@covers("cfn_execution", "cfn_aurora_instances")
+def test_database_instances_keep_enhanced_monitoring_with_rds_rule(aws: Clients, _patch: tuple[str, ...]) -> None:
+    cfn, rds = aws("cloudformation"), aws("rds")
+    out = provision(cfn)
+    role = cfn.describe_stack_resource(StackName="app", LogicalResourceId="DatabaseMonitoringRole")
+    role_arn = aws("iam").get_role(RoleName=role["StackResourceDetail"]["PhysicalResourceId"])["Role"]["Arn"]
+    assert _monitoring(rds, out["DatabaseClusterIdentifier"]) == [(60, role_arn)] * 2
+
+    cfn.execute_change_set(ChangeSetName=update_change_set(cfn, "app", "off", DatabaseMonitoringInterval="0"))
+    assert status(cfn, "app") == "UPDATE_COMPLETE"
+    assert _monitoring(rds, out["DatabaseClusterIdentifier"]) == [(0, None)] * 2
+
+    # RDS refuses an interval without a role: the instance fails and the creation rolls back
+    no_role = TEMPLATE.replace(
+        "MonitoringRoleArn: !If [DatabaseMonitoring, !GetAtt DatabaseMonitoringRole.Arn, !Ref AWS::NoValue]",
+        "MonitoringRoleArn: !Ref AWS::NoValue",
+    )
+    assert no_role != TEMPLATE
+    cfn.execute_change_set(
+        ChangeSetName=cfn.create_change_set(
+            StackName="bad",
+            ChangeSetName="c",
+            ChangeSetType="CREATE",
+            TemplateBody=no_role,
+            Parameters=[
+                {"ParameterKey": "ContainerImage", "ParameterValue": IMAGE},
+                {"ParameterKey": "DeferDatabaseDeletionProtection", "ParameterValue": "true"},  # can roll back
+            ],
+            Capabilities=CAPABILITIES,
+            RoleARN=ROLE,
+        )["Id"]
+    )
+    assert status(cfn, "bad") == "ROLLBACK_COMPLETE"
+    [reason] = [r for _, state, r in events(cfn, "bad") if state == "CREATE_FAILED"]
+    assert "A MonitoringRoleARN value is required" in str(reason)
 
 
 @covers("cfn_execution", "cfn_ecs_properties", "cfn_list_parameters")

@@ -8,6 +8,7 @@ the file as well.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -457,3 +458,195 @@ def test_cfn_lint_reports_nothing() -> None:
     config = cfnlint_api.ManualArgs(include_checks=["I"])
     matches = cfnlint_api.lint_file(TEMPLATE_PATH, config=config)
     assert [str(match) for match in matches] == []
+
+
+# ------------------------------------------------- network least privilege (issue 13, point 5)
+# Each rule is a function returning its violations, asserted empty on the template and non-empty on a
+# copy with one widened rule (so each check is shown to catch what it is for).
+
+INTERNET = ("0.0.0.0/0", "::/0")
+
+
+def security_groups(template: dict[str, Any]) -> list[str]:
+    return sorted(resources_of_type(template, "AWS::EC2::SecurityGroup"))
+
+
+def listener_ports(template: dict[str, Any]) -> list[Any]:
+    return [
+        r["Properties"]["Port"] for r in resources_of_type(template, "AWS::ElasticLoadBalancingV2::Listener").values()
+    ]
+
+
+def from_the_internet(template: dict[str, Any], rule: dict[str, Any]) -> bool:
+    """The rule's source, or its parameter's default, is every address."""
+    return any(default_of(template, rule.get(key)) in INTERNET for key in ("CidrIp", "CidrIpv6"))
+
+
+def only_from_group(template: dict[str, Any], group: str, source: str, port: Any) -> list[str]:
+    rules = list(ingress_rules(template, group))
+    found = [] if rules else [f"{group} has no ingress"]
+    for rule in rules:
+        if (rule.get("SourceSecurityGroupId"), rule.get("IpProtocol")) != ({"Ref": source}, "tcp"):
+            found.append(f"{group} admits {rule} (not tcp from {source})")
+        elif (rule.get("FromPort"), rule.get("ToPort")) != (port, port):
+            found.append(f"{group} admits ports {rule.get('FromPort')}-{rule.get('ToPort')} from {source}")
+    return found
+
+
+def task_ingress_violations(template: dict[str, Any]) -> list[str]:
+    return only_from_group(template, "TaskSecurityGroup", "LoadBalancerSecurityGroup", {"Ref": "ContainerPort"})
+
+
+def database_ingress_violations(template: dict[str, Any]) -> list[str]:
+    found = only_from_group(template, "DatabaseSecurityGroup", "TaskSecurityGroup", 5432)
+    if props(template, "DatabaseCluster")["VpcSecurityGroupIds"] != [{"Ref": "DatabaseSecurityGroup"}]:
+        found.append("the cluster is not (only) in DatabaseSecurityGroup")
+    # the database init task runs with the output's group (workflow.py): it must be the tasks' group
+    if template["Outputs"]["TaskSecurityGroupId"]["Value"] != {"Ref": "TaskSecurityGroup"}:
+        found.append("TaskSecurityGroupId (the init task's group) is not the group the database admits")
+    return found
+
+
+def listener_port_violations(template: dict[str, Any]) -> list[str]:
+    port = {"Ref": "TestListenerPort"}
+    found = [
+        f"test listener port admits {rule}"
+        for rule in ingress_rules(template, "LoadBalancerSecurityGroup")
+        if port in (rule.get("FromPort"), rule.get("ToPort"))
+        and (rule.get("FromPort"), rule.get("ToPort"), rule.get("CidrIp")) != (port, port, {"Ref": "TestTrafficCidr"})
+    ]
+    listener = props(template, "TestListener")
+    if listener["Port"] != port or listener["DefaultActions"][0]["FixedResponseConfig"]["StatusCode"] != "403":
+        found.append("the test listener does not refuse (403) requests by default")
+    [condition] = props(template, "TestListenerRule")["Conditions"]
+    if condition["Field"] != "http-header" or condition["HttpHeaderConfig"]["HttpHeaderName"] != "X-Stepdeploy-Test":
+        found.append("the test listener forwards without the test token")
+    return found
+
+
+def internet_ingress_violations(template: dict[str, Any]) -> list[str]:
+    """Only the load balancer is open to every address, and only on its listeners' ports."""
+    ports = listener_ports(template)
+    return [
+        f"{group} admits the internet on {rule.get('FromPort')}-{rule.get('ToPort')}"
+        for group in security_groups(template)
+        for rule in ingress_rules(template, group)
+        if from_the_internet(template, rule)
+        and (
+            group != "LoadBalancerSecurityGroup" or rule["FromPort"] != rule["ToPort"] or rule["FromPort"] not in ports
+        )
+    ]
+
+
+# Egress the platform needs: tasks pull images (ECR), read the database secret (Secrets Manager) and ship
+# logs (CloudWatch Logs) over HTTPS to public endpoints through the NAT gateway (no VPC endpoints: their
+# hourly cost per AZ exceeds the NAT's for this traffic), so 443 to every address; AWS gives these services no
+# fixed address ranges a security group could name.
+ALLOWED_EGRESS = {
+    "LoadBalancerSecurityGroup": [
+        ("tcp", {"Ref": "ContainerPort"}, {"DestinationSecurityGroupId": {"Ref": "TaskSecurityGroup"}})
+    ],
+    "TaskSecurityGroup": [
+        ("tcp", 443, {"CidrIp": "0.0.0.0/0"}),
+        ("tcp", 5432, {"DestinationSecurityGroupId": {"Ref": "DatabaseSecurityGroup"}}),
+    ],
+    "DatabaseSecurityGroup": [("icmp", 252, {"CidrIp": "127.0.0.1/32"})],  # matches nothing: no egress at all
+}
+
+
+def egress_violations(template: dict[str, Any]) -> list[str]:
+    found = (
+        []
+        if security_groups(template) == sorted(ALLOWED_EGRESS)
+        else ["a security group the egress allow-list does not know"]
+    )
+    for group in security_groups(template):
+        declared = props(template, group).get("SecurityGroupEgress")
+        if not declared:  # no rule declared: AWS's default allows everything
+            found.append(f"{group} keeps the default allow-all egress")
+            continue
+        seen = [
+            (
+                r["IpProtocol"],
+                r["FromPort"],
+                {k: r[k] for k in r if k in ("CidrIp", "CidrIpv6", "DestinationSecurityGroupId")},
+            )
+            for r in declared
+        ]
+        found += [f"{group} egress {rule} is not needed" for rule in seen if rule not in ALLOWED_EGRESS.get(group, [])]
+    found += [f"standalone egress {name}" for name in resources_of_type(template, "AWS::EC2::SecurityGroupEgress")]
+    return found
+
+
+NETWORK_RULES = [
+    task_ingress_violations,
+    database_ingress_violations,
+    listener_port_violations,
+    internet_ingress_violations,
+    egress_violations,
+]
+
+
+@pytest.mark.parametrize("rule", NETWORK_RULES, ids=lambda rule: rule.__name__)
+def test_network_least_privilege(template: dict[str, Any], rule: Any) -> None:
+    assert rule(template) == []
+
+
+def _widened(
+    template: dict[str, Any], group: str, rule: dict[str, Any], key: str = "SecurityGroupIngress"
+) -> dict[str, Any]:
+    widened = copy_template(template)
+    props(widened, group).setdefault(key, []).append(rule)
+    return widened
+
+
+def copy_template(template: dict[str, Any]) -> dict[str, Any]:
+    return copy.deepcopy(template)
+
+
+WIDENINGS = {
+    task_ingress_violations: (
+        "TaskSecurityGroup",
+        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "CidrIp": "10.0.0.0/16"},
+    ),
+    database_ingress_violations: (
+        "DatabaseSecurityGroup",
+        {
+            "IpProtocol": "tcp",
+            "FromPort": 5432,
+            "ToPort": 5432,
+            "SourceSecurityGroupId": {"Ref": "LoadBalancerSecurityGroup"},
+        },
+    ),
+    listener_port_violations: (
+        "LoadBalancerSecurityGroup",
+        {
+            "IpProtocol": "tcp",
+            "FromPort": {"Ref": "TestListenerPort"},
+            "ToPort": {"Ref": "TestListenerPort"},
+            "CidrIp": "0.0.0.0/0",
+        },
+    ),
+    internet_ingress_violations: (
+        "LoadBalancerSecurityGroup",
+        {"IpProtocol": "tcp", "FromPort": 0, "ToPort": 65535, "CidrIpv6": "::/0"},
+    ),
+}
+
+
+@pytest.mark.parametrize("rule", list(WIDENINGS), ids=lambda rule: rule.__name__)
+def test_each_network_rule_catches_a_widened_ingress(template: dict[str, Any], rule: Any) -> None:
+    group, widening = WIDENINGS[rule]
+    assert rule(_widened(template, group, widening)) != []
+
+
+def test_the_egress_rule_catches_a_widened_or_default_egress(template: dict[str, Any]) -> None:
+    everything = {"IpProtocol": "-1", "FromPort": -1, "CidrIp": "0.0.0.0/0"}
+    assert egress_violations(_widened(template, "DatabaseSecurityGroup", everything, "SecurityGroupEgress")) != []
+    default = copy_template(template)
+    del props(default, "LoadBalancerSecurityGroup")["SecurityGroupEgress"]
+    assert egress_violations(default) == ["LoadBalancerSecurityGroup keeps the default allow-all egress"]
+    # the test listener admitted from TestTrafficCidr is on a listener port; the internet on 5432 is not
+    assert internet_ingress_violations(template) == []
+    to_the_database = {"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "CidrIp": "0.0.0.0/0"}
+    assert internet_ingress_violations(_widened(template, "DatabaseSecurityGroup", to_the_database)) != []

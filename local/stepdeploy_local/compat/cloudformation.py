@@ -740,9 +740,24 @@ def _patch_cfn_resource_types() -> None:
     parsing.resource_name_property_from_type = resource_name_property_from_type
 
 
+def _update_monitoring(instance: Any, props: dict[str, Any]) -> None:
+    """An update sets Enhanced Monitoring as a whole (a property left out means off), with RDS's rule."""
+    from moto.rds.exceptions import InvalidParameterCombination
+
+    interval, role = int(props.get("MonitoringInterval", 0)), props.get("MonitoringRoleArn")
+    if bool(interval) != bool(role):
+        raise InvalidParameterCombination(
+            "A MonitoringRoleARN value is required if you specify a MonitoringInterval value other than 0."
+            if interval
+            else "You must specify a MonitoringInterval value other than 0 when you specify a MonitoringRoleARN value."
+        )
+    instance.monitoring_interval, instance.monitoring_role_arn = interval, role
+
+
 def _patch_cfn_aurora_instances() -> None:
     """AWS::RDS::DBInstance ignores DBClusterIdentifier (so an Aurora instance without EngineVersion fails
-    with KeyError 'aurora-postgresql') and cannot be updated."""
+    with KeyError 'aurora-postgresql') and cannot be updated. Enhanced Monitoring is kept, with RDS's rule (an
+    interval needs a role, a role needs an interval)."""
     from moto.rds.models import DBInstance, rds_backends
 
     original_create = DBInstance.create_from_cloudformation_json
@@ -768,6 +783,8 @@ def _patch_cfn_aurora_instances() -> None:
                 "promotion_tier": int(props.get("PromotionTier", 1)),
                 "auto_minor_version_upgrade": _as_bool(props.get("AutoMinorVersionUpgrade", True)),
                 "db_parameter_group_name": props.get("DBParameterGroupName"),
+                "monitoring_interval": int(props.get("MonitoringInterval", 0)),
+                "monitoring_role_arn": props.get("MonitoringRoleArn"),
                 "port": cluster.port,
                 "tags": props.get("Tags"),
             }
@@ -793,6 +810,7 @@ def _patch_cfn_aurora_instances() -> None:
         for attribute, value in changes.items():
             if value is not None:
                 setattr(original_resource, attribute, value)
+        _update_monitoring(original_resource, props)
         return original_resource
 
     DBInstance.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)  # type: ignore[arg-type, assignment, method-assign]
