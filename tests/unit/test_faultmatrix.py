@@ -97,6 +97,16 @@ def test_an_alert_is_accepted_where_the_record_says_a_person_is_needed_and_only_
     ]
 
 
+def test_a_follow_up_held_for_an_uncertain_init_is_accepted_only_when_a_person_was_told() -> None:
+    """Found by the full matrix (stack-first, InitDatabase timeout): the init may have run, so the next deployment
+    stops with DatabaseInitUncertain by design -- a violation only if the case's end did not ask for a person."""
+    held_up = execution(["Guard", "ClaimDatabaseInit"], "FAILED", "DatabaseInitUncertain")
+    told = execution(["InitDatabase"], error="DatabaseInitFailed", cause="... until a person checks ... needs a person")
+    assert all("follow-up" not in v for v in fm.check(held(result=told, followup=held_up)))
+    silent = execution(["InitDatabase"], error="DatabaseInitFailed", cause="the init timed out")
+    assert any("follow-up healthy deployment" in v for v in fm.check(held(result=silent, followup=held_up)))
+
+
 def test_the_new_revision_may_serve_once_it_passed_its_gates() -> None:
     assert fm.check(held(running=NEW, verified={NEW})) == []
 

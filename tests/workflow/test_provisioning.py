@@ -517,6 +517,11 @@ def test_a_broken_first_image_fails_with_nothing_to_roll_back_to(world: World) -
     assert (result.status, result.error) == ("FAILED", "HealthCheckFailed")
     assert "no earlier revision to roll back to" in (result.cause or "")
     assert "Rollback" not in result.path
+    # found by the full fault matrix: the service keeps running an image that failed its gates, so the cause
+    # and the notification say a person is needed (it read "fix forward" at WARNING)
+    assert "A person is needed" in (result.cause or "")
+    notes = [n for n in world.notifications() if n["message"].get("deployment_id") == result.name]
+    assert [n["attributes"]["severity"] for n in notes] == ["CRITICAL"]
 
 
 def test_bad_stack_parameters_change_nothing(world: World, stack_app: StackApp) -> None:

@@ -1536,7 +1536,13 @@ def _severity(outcome: str, state: dict[str, Any]) -> str:
         return "CRITICAL"  # new tasks failed and the old ones hold a rotated-out password: likely down
     if outcome == "FAILED" and not state.get("active") and _created_unverified(state.get("stack")):
         return "CRITICAL"  # a new service runs an image that never passed its gates
+    if outcome == "FAILED" and _nothing_to_roll_back_to(state.get("revision") or {}):
+        return "CRITICAL"  # what runs failed its gates and stays: found by the full fault matrix (stack-first)
     return SEVERITY[outcome]
+
+
+def _nothing_to_roll_back_to(revision: dict[str, Any]) -> bool:
+    return bool(revision.get("previous")) and revision.get("previous") == revision.get("new")
 
 
 def _created_unverified(stack_state: dict[str, Any] | None) -> bool:
@@ -1586,11 +1592,12 @@ def _outcome_cause(outcome: str, state: dict[str, Any]) -> tuple[str | None, str
             'and its connectivity, then refresh again ({"mode": "refresh", "target": '
             f'"{intent.get("target")}"}})'
         )
-    elif revision.get("previous") and revision.get("previous") == revision.get("new"):
+    elif _nothing_to_roll_back_to(revision):
         error = failure_name
         cause = (
             f"{failure_cause} -- there is no earlier revision to roll back to: "
-            f"{decisions.short_revision(revision['new'])} keeps running; fix forward"
+            f"{decisions.short_revision(revision['new'])} keeps running, and it has not passed its health gates. "
+            "A person is needed: fix forward (deploy a fixed image)"
         )
     else:
         error, cause = failure_name, f"{failure_cause} -- {_unchanged(state.get('stack'))}"
