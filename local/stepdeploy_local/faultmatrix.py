@@ -77,6 +77,11 @@ class Scenario:
     strategy: str = "ROLLING"  # BLUE_GREEN | CANARY | LINEAR: a service deployment ECS runs, followed
     tag: str | None = None  # the tag deployed (default: v1 for a first provisioning, else v2)
     arrange: Callable[[World, Prepared], None] | None = None  # what else is true of the world
+    approval: bool = False  # the request asks a person to approve; nobody answers, its timeout approves
+
+
+#: a person may hold the release for a minute; with no answer the release goes on
+UNANSWERED_APPROVAL = {"timeout_minutes": 1, "on_timeout": "APPROVE"}
 
 
 def _rollback_fails(world: World, prepared: Prepared) -> None:
@@ -116,6 +121,13 @@ SCENARIOS: tuple[Scenario, ...] = (
         "a BLUE_GREEN service gets an image that fails on test traffic: ECS takes it back",
         image="db-down",
         strategy="BLUE_GREEN",
+    ),
+    Scenario("service-approval", "a release held for a person's approval that nobody answers", approval=True),
+    Scenario(
+        "bluegreen-approval",
+        "a BLUE_GREEN release held for approval after its test-traffic gates; nobody answers",
+        strategy="BLUE_GREEN",
+        approval=True,
     ),
     Scenario("stack-first", "a stack app's first provisioning, with the database init", app="stack"),
     Scenario(
@@ -200,6 +212,8 @@ def deploy(world: World, scenario: Scenario, prepared: Prepared) -> tuple[Execut
         request = prepared.app.request(prepared.tag)
         if prepared.strategy:
             request["strategy"] = prepared.strategy
+        if scenario.approval:
+            request["approval"] = dict(UNANSWERED_APPROVAL)
         return world.deploy(request, timeout=TIMEOUT), None
     target = prepared.app.name if isinstance(prepared.app, StackApp) else prepared.app.key
     job = world.run_pipeline_job(
@@ -523,7 +537,12 @@ def observe(world: World, prepared: Prepared, run: Run) -> None:
     run.records = [
         {k: next(iter(v.values())) for k, v in r.items()} for r in records if r["deployment_id"]["S"] == run.result.name
     ]
-    run.notes = [n for n in world.notifications() if n["message"].get("deployment_id") == run.result.name]
+    run.notes = [  # the deployment's outcome notifications (an approval request is an announcement, not one)
+        n
+        for n in world.notifications()
+        if n["message"].get("deployment_id") == run.result.name
+        and n["attributes"].get("outcome") != "AWAITING_APPROVAL"
+    ]
 
 
 def follow_up(world: World, prepared: Prepared) -> ExecutionResult:

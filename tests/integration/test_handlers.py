@@ -143,9 +143,11 @@ def test_record_outcome_writes_record_and_notifies(world: World, app: AppService
     out = ok(
         world,
         "RecordOutcomeFunction",
-        {"outcome": "SUCCEEDED", "state": state, "ended_at": "t", "deployment_id": "d-1"},
+        {"outcome": "SUCCEEDED", "state": state, "ended_at": "2026-01-01T00:05:00Z", "deployment_id": "d-1"},
     )
-    assert out == {"outcome": "SUCCEEDED", "error": None, "cause": None}
+    assert {k: out[k] for k in ("outcome", "error", "cause")} == {"outcome": "SUCCEEDED", "error": None, "cause": None}
+    assert out["summary"]["outcome"] == "DEPLOYED" and out["summary"]["revision"] == "n:2"
+    assert out["summary"]["detail"].startswith(f"{state['image']['uri']} runs as n:2")
     record = world.record(app, "d-1")
     assert record is not None and record["outcome"] == "SUCCEEDED" and record["new_task_definition"] == "n:2"
     [note] = world.notifications()
@@ -163,7 +165,7 @@ def test_record_outcome_turns_a_lambda_cause_into_a_sentence(world: World, valid
     out = ok(
         world,
         "RecordOutcomeFunction",
-        {"outcome": "ROLLED_BACK", "state": state, "ended_at": "t", "deployment_id": "d-2"},
+        {"outcome": "ROLLED_BACK", "state": state, "ended_at": "2026-01-01T00:05:00Z", "deployment_id": "d-2"},
     )
     assert out["error"] == "HealthCheckFailed"
     assert out["cause"] == "web:2 failed -- rolled back to web:1, which passed its health gates"

@@ -16,20 +16,24 @@ def test_demo_exits_zero_with_expected_outcomes(capsys: pytest.CaptureFixture[st
         for line in out.splitlines()
         if line.startswith(("v1 ", "v2 ", "v3 ", "v4", "v5", "v6", "v7", "plan", "3 "))
     ]
-    table = [cells for row in rows if len(cells := [cell.strip() for cell in row if cell.strip()]) == 8]
-    assert [(r[0], r[1], r[2], r[-2], r[-1]) for r in table] == [
-        ("v1 (provision)", "manual", "SUCCEEDED", "techchallengeapp:1", "yes"),
-        ("v2", "manual", "SUCCEEDED", "techchallengeapp:2", "yes"),
-        ("v3", "manual", "FAILED HealthCheckFailed", "techchallengeapp:4", "yes"),
-        ("v4", "ecr", "SUCCEEDED", "techchallengeapp:5", "yes"),
-        ("v4 again", "ecr", "SKIPPED (AlreadyRunning)", "techchallengeapp:5", "yes"),
-        ("v5", "ecr", "SUCCEEDED", "techchallengeapp:6", "yes"),
-        ("v6 (queued)", "ecr", "SUCCEEDED", "techchallengeapp:7", "yes"),
-        ("v5-hotfix", "ecr", "SKIPPED (StaleImage)", "techchallengeapp:7", "yes"),
-        ("v7", "codepipeline", "SUCCEEDED", "techchallengeapp:8", "yes"),
-        ("plan 3 tasks", "manual", "PLANNED", "techchallengeapp:8", "yes"),
-        ("3 tasks", "manual", "SUCCEEDED", "techchallengeapp:8", "yes"),
+    table = [cells for row in rows if len(cells := [cell.strip() for cell in row if cell.strip()]) == 10]
+    assert [(r[0], r[1], r[2], r[3], r[-2], r[-1]) for r in table] == [
+        ("v1 (provision)", "manual", "ROLLING", "SUCCEEDED", "techchallengeapp:1", "yes"),
+        ("v2", "manual", "ROLLING", "SUCCEEDED", "techchallengeapp:2", "yes"),
+        ("v3", "manual", "ROLLING", "FAILED HealthCheckFailed", "techchallengeapp:4", "yes"),
+        ("v4", "ecr", "ROLLING", "SUCCEEDED", "techchallengeapp:5", "yes"),
+        ("v4 again", "ecr", "ROLLING", "SKIPPED (AlreadyRunning)", "techchallengeapp:5", "yes"),
+        ("v5", "ecr", "ROLLING", "SUCCEEDED", "techchallengeapp:6", "yes"),
+        ("v6 (queued)", "ecr", "ROLLING", "SUCCEEDED", "techchallengeapp:7", "yes"),
+        ("v5-hotfix", "ecr", "ROLLING", "SKIPPED (StaleImage)", "techchallengeapp:7", "yes"),
+        ("v7", "codepipeline", "ROLLING", "SUCCEEDED", "techchallengeapp:8", "yes"),
+        ("plan 3 tasks", "manual", "ROLLING", "PLANNED", "techchallengeapp:8", "yes"),
+        ("3 tasks", "manual", "ROLLING", "SUCCEEDED", "techchallengeapp:8", "yes"),
+        ("v3 (blue_green)", "manual", "BLUE_GREEN", "FAILED HealthCheckFailed", "web-bluegreen:1", "yes"),
+        ("v7 (canary)", "manual", "CANARY", "SUCCEEDED", "web-canary:2", "yes"),
     ]
+    failed = {r[0]: int(r[4].split(" of ")[0]) for r in table if " of " in r[4]}
+    assert failed["v3"] > 0 and failed["v3 (blue_green)"] == 0 and failed["v7 (canary)"] == 0, failed
     rollouts = [f"techchallengeapp:{n}" for n in range(2, 9)]  # v3's rollback is :4 (through the stack)
     assert f"ECS rollouts after provisioning: 7 ({', '.join(rollouts)}): one per release, one per rollback" in out
     assert "change set CREATE: " in out and "change set UPDATE (applied)" in out

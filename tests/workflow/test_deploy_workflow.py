@@ -51,9 +51,9 @@ def test_healthy_update_deploys_and_records(world: World, app: AppService) -> No
         "GuardDecision",
         "RegisterRevision",
         "DatabaseDecision",
+        "ApprovalDecision",  # no approval asked for: straight on
         "Deploy",
         "DeployKind",  # a rolling update is polled, then gated
-        "WaitRollout",
     ]
     assert result.path[-2:] == ["RecordSucceeded", "Deployed"]
     [note] = world.notifications()

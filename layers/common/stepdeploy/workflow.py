@@ -639,6 +639,8 @@ def ensure_stack(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
             if kind == "UPDATE" and view is not None:
                 state.previous_parameters = dict(view.parameters)
         suffix = "-protect" if state.protecting else ""
+        if kind == "CREATE" and spec.init_command and not request.plan:
+            control.mark_schema_due(settings.control_table, request.lock_key, str(event["deployment_id"]))
         state.change_set = cloudformation.create_change_set(
             name, change_set_name + suffix, kind, app_stack.template_body(), params, settings.app_stack_role_arn
         )
@@ -1503,7 +1505,7 @@ def execution_summary(outcome: str, state: dict[str, Any]) -> dict[str, Any]:
         word, detail = "SKIPPED", str(guard.get("detail") or "")
     else:
         revision = (state.get("active") or {}).get("task_definition")
-        running_image = (state.get("revision") or {}).get("image")
+        running_image = (state.get("revision") or {}).get("image") or (state.get("image") or {}).get("uri")
         word = str(guard.get("success") or "DEPLOYED")
         detail = _success_detail(word, decisions.short_revision(str(revision or "")), running_image, guard)
     return {

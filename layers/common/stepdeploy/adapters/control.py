@@ -26,7 +26,7 @@ def _put_unless(
             TableName=table,
             Item=item,
             ConditionExpression=condition,
-            ExpressionAttributeValues=values,
+            **({"ExpressionAttributeValues": values} if values else {}),  # (an empty map is refused)
             **({"ExpressionAttributeNames": names} if names else {}),
         )
         return None
@@ -63,7 +63,7 @@ def _delete_if(
             TableName=table,
             Key=key,
             ConditionExpression=condition,
-            ExpressionAttributeValues=values,
+            **({"ExpressionAttributeValues": values} if values else {}),  # (an empty map is refused)
             **({"ExpressionAttributeNames": names} if names else {}),
         )
         return True
@@ -173,6 +173,18 @@ def claim_schema(table: str, service: str, deployment_id: str, command: str, now
         "attribute_not_exists(service) OR #status = :released OR (deployment_id = :me AND #status = :started)",
         {":me": {"S": deployment_id}, ":started": {"S": "STARTED"}, ":released": {"S": "RELEASED"}},
         {"#status": "status"},
+    )
+
+
+def mark_schema_due(table: str, service: str, deployment_id: str) -> None:
+    """stepdeploy creates this stack's database: its initialisation is due (RELEASED, as after a claim that
+    certainly ran nothing), so a later deployment runs it without asking for consent, even if the creation's
+    own deployment ended before the init. Written only if the service has no SCHEMA item yet."""
+    _put_unless(
+        table,
+        {**_key(service, "SCHEMA"), "status": {"S": "RELEASED"}, "deployment_id": {"S": deployment_id}},
+        "attribute_not_exists(service)",
+        {},
     )
 
 
