@@ -606,8 +606,7 @@ def _check_serving(run: Run, result: ExecutionResult) -> list[str]:
         if run.running_image != run.image:
             return [f"SUCCEEDED but the service runs {run.running_image}, not the requested {run.image}"]
         return []
-    verified = run.verified | ({run.before} if run.before else set())
-    if run.running is not None and run.running not in verified and not _person_needed(run, result):
+    if run.running is not None and _runs_unverified(run) and not _person_needed(run, result):
         return [
             f"{result.status}: the service runs {run.running.rsplit('/', 1)[-1]}, which did not pass its gates, "
             "and neither the cause nor a CRITICAL notification says a person is needed"
@@ -618,23 +617,28 @@ def _check_serving(run: Run, result: ExecutionResult) -> list[str]:
 def _expected_severity(run: Run, result: ExecutionResult) -> str:
     if result.status == "SUCCEEDED":
         return "INFO"
-    verified = run.verified | ({run.before} if run.before else set())
-    unverified = run.running is not None and run.running not in verified
     # the product may alert more than the harness can see is needed (an abort mid-rollback: the revision
     # that ran before has not passed its gates again), never less; its own cause must then say so
-    says_so = any(PERSON_NEEDED.search(str(cause or "")) for cause in [result.cause, *_record_causes(run)])
-    return "CRITICAL" if unverified or says_so else "WARNING"
+    return "CRITICAL" if _runs_unverified(run) or _cause_says_a_person_is_needed(run) else "WARNING"
+
+
+def _runs_unverified(run: Run) -> bool:
+    """The service runs a revision that neither passed its gates nor ran before the deployment."""
+    verified = run.verified | ({run.before} if run.before else set())
+    return run.running is not None and run.running not in verified
 
 
 def _held_for_a_person(run: Run) -> bool:
     """The follow-up stops by design: a destructive database init may have run (its claim stays STARTED),
     and the case's own end said a person must check before anything runs it again."""
-    said = any(PERSON_NEEDED.search(c) for c in [run.result.cause or "" if run.result else "", *_record_causes(run)])
-    return run.followup is not None and run.followup.error == "DatabaseInitUncertain" and said
+    held = run.followup is not None and run.followup.error == "DatabaseInitUncertain"
+    return held and _cause_says_a_person_is_needed(run)
 
 
-def _record_causes(run: Run) -> list[str]:
-    return [str(record.get("cause") or "") for record in run.records]
+def _cause_says_a_person_is_needed(run: Run) -> bool:
+    """The execution's cause or one of its records' causes says a person is needed."""
+    causes = [run.result.cause if run.result else None, *(record.get("cause") for record in run.records)]
+    return any(PERSON_NEEDED.search(str(cause or "")) for cause in causes)
 
 
 def _check_bookkeeping(run: Run, result: ExecutionResult) -> list[str]:
