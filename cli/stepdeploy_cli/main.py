@@ -173,6 +173,20 @@ TIMEOUT = click.option("--timeout", default=3600.0, show_default=True, help="sec
 @click.option("--plan", is_flag=True, help="describe what would change; change nothing")
 @click.option("--redeploy", is_flag=True, help="deploy even if this image was deployed before")
 @click.option("--reason", default=None, help="one line recorded with the deployment")
+@click.option(
+    "--approval-timeout",
+    type=click.IntRange(1, 1440),
+    default=None,
+    metavar="MINUTES",
+    help="hold the release until a person runs `stepdeploy approve|reject` (within MINUTES)",
+)
+@click.option(
+    "--on-timeout",
+    type=click.Choice(["REJECT", "APPROVE"]),
+    default="REJECT",
+    show_default=True,
+    help="what an unanswered approval does",
+)
 @WAIT
 @TIMEOUT
 @pass_ctx
@@ -184,6 +198,8 @@ def deploy(
     plan: bool,
     redeploy: bool,
     reason: str | None,
+    approval_timeout: int | None,
+    on_timeout: str,
     wait: bool,
     timeout: float,
 ) -> None:
@@ -195,6 +211,8 @@ def deploy(
     for key, value in (("plan", plan), ("redeploy", redeploy), ("reason", reason)):
         if value:
             body[key] = value
+    if approval_timeout is not None:
+        body["approval"] = {"timeout_minutes": approval_timeout, "on_timeout": on_timeout}
     _run(c, body, wait, timeout)
 
 
@@ -274,7 +292,71 @@ def abort(c: Context, target: str, record_timeout: float) -> None:
     c.emit(data, render)
 
 
+# ---------------------------------------------------------------------------- approvals
+
+
+def _answer(c: Context, target: str, deployment: str | None, answer: Callable[[str], None], verb: str) -> None:
+    """Answer the release TARGET holds for a person (the one named, if given) and say which one it was."""
+    t = targets.target(c.sd, target)
+    held = targets.held_release(c.sd, t, deployment)
+    targets.answer(held, answer)
+    data = {verb: held["deployment_id"], "target": t.name, "image": held.get("tag") or held.get("digest")}
+    c.emit(data, lambda: c.console.print(f"{verb} {held['deployment_id']} of {t.name} ({data['image']})"))
+
+
+def _who(by: str | None) -> str:
+    return by or targets.caller()
+
+
+@cli.command()
+@click.argument("target")
+@click.option("--deployment", default=None, help="answer only if this deployment is the one held")
+@click.option("--by", default=None, help="who approves (default: your AWS identity)")
+@pass_ctx
+def approve(c: Context, target: str, deployment: str | None, by: str | None) -> None:
+    """Let the release TARGET holds for approval go ahead."""
+    output = json.dumps({"approved": True, "by": _who(by)})
+    sfn = aws.client("stepfunctions")
+    _answer(c, target, deployment, lambda token: sfn.send_task_success(taskToken=token, output=output), "approved")
+
+
+@cli.command()
+@click.argument("target")
+@click.option("--reason", required=True, help="why (recorded as the deployment's cause)")
+@click.option("--deployment", default=None, help="answer only if this deployment is the one held")
+@click.option("--by", default=None, help="who rejects (default: your AWS identity)")
+@pass_ctx
+def reject(c: Context, target: str, reason: str, deployment: str | None, by: str | None) -> None:
+    """Refuse the release TARGET holds for approval: it ends FAILED (ApprovalRejected), production unchanged."""
+    cause = f"rejected by {_who(by)}: {reason}"
+    sfn = aws.client("stepfunctions")
+    _answer(
+        c,
+        target,
+        deployment,
+        lambda token: sfn.send_task_failure(taskToken=token, error="ApprovalRejected", cause=cause),
+        "rejected",
+    )
+
+
 # ---------------------------------------------------------------------------- status and history
+
+
+def _verified_cell(last: dict[str, Any] | None) -> Text:
+    if not last:
+        return Text("none", "yellow")
+    if last["running"]:
+        return Text(f"running ({last['deployment']})", "green")
+    return Text(f"{last['revision']} {_short(last['digest'])} (not running)", "red")
+
+
+def _progress_cell(target: str, progress: dict[str, Any] | None) -> str:
+    if not progress:
+        return "-"
+    held = progress.get("awaiting_approval")
+    if held:
+        return f"{progress['deployment']} awaits approval (stepdeploy approve|reject {target})"
+    return f"{progress['deployment']} in {progress['state']}"
 
 
 @cli.command()
@@ -292,14 +374,12 @@ def status(c: Context, target: str | None) -> None:
             image = (
                 f"{','.join(run.get('tags') or []) or '-'} {_short(run.get('digest'))}" if run else "not provisioned"
             )
-            last = s["last_verified"] or {}
-            progress = s["in_progress"] or {}
             table.add_row(
                 s["target"],
                 run.get("revision", "-"),
                 image,
-                f"{last.get('revision', '-')} {_short(last.get('digest'))}" if last else "-",
-                f"{progress['deployment']} in {progress['state']}" if progress else "-",
+                _verified_cell(s["last_verified"]),
+                _progress_cell(s["target"], s["in_progress"]),
                 (s["lock"] or {}).get("deployment") or "-",
                 ", ".join(s["queue"]) or "-",
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -161,23 +162,73 @@ def status(sd: Stepdeploy, t: Target) -> dict[str, Any]:
     if holder in arns:
         view = executions.summarize(str(holder))
         progress = {k: view[k] for k in ("deployment", "execution", "state", "elapsed_seconds")}
+        held = control.get_approval(sd.control_table, t.key)
+        if held is not None and held.get("holder") == holder:
+            progress["awaiting_approval"] = {
+                k: held.get(k) for k in ("stage", "requested_at", "answer_by", "on_timeout")
+            }
     last = control.get_last(sd.control_table, t.key)
+    now = running(sd, t)
     return {
         "target": t.name,
         "key": t.key,
         "repository": t.entry.repository,
-        "running": running(sd, t),
-        "last_verified": {
-            "deployment": last.get("deployment_id"),
-            "digest": last.get("digest"),
-            "revision": str(last.get("task_definition", "")).rsplit("/", 1)[-1],
-        }
-        if last
-        else None,
+        "running": now,
+        "last_verified": _last_verified(last, now) if last else None,
         "in_progress": progress,
         "lock": {"holder": holder, "deployment": lock.get("deployment_id")} if lock else None,
         "queue": [arn.rsplit(":", 1)[-1] for arn in arns if arn != holder],
     }
+
+
+def _last_verified(last: dict[str, Any], now: dict[str, Any] | None) -> dict[str, Any]:
+    """The last verified deployment, and whether the service runs its image now: the image decides, not the revision
+    number (a CloudFormation rollback registers a new revision of the same image)."""
+    digest = last.get("digest")
+    return {
+        "deployment": last.get("deployment_id"),
+        "digest": digest,
+        "revision": str(last.get("task_definition", "")).rsplit("/", 1)[-1],
+        "running": bool(now and digest and now.get("digest") == digest),
+    }
+
+
+# ---------------------------------------------------------------------------- approvals
+
+
+def held_release(sd: Stepdeploy, t: Target, deployment: str | None = None) -> dict[str, Any]:
+    """The release the target holds for a person's answer (its APPROVAL control item), if its execution still runs."""
+    item = control.get_approval(sd.control_table, t.key)
+    if item is None or not _runs(item["holder"]):
+        raise NothingToDo(f"no release of {t.name} awaits approval")
+    if deployment is not None and item.get("deployment_id") != deployment:
+        raise NothingToDo(f"{t.name} holds deployment {item.get('deployment_id')}, not {deployment}: nothing answered")
+    return item
+
+
+def _runs(execution: str) -> bool:
+    sfn = client("stepfunctions")
+    try:
+        return bool(sfn.describe_execution(executionArn=execution)["status"] == "RUNNING")
+    except sfn.exceptions.ExecutionDoesNotExist:
+        return False  # an item its execution did not clear, kept until its TTL
+
+
+def answer(held: dict[str, Any], send: Callable[[str], None]) -> None:
+    """Send the answer with the held release's task token; a token the execution no longer waits on is refused."""
+    sfn = client("stepfunctions")
+    try:
+        send(str(held["token"]))
+    except (sfn.exceptions.TaskTimedOut, sfn.exceptions.TaskDoesNotExist, sfn.exceptions.InvalidToken) as exc:
+        raise NothingToDo(
+            f"deployment {held['deployment_id']} no longer awaits approval ({exc.response['Error']['Code']}): "
+            "its approval timed out or its execution ended"
+        ) from exc
+
+
+def caller() -> str:
+    """Who answers: the caller's AWS identity (the ARN CloudTrail also records for the answer)."""
+    return str(client("sts").get_caller_identity()["Arn"])
 
 
 # ---------------------------------------------------------------------------- history

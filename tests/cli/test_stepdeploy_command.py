@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -155,3 +156,50 @@ def test_abort_stops_the_deployment_and_reports_the_record(served: tuple[World, 
     out = ok(stepdeploy(endpoint, "abort", TARGET))
     assert out["deployment"] == started["deployment"] and out["status"] == "ABORTED"
     assert out["recorded"]["outcome"] == "ABORTED"
+
+
+def held(endpoint: str) -> dict[str, Any]:
+    """TARGET's status once its deployment in progress awaits a person's answer."""
+    deadline = time.monotonic() + 60
+    while True:
+        [status] = ok(stepdeploy(endpoint, "status", TARGET))
+        if (status["in_progress"] or {}).get("awaiting_approval"):
+            return dict(status)
+        assert time.monotonic() < deadline, f"no release held: {status}"
+        time.sleep(0.2)
+
+
+def test_approve_lets_a_held_release_go_ahead(served: tuple[World, AppService, str]) -> None:
+    world, app, endpoint = served
+    before = app.running_image()
+    v6 = world.push_image(app.repository, "v6", "healthy")
+    started = ok(stepdeploy(endpoint, "deploy", TARGET, "--tag", "v6", "--approval-timeout", "30"))
+    status = held(endpoint)
+    assert status["in_progress"]["deployment"] == started["deployment"] and app.running_image() == before
+    assert status["in_progress"]["awaiting_approval"]["on_timeout"] == "REJECT"
+    table = stepdeploy(endpoint, "status", TARGET, json_output=False)
+    assert "awaits" in table.stdout  # (the cell wraps: "awaits approval (stepdeploy approve|reject ...)")
+    other = stepdeploy(endpoint, "approve", TARGET, "--deployment", "someone-else")
+    assert other.returncode == 1 and json.loads(other.stdout)["error"] == "NothingToDo"
+    answered = ok(stepdeploy(endpoint, "approve", TARGET, "--by", "alice"))
+    assert answered == {"approved": started["deployment"], "target": TARGET, "image": "v6"}
+    out = ok(stepdeploy(endpoint, "watch", started["deployment"]))
+    assert out["verified"] and app.running_image().endswith(v6)
+    nothing = stepdeploy(endpoint, "approve", TARGET)
+    assert nothing.returncode == 1 and "no release of techchallenge/web awaits approval" in nothing.stdout
+
+
+def test_reject_ends_a_held_release_with_production_unchanged(served: tuple[World, AppService, str]) -> None:
+    world, app, endpoint = served
+    before = app.running_image()
+    world.push_image(app.repository, "v7", "healthy")
+    started = ok(stepdeploy(endpoint, "deploy", TARGET, "--tag", "v7", "--approval-timeout", "30"))
+    held(endpoint)
+    ok(stepdeploy(endpoint, "reject", TARGET, "--by", "bob", "--reason", "release notes missing"))
+    watched = stepdeploy(endpoint, "watch", started["deployment"])
+    assert watched.returncode == 1
+    out = json.loads(watched.stdout)
+    assert out["error"] == "ApprovalRejected" and "rejected by bob: release notes missing" in out["cause"]
+    assert app.running_image() == before
+    [status] = ok(stepdeploy(endpoint, "status", TARGET))
+    assert status["in_progress"] is None and status["last_verified"]["running"] is True

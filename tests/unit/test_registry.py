@@ -472,3 +472,12 @@ def test_validate_entry_refuses_what_a_deployment_would_refuse(overrides: dict[s
     with pytest.raises(InvalidDeploymentRequest) as exc:
         validate_entry(_item(**overrides), Defaults())
     assert fragment in str(exc.value)
+
+
+def test_a_request_s_approval_replaces_the_entry_s_and_is_validated_as_the_request() -> None:
+    entry = _entry()
+    held = entry.build_request({"tag": "v2"}, "manual", None, Defaults(), approval={"timeout_minutes": 30})
+    assert held.approval is not None and held.approval.timeout_minutes == 30
+    assert entry.build_request({"tag": "v2"}, "manual", None, Defaults()).approval is None
+    with pytest.raises(InvalidDeploymentRequest, match=r"with the request's approval: .*timeout_minutes"):
+        entry.build_request({"tag": "v2"}, "manual", None, Defaults(), approval={"timeout_minutes": 0})

@@ -518,3 +518,10 @@ def test_a_refresh_names_its_target() -> None:
 def test_a_bad_refresh_is_rejected(payload: dict[str, Any]) -> None:
     with pytest.raises(InvalidDeploymentRequest):
         parse(payload)
+
+
+def test_a_target_deploy_may_ask_for_approval_and_must_give_an_object() -> None:
+    approval = {"timeout_minutes": 30, "on_timeout": "REJECT"}
+    assert parse({"target": "web", "image": {"tag": "v3"}, "approval": approval}).approval == approval
+    with pytest.raises(InvalidDeploymentRequest, match=r"\$\.approval: expected an object"):
+        parse({"target": "web", "image": {"tag": "v3"}, "approval": "yes"})

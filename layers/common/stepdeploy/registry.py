@@ -88,17 +88,27 @@ class RegistryEntry:
         return f"{self.filter_mode} {self.pattern!r}, {digest}"
 
     def build_request(
-        self, image: Mapping[str, Any], trigger: str, reason: str | None, defaults: Defaults, plan: bool = False
+        self,
+        image: Mapping[str, Any],
+        trigger: str,
+        reason: str | None,
+        defaults: Defaults,
+        plan: bool = False,
+        approval: Mapping[str, Any] | None = None,
     ) -> DeploymentRequest:
+        """The entry's request for this image; a request's own ``approval`` replaces the entry's."""
         body = {**self.request, "image": {"repository": self.repository, **image}, "trigger": trigger}
         if reason:
             body["reason"] = reason
         if plan:
             body["plan"] = True
+        if approval is not None:
+            body["approval"] = dict(approval)
         try:
             return DeploymentRequest.from_input(body, defaults)
         except InvalidDeploymentRequest as exc:
-            raise InvalidDeploymentRequest(f"registry entry {self.name!r}: {exc}") from exc
+            given = " with the request's approval" if approval is not None else ""
+            raise InvalidDeploymentRequest(f"registry entry {self.name!r}{given}: {exc}") from exc
 
 
 def validate_entry(item: Mapping[str, Any], defaults: Defaults) -> RegistryEntry:

@@ -218,6 +218,7 @@ def input_schema() -> dict[str, Any]:
             "reason": _REASON,
             "trigger": {"enum": ["manual", "codepipeline"], "default": "manual"},
             "plan": {"type": "boolean", "default": False},
+            "approval": _approval(),
         },
         ["target", "image"],
         "Deploy an image to a registered target (manual, or a CodePipeline Literal input).",

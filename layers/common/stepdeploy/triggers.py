@@ -58,6 +58,7 @@ class Intent:
     redeploy: bool = False
     reason: str | None = None
     plan: bool = False  # describe what would change, change nothing
+    approval: Mapping[str, Any] | None = None  # hold this release for a person (replaces the entry's approval)
     explicit: Mapping[str, Any] | None = None  # a full DeploymentRequest input
     secret: str | None = None  # the rotated secret (ARN) a refresh or dispatch is for
     event_id: str | None = None  # the EventBridge event id (names the refresh executions: redelivery-safe)
@@ -194,12 +195,16 @@ def _rotation_event(event: Mapping[str, Any]) -> Intent:
 
 
 def _registry_deploy(payload: Mapping[str, Any]) -> Intent:
-    unknown = set(payload) - {"target", "image", "redeploy", "reason", "trigger", "plan"}
+    unknown = set(payload) - {"target", "image", "redeploy", "reason", "trigger", "plan", "approval"}
     if unknown:
         raise _fail(
             "$",
-            f"unknown field(s) {', '.join(sorted(unknown))}; allowed: image, plan, reason, redeploy, target, trigger",
+            f"unknown field(s) {', '.join(sorted(unknown))}; "
+            "allowed: approval, image, plan, reason, redeploy, target, trigger",
         )
+    approval = payload.get("approval")
+    if approval is not None and not isinstance(approval, Mapping):
+        raise _fail("$.approval", "expected an object (timeout_minutes, on_timeout)")
     target = _text(payload, "target", "$", _TARGET)
     image = payload.get("image")
     if not isinstance(image, Mapping):
@@ -223,6 +228,7 @@ def _registry_deploy(payload: Mapping[str, Any]) -> Intent:
         redeploy=redeploy,
         reason=_reason(payload),
         plan=plan,
+        approval=approval,
     )
 
 

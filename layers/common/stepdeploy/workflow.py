@@ -124,7 +124,9 @@ def normalize_request(event: dict[str, Any], settings: Settings) -> dict[str, An
         else:
             image_spec = {k: v for k, v in (("tag", intent.tag), ("digest", intent.digest)) if v}
         trigger = "manual" if intent.mode == "refresh" else intent.trigger  # (a refresh records its own below)
-        request = entry.build_request(image_spec, trigger, intent.reason, settings.defaults, intent.plan)
+        request = entry.build_request(
+            image_spec, trigger, intent.reason, settings.defaults, intent.plan, intent.approval
+        )
         if intent.mode == "refresh":
             request = replace(request, trigger=intent.trigger)  # manual | rotation
         if intent.container is not None:
