@@ -174,6 +174,12 @@ TIMEOUT = click.option("--timeout", default=3600.0, show_default=True, help="sec
 @click.option("--redeploy", is_flag=True, help="deploy even if this image was deployed before")
 @click.option("--reason", default=None, help="one line recorded with the deployment")
 @click.option(
+    "--strategy",
+    type=click.Choice(["ROLLING", "BLUE_GREEN", "CANARY", "LINEAR"]),
+    default=None,
+    help="this release's strategy instead of the registry entry's (which keeps the test listener wiring)",
+)
+@click.option(
     "--approval-timeout",
     type=click.IntRange(1, 1440),
     default=None,
@@ -198,6 +204,7 @@ def deploy(
     plan: bool,
     redeploy: bool,
     reason: str | None,
+    strategy: str | None,
     approval_timeout: int | None,
     on_timeout: str,
     wait: bool,
@@ -211,6 +218,8 @@ def deploy(
     for key, value in (("plan", plan), ("redeploy", redeploy), ("reason", reason)):
         if value:
             body[key] = value
+    if strategy is not None:
+        body["strategy"] = {"type": strategy}
     if approval_timeout is not None:
         body["approval"] = {"timeout_minutes": approval_timeout, "on_timeout": on_timeout}
     _run(c, body, wait, timeout)

@@ -474,10 +474,21 @@ def test_validate_entry_refuses_what_a_deployment_would_refuse(overrides: dict[s
     assert fragment in str(exc.value)
 
 
-def test_a_request_s_approval_replaces_the_entry_s_and_is_validated_as_the_request() -> None:
-    entry = _entry()
-    held = entry.build_request({"tag": "v2"}, "manual", None, Defaults(), approval={"timeout_minutes": 30})
-    assert held.approval is not None and held.approval.timeout_minutes == 30
-    assert entry.build_request({"tag": "v2"}, "manual", None, Defaults()).approval is None
+def test_a_request_s_strategy_and_approval_are_laid_over_the_entry_s_and_validated_as_the_request() -> None:
+    wired = {"type": "BLUE_GREEN", "test_url": "http://alb.example.com:8080/healthcheck/", "bake_minutes": 3}
+    entry = RegistryEntry.from_item(
+        _item(request={**MINIMAL_REQUEST, "strategy": wired, "approval": {"timeout_minutes": 60}})
+    )
+    overrides = {"strategy": {"type": "CANARY", "canary_percent": 20}, "approval": {"on_timeout": "APPROVE"}}
+    request = entry.build_request({"tag": "v2"}, "manual", None, Defaults(), overrides=overrides)
+    assert request.strategy is not None and request.approval is not None
+    assert (request.strategy.type, request.strategy.canary_percent, request.strategy.bake_minutes) == ("CANARY", 20, 3)
+    assert request.strategy.test_url == wired["test_url"]  # the entry's wiring stays
+    assert (request.approval.timeout_minutes, request.approval.on_timeout) == (60, "APPROVE")
+    plain = entry.build_request({"tag": "v2"}, "manual", None, Defaults())
+    assert plain.strategy is not None and plain.strategy.type == "BLUE_GREEN"
     with pytest.raises(InvalidDeploymentRequest, match=r"with the request's approval: .*timeout_minutes"):
-        entry.build_request({"tag": "v2"}, "manual", None, Defaults(), approval={"timeout_minutes": 0})
+        entry.build_request({"tag": "v2"}, "manual", None, Defaults(), overrides={"approval": {"timeout_minutes": 0}})
+    rolling = _entry()  # no test listener wired: a progressive strategy cannot be asked for
+    with pytest.raises(InvalidDeploymentRequest, match=r"with the request's strategy: .*test_url"):
+        rolling.build_request({"tag": "v2"}, "manual", None, Defaults(), overrides={"strategy": {"type": "CANARY"}})

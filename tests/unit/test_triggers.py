@@ -520,8 +520,9 @@ def test_a_bad_refresh_is_rejected(payload: dict[str, Any]) -> None:
         parse(payload)
 
 
-def test_a_target_deploy_may_ask_for_approval_and_must_give_an_object() -> None:
-    approval = {"timeout_minutes": 30, "on_timeout": "REJECT"}
-    assert parse({"target": "web", "image": {"tag": "v3"}, "approval": approval}).approval == approval
-    with pytest.raises(InvalidDeploymentRequest, match=r"\$\.approval: expected an object"):
-        parse({"target": "web", "image": {"tag": "v3"}, "approval": "yes"})
+@pytest.mark.parametrize("key", ["strategy", "approval"])
+def test_a_target_deploy_may_lay_its_own_strategy_or_approval_over_the_entry_s(key: str) -> None:
+    fields = {"timeout_minutes": 30} if key == "approval" else {"type": "CANARY"}
+    assert parse({"target": "web", "image": {"tag": "v3"}, key: fields}).overrides == {key: fields}
+    with pytest.raises(InvalidDeploymentRequest, match=rf"\$\.{key}: expected an object"):
+        parse({"target": "web", "image": {"tag": "v3"}, key: "yes"})

@@ -94,20 +94,21 @@ class RegistryEntry:
         reason: str | None,
         defaults: Defaults,
         plan: bool = False,
-        approval: Mapping[str, Any] | None = None,
+        overrides: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> DeploymentRequest:
-        """The entry's request for this image; a request's own ``approval`` replaces the entry's."""
+        """The entry's request for this image. A request's own ``strategy`` or ``approval`` fields are laid over
+        the entry's (the entry keeps the service's wiring, e.g. the test listener URL), then validated."""
         body = {**self.request, "image": {"repository": self.repository, **image}, "trigger": trigger}
         if reason:
             body["reason"] = reason
         if plan:
             body["plan"] = True
-        if approval is not None:
-            body["approval"] = dict(approval)
+        for key, fields in (overrides or {}).items():
+            body[key] = {**(self.request.get(key) or {}), **fields}
         try:
             return DeploymentRequest.from_input(body, defaults)
         except InvalidDeploymentRequest as exc:
-            given = " with the request's approval" if approval is not None else ""
+            given = f" with the request's {' and '.join(sorted(overrides))}" if overrides else ""
             raise InvalidDeploymentRequest(f"registry entry {self.name!r}{given}: {exc}") from exc
 
 

@@ -218,7 +218,11 @@ def input_schema() -> dict[str, Any]:
             "reason": _REASON,
             "trigger": {"enum": ["manual", "codepipeline"], "default": "manual"},
             "plan": {"type": "boolean", "default": False},
-            "approval": _approval(),
+            "strategy": {
+                **{k: v for k, v in _strategy().items() if k != "required"},
+                "description": "fields laid over the registry entry's strategy (e.g. type, canary_percent)",
+            },
+            "approval": {**_approval(), "description": "fields laid over the registry entry's approval"},
         },
         ["target", "image"],
         "Deploy an image to a registered target (manual, or a CodePipeline Literal input).",

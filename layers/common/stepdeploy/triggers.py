@@ -58,7 +58,8 @@ class Intent:
     redeploy: bool = False
     reason: str | None = None
     plan: bool = False  # describe what would change, change nothing
-    approval: Mapping[str, Any] | None = None  # hold this release for a person (replaces the entry's approval)
+    #: a {target, image} request's own strategy / approval fields, laid over the registry entry's
+    overrides: Mapping[str, Mapping[str, Any]] | None = None
     explicit: Mapping[str, Any] | None = None  # a full DeploymentRequest input
     secret: str | None = None  # the rotated secret (ARN) a refresh or dispatch is for
     event_id: str | None = None  # the EventBridge event id (names the refresh executions: redelivery-safe)
@@ -194,17 +195,22 @@ def _rotation_event(event: Mapping[str, Any]) -> Intent:
     return Intent(trigger="rotation", mode="dispatch", secret=secret, event_time=when, event_id=event_id)
 
 
+#: request fields a {target, image} request may lay over its registry entry's
+OVERRIDABLE = ("strategy", "approval")
+
+
 def _registry_deploy(payload: Mapping[str, Any]) -> Intent:
-    unknown = set(payload) - {"target", "image", "redeploy", "reason", "trigger", "plan", "approval"}
+    unknown = set(payload) - {"target", "image", "redeploy", "reason", "trigger", "plan", *OVERRIDABLE}
     if unknown:
         raise _fail(
             "$",
             f"unknown field(s) {', '.join(sorted(unknown))}; "
-            "allowed: approval, image, plan, reason, redeploy, target, trigger",
+            "allowed: approval, image, plan, reason, redeploy, strategy, target, trigger",
         )
-    approval = payload.get("approval")
-    if approval is not None and not isinstance(approval, Mapping):
-        raise _fail("$.approval", "expected an object (timeout_minutes, on_timeout)")
+    overrides = {key: payload[key] for key in OVERRIDABLE if key in payload}
+    for key, value in overrides.items():
+        if not isinstance(value, Mapping):
+            raise _fail(f"$.{key}", "expected an object (its fields replace the registry entry's)")
     target = _text(payload, "target", "$", _TARGET)
     image = payload.get("image")
     if not isinstance(image, Mapping):
@@ -228,7 +234,7 @@ def _registry_deploy(payload: Mapping[str, Any]) -> Intent:
         redeploy=redeploy,
         reason=_reason(payload),
         plan=plan,
-        approval=approval,
+        overrides=overrides or None,
     )
 
 

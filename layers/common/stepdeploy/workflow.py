@@ -125,7 +125,7 @@ def normalize_request(event: dict[str, Any], settings: Settings) -> dict[str, An
             image_spec = {k: v for k, v in (("tag", intent.tag), ("digest", intent.digest)) if v}
         trigger = "manual" if intent.mode == "refresh" else intent.trigger  # (a refresh records its own below)
         request = entry.build_request(
-            image_spec, trigger, intent.reason, settings.defaults, intent.plan, intent.approval
+            image_spec, trigger, intent.reason, settings.defaults, intent.plan, intent.overrides
         )
         if intent.mode == "refresh":
             request = replace(request, trigger=intent.trigger)  # manual | rotation
