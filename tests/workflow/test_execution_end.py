@@ -229,3 +229,23 @@ def test_a_record_that_landed_before_its_step_failed_is_finished_by_the_executio
         TableName=world.outputs["ControlTableName"], Key={"service": {"S": app.key}, "item": {"S": "LAST"}}
     )
     assert last["Item"]["deployment_id"]["S"] == result.name
+
+
+def test_a_record_step_that_timed_out_after_all_it_does_landed_is_not_notified_twice(
+    world: World, app: AppService
+) -> None:
+    """Found by the full fault matrix (RecordSucceeded, timeout): the step wrote the record, notified, and then
+    ran past its timeout; the execution-end handler saw the failed step and finished the record again, a second
+    SUCCEEDED notification. The record notes when its notification went out (``notified_at``)."""
+    world.push_image(app.repository, "v2")
+    world.faults.time_out_task("RecordSucceeded")
+    result = world.deploy(app.request("v2"))
+    assert result.status == "SUCCEEDED" and "SucceededUnrecorded" in result.path
+    status_change_handled(world, result.arn)
+    notes = [n["message"] for n in world.notifications() if n["message"].get("deployment_id") == result.name]
+    assert [n["outcome"] for n in notes] == ["SUCCEEDED"]
+    record = world.client("dynamodb").get_item(
+        TableName=world.outputs["DeploymentsTableName"],
+        Key={"service": {"S": app.key}, "deployment_id": {"S": result.name}},
+    )["Item"]
+    assert record["recorded_by"]["S"] == "workflow" and "notified_at" in record

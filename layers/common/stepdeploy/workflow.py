@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from . import clock, decisions, observability, pipeline, registry, triggers
@@ -1003,8 +1004,9 @@ def _record_ended(
     result = state.get("result") or {}
     unfinished = bool(result.get("unrecorded")) and result.get("outcome") in OUTCOMES
     written = records.get_record(settings.deployments_table, key, str(state["deployment_id"]))
-    if written is not None and (written.get("recorded_by") == RECORDED_AT_END or not unfinished):
-        return None  # recorded: by the workflow (a normal end) or here (a second delivery of the event)
+    done = written is not None and (written.get("recorded_by") == RECORDED_AT_END or written.get("notified_at"))
+    if done or (written is not None and not unfinished):
+        return None  # recorded and notified: by the workflow (its step may have failed after that) or here
     ended = pipeline_io.describe_execution(execution_arn)
     if unfinished:  # the Record* step failed, before or after its write landed: finish all it does
         reached = str(result["outcome"])
@@ -1690,6 +1692,11 @@ def _record(
         subject = "ALERT " + subject
     records.publish(settings.notification_topic_arn, subject, record, severity)
     _emit_metrics(outcome, state, ended_at)
+    records.mark_notified(settings.deployments_table, record["service"], str(state["deployment_id"]), _iso_now())
+
+
+def _iso_now() -> str:
+    return datetime.fromtimestamp(clock.now(), UTC).isoformat(timespec="seconds")
 
 
 #: why a deployment is skipped (the guard's reasons; the DeploymentSkipped metric's ``reason`` dimension)

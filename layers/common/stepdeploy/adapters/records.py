@@ -22,6 +22,18 @@ def put_record(table: str, record: dict[str, Any]) -> None:
     client("dynamodb").put_item(TableName=table, Item=item)
 
 
+def mark_notified(table: str, service: str, deployment_id: str, at: str) -> None:
+    """Note on the record that its notification went out (so an execution-end handler that finds the Record
+    step failed after everything it does landed -- e.g. a timeout after the publish -- does not notify twice)."""
+    client("dynamodb").update_item(
+        TableName=table,
+        Key={"service": {"S": service}, "deployment_id": {"S": deployment_id}},
+        UpdateExpression="SET notified_at = :at",
+        ConditionExpression="attribute_exists(deployment_id)",
+        ExpressionAttributeValues={":at": {"S": at}},
+    )
+
+
 #: GSI of the deployments table: a service's records by ``started_at`` (the execution's start, ISO 8601)
 TIME_INDEX = "by-started"
 
