@@ -992,16 +992,16 @@ class World:
         """Serve the load balancer's listeners (DNS name and port): one that forwards answers as ``serving``
         (HTTPS with its certificate on an HTTPS listener), one that redirects redirects; one with a fixed
         response (the test listener of a ROLLING service) is not served."""
-        for listener in self._elb_backend.describe_listeners(load_balancer_arn=lb.arn, listener_arns=None):
+        for listener in list(lb.listeners.values()):
             if listener.default_actions[0].type == "forward":
                 server = WorkloadServer(serving, health_path, tls=self._listener_tls(listener))
                 self._servers.append(server)
                 self._route(listener, server)
-        self._serve_redirects(lb.arn)
+        self._serve_redirects(lb)
 
-    def _serve_redirects(self, lb_arn: str) -> None:
+    def _serve_redirects(self, lb: Any) -> None:
         """The load balancer's listeners whose default action redirects (HTTP to HTTPS) answer the redirect."""
-        for listener in self._elb_backend.describe_listeners(load_balancer_arn=lb_arn, listener_arns=None):
+        for listener in list(lb.listeners.values()):
             action = listener.default_actions[0]
             if action.type != "redirect":
                 continue
@@ -1756,7 +1756,7 @@ class World:
         test: WorkloadServer | None = None
         token: str | None = None
         self._route(production_listener, production)
-        self._serve_redirects(production_listener.load_balancer_arn)
+        self._serve_redirects(self._elb_backend.load_balancers[production_listener.load_balancer_arn])
         if advanced.get("testListenerRule"):
             token = self._header_value(advanced["testListenerRule"], TEST_HEADER)
             header = (TEST_HEADER, token) if token else None

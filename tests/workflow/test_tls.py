@@ -22,7 +22,8 @@ HEALTH_URL = f"https://{DOMAIN}/healthcheck/"
 
 def https_app(world: World, certificate_arn: str, domain: str | None = DOMAIN) -> StackApp:
     world.push_image("techchallengeapp", "v1")
-    parameters = {"CertificateArn": certificate_arn} | ({"DomainName": domain} if domain else {})
+    parameters = {"CertificateArn": certificate_arn}
+    parameters |= {"DomainName": domain} if domain else {}
     return world.stack_app("techchallenge", parameters=parameters)
 
 
@@ -50,11 +51,14 @@ def untrusting_world() -> Iterator[World]:
 
 
 def test_a_stack_with_a_certificate_passes_its_gates_over_https(world: World) -> None:
+    """Provisioning (v1) and the next release (v2) both pass their gates over HTTPS."""
     app = https_app(world, requested_certificate(world))
+    world.push_image(app.repository, "v2")
 
-    result = world.deploy(app.request("v1"))
+    results = [world.deploy(app.request(tag)) for tag in ("v1", "v2")]
 
-    assert result.status == "SUCCEEDED", result.cause
+    assert [r.status for r in results] == ["SUCCEEDED", "SUCCEEDED"], [r.cause for r in results]
+    assert world.digest_of(app.repository, "v2") in app.service().running_image()
     outputs = app.outputs()
     assert (outputs["HealthCheckUrl"], outputs["TestUrl"]) == (HEALTH_URL, f"https://{DOMAIN}:8080/healthcheck/")
     issuer = dict(pair[0] for pair in served_certificate(DOMAIN)["issuer"])  # type: ignore[attr-defined]
