@@ -26,6 +26,7 @@ import warnings
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from secrets import token_hex, token_urlsafe
 from typing import Any
 
 from . import clock, compat, template, tls
@@ -620,6 +621,7 @@ class World:
         self._entries_lock = threading.Lock()
         self.rotations: dict[str, float] = {}  # secret ARN -> virtual time of its last rotation
         self.ecs_events: list[dict[str, Any]] = []  # events ECS sent (service deployments, hooks), oldest first
+        self.artifact_credentials: list[dict[str, str]] = []  # CodePipeline jobs' artifactCredentials, oldest first
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -1440,7 +1442,7 @@ class World:
             "actionConfiguration": {"configuration": {"FunctionName": function, "UserParameters": params}},
             "inputArtifacts": [],
             "outputArtifacts": [],
-            "artifactCredentials": {"accessKeyId": "testing", "secretAccessKey": "testing", "sessionToken": "testing"},
+            "artifactCredentials": self._artifact_credentials(),
         }
         if files is not None:
             location = {
@@ -1450,6 +1452,17 @@ class World:
             self._put_artifact(location, files)
             data["inputArtifacts"].append({"name": "BuildOutput", "location": {"type": "S3", "s3Location": location}})
         return self._drive_job(job_id, data, max_invocations, reinvoke_seconds, answer_seconds)
+
+    def _artifact_credentials(self) -> dict[str, str]:
+        """Temporary credentials of a job's artifact bucket, as CodePipeline gives them: random for each job (a test
+        can tell them apart from anything else); every job's are kept in ``artifact_credentials``."""
+        credentials = {
+            "accessKeyId": "ASIA" + token_hex(8).upper(),
+            "secretAccessKey": token_urlsafe(30),
+            "sessionToken": token_urlsafe(96),
+        }
+        self.artifact_credentials.append(credentials)
+        return credentials
 
     def run_job_event(
         self, event: dict[str, Any], files: dict[str, Any], answer_seconds: float = 60.0
