@@ -10,6 +10,8 @@ that flap between healthy and unhealthy over virtual time.
 from __future__ import annotations
 
 import http.server
+import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -81,6 +83,31 @@ def profile(name_or_profile: str | ImageProfile) -> ImageProfile:
         raise ValueError(f"unknown image profile {name_or_profile!r}; known: {', '.join(PROFILES)}") from None
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    """A listener's server: HTTP, or HTTPS with ``tls`` (the handshake runs on the request's own thread; a
+    client that refuses the certificate ends its connection, as it does with an ALB)."""
+
+    daemon_threads = True
+
+    def __init__(self, handler: type[http.server.BaseHTTPRequestHandler], tls: ssl.SSLContext | None) -> None:
+        self.tls = tls
+        super().__init__(("127.0.0.1", 0), handler)
+
+    def finish_request(self, request: socket.socket, client_address: tuple[str, int]) -> None:  # type: ignore[override]
+        if self.tls is None:
+            super().finish_request(request, client_address)
+            return
+        try:
+            secured = self.tls.wrap_socket(request, server_side=True)
+        except OSError:  # the handshake failed: the client did not trust the certificate, or left
+            return
+        with secured:
+            super().finish_request(secured, client_address)
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        return  # a client that went away mid-answer: nothing to report
+
+
 class WorkloadServer:
     """HTTP server on 127.0.0.1 answering as the image that currently serves the service.
 
@@ -88,7 +115,8 @@ class WorkloadServer:
     rollout model decides), or None when no task is serving (HTTP 503, as an ALB answers). With
     ``required_header`` (name, value), a request without it gets the listener's default answer, 404
     (a test listener whose only rule matches that header). An image that fails a share of its requests
-    (``error_every``) counts the requests this server sends it.
+    (``error_every``) counts the requests this server sends it. With ``tls`` (an HTTPS listener's
+    certificate), it answers HTTPS.
     """
 
     def __init__(
@@ -96,6 +124,7 @@ class WorkloadServer:
         serving: Callable[[], ImageProfile | None],
         health_path: str,
         required_header: tuple[str, str] | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.health_path = health_path
         self._served: dict[str, int] = {}  # image profile name -> requests this server sent it
@@ -130,8 +159,7 @@ class WorkloadServer:
             def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - quiet
                 return
 
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        self._server = _Server(Handler, tls)
         self._thread = threading.Thread(target=self._server.serve_forever, name="workload-http", daemon=True)
         self._thread.start()
 
@@ -149,7 +177,40 @@ class WorkloadServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{self.health_path}"
+        scheme = "http" if self._server.tls is None else "https"
+        return f"{scheme}://127.0.0.1:{self.port}{self.health_path}"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class RedirectServer:
+    """An HTTP listener whose default action redirects (the application stack's port 80 with a certificate):
+    every request gets ``status_code`` to the same host and path on ``protocol``://host:``port``."""
+
+    def __init__(self, protocol: str, port: str, status_code: int) -> None:
+        default = {"HTTP": "80", "HTTPS": "443"}.get(protocol)
+        suffix = "" if port in ("#{port}", default) else f":{port}"
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                host = (self.headers.get("Host") or "").rsplit(":", 1)[0]
+                self.send_response(status_code)
+                self.send_header("Location", f"{protocol.lower()}://{host}{suffix}{self.path}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - quiet
+                return
+
+        self._server = _Server(Handler, None)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="redirect-http", daemon=True)
+        self._thread.start()
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
 
     def close(self) -> None:
         self._server.shutdown()

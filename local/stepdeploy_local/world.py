@@ -18,6 +18,7 @@ import io
 import json
 import logging
 import os
+import ssl
 import threading
 import time
 import uuid
@@ -25,14 +26,15 @@ import warnings
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from secrets import token_hex, token_urlsafe
 from typing import Any
 
-from . import clock, compat, template
+from . import clock, compat, template, tls
 from .deployments import PROGRESSIVE, DeploymentModel
 from .model import RolloutModel, container_image
 from .runtime import ApiFault, LambdaRuntime, unrecorded
 from .traffic import DEFAULT_RATE, DeploymentTraffic, UserTraffic, count, metric_samples, requests, segments_of
-from .workload import ImageProfile, WorkloadServer, profile
+from .workload import ImageProfile, RedirectServer, WorkloadServer, profile
 
 ACCOUNT_ID = "123456789012"
 #: the header the test listener's rule requires (a blue/green service the world creates)
@@ -585,8 +587,14 @@ class World:
         function_log_level: str | None = None,
         server_port: int | None = None,
         parameters: dict[str, str] | None = None,
+        trust_world_ca: bool = True,
     ) -> None:
+        """``trust_world_ca``: set ``SSL_CERT_FILE`` to a bundle with the world's CA while the world runs (the
+        standard configuration a private CA needs; see :mod:`stepdeploy_local.tls`)."""
         self.region, self.stack_name = region, stack_name
+        self.trust_world_ca = trust_world_ca
+        self.ca: tls.CertificateAuthority | None = None
+        self._tls_contexts: dict[str, ssl.SSLContext] = {}  # certificate ARN -> what its listeners serve
         self.parameters = dict(parameters or {})  # template parameter overrides, as with sam deploy
         self.function_log_level = function_log_level
         self.server_port = server_port
@@ -598,7 +606,7 @@ class World:
         self.endpoints: dict[tuple[str, int], tuple[str, int]] = {}  # ALB DNS:port -> workload server
         self.faults = Faults(self)
         self.outputs: dict[str, str] = {}
-        self._servers: list[WorkloadServer] = []
+        self._servers: list[WorkloadServer | RedirectServer] = []
         self._mock: Any = None
         self._moto_server: Any = None
         self._clients: dict[str, Any] = {}
@@ -613,6 +621,7 @@ class World:
         self._entries_lock = threading.Lock()
         self.rotations: dict[str, float] = {}  # secret ARN -> virtual time of its last rotation
         self.ecs_events: list[dict[str, Any]] = []  # events ECS sent (service deployments, hooks), oldest first
+        self.artifact_credentials: list[dict[str, str]] = []  # CodePipeline jobs' artifactCredentials, oldest first
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -640,6 +649,9 @@ class World:
         )
         for noisy in ("moto", "werkzeug", "botocore"):
             logging.getLogger(noisy).setLevel(logging.CRITICAL)
+        self.ca = tls.CertificateAuthority()
+        if self.trust_world_ca:
+            os.environ["SSL_CERT_FILE"] = str(self.ca.bundle)
         compat.apply()
         clock.install(self.clock)
         product_clock.use(self.clock.time)  # handlers read leases and claims on the virtual clock
@@ -689,6 +701,8 @@ class World:
             if self._saved_env is not None:
                 os.environ.clear()
                 os.environ.update(self._saved_env)
+            if self.ca is not None:
+                tls.remove(self.ca)
 
     def _stop_executions(self) -> None:
         """Executions run on daemon threads: stop the running ones before the mock goes away."""
@@ -861,7 +875,7 @@ class World:
         compat.HOOKS.service_observed = self._service_observed
         compat.HOOKS.target_health = lambda tg: self._target_health(ecs_backend, tg)
         compat.HOOKS.tasks_observed = self._tasks_observed
-        compat.HOOKS.endpoint = lambda host, port: self.endpoints.get((host, port))
+        compat.HOOKS.endpoint = self._endpoint
         compat.HOOKS.stack_resource_failure = self.faults.stack_resource_failure
         compat.HOOKS.before_state = self._before_state
         compat.HOOKS.task_attempt = self.faults.task_attempt
@@ -971,12 +985,87 @@ class World:
         self.model.adopt(backend, cluster, name, binding["containerName"], tg_arn, self._alarms_of(service))
         self._adopted.add((cluster, name))
         model = self.model
-        server = WorkloadServer(
-            lambda: model.serving_profile(backend, cluster, name), target_group.health_check_path or "/"
-        )
-        self._servers.append(server)
         for lb in self._balancers(tg_arn):
-            self.endpoints[(lb.dns_name, 80)] = ("127.0.0.1", server.port)
+            self._serve_balancer(
+                lb, lambda: model.serving_profile(backend, cluster, name), target_group.health_check_path or "/"
+            )
+
+    def _serve_balancer(self, lb: Any, serving: Callable[[], ImageProfile | None], health_path: str) -> None:
+        """Serve the load balancer's listeners (DNS name and port): one that forwards answers as ``serving``
+        (HTTPS with its certificate on an HTTPS listener), one that redirects redirects; one with a fixed
+        response (the test listener of a ROLLING service) is not served."""
+        for listener in list(lb.listeners.values()):
+            if listener.default_actions[0].type == "forward":
+                server = WorkloadServer(serving, health_path, tls=self._listener_tls(listener))
+                self._servers.append(server)
+                self._route(listener, server)
+        self._serve_redirects(lb)
+
+    def _serve_redirects(self, lb: Any) -> None:
+        """The load balancer's listeners whose default action redirects (HTTP to HTTPS) answer the redirect."""
+        for listener in list(lb.listeners.values()):
+            action = listener.default_actions[0]
+            if action.type != "redirect":
+                continue
+            config = action.data["RedirectConfig"]
+            status = int(str(config.get("StatusCode", "HTTP_301")).removeprefix("HTTP_"))
+            server = RedirectServer(config.get("Protocol", "#{protocol}"), config.get("Port", "#{port}"), status)
+            self._servers.append(server)
+            self._route(listener, server)
+
+    def _listener_tls(self, listener: Any) -> ssl.SSLContext | None:
+        """What an HTTPS listener serves: its ACM certificate (an imported one as imported; one ACM issued,
+        signed by the world's CA for its names). None: an HTTP listener."""
+        if listener.protocol != "HTTPS":
+            return None
+        arn = str(listener.certificate)
+        if arn not in self._tls_contexts:
+            from moto.acm.models import acm_backends
+
+            assert self.ca is not None  # the world started
+            bundle = acm_backends[ACCOUNT_ID][self.region].get_certificate(arn)
+            if bundle.type == "IMPORTED":
+                chain, key = bundle.cert + b"\n" + bundle.chain, bundle.key
+            else:
+                chain, key = self.ca.issue([bundle.common_name, *[n for n in bundle.sans if n != bundle.common_name]])
+            self._tls_contexts[arn] = self.ca.server_context(chain, key)
+        return self._tls_contexts[arn]
+
+    def _endpoint(self, host: str, port: int) -> tuple[str, int] | None:
+        """Where a connection to ``host``:``port`` goes: a load balancer's listener, by its DNS name or by
+        the DomainName of the application stack it belongs to (the template asks for a DNS record that
+        points that name at the load balancer; the world has it)."""
+        routed = self.endpoints.get((host, port))
+        if routed is None:
+            alias = self._domain_target(host)
+            routed = self.endpoints.get((alias, port)) if alias is not None else None
+        return routed
+
+    def _domain_target(self, host: str) -> str | None:
+        """The DNS name of the load balancer of the stack whose DomainName parameter is ``host``."""
+        from moto.cloudformation.models import cloudformation_backends
+        from moto.elbv2.models import FakeLoadBalancer
+
+        for stack in list(cloudformation_backends[ACCOUNT_ID][self.region].stacks.values()):
+            if stack.status == "DELETE_COMPLETE" or stack.stack_parameters.get("DomainName") != host:
+                continue
+            for resource in list(stack.resource_map._parsed_resources.values()):
+                if isinstance(resource, FakeLoadBalancer):
+                    return str(resource.dns_name)
+        return None
+
+    def issue_certificate(self, domain_name: str, *alternative_names: str) -> str:
+        """A certificate the world's CA signs for the names, imported into ACM: its ARN (a stack's
+        CertificateArn). ACM's RequestCertificate gives one too (ACM-issued; the world's CA signs what
+        the listener serves)."""
+        assert self.ca is not None, "start the world first"
+        certificate, key = self.ca.issue([domain_name, *alternative_names])
+        acm = self.client("acm")
+        return str(
+            acm.import_certificate(Certificate=certificate, PrivateKey=key, CertificateChain=self.ca.pem)[
+                "CertificateArn"
+            ]
+        )
 
     def _balancers(self, target_group_arn: str) -> list[Any]:
         elb = self._elb_backend
@@ -1353,7 +1442,7 @@ class World:
             "actionConfiguration": {"configuration": {"FunctionName": function, "UserParameters": params}},
             "inputArtifacts": [],
             "outputArtifacts": [],
-            "artifactCredentials": {"accessKeyId": "testing", "secretAccessKey": "testing", "sessionToken": "testing"},
+            "artifactCredentials": self._artifact_credentials(),
         }
         if files is not None:
             location = {
@@ -1363,6 +1452,17 @@ class World:
             self._put_artifact(location, files)
             data["inputArtifacts"].append({"name": "BuildOutput", "location": {"type": "S3", "s3Location": location}})
         return self._drive_job(job_id, data, max_invocations, reinvoke_seconds, answer_seconds)
+
+    def _artifact_credentials(self) -> dict[str, str]:
+        """Temporary credentials of a job's artifact bucket, as CodePipeline gives them: random for each job (a test
+        can tell them apart from anything else); every job's are kept in ``artifact_credentials``."""
+        credentials = {
+            "accessKeyId": "ASIA" + token_hex(8).upper(),
+            "secretAccessKey": token_urlsafe(30),
+            "sessionToken": token_urlsafe(96),
+        }
+        self.artifact_credentials.append(credentials)
+        return credentials
 
     def run_job_event(
         self, event: dict[str, Any], files: dict[str, Any], answer_seconds: float = 60.0
@@ -1661,25 +1761,34 @@ class World:
         target_group = self._elb_backend.target_groups[service.load_balancers[0]["targetGroupArn"]]
         path = target_group.health_check_path or "/"
         model = self.deployments
-        production = WorkloadServer(lambda: model.answer(cluster, name, "production"), path)
+        production_listener = self._listener_of(advanced["productionListenerRule"])
+        production = WorkloadServer(
+            lambda: model.answer(cluster, name, "production"), path, tls=self._listener_tls(production_listener)
+        )
         self._servers.append(production)
         test: WorkloadServer | None = None
         token: str | None = None
-        self._route(advanced["productionListenerRule"], production)
+        self._route(production_listener, production)
+        self._serve_redirects(self._elb_backend.load_balancers[production_listener.load_balancer_arn])
         if advanced.get("testListenerRule"):
             token = self._header_value(advanced["testListenerRule"], TEST_HEADER)
             header = (TEST_HEADER, token) if token else None
-            test = WorkloadServer(lambda: model.answer(cluster, name, "test"), path, header)
+            test_listener = self._listener_of(advanced["testListenerRule"])
+            test = WorkloadServer(
+                lambda: model.answer(cluster, name, "test"), path, header, tls=self._listener_tls(test_listener)
+            )
             self._servers.append(test)
-            self._route(advanced["testListenerRule"], test)
+            self._route(test_listener, test)
         return production.url, test.url if test is not None else None, token
 
-    def _route(self, rule_arn: str, server: WorkloadServer) -> None:
-        """Requests to the rule's listener (its load balancer's DNS name and port) reach ``server``."""
+    def _listener_of(self, rule_arn: str) -> Any:
         elb = self._elb_backend
         [rule] = elb.describe_rules(listener_arn=None, rule_arns=[rule_arn])
-        listener = elb.describe_listeners(load_balancer_arn=None, listener_arns=[rule.listener_arn])[0]
-        balancer = elb.load_balancers[listener.load_balancer_arn]
+        return elb.describe_listeners(load_balancer_arn=None, listener_arns=[rule.listener_arn])[0]
+
+    def _route(self, listener: Any, server: WorkloadServer | RedirectServer) -> None:
+        """Requests to the listener (its load balancer's DNS name and port) reach ``server``."""
+        balancer = self._elb_backend.load_balancers[listener.load_balancer_arn]
         self.endpoints[(balancer.dns_name, int(listener.port))] = ("127.0.0.1", server.port)
 
     def _header_value(self, rule_arn: str, header: str) -> str | None:

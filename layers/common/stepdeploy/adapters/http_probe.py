@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import time
 import urllib.error
 import urllib.request
@@ -30,6 +31,16 @@ def probe(url: str, timeout_seconds: float, headers: Mapping[str, str] | None = 
             status=None,
             body="",
             latency_ms=int((time.monotonic() - started) * 1000),
-            error=f"{type(reason).__name__}: {reason}",
+            error=_unverified(reason)
+            if isinstance(reason, ssl.SSLCertVerificationError)
+            else f"{type(reason).__name__}: {reason}",
         )
     return ProbeResult(status=status, body=body, latency_ms=int((time.monotonic() - started) * 1000))
+
+
+def _unverified(reason: ssl.SSLCertVerificationError) -> str:
+    return (
+        f"TLS certificate verification failed: {reason.verify_message} (the load balancer's certificate must "
+        "be valid for the URL's host name and chain to a CA the functions trust: a public CA, or a private "
+        "one through SSL_CERT_FILE)"
+    )
