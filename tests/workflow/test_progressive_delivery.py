@@ -461,7 +461,11 @@ def test_a_single_failed_probe_at_a_canary_step_does_not_roll_back_a_healthy_can
     else:
         pytest.fail("the canary step never came")
     blipped = world.pause_at("FollowDeployment", arrival + 1)
-    blipped.reached()
+    try:
+        blipped.reached()
+    except TimeoutError:
+        ended = world.wait(arn)
+        pytest.fail(f"one failed probe took the canary back: {ended.status} {ended.error}: {ended.cause}")
     world.faults.set_image_profile(app.repository, "v2", "healthy")
     blipped.release()
     result = world.wait(arn)
