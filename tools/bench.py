@@ -69,6 +69,9 @@ IMPORT_RUNS = 7
 AURORA_CREATION_SECONDS = 1200  # scenario 3a: how long the stack creation stays in progress
 THROUGHPUT_SERVICES = 20
 
+#: scenario keys to run (the first word of a scenario's name, e.g. 6b); empty: all (--only)
+ONLY: set[str] = set()
+
 
 # ---------------------------------------------------------------------------- data
 
@@ -226,9 +229,12 @@ def run_scenario(
 ) -> ScenarioResult:
     """One deployment in a fresh world. ``stack``: None = an existing service (create_service) deploying with
     ``strategy`` (a key of STRATEGIES); "provisioned" = a stack app deployed once before the measured deployment;
-    "empty" = nothing exists."""
+    "empty" = nothing exists. A scenario --only leaves out is not run (outcome SKIPPED)."""
     t0 = time.monotonic()
     out = ScenarioResult(name, strategy=strategy)
+    if ONLY and name.split()[0] not in ONLY:
+        out.outcome = "SKIPPED"
+        return out
     try:
         with World(function_log_level="ERROR") as world:
             app: Any
@@ -359,7 +365,7 @@ def scenarios() -> list[ScenarioResult]:
     def slow_creation(world: World, app: Any) -> None:
         world.faults.slow_stack_operations(AURORA_CREATION_SECONDS, "CREATE")
 
-    return [
+    results = [
         run_scenario("1 healthy update, 5-min rollout", healthy, memory),
         run_scenario("1s same, service in a stepdeploy stack", healthy, memory, stack="provisioned"),
         run_scenario("2 broken image (db-down) rolled back", broken, memory),
@@ -374,6 +380,7 @@ def scenarios() -> list[ScenarioResult]:
         run_scenario("4 CodePipeline-invoked deploy", healthy, memory, pipeline),
         *strategy_scenarios(memory, healthy),
     ]
+    return [r for r in results if r.outcome != "SKIPPED"]
 
 
 def print_scenarios(results: list[ScenarioResult]) -> None:
@@ -810,8 +817,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="only time, in fresh clones, the install, first and second make demo (and make test with --with-tests)",
     )
+    parser.add_argument(
+        "--only", action="append", default=[], metavar="KEY", help="run only this scenario (e.g. 6b; repeatable)"
+    )
     freshclone.add_arguments(parser)
     args = parser.parse_args(argv)
+    ONLY.update(args.only)
     if args.fresh_clone:
         return freshclone.main_with(args)
 

@@ -21,6 +21,10 @@ what ECS does for a service whose strategy is BLUE_GREEN, CANARY or LINEAR
   a rollback made to fail (:meth:`DeploymentModel.fail_next_rollback`) ends ROLLBACK_FAILED instead, the
   source revision's tasks stopped too (they could not be brought back): nothing serves;
 - after SUCCESSFUL, green is the new blue: the next deployment's green goes to the other target group;
+- deployment alarms (``deploymentConfiguration.alarms`` with ``enable`` and ``rollback``): from the first
+  production traffic shift to the end of BAKE_TIME, a named CloudWatch alarm in ALARM rolls the deployment
+  back (the alarms are read whenever the model advances, i.e. on every ECS call; DescribeServiceDeployments
+  shows ``alarms`` MONITORING, TRIGGERED with ``triggeredAlarmNames``, MONITORING_COMPLETE or DISABLED);
 - the listener rules' forward weights are set in moto's ELBv2 backend (DescribeRules shows them), and
   each target group's health shows the tasks of the revision behind it;
 - the "ECS Deployment State Change" and "ECS Hook State Change" events go to the default bus.
@@ -193,6 +197,7 @@ class ServiceDeployment:
     rollback: dict[str, Any] | None = None
     #: (virtual time, green's production percent) from creation on
     weights: list[tuple[float, float]] = field(default_factory=list)
+    triggered: list[str] = field(default_factory=list)  # deployment alarms that rolled it back
 
     @property
     def stage(self) -> str:
@@ -379,11 +384,26 @@ class DeploymentModel:
             step = d.steps[d.index]
             if d.phase == "enter":
                 self._enter(svc, d, step, d.since)
-            elif d.phase == "hooks":
-                if not self._hooks_done(svc, d, now):
-                    return
-            elif not self._waited(svc, d, step, now):
-                return
+                continue
+            done = self._hooks_done(svc, d, now) if d.phase == "hooks" else self._waited(svc, d, step, now)
+            if not done and not self._alarmed(svc, d, step, now):
+                return  # the step still runs at ``now`` (alarms are read as they are now, for that step only)
+
+    def _alarmed(self, svc: ProgressiveService, d: ServiceDeployment, step: Step, now: float) -> bool:
+        """Deployment alarms with rollback, watched while green takes production traffic (through BAKE_TIME):
+        one in ALARM rolls the deployment back now. True when it did."""
+        alarms = d.config.get("alarms") or {}
+        if not (alarms.get("enable") and alarms.get("rollback")) or d.production <= 0 or step.stage == "CLEAN_UP":
+            return False
+        from moto.cloudwatch.models import cloudwatch_backends
+
+        known = cloudwatch_backends[self.account_id][self.region].alarms
+        firing = [n for n in alarms.get("alarmNames") or [] if n in known and known[n].state_value == "ALARM"]
+        if not firing:
+            return False
+        d.triggered = firing
+        self._start_rollback(svc, d, now, f"CloudWatch alarm(s) {', '.join(firing)} in ALARM: rolling back.", True)
+        return True
 
     def _enter(self, svc: ProgressiveService, d: ServiceDeployment, step: Step, at: float) -> None:
         if step.test is not None:
@@ -675,6 +695,11 @@ class DeploymentModel:
             "deploymentConfiguration": d.config,
             "deploymentCircuitBreaker": {"status": "TRIGGERED" if "circuit breaker" in d.reason else "MONITORING"},
         }
+        alarms = d.config.get("alarms") or {}
+        if alarms.get("alarmNames"):
+            out["alarms"] = {"status": _alarm_status(d, alarms), "alarmNames": list(alarms["alarmNames"])}
+            if d.triggered:
+                out["alarms"]["triggeredAlarmNames"] = list(d.triggered)
         if d.finished is not None:
             out["finishedAt"] = _dt(d.finished)
         if d.rollback is not None:
@@ -866,6 +891,14 @@ def _plan(config: dict[str, Any], profile: ImageProfile) -> list[Step]:
         Step("CLEAN_UP"),
     ]
     return steps
+
+
+def _alarm_status(d: ServiceDeployment, alarms: dict[str, Any]) -> str:
+    if not alarms.get("enable"):
+        return "DISABLED"
+    if d.triggered:
+        return "TRIGGERED"
+    return "MONITORING" if d.status not in TERMINAL else "MONITORING_COMPLETE"
 
 
 def _other(pair: tuple[str, str], one: str) -> str:

@@ -983,6 +983,40 @@ def test_a_rollback_puts_traffic_back_on_blue_at_once(world: World, _patch: tupl
     assert deployment["status"] == "ROLLBACK_SUCCESSFUL" and "timed out" in deployment["statusReason"]
 
 
+@covers("ecs_service_deployments")
+def test_a_deployment_alarm_rolls_back_while_the_new_revision_takes_production_traffic(
+    world: World, _patch: tuple[str, ...]
+) -> None:
+    """deploymentConfiguration.alarms (enable, rollback): an alarm in ALARM before any production traffic changes
+    nothing; during BAKE_TIME it takes the deployment back to blue, and DescribeServiceDeployments names it."""
+    app = world.create_service(strategy="BLUE_GREEN", bake_minutes=5)
+    ecs, cw = world.client("ecs"), world.client("cloudwatch")
+    config = ecs.describe_services(cluster=app.cluster, services=[app.service])["services"][0][
+        "deploymentConfiguration"
+    ]
+    alarm = app.alarm_names[0]
+    ecs.update_service(
+        cluster=app.cluster,
+        service=app.service,
+        deploymentConfiguration={**config, "alarms": {"alarmNames": [alarm], "enable": True, "rollback": True}},
+    )
+    _, arn = _start(world, app, "v2")
+    world.clock.advance(120)
+    cw.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="test")
+    deployment = _deployment(world, arn)  # at POST_TEST_TRAFFIC_SHIFT: 0 % production
+    assert deployment["status"] == "IN_PROGRESS" and deployment["alarms"]["status"] == "MONITORING"
+    cw.set_alarm_state(AlarmName=alarm, StateValue="OK", StateReason="test")
+    ecs.continue_service_deployment(serviceDeploymentArn=arn, hookId=_awaiting(deployment))
+    ecs.continue_service_deployment(serviceDeploymentArn=arn, hookId=_awaiting(_deployment(world, arn)))
+    world.clock.advance(60)
+    assert _deployment(world, arn)["lifecycleStage"] == "BAKE_TIME"
+    cw.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="test")
+    deployment = _deployment(world, arn)
+    assert deployment["status"] == "ROLLBACK_IN_PROGRESS" and alarm in deployment["statusReason"]
+    assert deployment["alarms"] == {"status": "TRIGGERED", "alarmNames": [alarm], "triggeredAlarmNames": [alarm]}
+    assert _weights(world, app, "productionListenerRule") == [100, 0]
+
+
 @covers("ecs_service_deployments", "target_health", "alb_endpoints")
 def test_a_rollback_made_to_fail_ends_rollback_failed_and_nothing_serves(world: World, _patch: tuple[str, ...]) -> None:
     """faults.fail_service_rollback: the next rollback ends ROLLBACK_FAILED (a Completed state, as on AWS) with

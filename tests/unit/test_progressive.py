@@ -150,6 +150,34 @@ def test_a_shift_round_fails_on_an_alarm_at_once_and_on_consecutive_failures() -
         decisions.fold_shift_round(BakeState(), [GateResult("alarms", False, "web-5xx in ALARM")], health(), "td:2")
 
 
+def test_probes_failing_in_a_row_fail_a_shift_round_at_once_and_a_single_failure_does_not() -> None:
+    """A failing probe at a production step is probed again at once: unhealthy_threshold probes failing in a row
+    fail the first round; one that failed once (a transient 5XX) counts as one failing check, as before."""
+    bad = GateResult("test-traffic", False, "HTTP 500")
+    with pytest.raises(HealthCheckFailed, match="failed 2 consecutive"):
+        decisions.fold_shift_round(BakeState(), [bad], health(), "td:2", streak=2)
+    assert decisions.fold_shift_round(BakeState(), [bad], health(), "td:2", streak=1).failures == 1
+    assert decisions.fold_shift_round(BakeState(), [bad], health(), "td:2", streak=0).failures == 1  # comparison
+
+
+def test_the_health_alarms_guard_the_bake_as_deployment_alarms_and_a_rollback_turns_them_off() -> None:
+    strategy = StrategySpec(type="BLUE_GREEN", bake_minutes=5, test_url=TEST_URL)
+    current = {"alarms": {"alarmNames": ["own"], "enable": False, "rollback": False}}
+    got = decisions.deployment_configuration(current, strategy, alarm_names=("web-5xx",))
+    assert got["alarms"] == {"alarmNames": ["own", "web-5xx"], "enable": True, "rollback": True}
+    back = decisions.deployment_configuration(current, strategy, hooks=False, alarm_names=("web-5xx",))
+    assert back["alarms"] == {"alarmNames": ["own", "web-5xx"], "enable": False, "rollback": False}
+    assert decisions.deployment_configuration(current, strategy)["alarms"] == current["alarms"]  # not stepdeploy's
+    watched = DeploymentRequest.from_input(
+        {**BASE, "health": {**BASE["health"], "alarm_names": ["web-5xx"]}}, Defaults()
+    ).health
+    assert decisions.bake_left_to_ecs(strategy, watched)
+    assert decisions.after_production_hook_wait(strategy, watched) == 300 + decisions.SHIFT_MIN_WAIT
+    assert not decisions.bake_left_to_ecs(strategy, health())  # no alarms: stepdeploy gates every interval
+    assert decisions.after_production_hook_wait(strategy, health()) == health().interval_seconds
+    assert not decisions.bake_left_to_ecs(StrategySpec(type="BLUE_GREEN", bake_minutes=0, test_url=TEST_URL), watched)
+
+
 def test_the_poll_limit_covers_a_normal_deployment() -> None:
     req = request(type="LINEAR", step_percent=10, step_bake_minutes=1, bake_minutes=5, test_url=TEST_URL)
     assert req.strategy is not None

@@ -8,11 +8,14 @@ from __future__ import annotations
 import json
 import re
 import time
+import urllib.request
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from stepdeploy_local import World
+from stepdeploy_local.traffic import DEFAULT_RATE
+from stepdeploy_local.workload import PROFILES
 from stepdeploy_local.world import AppService
 
 STRATEGIES = {
@@ -143,7 +146,11 @@ def test_a_canary_that_fails_on_production_is_taken_back(world: World) -> None:
     assert result.error in ("HealthCheckFailed", "AlarmTriggered"), result.cause
     assert "production traffic" in (result.cause or "")
     assert_settled(world, app, "web:1")
-    assert world.user_traffic(app).deployments[-1].to_new_revision > 0  # the canary share saw it
+    traffic = world.user_traffic(app).deployments[-1]
+    assert traffic.to_new_revision > 0  # the canary share saw it
+    # its failing probes are probed again at once: the first round on production takes it back, so users lose
+    # at most the canary share of one gate interval
+    assert traffic.failed <= 0.10 * DEFAULT_RATE * 15, traffic
 
 
 def test_the_circuit_breaker_before_the_first_pause_ends_rolled_back(world: World) -> None:
@@ -370,3 +377,109 @@ def test_a_healthy_canary_passes_the_comparison_on_real_datapoints(world: World)
     assert details, "the comparison never ran"
     assert any(d.startswith("5XX 0.0% vs 0.0%") for d in details), details
     assert [r["outcome"] for r in records_of(world, app)] == ["SUCCEEDED"]
+
+
+def start_in_the_bake(world: World, app: AppService, strategy: dict[str, Any], act: Callable[[], None]) -> str:
+    """Start a release and hold it once ECS bakes it (100 % production on green, blue still running): run ``act``
+    there, then let it go on. Returns the execution ARN."""
+    arn = None
+    for arrival in range(1, 60):
+        pause = world.pause_at("WaitDeployment", arrival)
+        arn = arn or world.start_deployment(app.request("v2", strategy=strategy))
+        pause.reached()
+        if current_stage(world, app) == ("BAKE_TIME", 100.0):
+            act()
+            pause.release()
+            return arn
+        pause.release()
+    pytest.fail("the bake never came")
+
+
+def test_a_revision_that_sets_off_an_alarm_during_the_bake_is_rolled_back_by_ecs(world: World) -> None:
+    """The health alarms are deployment alarms with rollback: one firing during the bake makes ECS take the
+    deployment back to blue at once (no stepdeploy poll in between); the poll at the bake's end finds it rolled
+    back and ends FAILED AlarmTriggered, blue verified."""
+    app, strategy = progressive(world, "BLUE_GREEN")
+    world.push_image(app.repository, "v2")
+    cw = world.client("cloudwatch")
+    alarm = app.alarm_names[0]
+
+    def fire() -> None:
+        cw.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="5XX from the new revision")
+        deployments(world, app)  # ECS watches its alarms (the local world reads them on any ECS call)
+        cw.set_alarm_state(AlarmName=alarm, StateValue="OK", StateReason="blue serves again")
+
+    result = world.wait(start_in_the_bake(world, app, strategy, fire))
+    assert (result.status, result.error) == ("FAILED", "AlarmTriggered"), result.cause
+    assert alarm in (result.cause or "") and "ECS took service deployment" in (result.cause or "")
+    (latest, *_) = sorted(deployments(world, app), key=lambda d: d["createdAt"], reverse=True)
+    assert latest["status"] == "ROLLBACK_SUCCESSFUL" and latest["alarms"]["triggeredAlarmNames"] == [alarm]
+    assert "RecordRolledBack" in result.path
+    assert_settled(world, app, "web:1")
+    (record,) = records_of(world, app)
+    assert (record["outcome"], record["error"]) == ("ROLLED_BACK", "AlarmTriggered")
+
+
+def test_a_revision_that_turns_bad_during_the_bake_without_an_alarm_is_rolled_back_at_its_end(world: World) -> None:
+    """A fault no alarm sees (HTTP 200, a bad body) arising during the bake: the gate round at the bake's end
+    fails, the health gates confirm it and roll the release back to the previous revision."""
+    app, strategy = progressive(world, "BLUE_GREEN")
+    world.push_image(app.repository, "v2")
+
+    def break_it() -> None:
+        world.faults.set_image_profile(app.repository, "v2", "db-down")
+
+    result = world.wait(start_in_the_bake(world, app, strategy, break_it))
+    assert (result.status, result.error) == ("FAILED", "HealthCheckFailed"), result.cause
+    assert "db connection down" in (result.cause or "")
+    assert "CheckHealth" in result.path and "RecordRolledBack" in result.path
+    assert_settled(world, app, "web:1")
+    (record,) = records_of(world, app)
+    assert (record["outcome"], record["error"]) == ("ROLLED_BACK", "HealthCheckFailed")
+
+
+def test_a_single_failed_probe_at_a_canary_step_does_not_roll_back_a_healthy_canary(world: World) -> None:
+    """At the canary step, the probe through the test listener fails once (a transient 5XX) and passes when probed
+    again at once: the round counts one failing check, not the unhealthy_threshold, and the canary goes on."""
+    app, strategy = progressive(world, "CANARY")
+    world.push_image(app.repository, "v2")
+    blip = PROFILES["healthy"].with_changes(name="blip", error_every=2)  # every 2nd request it answers fails
+    for arrival in range(1, 60):
+        pause = world.pause_at("FollowDeployment", arrival)
+        if arrival == 1:
+            arn = world.start_deployment(app.request("v2", strategy=strategy))
+        pause.reached()
+        stage, weight = current_stage(world, app)
+        if stage == "PRODUCTION_TRAFFIC_SHIFT" and 0 < weight < 100:
+            world.faults.set_image_profile(app.repository, "v2", blip)
+            request = urllib.request.Request(strategy["test_url"], headers={"X-Stepdeploy-Test": app.test_token})
+            with urllib.request.urlopen(request, timeout=5) as answer:  # the 1st request: the gate's probe is 2nd
+                assert answer.status == 200
+            pause.release()
+            break
+        pause.release()
+    else:
+        pytest.fail("the canary step never came")
+    blipped = world.pause_at("FollowDeployment", arrival + 1)
+    try:
+        blipped.reached()
+    except TimeoutError:
+        ended = world.wait(arn)
+        pytest.fail(f"one failed probe took the canary back: {ended.status} {ended.error}: {ended.cause}")
+    world.faults.set_image_profile(app.repository, "v2", "healthy")
+    blipped.release()
+    result = world.wait(arn)
+    assert result.status == "SUCCEEDED", result.cause
+    rounds = [
+        json.loads(e["stateExitedEventDetails"]["output"])
+        for e in result.events
+        if e.get("stateExitedEventDetails", {}).get("name") == "FollowDeployment"
+    ]
+    failed = [
+        g["detail"]
+        for r in rounds
+        for g in (r["active"]["follow"].get("bake") or {}).get("last") or []
+        if not g["passed"]
+    ]
+    assert any("HTTP 500" in d for d in failed), failed  # the blip was seen, and did not roll back
+    assert_settled(world, app, "web:2")

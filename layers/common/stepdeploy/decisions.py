@@ -89,6 +89,7 @@ class ServiceDeploymentView:
     test_weight: float
     hook: HookView | None = None  # the PAUSE hook awaiting stepdeploy's answer, if any
     timed_out: bool = False  # a PAUSE hook TIMED_OUT: nobody answered it in time
+    triggered_alarms: tuple[str, ...] = ()  # deployment alarms that made ECS roll it back
 
     @property
     def finished(self) -> bool:
@@ -340,14 +341,22 @@ SHIFT_MIN_WAIT = 10
 SHIFT_STAGES = frozenset({"PRODUCTION_TRAFFIC_SHIFT", "POST_PRODUCTION_TRAFFIC_SHIFT", "BAKE_TIME"})
 
 
-def deployment_configuration(current: Mapping[str, Any], strategy: StrategySpec, hooks: bool = True) -> dict[str, Any]:
+def deployment_configuration(
+    current: Mapping[str, Any], strategy: StrategySpec, hooks: bool = True, alarm_names: Sequence[str] = ()
+) -> dict[str, Any]:
     """The service's deploymentConfiguration with ``strategy`` applied: PAUSE hooks at HOOK_STAGES (timeout action
-    ROLLBACK, the backstop should stepdeploy stop answering) unless ``hooks`` is false (a rollback shifts at once)."""
+    ROLLBACK, the backstop should stepdeploy stop answering) unless ``hooks`` is false (a rollback shifts at once).
+    The health gates' ``alarm_names`` become deployment alarms with rollback: ECS watches them through the bake
+    and takes the deployment back itself when one fires (see bake_left_to_ecs). A rollback (``hooks`` false)
+    turns deployment alarms off: the alarms the failed revision set off must not take the rollback back."""
     kept = ("deploymentCircuitBreaker", "maximumPercent", "minimumHealthyPercent", "alarms")
     out: dict[str, Any] = {k: current[k] for k in kept if k in current}
     out["strategy"] = strategy.type
     if not strategy.progressive:
         return out
+    if alarm_names:
+        named = [*((current.get("alarms") or {}).get("alarmNames") or []), *alarm_names]
+        out["alarms"] = {"alarmNames": list(dict.fromkeys(named)), "enable": hooks, "rollback": hooks}
     out["bakeTimeInMinutes"] = strategy.bake_minutes if hooks else 0
     if strategy.type == "CANARY":
         out["canaryConfiguration"] = {
@@ -425,6 +434,22 @@ def follow_poll_limit(rollout: RolloutPolicy, health: HealthPolicy, strategy: St
         + strategy.shift_seconds() // shift_wait(health)
         + 10
     )
+
+
+def bake_left_to_ecs(strategy: StrategySpec, health: HealthPolicy) -> bool:
+    """Whether ECS itself guards the deployment bake: the gates' alarms are deployment alarms with rollback
+    (deployment_configuration), so an alarm firing during the bake takes the deployment back to blue, which
+    still runs. stepdeploy then polls once, when the bake is over, and gates the result there (instead of a
+    gate round every interval through the bake); without alarms it gates every interval as before."""
+    return bool(health.alarm_names) and strategy.bake_minutes > 0
+
+
+def after_production_hook_wait(strategy: StrategySpec, health: HealthPolicy) -> int:
+    """Seconds to the next poll once the POST_PRODUCTION_TRAFFIC_SHIFT hook is answered CONTINUE: past the end of
+    the bake when ECS guards it (bake_left_to_ecs), else the gate interval."""
+    if bake_left_to_ecs(strategy, health):
+        return 60 * strategy.bake_minutes + SHIFT_MIN_WAIT
+    return health.interval_seconds
 
 
 def shift_wait(health: HealthPolicy) -> int:
@@ -527,16 +552,21 @@ def approval_verdict(answer: Any, approval: ApprovalSpec) -> tuple[bool, str]:
     return True, f"approved by {by}"
 
 
-def fold_shift_round(state: BakeState, gates: Sequence[GateResult], policy: HealthPolicy, revision: str) -> BakeState:
+def fold_shift_round(
+    state: BakeState, gates: Sequence[GateResult], policy: HealthPolicy, revision: str, streak: int = 1
+) -> BakeState:
     """One gate round while production traffic shifts: ECS decides when it ends, so passing rounds only reset the
-    failure count; an alarm fails at once, ``unhealthy_threshold`` consecutive failing rounds fail."""
+    failure count; an alarm fails at once, ``unhealthy_threshold`` consecutive failing checks fail. ``streak``:
+    the consecutive failing probes this round took (a failing probe is probed again at once while users take the
+    new revision's share: see workflow.follow_gate_round), so one round can hold all of them; a round that
+    failed otherwise (a probe that passed on its second try, the comparison) counts once."""
     label = short_revision(revision)
     results = [asdict(g) for g in gates]
     failed = [g for g in gates if not g.passed]
     alarm = next((g for g in failed if g.gate == "alarms"), None)
     if alarm is not None:
         raise AlarmTriggered(f"{label}: {alarm.detail} (while taking production traffic)")
-    failures = state.failures + 1 if failed else 0
+    failures = state.failures + max(streak, 1) if failed else 0
     if failures >= policy.unhealthy_threshold:
         raise HealthCheckFailed(
             f"{label} failed {failures} consecutive health check(s) while taking production traffic: "

@@ -1140,7 +1140,11 @@ def update_service(event: dict[str, Any]) -> dict[str, Any]:
     else:
         hooks = event["phase"] == "deploy"  # a rollback shifts straight back: no pause, no bake
         configuration = (
-            decisions.deployment_configuration(view.deployment_configuration, strategy, hooks) if strategy else None
+            decisions.deployment_configuration(
+                view.deployment_configuration, strategy, hooks, tuple(event.get("alarm_names") or ())
+            )
+            if strategy
+            else None
         )
         arn = ecs.update_service(cluster, service, target, configuration)
         changed = True
@@ -1241,9 +1245,20 @@ def check_health(event: dict[str, Any]) -> dict[str, Any]:
 TEST_TRAFFIC_HEADER = "X-Stepdeploy-Test"
 
 
-def follow_gate_round(request: DeploymentRequest, stage: str) -> list[decisions.GateResult]:
+def follow_gate_round(request: DeploymentRequest, stage: str, attempts: int = 1) -> list[decisions.GateResult]:
     """Gates on the new revision of a BLUE_GREEN/CANARY/LINEAR deployment: through the test listener (the new
-    revision only) always, through production once it takes production traffic, and the alarms."""
+    revision only) always, through production once it takes production traffic, and the alarms. ``attempts``:
+    probes of a URL whose probe fails, in a row, at once (see confirmed_round)."""
+    return confirmed_round(request, stage, attempts)[0]
+
+
+def confirmed_round(
+    request: DeploymentRequest, stage: str, attempts: int = 1
+) -> tuple[list[decisions.GateResult], int]:
+    """follow_gate_round, and the longest run of consecutive failing probes of one URL in it: a failing probe is
+    probed again at once, up to ``attempts`` probes in all, until one passes. While users take the new revision's
+    share of production, confirming a failure at once spares them the gate interval that waiting for the next
+    round would cost; a single transient failure passes on its second probe."""
     strategy, policy = request.strategy, request.health
     assert strategy is not None and strategy.test_url is not None  # checked by Normalize
     token = (
@@ -1252,14 +1267,32 @@ def follow_gate_round(request: DeploymentRequest, stage: str) -> list[decisions.
         else None
     )
     headers = {TEST_TRAFFIC_HEADER: token} if token else None
-    tested = http_probe.probe(strategy.test_url, policy.probe_timeout_seconds, headers)
-    gates = [replace(decisions.probe_gate(tested, replace(policy, url=strategy.test_url)), gate="test-traffic")]
+    tested, streak = _probe_in_a_row(replace(policy, url=strategy.test_url), attempts, headers)
+    gates = [replace(tested, gate="test-traffic")]
     if stage != decisions.HOOK_STAGES[0]:
-        assert policy.url is not None
-        gates.append(decisions.probe_gate(http_probe.probe(policy.url, policy.probe_timeout_seconds), policy))
+        production, in_production = _probe_in_a_row(policy, attempts)
+        gates.append(production)
+        streak = max(streak, in_production)
     if policy.alarm_names:
         gates.append(decisions.alarm_gate(cloudwatch.alarm_states(policy.alarm_names), policy.alarm_names))
-    return gates
+    return gates, streak
+
+
+def _probe_in_a_row(
+    policy: HealthPolicy, attempts: int, headers: dict[str, str] | None = None
+) -> tuple[decisions.GateResult, int]:
+    """The first probe's gate of ``policy.url``, and how many probes failed in a row (up to ``attempts``)."""
+    assert policy.url is not None
+    first: decisions.GateResult | None = None
+    for failed in range(attempts):
+        gate = decisions.probe_gate(http_probe.probe(policy.url, policy.probe_timeout_seconds, headers), policy)
+        first = first or gate
+        if gate.passed:
+            return first, failed
+    assert first is not None
+    if attempts > 1:
+        first = replace(first, detail=f"{first.detail} ({attempts} probes in a row)")
+    return first, attempts
 
 
 #: the window of ALB metrics compared between green and blue at each gate round of a traffic shift
@@ -1326,6 +1359,17 @@ class _Poll:
 
 
 def _follow_succeeded(poll: _Poll) -> FollowState:
+    """ECS finished the deployment after stepdeploy's gates passed on production. When ECS guarded the bake alone
+    (decisions.bake_left_to_ecs), one gate round on production closes it: a failing one hands the release to the
+    health gates (VERIFY), which roll it back if it does not recover."""
+    request = poll.request
+    assert request.strategy is not None  # a followed deployment has one
+    if decisions.bake_left_to_ecs(request.strategy, request.health):
+        gates = follow_gate_round(request, poll.deployment.stage)
+        bake = {"status": "CHECKING", "last": [asdict(g) for g in gates]}
+        if not all(g.passed for g in gates):
+            return replace(poll.state, status="VERIFY", gated="SUCCESSFUL", bake=bake, wait_seconds=0)
+        return replace(poll.state, status="SUCCEEDED", gated="SUCCESSFUL", bake=bake, wait_seconds=0)
     return replace(poll.state, status="SUCCEEDED", wait_seconds=0)
 
 
@@ -1336,6 +1380,11 @@ def _follow_verify(poll: _Poll) -> FollowState:
 def _follow_failed(poll: _Poll) -> FollowState:
     d = poll.deployment
     how = f"({d.status}{': ' + d.reason if d.reason else ''})"
+    if d.triggered_alarms:
+        raise AlarmTriggered(
+            f"{decisions.short_revision(poll.revision)}: CloudWatch alarm(s) {', '.join(d.triggered_alarms)} went "
+            f"into ALARM while it took production traffic: ECS took service deployment {d.arn} back {how}"
+        )
     if d.timed_out:
         raise HookTimedOut(
             f"the lifecycle hook of service deployment {d.arn} at {d.stage} timed out before stepdeploy answered it: "
@@ -1365,7 +1414,13 @@ def _follow_hook(poll: _Poll) -> FollowState:
     if bake.status == "PASSED":
         ecs.answer_hook(deployment.arn, deployment.hook.id, "CONTINUE")
         passed = [*state.passed, deployment.stage]
-        return replace(state, gated="", bake={}, passed=passed, wait_seconds=request.health.interval_seconds)
+        assert request.strategy is not None  # a followed deployment has one
+        wait = (
+            decisions.after_production_hook_wait(request.strategy, request.health)
+            if deployment.stage == decisions.HOOK_STAGES[-1]
+            else request.health.interval_seconds
+        )
+        return replace(state, gated="", bake={}, passed=passed, wait_seconds=wait)
     return replace(state, gated=deployment.stage, bake=asdict(bake), wait_seconds=bake.wait_seconds)
 
 
@@ -1395,11 +1450,12 @@ def _follow_answer(poll: _Poll) -> FollowState:
 def _follow_shift(poll: _Poll) -> FollowState:
     request, deployment, state = poll.request, poll.deployment, poll.state
     bake = BakeState.from_dict(state.bake if state.gated == "SHIFT" else None)
-    gates = follow_gate_round(request, deployment.stage)
+    attempts = max(request.health.unhealthy_threshold - bake.failures, 1)
+    gates, streak = confirmed_round(request, deployment.stage, attempts)
     if deployment.production_weight < 100:  # a canary or linear step: blue takes production traffic too
         gates.append(green_vs_blue(request, poll.now))
     try:
-        bake = decisions.fold_shift_round(bake, gates, request.health, poll.revision)
+        bake = decisions.fold_shift_round(bake, gates, request.health, poll.revision, streak)
     except (HealthCheckFailed, AlarmTriggered):
         take_back(deployment)  # StopServiceDeployment(ROLLBACK)
         raise

@@ -91,6 +91,7 @@ def service_deployment(arn: str) -> ServiceDeploymentView:
         test_weight=float(target.get("requestedTestTrafficWeight") or 0.0),
         hook=None if hook is None else HookView(id=hook["hookId"], status=hook["status"]),
         timed_out=any(h.get("status") == "TIMED_OUT" for h in raw.get("lifecycleHookDetails", [])),
+        triggered_alarms=tuple((raw.get("alarms") or {}).get("triggeredAlarmNames") or ()),
     )
 
 
