@@ -249,3 +249,22 @@ def test_a_record_step_that_timed_out_after_all_it_does_landed_is_not_notified_t
         Key={"service": {"S": app.key}, "deployment_id": {"S": result.name}},
     )["Item"]
     assert record["recorded_by"]["S"] == "workflow" and "notified_at" in record
+
+
+def test_a_second_delivery_of_an_abort_does_not_roll_back_a_later_deployment(world: World, app: AppService) -> None:
+    """EventBridge delivers at least once: the end of an aborted ROLLING deployment, delivered again after a
+    later deployment moved the service on, must not point the service back at the aborted one's last verified
+    revision (an older image over a newer one). The rollback happens only while the service runs the aborted
+    deployment's revision, and before its lock is released."""
+    world.push_image(app.repository, "v2")
+    assert world.deploy(app.request("v2")).status == "SUCCEEDED"  # web:2, verified
+    world.push_image(app.repository, "v3")
+    aborted = stop_at(world, "WaitRollout", app.request("v3"))
+    assert revision(app.running_task_definition()) == "web:2"  # rolled back by the end handler
+    world.push_image(app.repository, "v4")
+    assert world.deploy(app.request("v4")).status == "SUCCEEDED"
+    assert revision(app.running_task_definition()) == "web:4"
+    world.redeliver_execution_end(aborted)
+    assert len([w for r, w in world.deliveries if r.endswith("ExecutionEnded") and aborted in w]) == 2
+    assert revision(app.running_task_definition()) == "web:4"
+    assert app.running_image().endswith(world.digest_of(app.repository, "v4"))

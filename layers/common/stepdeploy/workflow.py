@@ -925,19 +925,21 @@ def execution_ended(event: dict[str, Any], settings: Settings) -> dict[str, Any]
     arn, status = detail.get("executionArn"), detail.get("status")
     if not isinstance(arn, str) or status not in ("SUCCEEDED", *ENDED_OUTCOMES):
         raise ValueError("not a final Step Functions execution status change event (detail.executionArn, status)")
-    released = [
-        key
-        for key in control.locks_held_by(settings.control_table, arn)
-        if control.release_lock(settings.control_table, key, arn)
-    ]
-    for key in control.locks_held_by(settings.control_table, arn, "APPROVAL"):
-        control.clear_approval(settings.control_table, key, arn)  # no one can answer it any more
+    state = _last_workflow_state(arn)
+    try:  # undo what the execution left moving while it still holds its lock (no other deployment started)
+        taken_back = _take_back_ended(state) if status != "SUCCEEDED" else None
+        if taken_back is None and status in ("ABORTED", "TIMED_OUT"):
+            taken_back, state = _roll_back_ended(state)
+    finally:
+        released = [
+            key
+            for key in control.locks_held_by(settings.control_table, arn)
+            if control.release_lock(settings.control_table, key, arn)
+        ]
+        for key in control.locks_held_by(settings.control_table, arn, "APPROVAL"):
+            control.clear_approval(settings.control_table, key, arn)  # no one can answer it any more
     job = pipeline.job_of_execution(str(detail.get("name") or arn.rsplit(":", 1)[-1]))
     answer = answer_job(job, arn)[1] if job is not None else None
-    state = _last_workflow_state(arn)
-    taken_back = _take_back_ended(state) if status != "SUCCEEDED" else None
-    if taken_back is None and status in ("ABORTED", "TIMED_OUT"):
-        taken_back, state = _roll_back_ended(state)
     recorded = _record_ended(arn, status, state, taken_back, settings)
     return {
         "execution": arn,
@@ -982,6 +984,8 @@ def _roll_back_ended(state: dict[str, Any] | None) -> tuple[str | None, dict[str
     ):
         return None, state
     service = (state.get("request") or {}).get("service") or {}
+    if ecs.describe_service(str(service["cluster"]), str(service["service"])).task_definition != new:
+        return None, state  # the service moved on (a later deployment, or a second delivery of this end)
     ecs.update_service(str(service["cluster"]), str(service["service"]), str(previous))
     done = (
         f"stepdeploy rolled the service back to {decisions.short_revision(str(previous))}, the last verified "
