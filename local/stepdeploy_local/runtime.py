@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import logging
 import os
 import sys
 import threading
@@ -286,6 +287,7 @@ class LambdaRuntime:
             values[key] = ""
         self._introduced.update(k for k in values if k not in self._baseline)
         os.environ.update(values)
+        _sandbox_log_level(values)
         yield
 
     def invoke(self, function_name: str, event: Any) -> tuple[str, bool, str]:
@@ -343,3 +345,13 @@ class _InjectedFault(Exception):
     def __init__(self, error_type: str, message: str) -> None:
         super().__init__(message)
         self.error_type = error_type
+
+
+def _sandbox_log_level(environment: dict[str, str]) -> None:
+    """On AWS each function runs in a sandbox of its own, whose Powertools logger reads POWERTOOLS_LOG_LEVEL when
+    it is first built. In this one process the logger is configured once (Powertools keeps the first
+    configuration), so a later world, or a function with another level, would log at the first one's level:
+    apply the invocation's level to the service's logger, as a fresh sandbox would."""
+    service, level = environment.get("POWERTOOLS_SERVICE_NAME"), environment.get("POWERTOOLS_LOG_LEVEL")
+    if service and level and level.upper() in logging.getLevelNamesMapping():
+        logging.getLogger(service).setLevel(level.upper())

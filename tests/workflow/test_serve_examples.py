@@ -140,7 +140,8 @@ def _history(s: Served, out: subprocess.CompletedProcess[str]) -> None:  # v3 RO
 def _status(s: Served, out: subprocess.CompletedProcess[str]) -> None:  # v2 runs and is the last verified
     assert out.returncode == 0, out.stderr
     short = s.digest("v2").removeprefix("sha256:")[:12]
-    assert "v2" in out.stdout and out.stdout.count(short) == 2 and "v3" not in out.stdout, out.stdout
+    assert "v2" in out.stdout and short in out.stdout and "v3" not in out.stdout, out.stdout
+    assert "running (" in out.stdout, out.stdout  # the last verified image is the one running
 
 
 def _stacks(s: Served, out: Any) -> None:  # stepdeploy's stack outputs: the state machine and the tables
