@@ -401,6 +401,37 @@ def test_execution_history_pages_newest_first_with_reverse_order(world: World, _
     assert pages[0]["type"] == "ExecutionSucceeded"
 
 
+@covers("asl_parse_cache")
+def test_a_definition_is_parsed_once_and_each_execution_gets_its_own_program(
+    world: World, _patch: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.stepfunctions.parser.asl.antlr.runtime.ASLParser import ASLParser
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser, ASLParserException
+
+    parses: list[int] = []
+    original = ASLParser.state_machine
+
+    def state_machine(self: Any) -> Any:
+        parses.append(1)
+        return original(self)
+
+    monkeypatch.setattr(ASLParser, "state_machine", state_machine)
+    definition = {
+        "StartAt": "Greet",
+        "States": {"Greet": {"Type": "Pass", "Parameters": {"msg.$": "States.Format('hi {}', $.who)"}, "End": True}},
+    }
+    machine = _machine(world, definition)
+    outputs = [_run(world, machine, {"who": who}).output for who in ("ann", "bob")]
+    assert outputs == [{"msg": "hi ann"}, {"msg": "hi bob"}]
+    assert len(parses) == 1  # at CreateStateMachine; the executions reuse its parse tree
+    text = json.dumps(definition)
+    (first, tree), (second, same_tree) = AmazonStateLanguageParser.parse(text), AmazonStateLanguageParser.parse(text)
+    assert first is not second and tree is same_tree  # one tree, a program per execution
+    for _ in range(2):  # a definition that does not parse is refused every time
+        with pytest.raises(ASLParserException):
+            AmazonStateLanguageParser.parse('{"StartAt": "A", "States": {"A": ')
+
+
 @covers("cfn_cidr")
 def test_cloudformation_evaluates_fn_cidr(world: World, _patch: tuple[str, ...]) -> None:
     template = {

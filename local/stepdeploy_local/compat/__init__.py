@@ -1133,6 +1133,35 @@ def _patch_task_tokens() -> None:
     StepFunctionResponse.send_task_failure = response_send_task_failure  # type: ignore[method-assign]
 
 
+#: parsed ASL (ANTLR parse trees) by definition text, newest last (see :func:`_patch_asl_parse_cache`)
+_PARSE_TREES: dict[str, Any] = {}
+_PARSE_TREES_KEPT = 16
+
+
+def _patch_asl_parse_cache() -> None:
+    """Every execution parses its state machine's definition again with ANTLR (about 0.3 s of CPU for
+    stepdeploy's 57 kB definition, more than most executions take in the local world). Keep the parse
+    tree of each definition and build every execution's program from it (a fresh program each time: the
+    components are not shared between executions); definitions with syntax errors are not kept."""
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+    from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
+
+    original = AmazonStateLanguageParser.parse
+
+    def parse(definition: str) -> tuple[Any, Any]:
+        tree = _PARSE_TREES.get(definition)
+        if tree is None:
+            program, tree = original(definition)
+            with _lock:
+                _PARSE_TREES[definition] = tree
+                while len(_PARSE_TREES) > _PARSE_TREES_KEPT:
+                    del _PARSE_TREES[next(iter(_PARSE_TREES))]
+            return program, tree
+        return Preprocessor().visit(tree), tree
+
+    AmazonStateLanguageParser.parse = staticmethod(parse)  # type: ignore[method-assign]
+
+
 PATCHES: dict[str, tuple[Callable[[], None], str]] = {
     "wait_state": (_patch_wait_state, "Wait states sleep in wall time"),
     "state_hooks": (_patch_state_hooks, "nothing can observe or hold an execution as it enters a state"),
@@ -1170,6 +1199,7 @@ PATCHES: dict[str, tuple[Callable[[], None], str]] = {
         _patch_codepipeline_jobs,
         "CodePipeline job APIs are not implemented (a job refuses a result once it has a final one)",
     ),
+    "asl_parse_cache": (_patch_asl_parse_cache, "every execution parses its definition again (ANTLR, slow)"),
     "execution_history_order": (
         _patch_execution_history_order,
         "GetExecutionHistory ignores reverseOrder, maxResults and nextToken",
