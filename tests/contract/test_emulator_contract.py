@@ -401,6 +401,40 @@ def test_execution_history_pages_newest_first_with_reverse_order(world: World, _
     assert pages[0]["type"] == "ExecutionSucceeded"
 
 
+@covers("execution_history_order")
+def test_wait_reports_each_event_once_when_events_arrive_between_history_pages(
+    world: World, _patch: tuple[str, ...]
+) -> None:
+    states: dict[str, Any] = {f"P{i}": {"Type": "Pass", "Next": f"P{i + 1}"} for i in range(20)}
+    states["P20"] = {"Type": "Pass", "Next": "Held"}
+    states["Held"] = {"Type": "Pass", "Next": "Q0"}
+    states.update({f"Q{i}": {"Type": "Pass", "Next": f"Q{i + 1}"} for i in range(20)})
+    states["Q20"] = {"Type": "Pass", "End": True}
+    machine, sfn = _machine(world, {"StartAt": "P0", "States": states}), world.client("stepfunctions")
+    pause = world.pause_at("Held")
+    arn = sfn.start_execution(stateMachineArn=machine, input="{}")["executionArn"]
+    assert pause.reached() == arn
+
+    released: list[bool] = []
+
+    def finish_between_pages(**_: Any) -> None:  # the first page is read: let the execution add 40 more
+        if not released:
+            released.append(True)
+            pause.release()
+            while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING":
+                time.sleep(0.01)
+
+    sfn.meta.events.register("after-call.sfn.GetExecutionHistory", finish_between_pages)
+    try:
+        reported: list[int] = []
+        result = world.wait(arn, on_event=lambda event, _t: reported.append(event["id"]))
+    finally:
+        sfn.meta.events.unregister("after-call.sfn.GetExecutionHistory", finish_between_pages)
+    history = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+    assert result.status == "SUCCEEDED" and len(history) > 80
+    assert reported == [e["id"] for e in result.events] == [e["id"] for e in history]
+
+
 @covers("asl_parse_cache")
 def test_a_definition_is_parsed_once_and_each_execution_gets_its_own_program(
     world: World, _patch: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
