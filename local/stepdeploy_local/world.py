@@ -1826,15 +1826,15 @@ class World:
         )
 
     def _events_after(self, execution_arn: str, last_id: int) -> list[dict[str, Any]]:
-        """The execution's history events after event ``last_id``, oldest first: newest-first pages until
-        that event (event ids count up from 1), so a poll does not fetch the whole history again. (Pages
-        overlap when events arrive between two of them: an event is kept once.)"""
+        """The execution's history events after event ``last_id``, oldest first: newest-first pages down to
+        event ``last_id + 1`` (event ids count up from 1, one by one), so a poll does not fetch the whole
+        history again. (Pages overlap when events arrive between two of them: an event is kept once.)"""
         sfn, new = self.client("stepfunctions"), dict[int, dict[str, Any]]()
-        kwargs: dict[str, Any] = {"executionArn": execution_arn, "reverseOrder": True, "maxResults": 25}
+        kwargs: dict[str, Any] = {"executionArn": execution_arn, "reverseOrder": True, "maxResults": 10}
         while True:
             page = sfn.get_execution_history(**kwargs)
             new.update((event["id"], event) for event in page["events"] if event["id"] > last_id)
-            if "nextToken" not in page or any(event["id"] <= last_id for event in page["events"]):
+            if "nextToken" not in page or any(event["id"] <= last_id + 1 for event in page["events"]):
                 return [new[i] for i in sorted(new)]
             kwargs["nextToken"] = page["nextToken"]
 
