@@ -466,6 +466,47 @@ def test_a_definition_is_parsed_once_and_each_execution_gets_its_own_program(
             AmazonStateLanguageParser.parse('{"StartAt": "A", "States": {"A": ')
 
 
+@covers("serializer_member_keys")
+def test_responses_are_serialised_as_moto_does_without_asking_the_alias_providers_again(
+    world: World, app: AppService, _patch: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.core import serialize
+
+    world.push_image(app.repository, "v2", "healthy")
+    execution = world.deploy(app.request("v2"))
+    sfn = world.client("stepfunctions")
+    calls: dict[str, Any] = {  # dicts (json), objects with response transformers (json, query), objects (query)
+        "history": lambda: sfn.get_execution_history(executionArn=execution.arn, maxResults=1000),
+        "definitions": lambda: world.client("ecs").describe_task_definition(taskDefinition=f"{app.service}:1"),
+        "stacks": lambda: world.client("cloudformation").describe_stacks(StackName=world.stack_name),
+        "alarms": lambda: world.client("cloudwatch").describe_alarms(),
+        "groups": lambda: world.client("elbv2").describe_target_groups(),
+    }
+
+    def answers() -> dict[str, Any]:
+        out = {name: call() for name, call in calls.items()}
+        for answer in out.values():
+            answer.pop("ResponseMetadata")
+        return out
+
+    patched = serialize.ResponseSerializer.get_value
+    answers()  # the keys of every member are known from here on
+    asked: list[str] = []
+    original_keys = serialize.XFormedAttributePicker.get_possible_keys
+
+    def get_possible_keys(self: Any, context: Any) -> Any:
+        asked.append(context.key)
+        return original_keys(self, context)
+
+    monkeypatch.setattr(serialize.XFormedAttributePicker, "get_possible_keys", get_possible_keys)
+    fast = answers()
+    assert not asked  # the alias providers were asked once per member shape and value type
+    assert len(fast["history"]["events"]) > 20 and fast["alarms"]["MetricAlarms"] and fast["groups"]["TargetGroups"]
+    monkeypatch.setattr(serialize.ResponseSerializer, "get_value", patched.__wrapped__)
+    assert answers() == fast  # moto's own lookup answers the same
+    assert asked
+
+
 @covers("cfn_cidr")
 def test_cloudformation_evaluates_fn_cidr(world: World, _patch: tuple[str, ...]) -> None:
     template = {
