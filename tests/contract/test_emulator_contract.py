@@ -49,6 +49,17 @@ def test_moto_is_the_pinned_version() -> None:
     assert version("moto") == "5.2.5", "compat patches were verified against moto 5.2.5 only"
 
 
+def test_worlds_one_after_another_share_the_service_models_they_loaded() -> None:
+    import boto3
+
+    loaders = []
+    for _ in range(2):
+        with World(function_log_level="ERROR") as world:
+            assert world.client("stepfunctions").list_state_machines()["stateMachines"]
+            loaders.append(boto3.DEFAULT_SESSION._session.get_component("data_loader"))  # type: ignore[union-attr]
+    assert loaders[0] is loaders[1]  # moto gives each mock a new default session: not a new loader
+
+
 @covers("wait_state", "timestamps")
 def test_wait_states_advance_the_virtual_clock(world: World, _patch: tuple[str, ...]) -> None:
     machine = _machine(world, {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 3600, "End": True}}})
