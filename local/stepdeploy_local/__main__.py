@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import os
+import pickle
 import shlex
 import signal
 import sys
 import threading
 import time
 import tomllib
+import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from botocore import xform_name
 
-from . import samples, template
+from . import runtime, samples, template
 from .traffic import UserTraffic
 from .world import AppService, ExecutionResult, StackApp, World
 
 DEFAULT_PORT = 5000
+T = TypeVar("T")
 
 
 def samconfig_stack() -> str:
@@ -133,12 +139,9 @@ def _strategies(world: World, app: StackApp, run: Any, stamp: Any) -> None:
         row.after = _revision(svc.running_task_definition())
 
 
-def run_demo(world: World) -> int:
-    print("stepdeploy local demo: the real state machine (statemachine/deploy.asl.json) and the real")
-    print("handlers (functions/*/app.py) against an embedded AWS (moto) on a virtual clock.")
-    print("The account starts empty: the first deployment provisions the application stack.\n")
-    app = world.stack_app("techchallenge")
-    rows: list[Row] = []
+def _runner(world: World, app: StackApp, rows: list[Row]) -> Any:
+    """run(label, trigger, execution ARN, expected outcome[, on]): wait for the deployment, showing its
+    progress, and add its row to ``rows``."""
 
     def run(label: str, trigger: str, arn: str, expected: str, on: StackApp | AppService = app) -> Row:
         result = world.wait(arn, on_event=_progress(label))
@@ -153,8 +156,63 @@ def run_demo(world: World) -> int:
         print()
         return row
 
-    def stamp(label: str) -> str:
-        return f"demo-{label}-{int(time.time() * 1000)}"
+    return run
+
+
+def _stamp(label: str) -> str:
+    return f"demo-{label}-{int(time.time() * 1000)}"
+
+
+def _strategies_apart(world: World, app: StackApp) -> tuple[str, list[Row]]:
+    """The strategies section in a world of its own (a copy of the demo's, as it started): the images it
+    deploys pushed as the main sequence pushes them; returns what it printed and its rows."""
+    world.push_image(app.repository, "v3", "db-down")
+    world.push_image(app.repository, "v7", "healthy")
+    rows: list[Row] = []
+    shown = io.StringIO()
+    with runtime.stdout_to(shown):
+        _strategies(world, app, _runner(world, app, rows), _stamp)
+    return shown.getvalue(), rows
+
+
+def _forked(work: Callable[[], T]) -> Callable[[], T]:
+    """Start ``work`` in a forked copy of this process (call it while only the main thread runs); the
+    returned function waits for its result (an exception in it is raised here with its traceback)."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the copy: never returns
+        os.close(read)
+        payload = pickle.dumps((False, "interrupted"))
+        try:
+            payload = pickle.dumps((True, work()))
+        except Exception:  # noqa: BLE001 - the parent raises it, with this traceback
+            payload = pickle.dumps((False, traceback.format_exc()))
+        finally:
+            with os.fdopen(write, "wb") as pipe:
+                pipe.write(payload)
+            os._exit(0)
+    os.close(write)
+
+    def result() -> T:
+        with os.fdopen(read, "rb") as pipe:
+            ok, value = pickle.loads(pipe.read())  # noqa: S301 - written by our own fork, above
+        os.waitpid(pid, 0)
+        if not ok:
+            raise RuntimeError(f"the forked part of the demo failed:\n{value}")
+        return value  # type: ignore[no-any-return]
+
+    return result
+
+
+def run_demo(world: World, parallel: bool = False) -> int:
+    print("stepdeploy local demo: the real state machine (statemachine/deploy.asl.json) and the real")
+    print("handlers (functions/*/app.py) against an embedded AWS (moto) on a virtual clock.")
+    print("The account starts empty: the first deployment provisions the application stack.\n")
+    app = world.stack_app("techchallenge")
+    rows: list[Row] = []
+    run, stamp = _runner(world, app, rows), _stamp
+    # the strategies run on services of their own: in a copy of the world on the other core when asked
+    strategies = _forked(lambda: _strategies_apart(world, app)) if parallel else None
 
     # 1: from an empty account: change set (CREATE) -> execute -> database init -> gates
     world.push_image(app.repository, "v1", "healthy")
@@ -259,7 +317,12 @@ def run_demo(world: World) -> int:
         f"ECS rollouts after provisioning: {len(rollouts)} ({', '.join(rollouts)}): one per release, one per rollback\n"
     )
     row.ok = row.ok and len(rollouts) == 7  # v2, v3 and its rollback, v4, v5, v6, v7; the 3-task change rolls nothing
-    _strategies(world, app, run, stamp)
+    if strategies is None:
+        _strategies(world, app, run, _stamp)
+    else:
+        shown, their_rows = strategies()
+        print(shown, end="")
+        rows += their_rows
 
     header = (
         "deployment",
@@ -467,7 +530,7 @@ def main(argv: list[str] | None = None) -> int:
     endpoint = f"http://127.0.0.1:{args.port}"
     with world:
         if args.command == "demo":
-            code = run_demo(world)
+            code = run_demo(world, parallel=not keep and os.cpu_count() != 1)
             app, target, good, bad = world.stack_apps[0], "techchallenge", "v8", "v9"
             world.push_image(app.repository, good, "healthy")
             world.push_image(app.repository, bad, "db-down")

@@ -104,6 +104,18 @@ def _install_stdout_proxy() -> None:
 
 
 @contextmanager
+def stdout_to(target: Any) -> Iterator[None]:
+    """What this process prints outside invocations goes to ``target`` meanwhile (what an invocation prints
+    still goes to its log buffer)."""
+    saved = sys.stdout
+    sys.stdout = _ThreadRoutedStdout(target)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        sys.stdout = saved
+
+
+@contextmanager
 def unrecorded() -> Iterator[None]:
     """Calls the world makes on AWS's behalf inside an invocation (e.g. ECS putting its events on the bus) are
     not the function's calls: neither recorded against it nor subject to its API faults."""

@@ -6,6 +6,7 @@ small resolver for the intrinsics the template uses (Ref, GetAtt, Sub, Join, Sel
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,10 +38,18 @@ def _construct_tag(loader: _CfnLoader, tag_suffix: str, node: yaml.Node) -> Any:
 _CfnLoader.add_multi_constructor("!", _construct_tag)
 
 
+#: parsed templates by (path, modification time, size): every world reads template.yaml (~0.3 s of YAML)
+_PARSED: dict[tuple[Path, int, int], dict[str, Any]] = {}
+
+
 def load(path: Path = TEMPLATE) -> dict[str, Any]:
-    with path.open() as fh:
-        doc: dict[str, Any] = yaml.load(fh, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
-    return doc
+    """The template at ``path``, parsed (a copy of its own: the caller may change it)."""
+    stat = path.stat()
+    key = (path.resolve(), stat.st_mtime_ns, stat.st_size)
+    if key not in _PARSED:
+        with path.open() as fh:
+            _PARSED[key] = yaml.load(fh, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    return copy.deepcopy(_PARSED[key])
 
 
 @dataclass(frozen=True)

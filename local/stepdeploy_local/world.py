@@ -579,6 +579,21 @@ class PipelineBuild:
     container: str = "app"
 
 
+_LOADER: Any = None
+
+
+def _share_service_models() -> None:
+    """Every world's boto3 clients read botocore's service models from one loader: moto gives each mock a
+    new default session, whose new loader would parse the same JSON files again (~0.1 s per world)."""
+    global _LOADER
+    import boto3
+    from botocore.loaders import create_loader
+
+    _LOADER = _LOADER or create_loader()
+    boto3.setup_default_session()
+    boto3.DEFAULT_SESSION._session.register_component("data_loader", _LOADER)  # type: ignore[union-attr]
+
+
 class World:
     def __init__(
         self,
@@ -657,6 +672,7 @@ class World:
         product_clock.use(self.clock.time)  # handlers read leases and claims on the virtual clock
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._mock.start()
+        _share_service_models()
         stepdeploy_clients.reset()
         if self.server_port is not None:
             from moto.server import ThreadedMotoServer
@@ -1900,26 +1916,26 @@ class World:
     ) -> ExecutionResult:
         sfn = self.client("stepfunctions")
         started = time.monotonic()
-        seen, poll, shown = 0, 0.002, 0.0
-        t0: float | None = None
+        poll, shown = 0.002, 0.0
+        events: list[dict[str, Any]] = []
         while True:
             desc = sfn.describe_execution(executionArn=execution_arn)
             done = desc["status"] in TERMINAL
-            # the history is big and moto serialises all of it: fetch it for progress a few times a second
+            # moto serialises a history slowly: for progress, fetch the new events a few times a second
             if on_event is not None and (done or time.monotonic() - shown >= 0.25):
                 shown = time.monotonic()
-                events = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
-                for e in events[seen:]:
-                    t0 = t0 if t0 is not None else e["timestamp"].timestamp()
-                    on_event(e, e["timestamp"].timestamp() - t0)
-                seen = len(events)
+                new = self._events_after(execution_arn, events[-1]["id"] if events else 0)
+                events += new
+                for e in new:
+                    on_event(e, e["timestamp"].timestamp() - events[0]["timestamp"].timestamp())
             if done:
                 break
             if time.monotonic() - started > timeout:
                 raise TimeoutError(f"execution {execution_arn} still {desc['status']} after {timeout}s wall time")
             time.sleep(poll)
             poll = min(poll * 1.5, 0.05)
-        events = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+        if on_event is None:
+            events = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
         stop = desc.get("stopDate") or desc["startDate"]
         return ExecutionResult(
             arn=execution_arn,
@@ -1933,6 +1949,19 @@ class World:
             virtual_seconds=(stop - desc["startDate"]).total_seconds(),
             wall_seconds=time.monotonic() - started,
         )
+
+    def _events_after(self, execution_arn: str, last_id: int) -> list[dict[str, Any]]:
+        """The execution's history events after event ``last_id``, oldest first: newest-first pages down to
+        event ``last_id + 1`` (event ids count up from 1, one by one), so a poll does not fetch the whole
+        history again. (Pages overlap when events arrive between two of them: an event is kept once.)"""
+        sfn, new = self.client("stepfunctions"), dict[int, dict[str, Any]]()
+        kwargs: dict[str, Any] = {"executionArn": execution_arn, "reverseOrder": True, "maxResults": 10}
+        while True:
+            page = sfn.get_execution_history(**kwargs)
+            new.update((event["id"], event) for event in page["events"] if event["id"] > last_id)
+            if "nextToken" not in page or any(event["id"] <= last_id + 1 for event in page["events"]):
+                return [new[i] for i in sorted(new)]
+            kwargs["nextToken"] = page["nextToken"]
 
     def pause_at(self, state: str, arrival: int = 1) -> Pause:
         """Hold the first execution that enters ``state`` (any state type) for the ``arrival``-th time,

@@ -49,6 +49,17 @@ def test_moto_is_the_pinned_version() -> None:
     assert version("moto") == "5.2.5", "compat patches were verified against moto 5.2.5 only"
 
 
+def test_worlds_one_after_another_share_the_service_models_they_loaded() -> None:
+    import boto3
+
+    loaders = []
+    for _ in range(2):
+        with World(function_log_level="ERROR") as world:
+            assert world.client("stepfunctions").list_state_machines()["stateMachines"]
+            loaders.append(boto3.DEFAULT_SESSION._session.get_component("data_loader"))  # type: ignore[union-attr]
+    assert loaders[0] is loaders[1]  # moto gives each mock a new default session: not a new loader
+
+
 @covers("wait_state", "timestamps")
 def test_wait_states_advance_the_virtual_clock(world: World, _patch: tuple[str, ...]) -> None:
     machine = _machine(world, {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 3600, "End": True}}})
@@ -399,6 +410,112 @@ def test_execution_history_pages_newest_first_with_reverse_order(world: World, _
         kwargs["nextToken"] = out["nextToken"]
     assert [e["id"] for e in pages] == [e["id"] for e in reversed(oldest_first)]
     assert pages[0]["type"] == "ExecutionSucceeded"
+
+
+@covers("execution_history_order")
+def test_wait_reports_each_event_once_when_events_arrive_between_history_pages(
+    world: World, _patch: tuple[str, ...]
+) -> None:
+    states: dict[str, Any] = {f"P{i}": {"Type": "Pass", "Next": f"P{i + 1}"} for i in range(20)}
+    states["P20"] = {"Type": "Pass", "Next": "Held"}
+    states["Held"] = {"Type": "Pass", "Next": "Q0"}
+    states.update({f"Q{i}": {"Type": "Pass", "Next": f"Q{i + 1}"} for i in range(20)})
+    states["Q20"] = {"Type": "Pass", "End": True}
+    machine, sfn = _machine(world, {"StartAt": "P0", "States": states}), world.client("stepfunctions")
+    pause = world.pause_at("Held")
+    arn = sfn.start_execution(stateMachineArn=machine, input="{}")["executionArn"]
+    assert pause.reached() == arn
+
+    released: list[bool] = []
+
+    def finish_between_pages(**_: Any) -> None:  # the first page is read: let the execution add 40 more
+        if not released:
+            released.append(True)
+            pause.release()
+            while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING":
+                time.sleep(0.01)
+
+    sfn.meta.events.register("after-call.sfn.GetExecutionHistory", finish_between_pages)
+    try:
+        reported: list[int] = []
+        result = world.wait(arn, on_event=lambda event, _t: reported.append(event["id"]))
+    finally:
+        sfn.meta.events.unregister("after-call.sfn.GetExecutionHistory", finish_between_pages)
+    history = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+    assert result.status == "SUCCEEDED" and len(history) > 80
+    assert reported == [e["id"] for e in result.events] == [e["id"] for e in history]
+
+
+@covers("asl_parse_cache")
+def test_a_definition_is_parsed_once_and_each_execution_gets_its_own_program(
+    world: World, _patch: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.stepfunctions.parser.asl.antlr.runtime.ASLParser import ASLParser
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser, ASLParserException
+
+    parses: list[int] = []
+    original = ASLParser.state_machine
+
+    def state_machine(self: Any) -> Any:
+        parses.append(1)
+        return original(self)
+
+    monkeypatch.setattr(ASLParser, "state_machine", state_machine)
+    definition = {
+        "StartAt": "Greet",
+        "States": {"Greet": {"Type": "Pass", "Parameters": {"msg.$": "States.Format('hi {}', $.who)"}, "End": True}},
+    }
+    machine = _machine(world, definition)
+    outputs = [_run(world, machine, {"who": who}).output for who in ("ann", "bob")]
+    assert outputs == [{"msg": "hi ann"}, {"msg": "hi bob"}]
+    assert len(parses) == 1  # at CreateStateMachine; the executions reuse its parse tree
+    text = json.dumps(definition)
+    (first, tree), (second, same_tree) = AmazonStateLanguageParser.parse(text), AmazonStateLanguageParser.parse(text)
+    assert first is not second and tree is same_tree  # one tree, a program per execution
+    for _ in range(2):  # a definition that does not parse is refused every time
+        with pytest.raises(ASLParserException):
+            AmazonStateLanguageParser.parse('{"StartAt": "A", "States": {"A": ')
+
+
+@covers("serializer_member_keys")
+def test_responses_are_serialised_as_moto_does_without_asking_the_alias_providers_again(
+    world: World, app: AppService, _patch: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.core import serialize
+
+    world.push_image(app.repository, "v2", "healthy")
+    execution = world.deploy(app.request("v2"))
+    sfn = world.client("stepfunctions")
+    calls: dict[str, Any] = {  # dicts (json), objects with response transformers (json, query), objects (query)
+        "history": lambda: sfn.get_execution_history(executionArn=execution.arn, maxResults=1000),
+        "definitions": lambda: world.client("ecs").describe_task_definition(taskDefinition=f"{app.service}:1"),
+        "stacks": lambda: world.client("cloudformation").describe_stacks(StackName=world.stack_name),
+        "alarms": lambda: world.client("cloudwatch").describe_alarms(),
+        "groups": lambda: world.client("elbv2").describe_target_groups(),
+    }
+
+    def answers() -> dict[str, Any]:
+        out = {name: call() for name, call in calls.items()}
+        for answer in out.values():
+            answer.pop("ResponseMetadata")
+        return out
+
+    patched = serialize.ResponseSerializer.get_value
+    answers()  # the keys of every member are known from here on
+    asked: list[str] = []
+    original_keys = serialize.XFormedAttributePicker.get_possible_keys
+
+    def get_possible_keys(self: Any, context: Any) -> Any:
+        asked.append(context.key)
+        return original_keys(self, context)
+
+    monkeypatch.setattr(serialize.XFormedAttributePicker, "get_possible_keys", get_possible_keys)
+    fast = answers()
+    assert not asked  # the alias providers were asked once per member shape and value type
+    assert len(fast["history"]["events"]) > 20 and fast["alarms"]["MetricAlarms"] and fast["groups"]["TargetGroups"]
+    monkeypatch.setattr(serialize.ResponseSerializer, "get_value", patched.__wrapped__)
+    assert answers() == fast  # moto's own lookup answers the same
+    assert asked
 
 
 @covers("cfn_cidr")

@@ -40,3 +40,12 @@ def test_demo_exits_zero_with_expected_outcomes(capsys: pytest.CaptureFixture[st
     assert "database initialised by a one-off ECS task: updatedb -s" in out
     assert "one-off database initialisations over the whole demo: 1" in out
     assert "[v3]" in out and "Rollback" in out  # live progress, state by state
+
+
+def test_a_forked_part_of_the_demo_returns_its_result_or_raises_its_error() -> None:
+    from stepdeploy_local.__main__ import _forked
+
+    assert _forked(lambda: ("shown", [1, 2]))() == ("shown", [1, 2])
+    failing = _forked(lambda: 1 // 0)
+    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+        failing()

@@ -1133,6 +1133,86 @@ def _patch_task_tokens() -> None:
     StepFunctionResponse.send_task_failure = response_send_task_failure  # type: ignore[method-assign]
 
 
+def _patch_serializer_member_keys() -> None:
+    """moto's response serializer finds every member of a structure through six alias providers (new
+    objects and name transformations per member, per value): ~0.5 ms for one Step Functions history event
+    of ~45 members, most of them absent. The keys it tries depend only on the member's shape and the
+    value's type (for a type without ``__getattr__`` nor a per-instance ``Meta``): remember them, and
+    look the value up with them as moto does (first key present wins; then the response transformer of
+    the key path, if any). Other alias providers or pickers go through moto as before."""
+    from moto.core import serialize as _serialize
+    from moto.core.constants import MISSING
+    from moto.core.utils import get_value as _lookup
+
+    original = _serialize.ResponseSerializer.get_value
+    keys_of: dict[tuple[type, int, str], tuple[Any, Any, tuple[str, ...]]] = {}
+
+    def _keys(picker: Any, value: Any, key: str, shape: Any) -> tuple[str, ...] | None:
+        kind = type(value)
+        if kind is not dict and (hasattr(kind, "__getattr__") or "Meta" in getattr(value, "__dict__", ())):
+            return None  # what the alias providers see may differ from one value of this type to another
+        parent = getattr(shape, "parent", None)
+        known = keys_of.get((kind, id(shape), key))
+        if known is None or known[0] is not shape or known[1] is not parent:
+            context = _serialize.AttributePickerContext(obj=value, key=key, shape=shape)
+            known = (shape, parent, tuple(picker.get_possible_keys(context)))
+            keys_of[(kind, id(shape), key)] = known
+        return None if any("." in k for k in known[2]) else known[2]
+
+    def get_value(self: Any, value: Any, key: str, shape: Any) -> Any:
+        picker = self._value_picker
+        if (
+            type(picker) is not _serialize.XFormedAttributePicker
+            or picker.alias_providers is not _serialize.DEFAULT_ALIAS_PROVIDERS
+            or (keys := _keys(picker, value, key, shape)) is None
+        ):
+            return original(self, value, key, shape)
+        found = None
+        for possible in keys:
+            candidate = value.get(possible, MISSING) if type(value) is dict else _lookup(value, possible, MISSING)
+            if candidate is not MISSING:
+                found = candidate
+                break
+        if picker.response_transformers:
+            key_path = f"{'.'.join(self.path)}.{key}"
+            for transform_path, transform in picker.response_transformers.items():
+                if key_path.endswith(transform_path):
+                    return transform(found)
+        return found
+
+    get_value.__wrapped__ = original  # type: ignore[attr-defined]
+    _serialize.ResponseSerializer.get_value = get_value  # type: ignore[method-assign]
+
+
+#: parsed ASL (ANTLR parse trees) by definition text, newest last (see :func:`_patch_asl_parse_cache`)
+_PARSE_TREES: dict[str, Any] = {}
+_PARSE_TREES_KEPT = 16
+
+
+def _patch_asl_parse_cache() -> None:
+    """Every execution parses its state machine's definition again with ANTLR (about 0.3 s of CPU for
+    stepdeploy's 57 kB definition, more than most executions take in the local world). Keep the parse
+    tree of each definition and build every execution's program from it (a fresh program each time: the
+    components are not shared between executions); definitions with syntax errors are not kept."""
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+    from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
+
+    original = AmazonStateLanguageParser.parse
+
+    def parse(definition: str) -> tuple[Any, Any]:
+        tree = _PARSE_TREES.get(definition)
+        if tree is None:
+            program, tree = original(definition)
+            with _lock:
+                _PARSE_TREES[definition] = tree
+                while len(_PARSE_TREES) > _PARSE_TREES_KEPT:
+                    del _PARSE_TREES[next(iter(_PARSE_TREES))]
+            return program, tree
+        return Preprocessor().visit(tree), tree
+
+    AmazonStateLanguageParser.parse = staticmethod(parse)  # type: ignore[method-assign]
+
+
 PATCHES: dict[str, tuple[Callable[[], None], str]] = {
     "wait_state": (_patch_wait_state, "Wait states sleep in wall time"),
     "state_hooks": (_patch_state_hooks, "nothing can observe or hold an execution as it enters a state"),
@@ -1170,6 +1250,11 @@ PATCHES: dict[str, tuple[Callable[[], None], str]] = {
         _patch_codepipeline_jobs,
         "CodePipeline job APIs are not implemented (a job refuses a result once it has a final one)",
     ),
+    "serializer_member_keys": (
+        _patch_serializer_member_keys,
+        "every response member is looked up through six alias providers (slow for large responses)",
+    ),
+    "asl_parse_cache": (_patch_asl_parse_cache, "every execution parses its definition again (ANTLR, slow)"),
     "execution_history_order": (
         _patch_execution_history_order,
         "GetExecutionHistory ignores reverseOrder, maxResults and nextToken",
