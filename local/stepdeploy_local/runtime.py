@@ -72,9 +72,6 @@ class LoadedFunction:
 
 _recording = threading.local()
 _api_hook_installed = False
-_stdout_proxy_installed = False
-
-
 class _ThreadRoutedStdout:
     """sys.stdout stand-in: writes from a thread inside an invocation go to that invocation's log
     buffer (as Lambda sends a function's stdout to CloudWatch Logs); other writes pass through."""
@@ -97,10 +94,9 @@ class _ThreadRoutedStdout:
 
 
 def _install_stdout_proxy() -> None:
-    global _stdout_proxy_installed
-    if not _stdout_proxy_installed:
+    """Route sys.stdout through the proxy (again, if something -- a test runner's capture -- replaced it)."""
+    if not isinstance(sys.stdout, _ThreadRoutedStdout):
         sys.stdout = _ThreadRoutedStdout(sys.stdout)  # type: ignore[assignment]
-        _stdout_proxy_installed = True
 
 
 @contextmanager
@@ -360,10 +356,18 @@ class _InjectedFault(Exception):
 
 
 def _sandbox_log_level(environment: dict[str, str]) -> None:
-    """On AWS each function runs in a sandbox of its own, whose Powertools logger reads POWERTOOLS_LOG_LEVEL when
-    it is first built. In this one process the logger is configured once (Powertools keeps the first
-    configuration), so a later world, or a function with another level, would log at the first one's level:
-    apply the invocation's level to the service's logger, as a fresh sandbox would."""
+    """On AWS each function runs in a sandbox of its own, whose Powertools logger reads POWERTOOLS_LOG_LEVEL and
+    writes to that sandbox's stdout (its log) from when it is first built. In this one process the logger is
+    configured once (Powertools keeps the first configuration), so a later world, or a function with another
+    level, would log at the first one's level and to the first one's stdout: apply the invocation's level and
+    stdout to the service's logger, as a fresh sandbox would."""
     service, level = environment.get("POWERTOOLS_SERVICE_NAME"), environment.get("POWERTOOLS_LOG_LEVEL")
-    if service and level and level.upper() in logging.getLevelNamesMapping():
-        logging.getLogger(service).setLevel(level.upper())
+    if not service:
+        return
+    logger = logging.getLogger(service)
+    if level and level.upper() in logging.getLevelNamesMapping():
+        logger.setLevel(level.upper())
+    _install_stdout_proxy()
+    for handler in logger.handlers:  # its stdout is the function's log, whatever stdout was when it was built
+        if isinstance(handler, logging.StreamHandler) and handler.stream is not sys.stdout:
+            handler.setStream(sys.stdout)
