@@ -72,6 +72,8 @@ class LoadedFunction:
 
 _recording = threading.local()
 _api_hook_installed = False
+
+
 class _ThreadRoutedStdout:
     """sys.stdout stand-in: writes from a thread inside an invocation go to that invocation's log
     buffer (as Lambda sends a function's stdout to CloudWatch Logs); other writes pass through."""
