@@ -450,7 +450,7 @@ def _follow(world: World, case: Case, prepared: Prepared, pause: Any) -> tuple[E
 
     thread = threading.Thread(target=worker, daemon=True)
     thread.start()
-    arn = pause.reached(timeout=60.0)
+    arn = pause.reached(timeout=TIMEOUT)  # (a release held for approval reaches its Wait states a minute later)
     world.client("stepfunctions").stop_execution(
         executionArn=arn, error="Operator", cause="stopped by hand (fault matrix)"
     )
