@@ -37,26 +37,53 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _gate_round(event: dict[str, Any]) -> dict[str, Any] | None:
-    """A CheckHealth exit: the bake state it wrote (``$.active.bake``)."""
+def _exit(event: dict[str, Any], state: str) -> dict[str, Any] | None:
+    """The ``active`` part of the output of an exit from ``state``, or None."""
     details = event.get("stateExitedEventDetails") or {}
-    if details.get("name") != "CheckHealth":
+    if details.get("name") != state:
         return None
     try:
-        active = json.loads(details.get("output") or "{}").get("active") or {}
+        active = json.loads(details.get("output") or "{}").get("active")
     except ValueError:
         return None
-    bake = active.get("bake") or {}
+    return active if isinstance(active, dict) else None
+
+
+def _gates(bake: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"gate": g.get("gate"), "passed": g.get("passed"), "detail": g.get("detail")} for g in bake.get("last", [])]
+
+
+def _gate_round(event: dict[str, Any]) -> dict[str, Any] | None:
+    """A gate round: a CheckHealth exit (its ``$.active.bake``), or a FollowDeployment exit that ran gates on an
+    ECS service deployment (``$.active.follow.bake``, phase ``follow``, check = the lifecycle stage)."""
+    active = _exit(event, "CheckHealth")
+    if active is not None:
+        bake = active.get("bake") or {}
+        phase, check = active.get("phase", "deploy"), bake.get("checks")
+    else:
+        follow = (_exit(event, "FollowDeployment") or {}).get("follow") or {}
+        bake = follow.get("bake") or {}
+        if not bake.get("last"):
+            return None
+        phase, check = "follow", follow.get("stage")
     return {
-        "phase": active.get("phase", "deploy"),
-        "check": bake.get("checks"),
+        "phase": phase,
+        "check": check,
         "status": bake.get("status"),
         "passes": bake.get("passes"),
         "failures": bake.get("failures"),
-        "gates": [
-            {"gate": g.get("gate"), "passed": g.get("passed"), "detail": g.get("detail")} for g in bake.get("last", [])
-        ],
+        "gates": _gates(bake),
     }
+
+
+def _traffic(events: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Where the newest followed ECS service deployment was: its lifecycle stage and the share of production
+    traffic on the new revision (None: no BLUE_GREEN, CANARY or LINEAR deployment followed)."""
+    for event in reversed(events):
+        follow = (_exit(event, "FollowDeployment") or {}).get("follow") or {}
+        if follow.get("stage"):
+            return {"stage": follow["stage"], "production_percent": follow.get("production_weight", 0.0)}
+    return None
 
 
 def _outcome(status: str, end_state: str | None, output: dict[str, Any] | None) -> str:
@@ -96,6 +123,7 @@ def summarize(arn: str) -> dict[str, Any]:
         "transitions": len(path),
         "path": path,
         "gate_rounds": rounds,
+        "traffic": _traffic(events),
         "input": json.loads(desc.get("input") or "null"),
     }
 

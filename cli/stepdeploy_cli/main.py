@@ -100,6 +100,11 @@ def _live_table(view: dict[str, Any]) -> Group:
     head.add_row("state", Text(str(view["state"]), style="bold"))
     head.add_row("status", Text(view["outcome"], style=OUTCOME_STYLE.get(view["outcome"], "red")))
     head.add_row("elapsed", f"{view['elapsed_seconds']:.0f}s")
+    if view.get("traffic") and view["status"] == "RUNNING":  # (where the shift stands while it runs)
+        shift = view["traffic"]
+        head.add_row(
+            "traffic", f"{shift['production_percent']:g} % of production on the new revision ({shift['stage']})"
+        )
     gates = Table("phase", "check", "result", "gates", title="gate rounds", title_justify="left")
     for r in view["gate_rounds"][-8:]:
         detail = "; ".join(f"{'ok' if g['passed'] else 'FAIL'} {g['gate']}: {g['detail']}" for g in r["gates"])
