@@ -683,3 +683,17 @@ def test_an_existing_database_stepdeploy_never_initialised_is_not_wiped_without_
     assert [run.command for run in world.one_off_runs] == [["updatedb", "-s"]]
     again = world.deploy(default_init.request("v1", stack={"allow_destructive_init": True}))
     assert again.status == "SUCCEEDED" and len(world.one_off_runs) == 1, "at most once, even with consent"
+
+
+def test_a_stack_update_whose_image_step_fails_says_a_person_is_needed(world: World, provisioned: StackApp) -> None:
+    """Found by the full fault matrix (stack-broken, GuardImage failing): the stack's update replaced the task
+    definition, so the service runs v2, and then the image step failed before any gate. The record read "the image
+    was not deployed" at WARNING; the service runs an unverified revision, so a person is needed (CRITICAL)."""
+    world.push_image("techchallengeapp", "v2")
+    world.faults.fail_task("GuardImage", "RuntimeError", times=7)
+    result = world.deploy(provisioned.request("v2"))
+    assert result.status == "FAILED" and "RecordNotChanged" in result.path
+    assert provisioned.service().running_image().endswith(world.digest_of("techchallengeapp", "v2"))
+    assert "A person is needed" in (result.cause or "") and "not passed its gates" in (result.cause or "")
+    notes = [n for n in world.notifications() if n["message"].get("deployment_id") == result.name]
+    assert [n["attributes"]["severity"] for n in notes] == ["CRITICAL"]

@@ -1600,8 +1600,9 @@ def _severity(outcome: str, state: dict[str, Any]) -> str:
     refresh = (state.get("intent") or {}).get("mode") == "refresh"
     if refresh and outcome == "FAILED" and state.get("active"):
         return "CRITICAL"  # new tasks failed and the old ones hold a rotated-out password: likely down
-    if outcome == "FAILED" and not state.get("active") and _created_unverified(state.get("stack")):
-        return "CRITICAL"  # a new service runs an image that never passed its gates
+    unverified = _created_unverified(state.get("stack")) or _updated_unverified(state.get("stack"))
+    if outcome == "FAILED" and not state.get("active") and unverified:
+        return "CRITICAL"  # the service runs a revision the stack created or updated, which never passed its gates
     if outcome == "FAILED" and _nothing_to_roll_back_to(state.get("revision") or {}):
         return "CRITICAL"  # what runs failed its gates and stays: found by the full fault matrix (stack-first)
     return SEVERITY[outcome]
@@ -1614,6 +1615,14 @@ def _nothing_to_roll_back_to(revision: dict[str, Any]) -> bool:
 def _created_unverified(stack_state: dict[str, Any] | None) -> bool:
     """The stack was just created (so its service runs the image), and the image step never verified it."""
     return (stack_state or {}).get("status") == "READY" and (stack_state or {}).get("operation") == "CREATE"
+
+
+def _updated_unverified(stack_state: dict[str, Any] | None) -> bool:
+    """The stack's update replaced the task definition (so the service runs a new revision), and the image step
+    never verified it (found by the full fault matrix: stack-broken, GuardImage failing)."""
+    state = stack_state or {}
+    replaced = any(c.get("type") == "AWS::ECS::TaskDefinition" for c in state.get("changes") or [])
+    return state.get("status") == "READY" and state.get("operation") == "UPDATE" and replaced
 
 
 def _outcome_cause(outcome: str, state: dict[str, Any]) -> tuple[str | None, str | None]:
@@ -1798,6 +1807,11 @@ def _unchanged(stack_state: dict[str, Any] | None) -> str:
             "the stack was created, and its service runs the image, which has not passed its gates: it needs a "
             "person to deploy it again (the next deployment of the same image initialises the database if it "
             "was not, and verifies it)"
+        )
+    if _updated_unverified(stack_state):
+        return (
+            "the stack was updated and its service runs the new task definition revision, which has not passed its "
+            "gates. A person is needed: deploy the image again to verify it, or roll back (stepdeploy rollback)"
         )
     if (stack_state or {}).get("status") == "READY" and operation == "UPDATE":
         return "the stack was updated; the image was not deployed"
