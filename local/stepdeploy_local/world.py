@@ -329,6 +329,10 @@ class Faults:
         (once), as when AWS refuses a change; CloudFormation then rolls the stack back."""
         self._stack_failures[(logical_id, action)] = reason
 
+    def clear_stack_failures(self) -> None:
+        """Forget the resource failures armed with ``fail_stack_resource`` that no operation met yet."""
+        self._stack_failures.clear()
+
     def stack_resource_failure(self, stack_name: str, logical_id: str, resource_type: str, action: str) -> str | None:
         return self._stack_failures.pop((logical_id, action), None)
 
