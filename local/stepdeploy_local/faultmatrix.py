@@ -122,6 +122,12 @@ SCENARIOS: tuple[Scenario, ...] = (
         image="db-down",
         strategy="BLUE_GREEN",
     ),
+    Scenario(
+        "canary-healthy",
+        "a CANARY service gets a healthy image: gated (and compared with blue) at its canary step",
+        strategy="CANARY",
+    ),
+    Scenario("linear-healthy", "a LINEAR service gets a healthy image: gated at every step", strategy="LINEAR"),
     Scenario("service-approval", "a release held for a person's approval that nobody answers", approval=True),
     Scenario(
         "bluegreen-approval",
