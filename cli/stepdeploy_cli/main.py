@@ -14,6 +14,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
+from stepdeploy import models
 
 from . import aws, executions, targets
 from .errors import AwsError, CliError, InvalidRegistryEntry, NothingToDo
@@ -180,20 +181,20 @@ TIMEOUT = click.option("--timeout", default=3600.0, show_default=True, help="sec
 @click.option("--reason", default=None, help="one line recorded with the deployment")
 @click.option(
     "--strategy",
-    type=click.Choice(["ROLLING", "BLUE_GREEN", "CANARY", "LINEAR"]),
+    type=click.Choice(models.STRATEGIES),
     default=None,
     help="this release's strategy instead of the registry entry's (which keeps the test listener wiring)",
 )
 @click.option(
     "--approval-timeout",
-    type=click.IntRange(1, 1440),
+    type=click.IntRange(*models.INT_RANGES["approval.timeout_minutes"]),
     default=None,
     metavar="MINUTES",
     help="hold the release until a person runs `stepdeploy approve|reject` (within MINUTES)",
 )
 @click.option(
     "--on-timeout",
-    type=click.Choice(["REJECT", "APPROVE"]),
+    type=click.Choice(models.APPROVAL_TIMEOUT_ACTIONS),
     default="REJECT",
     show_default=True,
     help="what an unanswered approval does",

@@ -297,7 +297,7 @@ class LambdaRuntime:
             values[key] = ""
         self._introduced.update(k for k in values if k not in self._baseline)
         os.environ.update(values)
-        _sandbox_log_level(values)
+        _sandbox_logging(values)
         yield
 
     def invoke(self, function_name: str, event: Any) -> tuple[str, bool, str]:
@@ -357,7 +357,7 @@ class _InjectedFault(Exception):
         self.error_type = error_type
 
 
-def _sandbox_log_level(environment: dict[str, str]) -> None:
+def _sandbox_logging(environment: dict[str, str]) -> None:
     """On AWS each function runs in a sandbox of its own, whose Powertools logger reads POWERTOOLS_LOG_LEVEL and
     writes to that sandbox's stdout (its log) from when it is first built. In this one process the logger is
     configured once (Powertools keeps the first configuration), so a later world, or a function with another

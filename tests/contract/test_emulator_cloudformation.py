@@ -74,14 +74,14 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Clients]:
         compat.HOOKS.stack_resource_failure = compat.HOOKS.stack_operation_seconds = None
 
 
-def create_change_set(cfn: Any, stack: str, name: str, **parameters: str) -> str:
+def create_change_set(cfn: Any, stack: str, name: str, template: str = TEMPLATE, **parameters: str) -> str:
     values = {"ContainerImage": IMAGE, **parameters}
     return str(
         cfn.create_change_set(
             StackName=stack,
             ChangeSetName=name,
             ChangeSetType="CREATE",
-            TemplateBody=TEMPLATE,
+            TemplateBody=template,
             Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()],
             Capabilities=CAPABILITIES,
             RoleARN=ROLE,
@@ -522,20 +522,8 @@ def test_database_instances_keep_enhanced_monitoring_with_rds_rule(aws: Clients,
         "MonitoringRoleArn: !Ref AWS::NoValue",
     )
     assert no_role != TEMPLATE
-    cfn.execute_change_set(
-        ChangeSetName=cfn.create_change_set(
-            StackName="bad",
-            ChangeSetName="c",
-            ChangeSetType="CREATE",
-            TemplateBody=no_role,
-            Parameters=[
-                {"ParameterKey": "ContainerImage", "ParameterValue": IMAGE},
-                {"ParameterKey": "DeferDatabaseDeletionProtection", "ParameterValue": "true"},  # can roll back
-            ],
-            Capabilities=CAPABILITIES,
-            RoleARN=ROLE,
-        )["Id"]
-    )
+    defer = {"DeferDatabaseDeletionProtection": "true"}  # so the failed creation can roll back
+    cfn.execute_change_set(ChangeSetName=create_change_set(cfn, "bad", "c", template=no_role, **defer))
     assert status(cfn, "bad") == "ROLLBACK_COMPLETE"
     [reason] = [r for _, state, r in events(cfn, "bad") if state == "CREATE_FAILED"]
     assert "A MonitoringRoleARN value is required" in str(reason)

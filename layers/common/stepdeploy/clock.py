@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 _source: Callable[[], float] = time.time
 
@@ -16,6 +17,11 @@ _source: Callable[[], float] = time.time
 def now() -> float:
     """Seconds since the epoch."""
     return _source()
+
+
+def iso_now() -> str:
+    """Now as ISO 8601 UTC, to the second (what records store)."""
+    return datetime.fromtimestamp(now(), UTC).isoformat(timespec="seconds")
 
 
 def use(source: Callable[[], float] | None) -> None:

@@ -200,13 +200,10 @@ OVERRIDABLE = ("strategy", "approval")
 
 
 def _registry_deploy(payload: Mapping[str, Any]) -> Intent:
-    unknown = set(payload) - {"target", "image", "redeploy", "reason", "trigger", "plan", *OVERRIDABLE}
+    allowed = {"target", "image", "redeploy", "reason", "trigger", "plan", *OVERRIDABLE}
+    unknown = set(payload) - allowed
     if unknown:
-        raise _fail(
-            "$",
-            f"unknown field(s) {', '.join(sorted(unknown))}; "
-            "allowed: approval, image, plan, reason, redeploy, strategy, target, trigger",
-        )
+        raise _fail("$", f"unknown field(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(allowed))}")
     overrides = {key: payload[key] for key in OVERRIDABLE if key in payload}
     for key, value in overrides.items():
         if not isinstance(value, Mapping):

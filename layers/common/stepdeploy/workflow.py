@@ -11,7 +11,6 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime
 from typing import Any
 
 from . import clock, decisions, observability, pipeline, registry, triggers
@@ -1761,11 +1760,7 @@ def _record(
         subject = "ALERT " + subject
     records.publish(settings.notification_topic_arn, subject, record, severity)
     _emit_metrics(outcome, state, ended_at)
-    records.mark_notified(settings.deployments_table, record["service"], str(state["deployment_id"]), _iso_now())
-
-
-def _iso_now() -> str:
-    return datetime.fromtimestamp(clock.now(), UTC).isoformat(timespec="seconds")
+    records.mark_notified(settings.deployments_table, record["service"], str(state["deployment_id"]), clock.iso_now())
 
 
 #: why a deployment is skipped (the guard's reasons; the DeploymentSkipped metric's ``reason`` dimension)
