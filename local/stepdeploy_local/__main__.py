@@ -207,8 +207,10 @@ def _forked(work: Callable[[], T]) -> Callable[[], T]:
 def run_demo(world: World, parallel: bool = False) -> int:
     print("stepdeploy local demo: the real state machine (statemachine/deploy.asl.json) and the real")
     print("handlers (functions/*/app.py) against an embedded AWS (moto) on a virtual clock.")
-    print("The account starts empty: the first deployment provisions the application stack.\n")
-    app = world.stack_app("techchallenge")
+    print("The account starts empty: the first deployment provisions the application stack.")
+    print("Its DeploymentStrategy is ROLLING here (a stack's default is BLUE_GREEN), to show what users see")
+    print("of a broken image without a gate before production; BLUE_GREEN and CANARY follow.\n")
+    app = world.stack_app("techchallenge", parameters={"DeploymentStrategy": "ROLLING"})
     rows: list[Row] = []
     run, stamp = _runner(world, app, rows), _stamp
     # the strategies run on services of their own: in a copy of the world on the other core when asked

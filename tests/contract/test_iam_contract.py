@@ -203,7 +203,15 @@ def test_no_function_is_granted_more_than_it_uses(observed: dict[str, set[tuple[
     Allowed exceptions are listed with their reason."""
     implicit = {
         "RegisterRevisionFunction": {"ecs:tagresource", "iam:passrole"},  # authorised by RegisterTaskDefinition
-        "EnsureStackFunction": {"iam:passrole"},  # CreateChangeSet with RoleARN passes the stack role
+        "EnsureStackFunction": {
+            "iam:passrole",  # CreateChangeSet with RoleARN passes the stack role
+            # a CANARY or LINEAR stack's production steps: taken back outside a hook, green compared with blue
+            # (tests/workflow/test_stack_blue_green.py; the stack above deploys BLUE_GREEN)
+            "ecs:stopservicedeployment",
+            "elasticloadbalancing:describerules",
+            "elasticloadbalancing:describetargetgroups",
+            "cloudwatch:getmetricdata",
+        },
         # Publish to the KMS-encrypted topic: SNS uses the key with the publisher's permissions
         "RecordOutcomeFunction": {"kms:decrypt", "kms:generatedatakey"},
         "RequestApprovalFunction": {"kms:decrypt", "kms:generatedatakey"},  # (the same topic)

@@ -129,12 +129,12 @@ def _if(value: Any) -> tuple[str, Any, Any]:
 NO_VALUE = {"Ref": "AWS::NoValue"}
 
 
-def test_the_stack_defaults_to_rolling_until_stack_updates_are_followed(app: dict[str, Any]) -> None:
-    """A stack update under BLUE_GREEN would pause at its hooks with nobody answering (the product refuses it:
-    tests/unit/test_progressive.py); the resources ECS needs are there for when it is followed."""
+def test_the_stack_defaults_to_blue_green(app: dict[str, Any]) -> None:
+    """A stack stepdeploy provisions deploys BLUE_GREEN unless asked otherwise (EnsureStack answers the hooks of
+    the service deployments a stack update starts: tests/workflow/test_stack_blue_green.py)."""
     strategy = app["Parameters"]["DeploymentStrategy"]
     assert (strategy["Default"], strategy["AllowedValues"]) == (
-        "ROLLING",
+        "BLUE_GREEN",
         ["ROLLING", "BLUE_GREEN", "CANARY", "LINEAR"],
     )
     assert app["Conditions"]["Rolling"] == {"Fn::Equals": [{"Ref": "DeploymentStrategy"}, "ROLLING"]}

@@ -190,10 +190,17 @@ def test_the_poll_limit_covers_a_normal_deployment() -> None:
     assert limit > normal
 
 
-def test_a_stack_strategy_other_than_rolling_is_refused_until_stack_updates_are_followed() -> None:
-    with pytest.raises(InvalidDeploymentRequest, match=r"^\$\.stack\.parameters\.DeploymentStrategy: BLUE_GREEN"):
+@pytest.mark.parametrize("strategy", ["ROLLING", "BLUE_GREEN", "CANARY", "LINEAR"])
+def test_a_stack_takes_any_strategy_as_its_parameter(strategy: str) -> None:
+    """EnsureStack answers the hooks of a stack update's service deployment: every strategy is accepted."""
+    request = DeploymentRequest.from_input(
+        {"stack": {"name": "shop", "parameters": {"DeploymentStrategy": strategy}}, "image": BASE["image"]},
+        Defaults(),
+    )
+    assert request.stack is not None and request.stack.parameters["DeploymentStrategy"] == strategy
+    with pytest.raises(InvalidDeploymentRequest, match=r"^\$\.stack\.parameters\.DeploymentStrategy"):
         DeploymentRequest.from_input(
-            {"stack": {"name": "shop", "parameters": {"DeploymentStrategy": "BLUE_GREEN"}}, "image": BASE["image"]},
+            {"stack": {"name": "shop", "parameters": {"DeploymentStrategy": "RED_BLACK"}}, "image": BASE["image"]},
             Defaults(),
         )
 

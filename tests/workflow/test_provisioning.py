@@ -19,8 +19,10 @@ from stepdeploy_local.world import ExecutionResult, StackApp
 
 @pytest.fixture
 def stack_app(world: World) -> StackApp:
+    """A stack that deploys ROLLING (the stack path's rollouts, circuit breaker and rollback through the stack;
+    the default, BLUE_GREEN, is in test_stack_blue_green.py)."""
     world.push_image("techchallengeapp", "v1")
-    return world.stack_app("techchallenge")
+    return world.stack_app("techchallenge", parameters={"DeploymentStrategy": "ROLLING"})
 
 
 @pytest.fixture

@@ -734,6 +734,14 @@ def is_stale(pushed_at: float, last: Mapping[str, str] | None) -> bool:
 # --------------------------------------------------------------------------- reporting
 
 
+def service_of(service_arn: str) -> tuple[str, str]:
+    """(cluster, service) of an ECS service ARN (``arn:...:service/<cluster>/<service>``)."""
+    parts = service_arn.split(":", 5)[-1].split("/")
+    if len(parts) != 3 or parts[0] != "service":
+        raise ValueError(f"not an ECS service ARN with a cluster: {service_arn!r}")
+    return parts[1], parts[2]
+
+
 def short_revision(task_definition_arn: str) -> str:
     """``arn:...:task-definition/web:7`` -> ``web:7``."""
     return task_definition_arn.rsplit("/", 1)[-1] if task_definition_arn else "?"

@@ -647,13 +647,6 @@ def _stack(value: Any, defaults: Defaults) -> StackSpec:
         command = tuple(command_raw)
     else:
         raise _fail("$.stack.init_command", "expected a list of strings (an empty list: no database initialisation)")
-    strategy = params.get("DeploymentStrategy", "ROLLING")
-    if strategy != "ROLLING":
-        raise _fail(
-            "$.stack.parameters.DeploymentStrategy",
-            f"{strategy} is not supported for a stack yet: stepdeploy does not answer the PAUSE hooks of a stack "
-            "update (it would wait for their timeout and roll back); use ROLLING, or $.strategy on an explicit request",
-        )
     return StackSpec(
         name=_req(_str(st, "name", "$.stack", _STACK, required=True)),
         parameters=app_stack.validate_parameters(params, app_stack.parameter_spec()),

@@ -181,6 +181,15 @@ def complete_request(request: Mapping[str, Any], outputs: Mapping[str, str]) -> 
     return dict(out)
 
 
+def gating_request(request: Mapping[str, Any], outputs: Mapping[str, str], strategy: str) -> dict[str, Any] | None:
+    """The request the gates of a service deployment CloudFormation started run with: ``request`` completed from
+    the stack's outputs, its strategy the deployment's (``strategy``; the outputs may still name the one before
+    the update). None when the outputs do not name the URLs yet (the stack is being created)."""
+    if not outputs_complete(outputs) or not outputs.get("TestUrl"):
+        return None
+    return complete_request(request, {**outputs, "DeploymentStrategy": strategy})
+
+
 # --------------------------------------------------------------------------- the EnsureStack loop
 
 
@@ -221,6 +230,11 @@ class StackState:
     polls: int = 0
     detail: str = ""
     started_at: float = 0.0  # epoch seconds of the first poll: the deadline counts Lambda time too
+    #: the ECS service deployment CloudFormation started (BLUE_GREEN, CANARY, LINEAR), followed as FollowDeployment
+    #: follows a release's: its PAUSE hooks are answered with the gates (models.FollowState)
+    follow: dict[str, Any] = field(default_factory=dict)
+    #: the gate (or ECS) failure that took that deployment back: {"error": <ASL error name>, "cause": ...}
+    gate_failure: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> StackState:

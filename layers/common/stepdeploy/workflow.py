@@ -19,11 +19,13 @@ from .adapters import cloudformation, cloudwatch, control, ecr, ecs, elbv2, http
 from .adapters import pipeline as pipeline_io
 from .adapters import registry as registry_table
 from .errors import (
+    WORKFLOW_ERRORS,
     AlarmTriggered,
     ApprovalRejected,
     DatabaseInitFailed,
     DatabaseInitRefused,
     DatabaseInitUncertain,
+    DeploymentError,
     HealthCheckFailed,
     HookTimedOut,
     InfraUpdateFailed,
@@ -668,6 +670,7 @@ def ensure_stack(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
             return _rolled_back_stack(state, request, view)
         return _ready(state, request, view, settings)
 
+    gate_wait: int | None = None  # the next gate round of a service deployment CloudFormation started
     for _ in range(4):  # phases that can move on without waiting
         view = cloudformation.describe_stack(name)
         status = view.status if view is not None else "ABSENT"
@@ -730,7 +733,11 @@ def ensure_stack(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
                 continue
             if view is not None and status in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
                 return ready(view)  # (an update may finish before a cancel lands)
-            if not status.endswith("_IN_PROGRESS"):
+            if status.endswith("_IN_PROGRESS"):
+                gate_wait = gate_stack_service(state, request, view, name)
+            elif state.gate_failure and status.endswith("ROLLBACK_COMPLETE"):
+                raise _stack_gate_failure(state.gate_failure, name, status)
+            else:
                 cause = app_stack.first_failure(cloudformation.recent_events(name), name)
                 what = (
                     f"the update of stack {name} did not finish within its {spec.timeout_seconds} s deadline: "
@@ -745,8 +752,15 @@ def ensure_stack(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
         break
     if state.elapsed_seconds + spec.poll_seconds > spec.timeout_seconds:
         _at_deadline(state, spec, name, status, discard, view)
-    state.wait_seconds = spec.poll_seconds
+    state.wait_seconds = min(spec.poll_seconds, gate_wait or spec.poll_seconds)
     return state.to_dict()
+
+
+def _stack_gate_failure(failure: dict[str, str], name: str, status: str) -> DeploymentError:
+    """The error of the gate that took a service deployment of the stack's operation back, once CloudFormation
+    has rolled the operation back."""
+    error = next(cls for cls in WORKFLOW_ERRORS if cls.__name__ == failure["error"])
+    return error(f"{failure['cause']} (stack {name}: {status})")
 
 
 def _rolled_back_stack(
@@ -864,6 +878,55 @@ def _ready(
     return out
 
 
+#: what EnsureStack does for a service deployment CloudFormation started, per follow phase (the rest: wait)
+STACK_FOLLOW_PHASES = ("HOOK", "SHIFT", "FAILED")
+
+
+def gate_stack_service(
+    state: app_stack.StackState, request: DeploymentRequest, view: app_stack.StackView | None, name: str
+) -> int | None:
+    """While CloudFormation creates, updates or rolls back the stack, answer the PAUSE hooks of the BLUE_GREEN,
+    CANARY or LINEAR service deployment it started, with the gates a release gets (as FollowDeployment does):
+    CloudFormation waits for the service, and a hook nobody answers times out into a rollback. A failing gate
+    takes the deployment back, and CloudFormation then rolls the stack back: the gate's error waits in
+    ``state.gate_failure`` (the first one) until the stack has settled. Returns the seconds until the next gate
+    round, or None when there is nothing to gate."""
+    service_arn = cloudformation.resource_id(name, "Service")
+    if service_arn is None:
+        return None  # not created yet
+    service = ecs.describe_service(*decisions.service_of(service_arn))
+    if service.strategy == "ROLLING" or not service.current_service_deployment:
+        return None
+    deployment = ecs.service_deployment(service.current_service_deployment)
+    now = clock.now()
+    known = state.follow if state.follow.get("deployment") == deployment.arn else {"deployment": deployment.arn}
+    follow = FollowState.from_dict(known)
+    follow = replace(
+        follow,
+        started_at=follow.started_at or now,
+        stage=deployment.stage,
+        polls=follow.polls + 1,
+        production_weight=deployment.production_weight,
+    )
+    state.follow = asdict(follow)
+    phase = decisions.follow_phase(deployment, follow)
+    if phase not in STACK_FOLLOW_PHASES or (phase == "FAILED" and state.gate_failure):
+        return None
+    gating = app_stack.gating_request(request.to_dict(), view.outputs if view else {}, service.strategy)
+    if gating is None:  # being created: no user reaches the first revision yet, and VERIFY gates it after
+        if deployment.hook is not None:
+            ecs.answer_hook(deployment.arn, deployment.hook.id, "CONTINUE")
+        return None
+    poll = _Poll(DeploymentRequest.from_dict(gating), deployment, follow, service.task_definition, now)
+    try:
+        follow = _FOLLOW[phase](poll)
+    except (HealthCheckFailed, AlarmTriggered, RolloutFailed, HookTimedOut) as exc:
+        state.gate_failure = state.gate_failure or {"error": type(exc).__name__, "cause": str(exc)}
+        return None
+    state.follow = asdict(follow)
+    return follow.wait_seconds or None
+
+
 def record_database_init(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """The destructive one-off initialisation runs at most once per service:
 
@@ -952,8 +1015,10 @@ def execution_ended(event: dict[str, Any], settings: Settings) -> dict[str, Any]
 
 def _take_back_ended(state: dict[str, Any] | None) -> str | None:
     """An execution that ended early never leaves a service deployment paused at a hook or shifting traffic:
-    roll it back (traffic returns to the source revision, still running). Returns its ARN when it did."""
-    follow = ((state or {}).get("active") or {}).get("follow") or {}
+    roll it back (traffic returns to the source revision, still running; for one a stack update started,
+    CloudFormation then rolls the stack back). Returns its ARN when it did."""
+    state = state or {}
+    follow = (state.get("active") or {}).get("follow") or (state.get("stack") or {}).get("follow") or {}
     if not follow.get("deployment") or follow.get("status") == "SUCCEEDED":
         return None
     deployment = ecs.service_deployment(str(follow["deployment"]))
@@ -1131,8 +1196,10 @@ def update_service(event: dict[str, Any]) -> dict[str, Any]:
         took_back = view.current_service_deployment
     elif event.get("mode") == "refresh" and event["phase"] == "deploy":
         # new tasks of the same revision (they read the secrets again); no revision is registered
-        refresh_deployment = ecs.force_new_deployment(cluster, service, target)
+        refresh_deployment, started = ecs.force_new_deployment(cluster, service, target)
         changed = True
+        if strategy is not None and strategy.progressive:  # through the service's hooks and traffic shift
+            follow = _followed(started, service, event)
     elif (
         primary is not None
         and primary.task_definition == target
@@ -1152,9 +1219,7 @@ def update_service(event: dict[str, Any]) -> dict[str, Any]:
         arn = ecs.update_service(cluster, service, target, configuration)
         changed = True
         if hooks and strategy is not None and strategy.progressive:
-            if arn is None:
-                raise RolloutFailed(f"UpdateService on {service} reported no service deployment to follow")
-            follow = FollowState(deployment=arn, wait_seconds=event["rollout"]["poll_seconds"], started_at=clock.now())
+            follow = _followed(arn, service, event)
     policy = RolloutPolicy(**event["rollout"])
     return {
         "phase": event["phase"],
@@ -1166,6 +1231,13 @@ def update_service(event: dict[str, Any]) -> dict[str, Any]:
         **({"follow": asdict(follow)} if follow else {}),
         **({"took_back": took_back} if took_back else {}),
     }
+
+
+def _followed(arn: str | None, service: str, event: dict[str, Any]) -> FollowState:
+    """The follow loop's start for the service deployment UpdateService started."""
+    if arn is None:
+        raise RolloutFailed(f"UpdateService on {service} reported no service deployment to follow")
+    return FollowState(deployment=arn, wait_seconds=event["rollout"]["poll_seconds"], started_at=clock.now())
 
 
 def _took_back_in_flight(view: decisions.ServiceView) -> bool:
@@ -1734,7 +1806,8 @@ def _record(
     }
     records.put_record(settings.deployments_table, record)
     key = intent.get("service_key", record["service"])
-    if outcome in ENDED_OUTCOMES and not state.get("active") and record["image_digest"] and not refresh:
+    gated = bool((state.get("stack") or {}).get("gate_failure"))  # it ran, under a stack update, and failed
+    if outcome in ENDED_OUTCOMES and not state.get("active") and not gated and record["image_digest"] and not refresh:
         # nothing of this deployment ran: its claim on the digest goes, so the same release can be retried
         control.release_claim(settings.control_table, key, str(record["image_digest"]), str(state["deployment_id"]))
     # a refresh deploys nothing new: the last verified image, its push time and revision stay as they are;

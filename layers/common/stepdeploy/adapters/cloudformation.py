@@ -32,6 +32,18 @@ def describe_stack(name: str) -> StackView | None:
     )
 
 
+def resource_id(name: str, logical_id: str) -> str | None:
+    """The physical id of the stack's resource ``logical_id`` (None before CloudFormation created it)."""
+    cfn = client("cloudformation")
+    try:
+        detail = cfn.describe_stack_resource(StackName=name, LogicalResourceId=logical_id)["StackResourceDetail"]
+    except cfn.exceptions.ClientError as exc:
+        if "does not exist" in str(exc):
+            return None
+        raise
+    return detail.get("PhysicalResourceId") or None
+
+
 def create_change_set(
     stack_name: str,
     change_set_name: str,

@@ -112,13 +112,15 @@ def list_revisions(task_definition_arn: str) -> list[str]:
     return [arn for arn in out.get("taskDefinitionArns", []) if arn.rsplit("/", 1)[-1].rsplit(":", 1)[0] == family]
 
 
-def force_new_deployment(cluster: str, service: str, task_definition: str) -> str:
+def force_new_deployment(cluster: str, service: str, task_definition: str) -> tuple[str, str | None]:
     """UpdateService with forceNewDeployment: new tasks of the same revision (nothing is registered).
-    Returns the id of the PRIMARY deployment it started."""
+    Returns the id of the PRIMARY deployment it started, and the service deployment (None if ECS reports none;
+    for a BLUE_GREEN, CANARY or LINEAR service it walks the lifecycle stages and pauses at its hooks)."""
     out = client("ecs").update_service(
         cluster=cluster, service=service, taskDefinition=task_definition, forceNewDeployment=True
     )
     primary = next((d for d in out["service"].get("deployments", []) if d.get("status") == "PRIMARY"), None)
     if primary is None or primary.get("taskDefinition") != task_definition:
         raise RolloutFailed(f"UpdateService (forceNewDeployment) on {service} started no deployment of the revision")
-    return str(primary["id"])
+    arn = out["service"].get("currentServiceDeployment")
+    return str(primary["id"]), str(arn) if arn else None

@@ -1,0 +1,166 @@
+"""A stack stepdeploy provisions deploys BLUE_GREEN (or CANARY, LINEAR) through CloudFormation: the stack update
+starts the ECS service deployment, and EnsureStack answers its PAUSE hooks with the gates a release gets
+(through the test listener before any production traffic, then on production). A gate that fails takes the
+deployment back; CloudFormation then rolls the stack back, and the execution ends with the gate's error."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import time
+from collections.abc import Callable
+
+import pytest
+from stepdeploy_local import World
+from stepdeploy_local.world import StackApp
+
+
+def provision(world: World, **parameters: Any) -> StackApp:
+    world.push_image("techchallengeapp", "v1")
+    app = world.stack_app("techchallenge", parameters=parameters)
+    result = world.deploy(app.request("v1"))
+    assert result.status == "SUCCEEDED", result.cause
+    return app
+
+
+@pytest.fixture
+def provisioned(world: World) -> StackApp:
+    """A stack with the template's default strategy (BLUE_GREEN)."""
+    app = provision(world)
+    assert app.outputs()["DeploymentStrategy"] == "BLUE_GREEN"
+    return app
+
+
+def eventually(read: Callable[[], Any], timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := read()):
+        assert time.monotonic() < deadline, "nothing appeared"
+        time.sleep(0.02)
+    return value
+
+
+def service_deployments(world: World, app: StackApp) -> list[dict[str, Any]]:
+    """The service's deployments, newest first."""
+    service = app.service()
+    ecs = world.client("ecs")
+    listed = ecs.list_service_deployments(cluster=service.cluster, service=service.service)["serviceDeployments"]
+    arns = [d["serviceDeploymentArn"] for d in listed]
+    found = ecs.describe_service_deployments(serviceDeploymentArns=arns)["serviceDeployments"] if arns else []
+    return sorted(found, key=lambda d: d["createdAt"], reverse=True)
+
+
+def stack_status(world: World, app: StackApp) -> str:
+    return str(world.client("cloudformation").describe_stacks(StackName=app.stack_name)["Stacks"][0]["StackStatus"])
+
+
+def lock_free(world: World, app: StackApp) -> bool:
+    item = world.client("dynamodb").get_item(
+        TableName=world.outputs["ControlTableName"], Key={"service": {"S": app.key}, "item": {"S": "LOCK"}}
+    )
+    return "Item" not in item
+
+
+def assert_settled(world: World, app: StackApp, image_tag: str) -> None:
+    """Whatever the ending: the service runs ``image_tag``, nothing is paused or shifting, the lock is free."""
+    assert app.service().running_image() == world.image_uri("techchallengeapp", image_tag)
+    unfinished = [d["status"] for d in service_deployments(world, app) if d["status"] in ("PENDING", "IN_PROGRESS")]
+    assert not unfinished, unfinished
+    assert lock_free(world, app)
+
+
+def test_a_stack_release_is_gated_at_its_hooks_and_succeeds(world: World, provisioned: StackApp) -> None:
+    """The stack update's service deployment pauses at POST_TEST_TRAFFIC_SHIFT and POST_PRODUCTION_TRAFFIC_SHIFT:
+    EnsureStack gates it and answers CONTINUE (without an answer the hooks would time out into a rollback)."""
+    world.push_image("techchallengeapp", "v2")
+    result = world.deploy(provisioned.request("v2"))
+
+    assert result.status == "SUCCEEDED", result.cause
+    assert stack_status(world, provisioned) == "UPDATE_COMPLETE"
+    assert_settled(world, provisioned, "v2")
+    latest = service_deployments(world, provisioned)[0]
+    assert latest["status"] == "SUCCESSFUL"
+    hooks = latest.get("lifecycleHookDetails") or []
+    assert not [h for h in hooks if h.get("status") == "TIMED_OUT"], hooks
+    traffic = world.user_traffic(provisioned.service())
+    assert traffic.failed == 0 and traffic.deployments[-1].to_new_revision > 0
+
+
+def test_a_broken_stack_release_is_caught_on_the_test_listener_and_rolled_back(
+    world: World, provisioned: StackApp
+) -> None:
+    """db-down answers 200 with a bad body: the gate through the test listener fails before any production
+    traffic, the deployment is taken back at its hook, CloudFormation rolls the stack back, and the execution
+    ends with the gate's error; no user request reached v2."""
+    world.push_image("techchallengeapp", "v2", "db-down")
+    result = world.deploy(provisioned.request("v2"))
+
+    assert (result.status, result.error) == ("FAILED", "HealthCheckFailed"), result.cause
+    cause = result.cause or ""
+    assert provisioned.outputs()["TestUrl"] in cause and "UPDATE_ROLLBACK_COMPLETE" in cause, cause
+    assert stack_status(world, provisioned) == "UPDATE_ROLLBACK_COMPLETE"
+    assert_settled(world, provisioned, "v1")
+    assert service_deployments(world, provisioned)[0]["status"] == "ROLLBACK_SUCCESSFUL"
+    traffic = world.user_traffic(provisioned.service())
+    assert traffic.failed == 0 and traffic.deployments[-1].to_new_revision == 0
+    record = world.record(provisioned, result.name)
+    assert record is not None and record["error"] == "HealthCheckFailed"
+    again = world.deploy(provisioned.request("v2"))
+    assert (again.status, again.error) == ("FAILED", "PreviouslyFailed"), "it failed its gates: not tried again"
+    assert "EnsureStack" not in again.path
+
+
+def test_a_canary_stack_release_is_gated_at_each_production_step(world: World) -> None:
+    """CANARY: the canary share of production takes the new revision while EnsureStack gates it on production."""
+    app = provision(world, DeploymentStrategy="CANARY", CanaryPercent=10, CanaryBakeTimeMinutes=1)
+    world.push_image("techchallengeapp", "v2")
+    result = world.deploy(app.request("v2"))
+
+    assert result.status == "SUCCEEDED", result.cause
+    assert_settled(world, app, "v2")
+    weights = world.user_traffic(app.service()).deployments[-1]
+    assert weights.to_new_revision > 0 and world.user_traffic(app.service()).failed == 0
+
+
+def awaiting_hook(world: World, app: StackApp) -> dict[str, Any] | None:
+    for d in service_deployments(world, app):
+        if d["status"] == "IN_PROGRESS" and any(h["status"] == "AWAITING_ACTION" for h in d["lifecycleHookDetails"]):
+            return d
+    return None
+
+
+def test_a_stopped_execution_never_leaves_a_stack_update_paused(world: World, provisioned: StackApp) -> None:
+    """StopExecution while the service deployment of the stack update waits at a hook: the execution-end handler
+    takes it back, CloudFormation rolls the stack back, and v1 serves."""
+    world.push_image("techchallengeapp", "v2")
+    arn = None
+    for arrival in range(1, 40):
+        pause = world.pause_at("WaitStack", arrival)
+        arn = arn or world.start_deployment(provisioned.request("v2"))
+        pause.reached()
+        if awaiting_hook(world, provisioned) is not None:
+            break
+        pause.release()
+    else:
+        pytest.fail("the stack update never paused at a hook")
+    world.client("stepfunctions").stop_execution(executionArn=arn, error="Operator", cause="stop it")
+    pause.release()
+    assert world.wait(arn).status == "ABORTED"
+    eventually(lambda: stack_status(world, provisioned) == "UPDATE_ROLLBACK_COMPLETE")
+    assert_settled(world, provisioned, "v1")
+
+
+def test_a_secret_rotation_refreshes_a_blue_green_stack_through_its_hooks(world: World, provisioned: StackApp) -> None:
+    """A refresh forces new tasks of the same revision: under BLUE_GREEN that is a service deployment with the
+    stack's PAUSE hooks, followed and gated like a release (it used to wait for a rolling rollout that never came,
+    and time out)."""
+    world.register(provisioned)
+    [dispatcher] = world.rotate_secret(provisioned.outputs()["DatabaseSecretArn"])
+    [refresh] = world.wait(dispatcher).output["dispatch"]["started"]  # type: ignore[index]
+    result = world.wait(refresh["execution"])
+
+    assert result.status == "SUCCEEDED", result.cause
+    assert "FollowDeployment" in result.path and "WaitRollout" not in result.path
+    latest = service_deployments(world, provisioned)[0]
+    assert latest["status"] == "SUCCESSFUL"
+    assert not [h for h in latest.get("lifecycleHookDetails") or [] if h.get("status") == "TIMED_OUT"]
+    assert_settled(world, provisioned, "v1")
