@@ -74,7 +74,8 @@ class Scenario:
     image: str = "healthy"  # the profile of the image deployed
     provisioned: bool = False  # stack: deployed once (v1) before
     trigger: str = "manual"  # manual | pipeline
-    strategy: str = "ROLLING"  # BLUE_GREEN | CANARY | LINEAR: a service deployment ECS runs, followed
+    #: BLUE_GREEN | CANARY | LINEAR: a service deployment ECS runs, followed (a stack: its DeploymentStrategy)
+    strategy: str = "ROLLING"
     tag: str | None = None  # the tag deployed (default: v1 for a first provisioning, else v2)
     arrange: Callable[[World, Prepared], None] | None = None  # what else is true of the world
     approval: bool = False  # the request asks a person to approve; nobody answers, its timeout approves
@@ -135,13 +136,26 @@ SCENARIOS: tuple[Scenario, ...] = (
         strategy="BLUE_GREEN",
         approval=True,
     ),
-    Scenario("stack-first", "a stack app's first provisioning, with the database init", app="stack"),
+    Scenario(
+        "stack-first",
+        "a stack app's first provisioning (BLUE_GREEN, the default), with the database init",
+        app="stack",
+        strategy="BLUE_GREEN",
+    ),
     Scenario(
         "stack-broken",
-        "a stack app release fails its gates: rolled back through the stack",
+        "a ROLLING stack app release fails its gates: rolled back through the stack",
         app="stack",
         image="db-down",
         provisioned=True,
+    ),
+    Scenario(
+        "stack-bluegreen-broken",
+        "a BLUE_GREEN stack app release fails on test traffic: taken back, CloudFormation rolls the stack back",
+        app="stack",
+        image="db-down",
+        provisioned=True,
+        strategy="BLUE_GREEN",
     ),
     Scenario("pipeline", "a CodePipeline Lambda invoke action deploys a healthy image", trigger="pipeline"),
     Scenario(
@@ -184,7 +198,7 @@ def prepare(world: World, scenario: Scenario) -> Prepared:
     before: str | None = None
     if scenario.app == "stack":
         world.push_image("matrixapp", "v1")
-        app = world.stack_app("matrix", repository="matrixapp")
+        app = world.stack_app("matrix", repository="matrixapp", parameters={"DeploymentStrategy": scenario.strategy})
         if scenario.provisioned:
             first = world.deploy(app.request("v1"), timeout=TIMEOUT)
             if first.status != "SUCCEEDED":

@@ -192,7 +192,7 @@ def test_the_normal_path_gets_exactly_one_final_result(world: World, registered:
 
 def test_a_stack_app_stopped_mid_bake_rolls_back_to_the_last_verified_release(world: World) -> None:
     world.push_image("techchallengeapp", "v1")
-    stack = world.stack_app("techchallenge")
+    stack = world.stack_app("techchallenge", parameters={"DeploymentStrategy": "ROLLING"})  # (gated after the update)
     assert world.deploy(stack.request("v1")).status == "SUCCEEDED"  # provisioned, v1 verified
     world.push_image("techchallengeapp", "v2", "db-down")
     arn = stop_at(world, "WaitBake", stack.request("v2"))  # the stack runs v2, unverified

@@ -153,7 +153,8 @@ def _stacks(s: Served, out: Any) -> None:  # stepdeploy's stack outputs: the sta
 
 def _app_stack(s: Served, out: Any) -> None:  # the application stack stepdeploy provisioned
     [stack] = out["Stacks"]
-    assert stack["StackStatus"] in ("CREATE_COMPLETE", "UPDATE_COMPLETE")
+    # (a BLUE_GREEN stack whose broken release CloudFormation rolled back is UPDATE_ROLLBACK_COMPLETE: stable)
+    assert stack["StackStatus"] in ("CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE")
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
     assert outputs["ServiceName"] == s.app.service().service
 

@@ -5,10 +5,9 @@ deployment back; CloudFormation then rolls the stack back, and the execution end
 
 from __future__ import annotations
 
-from typing import Any
-
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from stepdeploy_local import World
@@ -97,13 +96,15 @@ def test_a_broken_stack_release_is_caught_on_the_test_listener_and_rolled_back(
     assert (result.status, result.error) == ("FAILED", "HealthCheckFailed"), result.cause
     cause = result.cause or ""
     assert provisioned.outputs()["TestUrl"] in cause and "UPDATE_ROLLBACK_COMPLETE" in cause, cause
+    assert "CheckHealth" in result.path and "RecordRolledBack" in result.path, "v1 is verified after the rollback"
     assert stack_status(world, provisioned) == "UPDATE_ROLLBACK_COMPLETE"
     assert_settled(world, provisioned, "v1")
     assert service_deployments(world, provisioned)[0]["status"] == "ROLLBACK_SUCCESSFUL"
     traffic = world.user_traffic(provisioned.service())
     assert traffic.failed == 0 and traffic.deployments[-1].to_new_revision == 0
     record = world.record(provisioned, result.name)
-    assert record is not None and record["error"] == "HealthCheckFailed"
+    assert record is not None and (record["outcome"], record["error"]) == ("ROLLED_BACK", "HealthCheckFailed")
+    assert record["running_task_definition"] == provisioned.service().running_task_definition()
     again = world.deploy(provisioned.request("v2"))
     assert (again.status, again.error) == ("FAILED", "PreviouslyFailed"), "it failed its gates: not tried again"
     assert "EnsureStack" not in again.path

@@ -38,6 +38,7 @@ from .errors import (
     UnregisteredRepository,
 )
 from .models import (
+    INT_RANGES,
     BakeState,
     DeploymentRequest,
     FollowState,
@@ -735,8 +736,10 @@ def ensure_stack(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
                 return ready(view)  # (an update may finish before a cancel lands)
             if status.endswith("_IN_PROGRESS"):
                 gate_wait = gate_stack_service(state, request, view, name)
-            elif state.gate_failure and status.endswith("ROLLBACK_COMPLETE"):
-                raise _stack_gate_failure(state.gate_failure, name, status)
+            elif state.gate_failure and status.endswith("ROLLBACK_COMPLETE") and view is not None:
+                if rollback is not None:  # the rollback's own deployment failed its gates
+                    raise _stack_gate_failure(state.gate_failure, name, status)
+                return _gated_back(state, request, view, _stack_gate_failure(state.gate_failure, name, status))
             else:
                 cause = app_stack.first_failure(cloudformation.recent_events(name), name)
                 what = (
@@ -752,8 +755,20 @@ def ensure_stack(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
         break
     if state.elapsed_seconds + spec.poll_seconds > spec.timeout_seconds:
         _at_deadline(state, spec, name, status, discard, view)
-    state.wait_seconds = min(spec.poll_seconds, gate_wait or spec.poll_seconds)
+    state.wait_seconds = min(spec.poll_seconds, max(gate_wait or spec.poll_seconds, STACK_POLL_FLOOR))
     return state.to_dict()
+
+
+def _gated_back(
+    state: app_stack.StackState, request: DeploymentRequest, view: app_stack.StackView, failure: DeploymentError
+) -> dict[str, Any]:
+    """A gate took the stack update's service deployment back, and CloudFormation rolled the stack back: the
+    revision it runs again is verified by the gates like any rollback (ROLLED_BACK, or a person is needed);
+    ``failure`` is the error the execution ends with (as a Catch would keep it)."""
+    out = _rolled_back_stack(state, request, view)
+    out["status"] = "ROLLED_BACK"
+    out["detail"] = f"the gates took the update back and CloudFormation rolled the stack back: {failure}"
+    return {**out, "failure": {"Error": type(failure).__name__, "Cause": str(failure)}}
 
 
 def _stack_gate_failure(failure: dict[str, str], name: str, status: str) -> DeploymentError:
@@ -880,6 +895,9 @@ def _ready(
 
 #: what EnsureStack does for a service deployment CloudFormation started, per follow phase (the rest: wait)
 STACK_FOLLOW_PHASES = ("HOOK", "SHIFT", "FAILED")
+#: EnsureStack gates a stack's service deployment at most this often (the stack poll's floor): a poll every gate
+#: interval over a stack deadline would outgrow the execution's history (tests/contract/test_execution_bounds.py)
+STACK_POLL_FLOOR = INT_RANGES["stack.poll_seconds"][0]
 
 
 def gate_stack_service(
@@ -1806,8 +1824,7 @@ def _record(
     }
     records.put_record(settings.deployments_table, record)
     key = intent.get("service_key", record["service"])
-    gated = bool((state.get("stack") or {}).get("gate_failure"))  # it ran, under a stack update, and failed
-    if outcome in ENDED_OUTCOMES and not state.get("active") and not gated and record["image_digest"] and not refresh:
+    if outcome in ENDED_OUTCOMES and not state.get("active") and record["image_digest"] and not refresh:
         # nothing of this deployment ran: its claim on the digest goes, so the same release can be retried
         control.release_claim(settings.control_table, key, str(record["image_digest"]), str(state["deployment_id"]))
     # a refresh deploys nothing new: the last verified image, its push time and revision stay as they are;
