@@ -239,3 +239,15 @@ def test_a_failing_comparison_counts_as_a_failing_shift_round() -> None:
     state = decisions.fold_shift_round(BakeState(), [worse], health(), "td:2")
     with pytest.raises(HealthCheckFailed, match=r"production traffic.*5XX"):
         decisions.fold_shift_round(state, [worse], health(), "td:2")
+
+
+def test_a_stack_whose_shift_and_bake_outlast_an_execution_is_refused() -> None:
+    """The stack's traffic shift and bake are bounded as a request's own strategy is (MAX_SHIFT_SECONDS)."""
+    with pytest.raises(InvalidDeploymentRequest, match=r"^\$\.stack\.parameters\.DeploymentBakeTimeMinutes: CANARY"):
+        DeploymentRequest.from_input(
+            {
+                "stack": {"name": "shop", "parameters": {"DeploymentStrategy": "CANARY", "CanaryBakeTimeMinutes": 60}},
+                "image": BASE["image"],
+            },
+            Defaults(),
+        )

@@ -165,3 +165,16 @@ def test_a_secret_rotation_refreshes_a_blue_green_stack_through_its_hooks(world:
     assert latest["status"] == "SUCCESSFUL"
     assert not [h for h in latest.get("lifecycleHookDetails") or [] if h.get("status") == "TIMED_OUT"]
     assert_settled(world, provisioned, "v1")
+
+
+def test_a_refresh_follows_the_stack_s_own_bake_time(world: World) -> None:
+    """The request a stack's refresh follows with takes the stack's strategy numbers (here a 55-minute bake), not
+    the defaults: with the default 5 minutes its follow deadline ran out during ECS's bake and it was rolled back."""
+    app = provision(world, DeploymentBakeTimeMinutes=55)
+    world.register(app)
+    [dispatcher] = world.rotate_secret(app.outputs()["DatabaseSecretArn"])
+    [refresh] = world.wait(dispatcher).output["dispatch"]["started"]  # type: ignore[index]
+    result = world.wait(refresh["execution"], timeout=120)
+
+    assert result.status == "SUCCEEDED", result.cause
+    assert service_deployments(world, app)[0]["status"] == "SUCCESSFUL"

@@ -647,9 +647,11 @@ def _stack(value: Any, defaults: Defaults) -> StackSpec:
         command = tuple(command_raw)
     else:
         raise _fail("$.stack.init_command", "expected a list of strings (an empty list: no database initialisation)")
+    parameters = app_stack.validate_parameters(params, app_stack.parameter_spec())
+    app_stack.check_deployment_time(parameters, {}, app_stack.parameter_spec())  # (EnsureStack: over the stack's)
     return StackSpec(
         name=_req(_str(st, "name", "$.stack", _STACK, required=True)),
-        parameters=app_stack.validate_parameters(params, app_stack.parameter_spec()),
+        parameters=parameters,
         init_command=command,
         allow_destructive_init=_flag(st, "allow_destructive_init", "$.stack"),
         timeout_seconds=_int(

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InfraUpdateFailed, InvalidDeploymentRequest
-from .models import carried
+from .models import MAX_SHIFT_SECONDS, StrategySpec, carried
 
 STACKS_DIR = Path(__file__).resolve().parent / "stacks"
 TEMPLATE_FILE = STACKS_DIR / "app.yaml"
@@ -71,6 +71,45 @@ def _number(name: str, text: str) -> float:
         return float(text)
     except ValueError as exc:
         raise _fail(name, f"expected a number, got {text!r}") from exc
+
+
+#: the stack parameters that shape a BLUE_GREEN, CANARY or LINEAR deployment, as StrategySpec fields
+STRATEGY_PARAMETERS: dict[str, tuple[str, type[int] | type[float]]] = {
+    "bake_minutes": ("DeploymentBakeTimeMinutes", int),
+    "canary_percent": ("CanaryPercent", float),
+    "canary_bake_minutes": ("CanaryBakeTimeMinutes", int),
+    "step_percent": ("LinearStepPercent", float),
+    "step_bake_minutes": ("LinearStepBakeTimeMinutes", int),
+    "hook_timeout_minutes": ("LifecycleHookTimeoutMinutes", int),
+}
+
+
+def strategy_fields(parameters: Mapping[str, str]) -> dict[str, Any]:
+    """The StrategySpec fields the stack's parameters set (as far as it has them)."""
+    return {
+        field: kind(float(parameters[name]))
+        for field, (name, kind) in STRATEGY_PARAMETERS.items()
+        if parameters.get(name) not in (None, "")
+    }
+
+
+def check_deployment_time(
+    parameters: Mapping[str, str], before: Mapping[str, str], spec: Mapping[str, Mapping[str, Any]]
+) -> None:
+    """The stack's traffic shift and bake (``parameters`` over the stack's ``before``, over the template's
+    defaults) must end within what an execution can wait, as a request's own strategy must. Raises
+    InvalidDeploymentRequest."""
+    merged = {name: str(rule["Default"]) for name, rule in spec.items() if "Default" in rule}
+    merged.update(before)
+    merged.update(parameters)
+    strategy = StrategySpec(type=merged.get("DeploymentStrategy", "ROLLING"), **strategy_fields(merged))
+    if strategy.shift_seconds() > MAX_SHIFT_SECONDS:
+        names = ", ".join(name for name, _ in STRATEGY_PARAMETERS.values() if name != "LifecycleHookTimeoutMinutes")
+        raise _fail(
+            "DeploymentBakeTimeMinutes",
+            f"{strategy.type}'s traffic shift and bake take {strategy.shift_seconds()} s; at most "
+            f"{MAX_SHIFT_SECONDS} s (every deployment must end within the execution's time limit): see {names}",
+        )
 
 
 def validate_parameters(given: Mapping[str, Any], spec: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
@@ -153,8 +192,11 @@ def outputs_complete(outputs: Mapping[str, str]) -> bool:
     return all(outputs.get(k) for k in REQUIRED_OUTPUTS)
 
 
-def complete_request(request: Mapping[str, Any], outputs: Mapping[str, str]) -> dict[str, Any]:
-    """The request with ``service`` and ``health`` filled from the stack outputs (configured once)."""
+def complete_request(
+    request: Mapping[str, Any], outputs: Mapping[str, str], parameters: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The request with ``service`` and ``health`` filled from the stack outputs (configured once), and, for a
+    BLUE_GREEN, CANARY or LINEAR stack, its strategy: the test listener, and the numbers its ``parameters`` set."""
     missing = [k for k in REQUIRED_OUTPUTS if not outputs.get(k)]
     if missing:
         raise InfraUpdateFailed(
@@ -174,20 +216,20 @@ def complete_request(request: Mapping[str, Any], outputs: Mapping[str, str]) -> 
     strategy = outputs.get("DeploymentStrategy", "ROLLING")
     if strategy != "ROLLING":  # the service's hooks and traffic shift are in the stack; the gates need the test URL
         out["strategy"] = {
-            "type": strategy,
+            **asdict(StrategySpec(type=strategy, **strategy_fields(parameters or {}))),
             "test_url": outputs.get("TestUrl"),
             "test_header_secret_arn": outputs.get("TestTrafficSecretArn"),
         }
     return dict(out)
 
 
-def gating_request(request: Mapping[str, Any], outputs: Mapping[str, str], strategy: str) -> dict[str, Any] | None:
+def gating_request(request: Mapping[str, Any], view: StackView | None, strategy: str) -> dict[str, Any] | None:
     """The request the gates of a service deployment CloudFormation started run with: ``request`` completed from
-    the stack's outputs, its strategy the deployment's (``strategy``; the outputs may still name the one before
-    the update). None when the outputs do not name the URLs yet (the stack is being created)."""
-    if not outputs_complete(outputs) or not outputs.get("TestUrl"):
+    the stack's outputs and parameters, its strategy the deployment's (``strategy``; the outputs may still name the
+    one before the update). None when the outputs do not name the URLs yet (the stack is being created)."""
+    if view is None or not outputs_complete(view.outputs) or not view.outputs.get("TestUrl"):
         return None
-    return complete_request(request, {**outputs, "DeploymentStrategy": strategy})
+    return complete_request(request, {**view.outputs, "DeploymentStrategy": strategy}, view.parameters)
 
 
 # --------------------------------------------------------------------------- the EnsureStack loop

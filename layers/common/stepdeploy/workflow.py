@@ -282,7 +282,8 @@ def _with_stack_outputs(
     view = cloudformation.describe_stack(settings.stack_name(request.stack.name))
     if view is None or not app_stack.outputs_complete(view.outputs):  # (an update in progress keeps them)
         return request, view
-    return DeploymentRequest.from_dict(app_stack.complete_request(request.to_dict(), view.outputs)), view
+    completed = app_stack.complete_request(request.to_dict(), view.outputs, view.parameters)
+    return DeploymentRequest.from_dict(completed), view
 
 
 def _running(service: ServiceRef, container: str | None) -> tuple[decisions.ServiceView, dict[str, Any]]:
@@ -640,6 +641,7 @@ def ensure_stack(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
             assert view is not None
             params = app_stack.rollback_parameters(view, rollback.get("parameters"), rollback.get("image"), known)
         else:
+            app_stack.check_deployment_time(spec.parameters, view.parameters if view else {}, known)
             params = app_stack.update_parameters(kind, view, spec.parameters, image_uri, known)
             if kind == "UPDATE" and view is not None:
                 state.previous_parameters = dict(view.parameters)
@@ -870,7 +872,9 @@ def _ready(
     """The stack (as just described) is as requested: complete the request from its outputs; decide
     the database init."""
     assert request.stack is not None
-    completed = DeploymentRequest.from_dict(app_stack.complete_request(request.to_dict(), view.outputs))
+    completed = DeploymentRequest.from_dict(
+        app_stack.complete_request(request.to_dict(), view.outputs, view.parameters)
+    )
     state.phase, state.status = "done", "READY"
     state.detail = f"{state.operation}: {len(state.changes)} resource change(s)"
     out = {**state.to_dict(), "request": completed.to_dict(), "outputs": dict(view.outputs)}
@@ -930,7 +934,7 @@ def gate_stack_service(
     phase = decisions.follow_phase(deployment, follow)
     if phase not in STACK_FOLLOW_PHASES or (phase == "FAILED" and state.gate_failure):
         return None
-    gating = app_stack.gating_request(request.to_dict(), view.outputs if view else {}, service.strategy)
+    gating = app_stack.gating_request(request.to_dict(), view, service.strategy)
     if gating is None:  # being created: no user reaches the first revision yet, and VERIFY gates it after
         if deployment.hook is not None:
             ecs.answer_hook(deployment.arn, deployment.hook.id, "CONTINUE")
