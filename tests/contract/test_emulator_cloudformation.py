@@ -352,7 +352,7 @@ def test_an_update_that_moves_a_service_waits_for_its_deployment_and_rolls_back_
 
     def stability(cluster: str, service: str, task_definition: str) -> str:
         seen.append((cluster, service, task_definition))
-        return state["now"]
+        return "COMPLETED" if task_definition == state.get("stable") else state["now"]  # (the revision it ran)
 
     monkeypatch.setattr(compat.HOOKS, "service_stability", stability)
 
@@ -366,7 +366,7 @@ def test_an_update_that_moves_a_service_waits_for_its_deployment_and_rolls_back_
     assert seen and seen[-1] == (out["ClusterName"], out["ServiceName"], running())
     state["now"] = "COMPLETED"
     assert status(cfn, "app") == "UPDATE_COMPLETE"
-    released = running()
+    released = state["stable"] = running()
 
     state["now"] = "IN_PROGRESS"
     cfn.execute_change_set(ChangeSetName=update_change_set(cfn, "app", "broken", ContainerImage=IMAGE))
@@ -381,6 +381,56 @@ def test_an_update_that_moves_a_service_waits_for_its_deployment_and_rolls_back_
     scaled = update_change_set(cfn, "app", "scale", HealthCheckGracePeriodSeconds="90")
     cfn.execute_change_set(ChangeSetName=scaled)  # the task definition stays: nothing to wait for
     assert status(cfn, "app") == "UPDATE_COMPLETE"
+
+
+@covers("cfn_execution")
+def test_the_resources_that_depend_on_a_moved_service_wait_for_it_and_a_rollback_waits_too(
+    aws: Clients, _patch: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As on AWS, a resource that depends on an ECS service the update moved (ScalableTarget) is updated once the
+    service is stable; when it then fails, the rollback moves the service back and waits for it in turn
+    (UPDATE_ROLLBACK_IN_PROGRESS), ending UPDATE_ROLLBACK_FAILED when the service cannot get back."""
+    cfn, ecs = aws("cloudformation"), aws("ecs")
+    out = provision(cfn)
+    now: dict[str, str] = {}
+
+    def stability(cluster: str, service: str, task_definition: str) -> str:
+        return now.get(task_definition, "IN_PROGRESS")
+
+    monkeypatch.setattr(compat.HOOKS, "service_stability", stability)
+
+    def running() -> str:
+        (svc,) = ecs.describe_services(cluster=out["ClusterName"], services=[out["ServiceName"]])["services"]
+        return str(svc["taskDefinition"])
+
+    def updated(logical_id: str) -> int:
+        return sum(1 for lid, st, _ in events(cfn, "app") if (lid, st) == (logical_id, "UPDATE_COMPLETE"))
+
+    first, target_updates = running(), updated("ScalableTarget")
+    release = update_change_set(cfn, "app", "release", ContainerImage=IMAGE_2, MinCapacity="3")
+    cfn.execute_change_set(ChangeSetName=release)
+    assert status(cfn, "app") == "UPDATE_IN_PROGRESS" and running() != first
+    assert updated("ScalableTarget") == target_updates, "the scalable target waits for the service"
+    now[running()] = "COMPLETED"
+    assert status(cfn, "app") == "UPDATE_COMPLETE" and updated("ScalableTarget") == target_updates + 1
+
+    released = running()
+    del now[released]  # CloudFormation asks about it again when a rollback moves the service back to it
+    failing = {("ScalableTarget", "UPDATE"): "refused (contract test)"}
+    monkeypatch.setattr(
+        compat.HOOKS,
+        "stack_resource_failure",
+        lambda stack, logical, kind, action: failing.pop((logical, action), None),
+    )
+    cfn.execute_change_set(ChangeSetName=update_change_set(cfn, "app", "again", ContainerImage=IMAGE, MinCapacity="2"))
+    moved = running()
+    now[moved] = "COMPLETED"  # the service is stable: then the scalable target fails
+    assert status(cfn, "app") == "UPDATE_ROLLBACK_IN_PROGRESS", "the rollback waits for the service to get back"
+    assert running() == released
+    now[released] = "FAILED: the rollback deployment was rolled back"
+    assert status(cfn, "app") == "UPDATE_ROLLBACK_FAILED"
+    reasons = [reason or "" for lid, st, reason in events(cfn, "app") if (lid, st) == ("Service", "UPDATE_FAILED")]
+    assert any("did not stabilize" in r and "rollback deployment was rolled back" in r for r in reasons), reasons
 
 
 @covers("cfn_operation_time")

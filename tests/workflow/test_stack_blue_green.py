@@ -178,3 +178,22 @@ def test_a_refresh_follows_the_stack_s_own_bake_time(world: World) -> None:
 
     assert result.status == "SUCCEEDED", result.cause
     assert service_deployments(world, app)[0]["status"] == "SUCCESSFUL"
+
+
+def test_a_stack_update_that_fails_after_its_release_is_rolled_back_through_the_hooks_too(
+    world: World, provisioned: StackApp
+) -> None:
+    """The service deployment succeeds, then a resource that waited for it (the scalable target) fails:
+    CloudFormation's rollback moves the service back, a deployment with the same PAUSE hooks, which EnsureStack
+    gates and answers too (unanswered, it would time out into ROLLBACK and leave UPDATE_ROLLBACK_FAILED)."""
+    world.push_image("techchallengeapp", "v2")
+    world.faults.fail_stack_resource("ScalableTarget", "Resource handler returned message: refused (test)")
+    result = world.deploy(provisioned.request("v2", stack={"parameters": {"MinCapacity": 3}}))
+
+    assert (result.status, result.error) == ("FAILED", "InfraUpdateFailed"), result.cause
+    assert "ScalableTarget" in (result.cause or "") and "UPDATE_ROLLBACK_COMPLETE" in (result.cause or "")
+    assert stack_status(world, provisioned) == "UPDATE_ROLLBACK_COMPLETE"
+    assert_settled(world, provisioned, "v1")
+    release, back = service_deployments(world, provisioned)[1::-1]
+    assert (release["status"], back["status"]) == ("SUCCESSFUL", "SUCCESSFUL"), (release, back)
+    assert [h["status"] for h in back["lifecycleHookDetails"]].count("TIMED_OUT") == 0

@@ -17,7 +17,7 @@ import re
 import time as _time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .. import clock as _clock
@@ -1778,10 +1778,14 @@ class _Operation:
 
     # ------------------------------------------------------------------ whole templates
 
-    def apply(self) -> None:
-        """Create and update the resources of the template the stack points at, dependencies first."""
+    def apply(self, names: list[str] | None = None) -> list[str]:
+        """Create and update the resources of the template the stack points at (``names``: the ones left),
+        dependencies first. An update that moves an ECS service to another task definition stops it when
+        CloudFormation waits for services (HOOKS.service_stability): the rest, returned, is applied once the
+        service is stable, as on AWS, where the service's dependents wait for it."""
         wanted = _active(self.rmap._template, self.rmap)
-        for name in _creation_order(wanted):
+        order = _creation_order(wanted) if names is None else names
+        for index, name in enumerate(order):
             resource, current = wanted[name], self.state.get(name)
             if current is None:
                 self.create(name, resource)
@@ -1792,6 +1796,9 @@ class _Operation:
                 raise _ResourceFailed(name, resource["Type"], "UPDATE", _reason(exc)) from exc
             if props != current["Properties"] or resource["Type"] != current["Type"]:
                 self.update(name, resource, props)
+                if HOOKS.service_stability is not None and _moved_service(self.journal[-1]) is not None:
+                    return order[index + 1 :]
+        return []
 
     def clean_up(self, old_resources: dict[str, Any], removed: list[str]) -> None:
         """After a successful update: delete replaced resources, then resources no longer in the template."""
@@ -1809,6 +1816,11 @@ class _Operation:
         """Roll back this operation's changes; False if some could not be undone. Replaced resources come
         back first, then in-place changes are reverted in order (so references see the restored
         resources), then what the operation created is deleted."""
+        ok = self.undo_changes()
+        return self.undo_additions(creating) and ok
+
+    def undo_changes(self) -> bool:
+        """Replaced resources back, in-place changes reverted (the first half of undo)."""
         ok = True
         for step in self.journal:
             if step.action == "Replace":
@@ -1817,6 +1829,11 @@ class _Operation:
         for step in self.journal:
             if step.action == "Modify" and step.old_state is not None:
                 ok = self._revert(step) and ok
+        return ok
+
+    def undo_additions(self, creating: bool) -> bool:
+        """What the operation created (or replaced) deleted (the second half of undo)."""
+        ok = True
         if not creating:
             self.status("UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS")
         created = [step for step in self.journal if step.action in ("Add", "Replace") and step.new_state is not None]
@@ -1936,14 +1953,16 @@ def _finish(backend: Any, change_set: Any) -> None:
         del backend.change_sets[other]  # executing a change set deletes the stack's other change sets
     try:
         _point_at(stack, backend.exports, change_set.template, change_set.template_dict, change_set.parameters)
-        operation.apply()
+        rest = operation.apply()
     except _ResourceFailed as failure:
         _roll_back(backend, operation, failure, creating, previous)
         change_set.execution_status = "EXECUTE_FAILED"
         return
     waiting = _services_rolling(operation) if not creating else []
     if waiting and HOOKS.service_stability is not None:  # CloudFormation waits for the service to be stable
-        stack._compat_stabilizing = _Stabilizing(change_set, operation, previous, old_resources, removal_order, waiting)
+        stack._compat_stabilizing = _Stabilizing(
+            change_set, operation, previous, old_resources, removal_order, waiting, rest
+        )
         return
     _complete(backend, change_set, operation, old_resources, removal_order)
 
@@ -1959,19 +1978,41 @@ class _Stabilizing:
     old_resources: dict[str, Any]
     removal_order: list[str]
     services: list[tuple[str, str, str, str]]  # logical id, cluster, service, task definition
+    rest: list[str] = field(default_factory=list)  # resources applied once the services are stable
+
+
+def _moved_service(step: _Step) -> tuple[str, str, str, str] | None:
+    """(logical id, cluster, service, task definition) when this step moved an ECS service to another task
+    definition (an UpdateService rollout CloudFormation waits for)."""
+    if step.resource.get("Type") != "AWS::ECS::Service" or step.action != "Modify" or step.new is None:
+        return None
+    before = (step.old_state or {}).get("Properties", {}).get("TaskDefinition")
+    after = (step.new_state or {}).get("Properties", {}).get("TaskDefinition")
+    return None if before == after else (step.logical_id, step.new.cluster_name, step.new.name, str(after))
 
 
 def _services_rolling(operation: _Operation) -> list[tuple[str, str, str, str]]:
     """The ECS services this operation moved to another task definition (an UpdateService rollout)."""
-    out = []
-    for step in operation.journal:
-        if step.resource.get("Type") != "AWS::ECS::Service" or step.action != "Modify" or step.new is None:
-            continue
-        before = (step.old_state or {}).get("Properties", {}).get("TaskDefinition")
-        after = (step.new_state or {}).get("Properties", {}).get("TaskDefinition")
-        if before != after:
-            out.append((step.logical_id, step.new.cluster_name, step.new.name, str(after)))
-    return out
+    return [moved for step in operation.journal if (moved := _moved_service(step)) is not None]
+
+
+def _services_reverted(operation: _Operation) -> list[tuple[str, str, str, str]]:
+    """The ECS services a rollback of this operation moved back (after undo_changes), with the task definition
+    each runs now (a reverted task definition is a new revision of the one before)."""
+    live = operation.rmap._parsed_resources
+    return [
+        (logical_id, cluster, name, str(getattr(live.get(logical_id), "task_definition", moved_to)))
+        for logical_id, cluster, name, moved_to in _services_rolling(operation)
+    ]
+
+
+def _unstable(services: list[tuple[str, str, str, str]]) -> tuple[bool, tuple[str, str] | None]:
+    """Whether some service (as HOOKS.service_stability sees it) is not COMPLETED yet, and the first that failed
+    (logical id, reason)."""
+    hook = HOOKS.service_stability
+    states = [(s, hook(s[1], s[2], s[3]) if hook is not None else "COMPLETED") for s in services]
+    failed = next(((s[0], state) for s, state in states if state.startswith("FAILED")), None)
+    return any(state != "COMPLETED" for _, state in states), failed
 
 
 def _complete(
@@ -1990,13 +2031,26 @@ def _complete(
 
 
 def _stabilize(backend: Any, stack: Any) -> None:
-    """Finish an update whose services are stable, or roll it back when a rollout failed."""
+    """Go on with an update whose services are stable (the resources that wait for them, then complete it), or
+    roll it back when a rollout failed."""
     waiting: _Stabilizing = stack._compat_stabilizing
     hook = HOOKS.service_stability
     states = [(s, hook(s[1], s[2], s[3]) if hook is not None else "COMPLETED") for s in waiting.services]
     failed = next(((s, state) for s, state in states if state.startswith("FAILED")), None)
     if failed is None and any(state != "COMPLETED" for _, state in states):
         return
+    if failed is None and waiting.rest:
+        try:
+            waiting.rest = waiting.operation.apply(waiting.rest)
+        except _ResourceFailed as failure:
+            stack._compat_stabilizing = None
+            _roll_back(backend, waiting.operation, failure, False, waiting.previous)
+            waiting.change_set.execution_status = "EXECUTE_FAILED"
+            return
+        moved = _services_rolling(waiting.operation)
+        if len(moved) > len(waiting.services):  # another service to wait for
+            waiting.services = moved
+            return
     stack._compat_stabilizing = None
     if failed is None:
         _complete(backend, waiting.change_set, waiting.operation, waiting.old_resources, waiting.removal_order)
@@ -2026,6 +2080,8 @@ def settle_pending(backend: Any) -> None:
             _finish(backend, pending[1])
         if getattr(stack, "_compat_stabilizing", None) is not None:
             _stabilize(backend, stack)
+        if getattr(stack, "_compat_rolling_back", None) is not None:
+            _finish_roll_back(backend, stack)
 
 
 def _cancel_update(backend: Any, stack: Any) -> None:
@@ -2071,7 +2127,34 @@ def _roll_back(backend: Any, operation: _Operation, failure: _ResourceFailed, cr
     reason = f"The following resource(s) failed to update: [{failure.logical_id}]. "
     operation.status("UPDATE_ROLLBACK_IN_PROGRESS", reason)
     _point_at(stack, backend.exports, *previous)
-    ok = operation.undo(creating=False)
+    stack._compat_rolling_back = _RollingBack(operation, operation.undo_changes(), _services_reverted(operation))
+    _finish_roll_back(backend, stack)
+
+
+@dataclass
+class _RollingBack:
+    """An update rollback whose changes are reverted, waiting (as CloudFormation does) for the ECS services it
+    moved back to be stable before it cleans up; a service that cannot get back fails the rollback."""
+
+    operation: _Operation
+    ok: bool  # every change reverted
+    services: list[tuple[str, str, str, str]]  # logical id, cluster, service, the task definition it goes back to
+
+
+def _finish_roll_back(backend: Any, stack: Any) -> None:
+    rolling: _RollingBack = stack._compat_rolling_back
+    unstable, failed = _unstable(rolling.services)
+    if unstable and failed is None:
+        return
+    stack._compat_rolling_back = None
+    operation = rolling.operation
+    if failed is not None:
+        logical_id, state = failed
+        why = state.removeprefix("FAILED").strip(": ")
+        operation.event(
+            logical_id, "AWS::ECS::Service", "UPDATE_FAILED", reason=f"the service did not stabilize ({why})"
+        )
+    ok = operation.undo_additions(creating=False) and rolling.ok and failed is None
     _settle(backend, stack, outputs=True)
     operation.status("UPDATE_ROLLBACK_COMPLETE" if ok else "UPDATE_ROLLBACK_FAILED")
 
