@@ -197,3 +197,22 @@ def test_a_stack_update_that_fails_after_its_release_is_rolled_back_through_the_
     release, back = service_deployments(world, provisioned)[1::-1]
     assert (release["status"], back["status"]) == ("SUCCESSFUL", "SUCCESSFUL"), (release, back)
     assert [h["status"] for h in back["lifecycleHookDetails"]].count("TIMED_OUT") == 0
+
+
+def test_changing_the_strategy_is_an_infrastructure_change_plan_mode_shows(world: World, provisioned: StackApp) -> None:
+    """BLUE_GREEN -> CANARY: plan mode lists the service's change and changes nothing; applied, the next release
+    moves a canary share of production first."""
+    change = {"parameters": {"DeploymentStrategy": "CANARY", "CanaryBakeTimeMinutes": 1}}
+    planned = world.deploy(provisioned.request("v1", plan=True, stack=change))
+    assert planned.status == "SUCCEEDED" and planned.output is not None, planned.cause
+    stack_plan = planned.output["plan"]["stack"]
+    assert stack_plan["operation"] == "UPDATE" and "Service" in {c["logical_id"] for c in stack_plan["changes"]}
+    assert provisioned.outputs()["DeploymentStrategy"] == "BLUE_GREEN"
+
+    world.push_image("techchallengeapp", "v2")
+    result = world.deploy(provisioned.request("v2", stack=change))
+
+    assert result.status == "SUCCEEDED", result.cause
+    assert provisioned.outputs()["DeploymentStrategy"] == "CANARY"
+    assert service_deployments(world, provisioned)[0]["deploymentConfiguration"]["strategy"] == "CANARY"
+    assert_settled(world, provisioned, "v2")
