@@ -27,7 +27,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from secrets import token_hex, token_urlsafe
-from typing import Any
+from typing import Any, TypeVar
 
 from . import clock, compat, template, tls
 from .deployments import PROGRESSIVE, DeploymentModel
@@ -40,6 +40,8 @@ ACCOUNT_ID = "123456789012"
 #: the header the test listener's rule requires (a blue/green service the world creates)
 TEST_HEADER = "X-Stepdeploy-Test"
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+
+T = TypeVar("T")
 
 
 def _states_of(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -2013,6 +2015,16 @@ class World:
         if definition["Type"] != "Task":
             raise ValueError(f"{state} is a {definition['Type']} state, not a Task state")
         return definition
+
+    @staticmethod
+    def eventually(read: Callable[[], T], timeout: float = 10.0) -> T:
+        """Poll ``read`` (wall time) until it returns something truthy, e.g. what the execution-end handler does
+        after an execution ended; AssertionError after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while not (value := read()):
+            assert time.monotonic() < deadline, "nothing appeared"
+            time.sleep(0.02)
+        return value
 
     def wait_for_state(self, execution_arn: str, state: str, timeout: float = 30.0) -> None:
         """Block until the execution has entered ``state`` (e.g. to start a racing deployment)."""

@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from typing import Any
-
 from stepdeploy_local import World
 from stepdeploy_local.world import AppService
 
 
 def revision(arn: str) -> str:
     return arn.rsplit("/", 1)[-1]
-
-
-def eventually(read: Callable[[], Any], timeout: float = 10.0) -> Any:
-    """What ``read`` returns once it is not None (the execution-end handler runs after the execution)."""
-    deadline = time.monotonic() + timeout
-    while (value := read()) is None:
-        assert time.monotonic() < deadline, "nothing appeared"
-        time.sleep(0.02)
-    return value
 
 
 def test_a_dead_holders_lock_expires_on_the_worlds_clock(world: World, app: AppService) -> None:
@@ -145,9 +132,9 @@ def test_a_failed_record_step_still_records_and_keeps_the_stale_reference(world:
 
     assert result.status == "SUCCEEDED", result.cause
     assert revision(app.running_task_definition()) == "web:2"
-    record = eventually(lambda: world.record(app, result.name))
+    record = World.eventually(lambda: world.record(app, result.name))
     assert record["outcome"] == "SUCCEEDED"
-    notes = eventually(lambda: world.notifications() or None)
+    notes = World.eventually(lambda: world.notifications() or None)
     assert [n["attributes"]["outcome"] for n in notes] == ["SUCCEEDED"]
 
     late_event = world.ecr_push_event(
@@ -167,6 +154,6 @@ def test_a_failed_rollback_record_step_ends_readable(world: World, app: AppServi
 
     assert (result.status, result.error) == ("FAILED", "HealthCheckFailed")
     assert "rolled back" in (result.cause or "") and "stackTrace" not in (result.cause or "")
-    record = eventually(lambda: world.record(app, result.name))
+    record = World.eventually(lambda: world.record(app, result.name))
     assert record["outcome"] == "ROLLED_BACK"
     assert revision(app.running_task_definition()) == "web:1"

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import urllib.request
 from collections.abc import Callable
 from typing import Any
@@ -27,14 +26,6 @@ STRATEGIES = {
 
 def revision(arn: str) -> str:
     return arn.rsplit("/", 1)[-1]
-
-
-def eventually(read: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := read()):
-        assert time.monotonic() < deadline, "nothing appeared"
-        time.sleep(0.02)
-    return value
 
 
 def progressive(world: World, kind: str) -> tuple[AppService, dict[str, Any]]:
@@ -85,7 +76,7 @@ def assert_settled(world: World, app: AppService, task_definition: str) -> None:
     unfinished = [d for d in deployments(world, app) if d["status"] in ("PENDING", "IN_PROGRESS")]
     assert not unfinished, unfinished
     assert sorted(production_weights(world, app).values()) == [0, 100]
-    assert eventually(lambda: lock_free(world, app))
+    assert World.eventually(lambda: lock_free(world, app))
 
 
 @pytest.mark.parametrize("kind", sorted(STRATEGIES))
@@ -175,9 +166,9 @@ def test_a_stopped_execution_never_leaves_a_deployment_paused(world: World) -> N
     pause.release()
     assert world.wait(arn).status == "ABORTED"
     # the execution-end handler (EventBridge) runs after the execution ended
-    eventually(lambda: all(d["status"] != "IN_PROGRESS" for d in deployments(world, app)))
+    World.eventually(lambda: all(d["status"] != "IN_PROGRESS" for d in deployments(world, app)))
     assert_settled(world, app, "web:1")
-    (record,) = eventually(lambda: [r for r in records_of(world, app) if r["outcome"] == "ABORTED"])
+    (record,) = World.eventually(lambda: [r for r in records_of(world, app) if r["outcome"] == "ABORTED"])
     assert "rolled back service deployment" in record["cause"] and "A person is needed" not in record["cause"]
 
 
@@ -308,7 +299,7 @@ def test_an_ecs_rollback_that_fails_ends_rollback_failed_and_asks_for_a_person(w
     assert not [d for d in deployments(world, app) if d["status"] in ("PENDING", "IN_PROGRESS")]
     assert sorted(production_weights(world, app).values()) == [0, 100]
     assert revision(app.running_task_definition()) == "web:1"
-    assert eventually(lambda: lock_free(world, app))
+    assert World.eventually(lambda: lock_free(world, app))
     (record,) = records_of(world, app)
     assert (record["outcome"], record["error"]) == ("ROLLBACK_FAILED", "RollbackFailed")
     [note] = world.notifications()

@@ -5,8 +5,6 @@ deployment back; CloudFormation then rolls the stack back, and the execution end
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -28,14 +26,6 @@ def provisioned(world: World) -> StackApp:
     app = provision(world)
     assert app.outputs()["DeploymentStrategy"] == "BLUE_GREEN"
     return app
-
-
-def eventually(read: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := read()):
-        assert time.monotonic() < deadline, "nothing appeared"
-        time.sleep(0.02)
-    return value
 
 
 def service_deployments(world: World, app: StackApp) -> list[dict[str, Any]]:
@@ -146,7 +136,7 @@ def test_a_stopped_execution_never_leaves_a_stack_update_paused(world: World, pr
     world.client("stepfunctions").stop_execution(executionArn=arn, error="Operator", cause="stop it")
     pause.release()
     assert world.wait(arn).status == "ABORTED"
-    eventually(lambda: stack_status(world, provisioned) == "UPDATE_ROLLBACK_COMPLETE")
+    World.eventually(lambda: stack_status(world, provisioned) == "UPDATE_ROLLBACK_COMPLETE")
     assert_settled(world, provisioned, "v1")
 
 

@@ -10,7 +10,7 @@ import datetime as _dt
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from .errors import (
@@ -455,6 +455,17 @@ def after_production_hook_wait(strategy: StrategySpec, health: HealthPolicy) -> 
 def shift_wait(health: HealthPolicy) -> int:
     """Seconds between gate rounds while production traffic shifts: the gate interval, at least SHIFT_MIN_WAIT."""
     return max(health.interval_seconds, SHIFT_MIN_WAIT)
+
+
+def observed(state: FollowState, view: ServiceDeploymentView, now: float) -> FollowState:
+    """The follow state once one more poll saw the deployment as ``view`` at ``now``."""
+    return replace(
+        state,
+        started_at=state.started_at or now,
+        stage=view.stage,
+        polls=state.polls + 1,
+        production_weight=view.production_weight,
+    )
 
 
 def follow_phase(view: ServiceDeploymentView, state: FollowState) -> str:

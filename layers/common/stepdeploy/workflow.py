@@ -922,14 +922,7 @@ def gate_stack_service(
     deployment = ecs.service_deployment(service.current_service_deployment)
     now = clock.now()
     known = state.follow if state.follow.get("deployment") == deployment.arn else {"deployment": deployment.arn}
-    follow = FollowState.from_dict(known)
-    follow = replace(
-        follow,
-        started_at=follow.started_at or now,
-        stage=deployment.stage,
-        polls=follow.polls + 1,
-        production_weight=deployment.production_weight,
-    )
+    follow = decisions.observed(FollowState.from_dict(known), deployment, now)
     state.follow = asdict(follow)
     phase = decisions.follow_phase(deployment, follow)
     if phase not in STACK_FOLLOW_PHASES or (phase == "FAILED" and state.gate_failure):
@@ -1423,13 +1416,7 @@ def follow_deployment(event: dict[str, Any]) -> dict[str, Any]:
     now = clock.now()
     if state.status == "APPROVAL":  # back from the approval pause: it does not count against the deadline
         state = replace(state, status="FOLLOWING", held_seconds=state.held_seconds + now - state.held_at)
-    state = replace(
-        state,
-        started_at=state.started_at or now,
-        stage=deployment.stage,
-        polls=state.polls + 1,
-        production_weight=deployment.production_weight,
-    )
+    state = decisions.observed(state, deployment, now)
     phase = decisions.follow_phase(deployment, state)
     assert request.strategy is not None  # a followed deployment has one
     deadline = decisions.follow_deadline(request.rollout, request.health, request.strategy)
