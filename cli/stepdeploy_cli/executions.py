@@ -37,16 +37,26 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _exit(event: dict[str, Any], state: str) -> dict[str, Any] | None:
-    """The ``active`` part of the output of an exit from ``state``, or None."""
+def _exit(event: dict[str, Any], state: str, part: str = "active") -> dict[str, Any] | None:
+    """The ``part`` (``active``, ``stack``) of the output of an exit from ``state``, or None."""
     details = event.get("stateExitedEventDetails") or {}
     if details.get("name") != state:
         return None
     try:
-        active = json.loads(details.get("output") or "{}").get("active")
+        found = json.loads(details.get("output") or "{}").get(part)
     except ValueError:
         return None
-    return active if isinstance(active, dict) else None
+    return found if isinstance(found, dict) else None
+
+
+def _follow(event: dict[str, Any]) -> dict[str, Any]:
+    """The followed ECS service deployment (BLUE_GREEN, CANARY, LINEAR) after a FollowDeployment exit
+    (``$.active.follow``), or after an EnsureStack exit (``$.stack.follow``: the deployment a stack update started,
+    which EnsureStack gates); {} otherwise."""
+    found = (_exit(event, "FollowDeployment") or {}).get("follow") or (_exit(event, "EnsureStack", "stack") or {}).get(
+        "follow"
+    )
+    return found if isinstance(found, dict) else {}
 
 
 def _gates(bake: dict[str, Any]) -> list[dict[str, Any]]:
@@ -54,14 +64,14 @@ def _gates(bake: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _gate_round(event: dict[str, Any]) -> dict[str, Any] | None:
-    """A gate round: a CheckHealth exit (its ``$.active.bake``), or a FollowDeployment exit that ran gates on an
-    ECS service deployment (``$.active.follow.bake``, phase ``follow``, check = the lifecycle stage)."""
+    """A gate round: a CheckHealth exit (its ``$.active.bake``), or a FollowDeployment or EnsureStack exit that ran
+    gates on an ECS service deployment (its follow's ``bake``, phase ``follow``, check = the lifecycle stage)."""
     active = _exit(event, "CheckHealth")
     if active is not None:
         bake = active.get("bake") or {}
         phase, check = active.get("phase", "deploy"), bake.get("checks")
     else:
-        follow = (_exit(event, "FollowDeployment") or {}).get("follow") or {}
+        follow = _follow(event)
         bake = follow.get("bake") or {}
         if not bake.get("last"):
             return None
@@ -80,7 +90,7 @@ def _traffic(events: list[dict[str, Any]]) -> dict[str, Any] | None:
     """Where the newest followed ECS service deployment was: its lifecycle stage and the share of production
     traffic on the new revision (None: no BLUE_GREEN, CANARY or LINEAR deployment followed)."""
     for event in reversed(events):
-        follow = (_exit(event, "FollowDeployment") or {}).get("follow") or {}
+        follow = _follow(event)
         if follow.get("stage"):
             return {"stage": follow["stage"], "production_percent": follow.get("production_weight", 0.0)}
     return None

@@ -34,3 +34,20 @@ def test_a_rolling_release_shows_no_traffic_shift(world: World) -> None:
     result = world.deploy(app.request("v2"))
     view = executions.summarize(result.arn)
     assert view["traffic"] is None and [r["phase"] for r in view["gate_rounds"]][-1] == "deploy"
+
+
+def test_a_blue_green_stack_release_shows_the_gate_rounds_ensure_stack_ran(world: World) -> None:
+    """A stack release's service deployment is gated by EnsureStack (the stack update started it): the live view
+    shows those rounds and the traffic too."""
+    world.push_image("techchallengeapp", "v1")
+    app = world.stack_app("techchallenge")
+    assert world.deploy(app.request("v1")).status == "SUCCEEDED"
+    world.push_image("techchallengeapp", "v2")
+    result = world.deploy(app.request("v2"))
+    assert result.status == "SUCCEEDED", result.cause
+    view = executions.summarize(result.arn)
+    follow = [r for r in view["gate_rounds"] if r["phase"] == "follow"]
+    assert {r["check"] for r in follow} >= {"POST_TEST_TRAFFIC_SHIFT"}, view["gate_rounds"]
+    events = executions.history(result.arn)
+    seen = [executions._traffic(events[:n]) for n in range(1, len(events) + 1)]
+    assert {"stage": "POST_TEST_TRAFFIC_SHIFT", "production_percent": 0.0} in seen, seen
