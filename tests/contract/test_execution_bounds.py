@@ -126,9 +126,11 @@ def task_attempts(state: dict[str, Any]) -> int:
     return 1 + sum(int(r.get("MaxAttempts", 3)) for r in state.get("Retry", []))
 
 
-#: The approval pauses: one execution waits in one of them (ROLLING before UpdateService, or at the test-traffic
-#: hook of a followed deployment), once (FollowDeployment asks once), each at most the longest approval timeout.
-APPROVAL_STATES = ("AwaitApproval", "AwaitReleaseApproval")
+#: The approval pauses: one execution waits in one of them (ROLLING before UpdateService, at the test-traffic hook
+#: of a followed deployment, or at that hook of the deployment a stack update started: a stack release goes on to
+#: VERIFY, never to ApprovalDecision), once (FollowDeployment and EnsureStack ask once), each at most the longest
+#: approval timeout.
+APPROVAL_STATES = ("AwaitApproval", "AwaitReleaseApproval", "AwaitStackApproval")
 
 
 def task_seconds(state: dict[str, Any]) -> float:

@@ -206,3 +206,72 @@ def test_changing_the_strategy_is_an_infrastructure_change_plan_mode_shows(world
     assert provisioned.outputs()["DeploymentStrategy"] == "CANARY"
     assert service_deployments(world, provisioned)[0]["deploymentConfiguration"]["strategy"] == "CANARY"
     assert_settled(world, provisioned, "v2")
+
+
+APPROVAL = {"timeout_minutes": 30, "on_timeout": "REJECT"}
+
+
+def held(world: World, app: StackApp, request: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Start the release and wait until it is held: its execution and the APPROVAL item an operator reads."""
+    arn = world.start_deployment(request)
+    table, key = world.outputs["ControlTableName"], {"service": {"S": app.key}, "item": {"S": "APPROVAL"}}
+
+    def item() -> dict[str, Any] | None:
+        found = world.client("dynamodb").get_item(TableName=table, Key=key)
+        return {k: next(iter(v.values())) for k, v in found["Item"].items()} if "Item" in found else None
+
+    return arn, World.eventually(item, timeout=60)
+
+
+def test_a_stack_release_is_held_for_approval_at_the_test_traffic_hook(world: World, provisioned: StackApp) -> None:
+    """A person holds a stack release where its service deployment passed its gates on the test listener and ECS
+    waits at the hook (0 % production); the hold does not count against the stack's deadline."""
+    world.push_image("techchallengeapp", "v2")
+    arn, item = held(world, provisioned, provisioned.request("v2", approval=APPROVAL))
+    assert item["stage"] == "POST_TEST_TRAFFIC_SHIFT"
+    assert awaiting_hook(world, provisioned) is not None and stack_status(world, provisioned) == "UPDATE_IN_PROGRESS"
+    world.clock.advance(25 * 60)  # a person takes their time
+    world.client("stepfunctions").send_task_success(taskToken=item["token"], output='{"approved": true, "by": "alice"}')
+    result = world.wait(arn)
+
+    assert result.status == "SUCCEEDED", result.cause
+    assert "AwaitStackApproval" in result.path
+    assert_settled(world, provisioned, "v2")
+
+
+def test_a_rejected_stack_release_is_taken_back_and_the_stack_rolled_back(world: World, provisioned: StackApp) -> None:
+    world.push_image("techchallengeapp", "v2")
+    arn, item = held(world, provisioned, provisioned.request("v2", approval=APPROVAL))
+    world.client("stepfunctions").send_task_failure(taskToken=item["token"], error="ApprovalRejected", cause="bob: no")
+    result = world.wait(arn)
+
+    assert (result.status, result.error) == ("FAILED", "ApprovalRejected"), result.cause
+    assert stack_status(world, provisioned) == "UPDATE_ROLLBACK_COMPLETE"
+    assert_settled(world, provisioned, "v1")
+    assert world.user_traffic(provisioned.service()).deployments[-1].to_new_revision == 0
+    record = world.record(provisioned, result.name)
+    assert record is not None and (record["outcome"], record["error"]) == ("ROLLED_BACK", "ApprovalRejected")
+
+
+def test_approval_is_refused_for_a_rolling_stack_before_anything_changes(world: World) -> None:
+    app = provision(world, DeploymentStrategy="ROLLING")
+    world.push_image("techchallengeapp", "v2")
+    result = world.deploy(app.request("v2", approval=APPROVAL))
+
+    assert (result.status, result.error) == ("FAILED", "InvalidDeploymentRequest"), result.cause
+    assert "ROLLING" in (result.cause or "")
+    assert stack_status(world, app) in ("CREATE_COMPLETE", "UPDATE_COMPLETE") and "EnsureStack" not in result.path
+
+
+def test_approval_is_refused_for_a_stack_that_deploys_rolling_before_its_change_set(world: World) -> None:
+    """The request names no strategy, but the stack it updates deploys ROLLING: EnsureStack refuses the approval
+    before any change set (the update would move the service with nobody asked)."""
+    provision(world, DeploymentStrategy="ROLLING")
+    app = world.stack_app("techchallenge")  # (the same stack, no parameters in its requests)
+    world.push_image("techchallengeapp", "v2")
+    result = world.deploy(app.request("v2", approval=APPROVAL))
+
+    assert (result.status, result.error) == ("FAILED", "InvalidDeploymentRequest"), result.cause
+    assert "ROLLING" in (result.cause or "") and "EnsureStack" in result.path
+    assert stack_status(world, app) in ("CREATE_COMPLETE", "UPDATE_COMPLETE")
+    assert app.service().running_image() == world.image_uri("techchallengeapp", "v1")

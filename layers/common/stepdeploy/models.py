@@ -559,11 +559,10 @@ def _check_approval_fits(
     if approval is None:
         return
     if stack is not None:
-        raise _fail(
-            "$.approval",
-            "is not supported for a request with a stack yet (the stack update changes the service before the "
-            "pause); give it on an explicit request or a registry entry without a stack",
-        )
+        from . import stack as app_stack
+
+        app_stack.check_approval(approval, health, rollout, stack.parameters, {}, app_stack.parameter_spec())
+        return
     if strategy is None or not strategy.progressive:
         return
     held = approval_hold_seconds(approval, health, rollout)

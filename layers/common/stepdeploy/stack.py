@@ -13,12 +13,21 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .errors import InfraUpdateFailed, InvalidDeploymentRequest
-from .models import MAX_SHIFT_SECONDS, StrategySpec, carried
+from .models import (
+    INT_RANGES,
+    MAX_SHIFT_SECONDS,
+    ApprovalSpec,
+    HealthPolicy,
+    RolloutPolicy,
+    StrategySpec,
+    approval_hold_seconds,
+    carried,
+)
 
 STACKS_DIR = Path(__file__).resolve().parent / "stacks"
 TEMPLATE_FILE = STACKS_DIR / "app.yaml"
@@ -93,16 +102,56 @@ def strategy_fields(parameters: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
+#: EnsureStack gates a stack's service deployment at most this often (the stack poll's floor): a poll every gate
+#: interval over a stack deadline would outgrow the execution's history (tests/contract/test_execution_bounds.py)
+STACK_POLL_FLOOR = INT_RANGES["stack.poll_seconds"][0]
+
+
+def stack_strategy(
+    parameters: Mapping[str, str], before: Mapping[str, str], spec: Mapping[str, Mapping[str, Any]]
+) -> StrategySpec:
+    """The strategy the stack deploys with once ``parameters`` apply (over the stack's ``before``, over the
+    template's defaults)."""
+    merged = {name: str(rule["Default"]) for name, rule in spec.items() if "Default" in rule}
+    merged.update(before)
+    merged.update(parameters)
+    return StrategySpec(type=merged.get("DeploymentStrategy", "ROLLING"), **strategy_fields(merged))
+
+
+def check_approval(
+    approval: ApprovalSpec,
+    health: HealthPolicy,
+    rollout: RolloutPolicy,
+    parameters: Mapping[str, str],
+    before: Mapping[str, str],
+    spec: Mapping[str, Mapping[str, Any]],
+) -> None:
+    """A stack release is held at its service deployment's POST_TEST_TRAFFIC_SHIFT hook: the stack must deploy
+    BLUE_GREEN, CANARY or LINEAR (a ROLLING update moves the service with no pause), and its hook must wait longer
+    than the gates and the approval at EnsureStack's cadence. Raises InvalidDeploymentRequest."""
+    strategy = stack_strategy(parameters, before, spec)
+    if not strategy.progressive:
+        raise InvalidDeploymentRequest(
+            "$.approval: the stack deploys ROLLING, whose update moves the service with no pause to hold it at; "
+            "set stack.parameters.DeploymentStrategy to BLUE_GREEN, CANARY or LINEAR"
+        )
+    paced = replace(health, interval_seconds=max(health.interval_seconds, STACK_POLL_FLOOR))
+    held = approval_hold_seconds(approval, paced, replace(rollout, poll_seconds=STACK_POLL_FLOOR))
+    if strategy.hook_timeout_minutes * 60 <= held:
+        raise _fail(
+            "LifecycleHookTimeoutMinutes",
+            f"the hook waits {strategy.hook_timeout_minutes} min, but the gates at the hook and the approval can take "
+            f"{-(-held // 60)} min: ECS would roll the release back before the answer counts",
+        )
+
+
 def check_deployment_time(
     parameters: Mapping[str, str], before: Mapping[str, str], spec: Mapping[str, Mapping[str, Any]]
 ) -> None:
     """The stack's traffic shift and bake (``parameters`` over the stack's ``before``, over the template's
     defaults) must end within what an execution can wait, as a request's own strategy must. Raises
     InvalidDeploymentRequest."""
-    merged = {name: str(rule["Default"]) for name, rule in spec.items() if "Default" in rule}
-    merged.update(before)
-    merged.update(parameters)
-    strategy = StrategySpec(type=merged.get("DeploymentStrategy", "ROLLING"), **strategy_fields(merged))
+    strategy = stack_strategy(parameters, before, spec)
     if strategy.shift_seconds() > MAX_SHIFT_SECONDS:
         names = ", ".join(name for name, _ in STRATEGY_PARAMETERS.values() if name != "LifecycleHookTimeoutMinutes")
         raise _fail(
@@ -277,6 +326,7 @@ class StackState:
     follow: dict[str, Any] = field(default_factory=dict)
     #: the gate (or ECS) failure that took that deployment back: {"error": <ASL error name>, "cause": ...}
     gate_failure: dict[str, str] = field(default_factory=dict)
+    held_seconds: float = 0.0  # time a person held the release (AwaitStackApproval): not counted by the deadline
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> StackState:

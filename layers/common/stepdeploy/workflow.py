@@ -38,7 +38,6 @@ from .errors import (
     UnregisteredRepository,
 )
 from .models import (
-    INT_RANGES,
     BakeState,
     DeploymentRequest,
     FollowState,
@@ -625,7 +624,12 @@ def ensure_stack(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
     state.elapsed_seconds += state.wait_seconds
     now = clock.now()
     state.started_at = state.started_at or now
-    state.elapsed_seconds = max(state.elapsed_seconds, int(now - state.started_at))  # (Lambda time counts too)
+    held = FollowState.from_dict(state.follow)
+    if held.status == "APPROVAL":  # back from AwaitStackApproval: the hold does not count against the deadline
+        state.held_seconds += now - held.held_at
+        state.follow = asdict(replace(held, status="FOLLOWING"))
+    # (Lambda time counts too; a person's approval hold does not)
+    state.elapsed_seconds = max(state.elapsed_seconds, int(now - state.started_at - state.held_seconds))
     state.polls += 1
     state.wait_seconds = 0
     rollback = event.get("rollback")
@@ -641,7 +645,12 @@ def ensure_stack(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
             assert view is not None
             params = app_stack.rollback_parameters(view, rollback.get("parameters"), rollback.get("image"), known)
         else:
-            app_stack.check_deployment_time(spec.parameters, view.parameters if view else {}, known)
+            before = view.parameters if view else {}
+            app_stack.check_deployment_time(spec.parameters, before, known)
+            if request.approval is not None:
+                app_stack.check_approval(
+                    request.approval, request.health, request.rollout, spec.parameters, before, known
+                )
             params = app_stack.update_parameters(kind, view, spec.parameters, image_uri, known)
             if kind == "UPDATE" and view is not None:
                 state.previous_parameters = dict(view.parameters)
@@ -757,7 +766,7 @@ def ensure_stack(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
         break
     if state.elapsed_seconds + spec.poll_seconds > spec.timeout_seconds:
         _at_deadline(state, spec, name, status, discard, view)
-    state.wait_seconds = min(spec.poll_seconds, max(gate_wait or spec.poll_seconds, STACK_POLL_FLOOR))
+    state.wait_seconds = min(spec.poll_seconds, max(gate_wait or spec.poll_seconds, app_stack.STACK_POLL_FLOOR))
     return state.to_dict()
 
 
@@ -899,9 +908,6 @@ def _ready(
 
 #: what EnsureStack does for a service deployment CloudFormation started, per follow phase (the rest: wait)
 STACK_FOLLOW_PHASES = ("HOOK", "SHIFT", "FAILED")
-#: EnsureStack gates a stack's service deployment at most this often (the stack poll's floor): a poll every gate
-#: interval over a stack deadline would outgrow the execution's history (tests/contract/test_execution_bounds.py)
-STACK_POLL_FLOOR = INT_RANGES["stack.poll_seconds"][0]
 
 
 def gate_stack_service(
@@ -932,10 +938,12 @@ def gate_stack_service(
         if deployment.hook is not None:
             ecs.answer_hook(deployment.arn, deployment.hook.id, "CONTINUE")
         return None
+    if view is None or view.status != "UPDATE_IN_PROGRESS":  # (a person holds the release, not its rollback)
+        gating["approval"] = None
     poll = _Poll(DeploymentRequest.from_dict(gating), deployment, follow, service.task_definition, now)
     try:
         follow = _FOLLOW[phase](poll)
-    except (HealthCheckFailed, AlarmTriggered, RolloutFailed, HookTimedOut) as exc:
+    except (HealthCheckFailed, AlarmTriggered, RolloutFailed, HookTimedOut, ApprovalRejected) as exc:
         state.gate_failure = state.gate_failure or {"error": type(exc).__name__, "cause": str(exc)}
         return None
     state.follow = asdict(follow)
