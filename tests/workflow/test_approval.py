@@ -15,7 +15,6 @@ from stepdeploy_local.world import AppService
 from tests.workflow.test_progressive_delivery import (
     assert_settled,
     deployments,
-    eventually,
     lock_free,
     production_weights,
     progressive,
@@ -36,7 +35,7 @@ def approval_item(world: World, app: AppService) -> dict[str, Any] | None:
 def held(world: World, app: AppService, request: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """Start the release and wait until it is held: its execution and the APPROVAL item an operator reads."""
     arn = world.start_deployment(request)
-    item = eventually(lambda: approval_item(world, app), timeout=60)
+    item = World.eventually(lambda: approval_item(world, app), timeout=60)
     assert item["holder"] == arn
     return arn, item
 
@@ -46,7 +45,9 @@ def test_a_rolling_release_waits_for_approval_and_then_deploys(world: World, app
     arn, item = held(world, app, app.request("v2", approval=APPROVAL))
     assert item["stage"] == "BEFORE_UPDATE_SERVICE" and item["tag"] == "v2"
     assert revision(app.running_task_definition()) == "web:1"  # nothing changed while held
-    notice = eventually(lambda: [n for n in world.notifications() if n["attributes"]["outcome"] == "AWAITING_APPROVAL"])
+    notice = World.eventually(
+        lambda: [n for n in world.notifications() if n["attributes"]["outcome"] == "AWAITING_APPROVAL"]
+    )
     assert notice[0]["message"]["token"] == item["token"] and "send-task-success" in notice[0]["message"]["approve"]
     world.client("stepfunctions").send_task_success(
         taskToken=item["token"], output=json.dumps({"approved": True, "by": "alice"})
@@ -54,7 +55,8 @@ def test_a_rolling_release_waits_for_approval_and_then_deploys(world: World, app
     result = world.wait(arn)
     assert result.status == "SUCCEEDED", result.cause
     assert revision(app.running_task_definition()) == "web:2"
-    assert eventually(lambda: lock_free(world, app)) and eventually(lambda: approval_item(world, app) is None)
+    assert World.eventually(lambda: lock_free(world, app))
+    assert World.eventually(lambda: approval_item(world, app) is None)
 
 
 def test_a_rejected_rolling_release_changes_nothing_and_is_recorded(world: World, app: AppService) -> None:
@@ -68,9 +70,9 @@ def test_a_rejected_rolling_release_changes_nothing_and_is_recorded(world: World
     assert "rejected by bob" in (result.cause or "")
     assert revision(app.running_task_definition()) == "web:1" and app.rollouts() == []
     assert "Deploy" not in result.path
-    (record,) = eventually(lambda: records_of(world, app))
+    (record,) = World.eventually(lambda: records_of(world, app))
     assert record["outcome"] == "FAILED" and record["error"] == "ApprovalRejected"
-    assert eventually(lambda: lock_free(world, app))
+    assert World.eventually(lambda: lock_free(world, app))
 
 
 @pytest.mark.parametrize(
@@ -89,7 +91,7 @@ def test_an_unanswered_rolling_release_takes_its_default_action(
         assert result.error == "ApprovalRejected" and "no one answered within 5 min" in (result.cause or "")
     with pytest.raises(world.client("stepfunctions").exceptions.TaskTimedOut):  # too late: the task closed
         world.client("stepfunctions").send_task_success(taskToken=item["token"], output='{"approved": true}')
-    assert eventually(lambda: lock_free(world, app))
+    assert World.eventually(lambda: lock_free(world, app))
 
 
 def test_a_blue_green_release_is_held_at_the_test_traffic_hook_and_continues_when_approved(world: World) -> None:
@@ -116,7 +118,7 @@ def test_a_rejected_blue_green_release_is_taken_back_at_the_hook(world: World) -
     assert result.status == "FAILED" and result.error == "ApprovalRejected", result.cause
     assert_settled(world, app, "web:1")
     assert world.user_traffic(app).deployments[-1].to_new_revision == 0
-    record = eventually(lambda: [r for r in records_of(world, app) if r["outcome"] == "ROLLED_BACK"])
+    record = World.eventually(lambda: [r for r in records_of(world, app) if r["outcome"] == "ROLLED_BACK"])
     assert record[0]["error"] == "ApprovalRejected"
 
 
@@ -126,8 +128,8 @@ def test_stopping_a_release_held_for_approval_takes_it_back(world: World) -> Non
     arn, item = held(world, app, app.request("v2", strategy=strategy, approval=APPROVAL))
     world.client("stepfunctions").stop_execution(executionArn=arn, error="Operator", cause="not today")
     assert world.wait(arn).status == "ABORTED"
-    eventually(lambda: all(d["status"] != "IN_PROGRESS" for d in deployments(world, app)))
+    World.eventually(lambda: all(d["status"] != "IN_PROGRESS" for d in deployments(world, app)))
     assert_settled(world, app, "web:1")
-    assert eventually(lambda: approval_item(world, app) is None)
+    assert World.eventually(lambda: approval_item(world, app) is None)
     with pytest.raises(world.client("stepfunctions").exceptions.TaskTimedOut):
         world.client("stepfunctions").send_task_success(taskToken=item["token"], output="{}")
