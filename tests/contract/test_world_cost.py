@@ -1,0 +1,19 @@
+"""What each local world costs the suite (it builds hundreds): what a world sets up and tears down that no
+test needs must not be built, nor waited for."""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+
+from stepdeploy_local.workload import PROFILES, RedirectServer, WorkloadServer
+
+
+def test_a_listener_answers_and_closes_at_once() -> None:
+    listeners = [WorkloadServer(lambda: PROFILES["healthy"], "/health"), RedirectServer("HTTPS", "443", 301)]
+    with urllib.request.urlopen(listeners[0].url, timeout=5) as answer:
+        assert answer.status == 200
+    started = time.monotonic()
+    for listener in listeners:
+        listener.close()
+    assert time.monotonic() - started < 0.4, "each close waited for serve_forever's 0.5 s poll"
