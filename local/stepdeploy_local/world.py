@@ -664,6 +664,9 @@ class World:
                 "AWS_DEFAULT_REGION": self.region,
                 "AWS_REGION": self.region,
                 "MOTO_ALLOW_NONEXISTENT_REGION": "true",
+                # nothing here launches an instance: moto's ~1300 default AMIs (and their volumes and snapshots)
+                # would be built each time an EC2 backend is, at first use and again at reset (~0.5 s per world)
+                "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
             }
         )
         for noisy in ("moto", "werkzeug", "botocore"):
