@@ -452,15 +452,23 @@ def test_a_definition_is_parsed_once_and_each_execution_gets_its_own_program(
 ) -> None:
     from moto.stepfunctions.parser.asl.antlr.runtime.ASLParser import ASLParser
     from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser, ASLParserException
+    from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
 
     parses: list[int] = []
     original = ASLParser.state_machine
+    builds: list[int] = []
+    build = Preprocessor.visitProgram_decl
 
     def state_machine(self: Any) -> Any:
         parses.append(1)
         return original(self)
 
+    def program_decl(self: Any, ctx: Any) -> Any:
+        builds.append(1)
+        return build(self, ctx)
+
     monkeypatch.setattr(ASLParser, "state_machine", state_machine)
+    monkeypatch.setattr(Preprocessor, "visitProgram_decl", program_decl)
     definition = {
         "StartAt": "Greet",
         "States": {"Greet": {"Type": "Pass", "Parameters": {"msg.$": "States.Format('hi {}', $.who)"}, "End": True}},
@@ -469,9 +477,11 @@ def test_a_definition_is_parsed_once_and_each_execution_gets_its_own_program(
     outputs = [_run(world, machine, {"who": who}).output for who in ("ann", "bob")]
     assert outputs == [{"msg": "hi ann"}, {"msg": "hi bob"}]
     assert len(parses) == 1  # at CreateStateMachine; the executions reuse its parse tree
+    assert len(builds) == 1  # ... and copies of the program built from it
     text = json.dumps(definition)
     (first, tree), (second, same_tree) = AmazonStateLanguageParser.parse(text), AmazonStateLanguageParser.parse(text)
     assert first is not second and tree is same_tree  # one tree, a program per execution
+    assert first.states is not second.states and first.states.states.keys() == second.states.states.keys()
     for _ in range(2):  # a definition that does not parse is refused every time
         with pytest.raises(ASLParserException):
             AmazonStateLanguageParser.parse('{"StartAt": "A", "States": {"A": ')
