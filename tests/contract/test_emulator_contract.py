@@ -487,6 +487,45 @@ def test_a_definition_is_parsed_once_and_each_execution_gets_its_own_program(
             AmazonStateLanguageParser.parse('{"StartAt": "A", "States": {"A": ')
 
 
+@covers("json_path_cache")
+def test_each_json_path_is_parsed_once_and_reads_each_execution_s_own_input(
+    world: World, _patch: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jsonpath_ng.exceptions import JsonPathParserError
+    from jsonpath_ng.parser import JsonPathParser
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    parsed: list[str] = []
+    original = JsonPathParser.parse
+
+    def parse(self: Any, string: str, lexer: Any = None) -> Any:
+        parsed.append(string)
+        return original(self, string, lexer)
+
+    monkeypatch.setattr(JsonPathParser, "parse", parse)
+    key = f"who{time.monotonic_ns()}"  # paths no other test has parsed in this process
+    name, said = f"$.{key}.name", f"$.{key}_said"
+    definition = {
+        "StartAt": "Pick",
+        "States": {
+            "Pick": {
+                "Type": "Choice",
+                "Choices": [{"Variable": name, "StringEquals": "ann", "Next": "Ann"}],
+                "Default": "Other",
+            },
+            "Ann": {"Type": "Pass", "Parameters": {"hi.$": name}, "ResultPath": said, "End": True},
+            "Other": {"Type": "Pass", "Parameters": {"bye.$": name}, "ResultPath": said, "End": True},
+        },
+    }
+    machine = _machine(world, definition)
+    runs = [_run(world, machine, {key: {"name": who}}) for who in ("ann", "bob", "ann", "bob")]
+    assert [run.output[f"{key}_said"] for run in runs] == [{"hi": "ann"}, {"bye": "bob"}, {"hi": "ann"}, {"bye": "bob"}]
+    assert sorted(parsed) == sorted([name, said])  # once each, over four executions
+    for _ in range(2):  # a path that does not parse fails every time
+        with pytest.raises(JsonPathParserError):
+            json_path.extract_json("$.[", {})
+
+
 @covers("serializer_member_keys")
 def test_responses_are_serialised_as_moto_does_without_asking_the_alias_providers_again(
     world: World, app: AppService, _patch: tuple[str, ...], monkeypatch: pytest.MonkeyPatch

@@ -1191,6 +1191,20 @@ _PARSE_TREES: dict[str, tuple[Any, bytes | None]] = {}
 _PARSE_TREES_KEPT = 16
 
 
+def _patch_json_path_cache() -> None:
+    """Each JSONPath an execution evaluates ($.request.service, ResultPath, Choice variables, ...) is parsed
+    again with jsonpath-ng, whose parse builds a new PLY parser every time (~2 ms, hundreds per execution).
+    A parsed path is immutable (find and update_or_create change the data, not the path): parse each text
+    once (the parse error of a bad path is raised each time, as before)."""
+    import functools
+
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    json_path.parse = functools.lru_cache(maxsize=4096)(json_path.parse)  # type: ignore[attr-defined]
+    result_path.parse = functools.lru_cache(maxsize=4096)(result_path.parse)  # type: ignore[attr-defined]
+
+
 def _pickled(program: Any) -> bytes | None:
     try:
         return pickle.dumps(program)
@@ -1272,6 +1286,7 @@ PATCHES: dict[str, tuple[Callable[[], None], str]] = {
         _patch_asl_parse_cache,
         "every execution parses its definition again (ANTLR) and builds its program from the parse tree (slow)",
     ),
+    "json_path_cache": (_patch_json_path_cache, "every JSONPath is parsed again at each use (a new PLY parser, slow)"),
     "execution_history_order": (
         _patch_execution_history_order,
         "GetExecutionHistory ignores reverseOrder, maxResults and nextToken",
