@@ -801,6 +801,27 @@ def test_fail_task_fails_the_attempts_of_one_arrival_of_a_state(world: World, _p
         world.faults.fail_task("Caught")
 
 
+@covers("lambda_task_clients", "lambda_invoke")
+def test_the_lambda_tasks_of_a_world_invoke_through_one_client(
+    world: World, _patch: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+
+    world.client("lambda")  # the world's own client, made before counting
+    created: list[str] = []
+    original = boto3.Session.client
+
+    def client(self: Any, *args: Any, **kwargs: Any) -> Any:
+        created.append(str(kwargs.get("service_name") or args[0]))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(boto3.Session, "client", client)
+    machine = _lambda_machine(world, "Boom")
+    results = [_run(world, machine) for _ in range(3)]
+    assert [r.status for r in results] == ["SUCCEEDED"] * 3 and len(world.runtime.invocations) == 3
+    assert created.count("lambda") == 1
+
+
 @covers("task_attempts")
 def test_time_out_task_runs_the_handler_and_fails_with_states_timeout(world: World, _patch: tuple[str, ...]) -> None:
     machine = _lambda_machine(world, "Nothing", timeout=300)

@@ -1205,6 +1205,30 @@ def _patch_json_path_cache() -> None:
     result_path.parse = functools.lru_cache(maxsize=4096)(result_path.parse)  # type: ignore[attr-defined]
 
 
+def _patch_lambda_task_clients() -> None:
+    """Each Lambda Task attempt creates a new boto3 Lambda client to invoke its function (~5 ms: botocore
+    builds the client class, its endpoint and event hooks each time). The client depends only on the region,
+    whether moto intercepts calls (else the moto server's port) and the session boto3 creates clients from
+    (a world sets up its own): keep one per such key, as a long-running service keeps its clients."""
+    import boto3
+    from moto.core.models import botocore_stubber
+    from moto.settings import moto_server_port
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+
+    original = lambda_eval_utils.boto_client_for  # type: ignore[attr-defined]
+    clients: dict[tuple[str, str, bool, str], tuple[Any, Any]] = {}
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        key = (region, service, botocore_stubber.enabled, moto_server_port())
+        session, client = clients.get(key, (None, None))
+        if client is None or session is not boto3.DEFAULT_SESSION:
+            session, client = boto3.DEFAULT_SESSION, original(region, service, state_credentials)
+            clients[key] = (session, client)
+        return client
+
+    lambda_eval_utils.boto_client_for = boto_client_for  # type: ignore[attr-defined]
+
+
 def _pickled(program: Any) -> bytes | None:
     try:
         return pickle.dumps(program)
@@ -1287,6 +1311,7 @@ PATCHES: dict[str, tuple[Callable[[], None], str]] = {
         "every execution parses its definition again (ANTLR) and builds its program from the parse tree (slow)",
     ),
     "json_path_cache": (_patch_json_path_cache, "every JSONPath is parsed again at each use (a new PLY parser, slow)"),
+    "lambda_task_clients": (_patch_lambda_task_clients, "each Lambda Task attempt creates a new boto3 client"),
     "execution_history_order": (
         _patch_execution_history_order,
         "GetExecutionHistory ignores reverseOrder, maxResults and nextToken",
