@@ -822,6 +822,47 @@ def test_the_lambda_tasks_of_a_world_invoke_through_one_client(
     assert created.count("lambda") == 1
 
 
+@covers("sns_signing_key")
+def test_sns_signs_every_notification_with_one_key(
+    world: World, _patch: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import base64
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.sns import models as sns_models
+
+    made: list[int] = []
+    generate = sns_models.rsa.generate_private_key
+
+    def generate_private_key(*args: Any, **kwargs: Any) -> Any:
+        made.append(1)
+        return generate(*args, **kwargs)
+
+    monkeypatch.setattr(sns_models.rsa, "generate_private_key", generate_private_key)
+    sns, sqs = world.client("sns"), world.client("sqs")
+    bodies = []
+    for name in ("one", "two"):
+        topic = sns.create_topic(Name=f"signed-{name}")["TopicArn"]
+        url = sqs.create_queue(QueueName=f"signed-{name}")["QueueUrl"]
+        queue = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue)
+        sns.publish(TopicArn=topic, Message=f"hello {name}")
+        bodies.append(json.loads(sqs.receive_message(QueueUrl=url)["Messages"][0]["Body"]))
+    keys = sns_models.sns_backends[DEFAULT_ACCOUNT_ID][world.region]._message_public_keys
+    public = []
+    for body in bodies:
+        cert = x509.load_pem_x509_certificate(keys[body["SigningCertURL"].rsplit("/", 1)[-1]])
+        signed = "".join(f"{k}\n{body[k]}\n" for k in ("Message", "MessageId", "Timestamp", "TopicArn", "Type"))
+        cert.public_key().verify(
+            base64.b64decode(body["Signature"]), signed.encode(), padding.PKCS1v15(), hashes.SHA256()
+        )
+        public.append(cert.public_key().public_numbers())
+    assert public[0] == public[1] and len(made) <= 1  # one key (made now, or by an earlier world)
+
+
 @covers("task_attempts")
 def test_time_out_task_runs_the_handler_and_fails_with_states_timeout(world: World, _patch: tuple[str, ...]) -> None:
     machine = _lambda_machine(world, "Nothing", timeout=300)

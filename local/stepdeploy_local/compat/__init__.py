@@ -1229,6 +1229,26 @@ def _patch_lambda_task_clients() -> None:
     lambda_eval_utils.boto_client_for = boto_client_for  # type: ignore[attr-defined]
 
 
+#: the key SNS signs notifications with, made at first use (see :func:`_patch_sns_signing_key`)
+_SNS_SIGNING_KEY: list[Any] = []
+
+
+def _patch_sns_signing_key() -> None:
+    """moto makes a new 2048-bit RSA key for each subscription at its first signed delivery (~0.1 s of CPU:
+    every world's notification queue); SNS signs every notification of a region with one key, named by the
+    SigningCertURL. Sign with one key, made once."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from moto.sns.models import Subscription
+
+    def private_key(self: Any) -> Any:
+        with _lock:
+            if not _SNS_SIGNING_KEY:
+                _SNS_SIGNING_KEY.append(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+            return _SNS_SIGNING_KEY[0]
+
+    Subscription.private_key = private_key  # type: ignore[method-assign,assignment]
+
+
 def _pickled(program: Any) -> bytes | None:
     try:
         return pickle.dumps(program)
@@ -1312,6 +1332,7 @@ PATCHES: dict[str, tuple[Callable[[], None], str]] = {
     ),
     "json_path_cache": (_patch_json_path_cache, "every JSONPath is parsed again at each use (a new PLY parser, slow)"),
     "lambda_task_clients": (_patch_lambda_task_clients, "each Lambda Task attempt creates a new boto3 client"),
+    "sns_signing_key": (_patch_sns_signing_key, "each subscription signs with a new RSA key (slow to make)"),
     "execution_history_order": (
         _patch_execution_history_order,
         "GetExecutionHistory ignores reverseOrder, maxResults and nextToken",
