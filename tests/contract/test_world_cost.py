@@ -25,3 +25,15 @@ def test_a_world_builds_no_default_machine_images() -> None:
     their volumes and snapshots each time an EC2 backend is, would cost ~0.25 s twice per world."""
     with World() as world:
         assert world.client("ec2").describe_images(Owners=["amazon"])["Images"] == []
+
+
+def test_worlds_one_after_another_share_their_clients_not_their_resources() -> None:
+    clients, queues = [], []
+    for name in ("first", "second"):
+        with World(function_log_level="ERROR") as world:
+            sqs = world.client("sqs")
+            sqs.create_queue(QueueName=f"only-in-the-{name}-world")
+            queues.append([url.rsplit("/", 1)[-1] for url in sqs.list_queues()["QueueUrls"] if "-world" in url])
+            clients.append(sqs)
+    assert clients[0] is clients[1]  # built once (~5 ms a client, ~15 a world)
+    assert queues == [["only-in-the-first-world"], ["only-in-the-second-world"]]
