@@ -526,6 +526,38 @@ def test_each_json_path_is_parsed_once_and_reads_each_execution_s_own_input(
             json_path.extract_json("$.[", {})
 
 
+@covers("json_data_copies")
+def test_every_state_reads_its_own_copy_of_the_state_data(
+    world: World, _patch: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import copy
+    import sys
+
+    copies: list[str] = []  # the modules that called copy.deepcopy
+    deepcopy = copy.deepcopy
+
+    def counted(value: Any, memo: Any = None) -> Any:
+        copies.append(sys._getframe(1).f_code.co_filename.rsplit("/", 1)[-1])
+        return deepcopy(value, memo)
+
+    both = {"a.$": "$.doc", "b.$": "$.doc"}
+    definition = {
+        "StartAt": "Both",
+        "States": {
+            "Both": {"Type": "Pass", "Parameters": both, "ResultPath": "$.two", "Next": "A"},
+            "A": {"Type": "Pass", "Result": "changed", "ResultPath": "$.two.a.items[0]", "Next": "Keep"},
+            "Keep": {"Type": "Pass", "InputPath": "$.two", "End": True},
+        },
+    }
+    machine = _machine(world, definition)
+    doc = {"items": ["x", 1, 2.5, True, None, {"deep": ["y"]}], "name": "café"}
+    monkeypatch.setattr(copy, "deepcopy", counted)
+    result = _run(world, machine, {"doc": doc})
+    assert result.status == "SUCCEEDED", result.cause
+    assert result.output == {"a": {**doc, "items": ["changed", *doc["items"][1:]]}, "b": doc}  # b is its own copy
+    assert {"states.py", "string_expression.py"} & set(copies) == set()  # JSON data read and kept is copied as JSON
+
+
 @covers("serializer_member_keys")
 def test_responses_are_serialised_as_moto_does_without_asking_the_alias_providers_again(
     world: World, app: AppService, _patch: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
