@@ -837,21 +837,20 @@ def test_fail_task_fails_the_attempts_of_one_arrival_of_a_state(world: World, _p
 def test_the_lambda_tasks_of_a_world_invoke_through_one_client(
     world: World, _patch: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import boto3
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
 
-    world.client("lambda")  # the world's own client, made before counting
-    created: list[str] = []
-    original = boto3.Session.client
+    used: list[Any] = []  # the client of each Lambda Task attempt
+    client_for = lambda_eval_utils.boto_client_for  # type: ignore[attr-defined]
 
-    def client(self: Any, *args: Any, **kwargs: Any) -> Any:
-        created.append(str(kwargs.get("service_name") or args[0]))
-        return original(self, *args, **kwargs)
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        used.append(client_for(*args, **kwargs))
+        return used[-1]
 
-    monkeypatch.setattr(boto3.Session, "client", client)
+    monkeypatch.setattr(lambda_eval_utils, "boto_client_for", recorded)
     machine = _lambda_machine(world, "Boom")
     results = [_run(world, machine) for _ in range(3)]
     assert [r.status for r in results] == ["SUCCEEDED"] * 3 and len(world.runtime.invocations) == 3
-    assert created.count("lambda") == 1
+    assert len(used) == 3 and all(client is used[0] for client in used)
 
 
 @covers("sns_signing_key")
