@@ -21,6 +21,7 @@ def app(world: World) -> AppService:
     return world.create_service(tag="v1")
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Under ``pytest -n 2 --dist loadgroup`` (make test) tests are spread one by one over the workers, so
     both stay busy to the end; the tests of a module that share a module-scoped fixture (a world or a
