@@ -75,8 +75,9 @@ templates: $(TEST_STAMP) $(SCAN_STAMP)
 	$(if $(SCAN_REPORT_ONLY),-$(BIN)/cfn-lint --append-rules cfn_lint_serverless.rules -- $(SCAN_REPORT_ONLY))
 	$(if $(SCAN_REPORT_ONLY),-$(CHECKOV) $(addprefix --file ,$(SCAN_REPORT_ONLY)))
 
-# one worker per core; a test file stays on one worker (module fixtures build a world once)
-PYTEST_ARGS ?= -n auto --dist loadfile
+# one worker per core; tests are spread one by one, those that share a module fixture (a world or a
+# template built once) go together to one worker (tests/conftest.py marks them xdist_group)
+PYTEST_ARGS ?= -n auto --dist loadgroup
 unit: $(TEST_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

@@ -20,7 +20,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -82,7 +82,7 @@ class Scenario:
 
 
 #: a person may hold the release for a minute; with no answer the release goes on
-UNANSWERED_APPROVAL = {"timeout_minutes": 1, "on_timeout": "APPROVE"}
+UNANSWERED_APPROVAL: dict[str, Any] = {"timeout_minutes": 1, "on_timeout": "APPROVE"}
 
 
 def _rollback_fails(world: World, prepared: Prepared) -> None:
@@ -232,15 +232,44 @@ def deploy(world: World, scenario: Scenario, prepared: Prepared) -> tuple[Execut
         request = prepared.app.request(prepared.tag)
         if prepared.strategy:
             request["strategy"] = prepared.strategy
-        if scenario.approval:
-            request["approval"] = dict(UNANSWERED_APPROVAL)
-        return world.deploy(request, timeout=TIMEOUT), None
+        if not scenario.approval:
+            return world.deploy(request, timeout=TIMEOUT), None
+        request["approval"] = dict(UNANSWERED_APPROVAL)
+        with _nobody_answers(world, prepared.app):
+            return world.deploy(request, timeout=TIMEOUT), None
     target = prepared.app.name if isinstance(prepared.app, StackApp) else prepared.app.key
     job = world.run_pipeline_job(
         {"target": target, "file": "imageDetail.json"}, {"imageDetail.json": {"ImageURI": prepared.image}}
     )
     machine = world.outputs["DeployStateMachineArn"].replace(":stateMachine:", ":execution:")
     return world.wait(f"{machine}:codepipeline-{job['job']}", timeout=TIMEOUT), job
+
+
+@contextlib.contextmanager
+def _nobody_answers(world: World, app: AppService | StackApp) -> Iterator[None]:
+    """While the block runs, each approval the release asks for goes unanswered for its whole timeout: once
+    its task waits (the APPROVAL control item holds its token), the virtual clock moves past the timeout,
+    as it does for a person who never answers (without it, the timeout would pass in wall time)."""
+    done = threading.Event()
+    thread = threading.Thread(target=_let_approvals_time_out, args=(world, app.key, done), daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+def _let_approvals_time_out(world: World, key: str, done: threading.Event) -> None:
+    seconds = 60 * UNANSWERED_APPROVAL["timeout_minutes"] + 1
+    ask = {"TableName": world.outputs["ControlTableName"], "Key": {"service": {"S": key}, "item": {"S": "APPROVAL"}}}
+    answered: set[str] = set()
+    while not done.wait(0.05):
+        item = world.client("dynamodb").get_item(**ask).get("Item")
+        token = item["token"]["S"] if item and "token" in item else None
+        if token and token not in answered:
+            answered.add(token)
+            world.clock.advance(seconds)
 
 
 # ---------------------------------------------------------------------------- cases

@@ -83,6 +83,10 @@ def profile(name_or_profile: str | ImageProfile) -> ImageProfile:
         raise ValueError(f"unknown image profile {name_or_profile!r}; known: {', '.join(PROFILES)}") from None
 
 
+#: how often a listener's loop looks whether it was closed
+SHUTDOWN_POLL_SECONDS = 0.02
+
+
 class _Server(http.server.ThreadingHTTPServer):
     """A listener's server: HTTP, or HTTPS with ``tls`` (the handshake runs on the request's own thread; a
     client that refuses the certificate ends its connection, as it does with an ALB)."""
@@ -106,6 +110,11 @@ class _Server(http.server.ThreadingHTTPServer):
 
     def handle_error(self, request: object, client_address: object) -> None:
         return  # a client that went away mid-answer: nothing to report
+
+    def serve(self) -> None:
+        """Serve until closed; ``shutdown()`` waits for the loop to see it, up to one poll interval (the
+        default 0.5 s would be half a second per listener for every world that closes)."""
+        self.serve_forever(poll_interval=SHUTDOWN_POLL_SECONDS)
 
 
 class WorkloadServer:
@@ -160,7 +169,7 @@ class WorkloadServer:
                 return
 
         self._server = _Server(Handler, tls)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="workload-http", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve, name="workload-http", daemon=True)
         self._thread.start()
 
     def _nth(self, current: ImageProfile | None) -> ImageProfile | None:
@@ -205,7 +214,7 @@ class RedirectServer:
                 return
 
         self._server = _Server(Handler, None)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="redirect-http", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve, name="redirect-http", daemon=True)
         self._thread.start()
 
     @property

@@ -585,19 +585,29 @@ class PipelineBuild:
     container: str = "app"
 
 
-_LOADER: Any = None
+_SESSION: Any = None
+_CLIENTS: dict[tuple[str, str], Any] = {}  # (service, region) -> the client every world uses
 
 
-def _share_service_models() -> None:
-    """Every world's boto3 clients read botocore's service models from one loader: moto gives each mock a
-    new default session, whose new loader would parse the same JSON files again (~0.1 s per world)."""
-    global _LOADER
+def _share_session() -> None:
+    """Every world uses one boto3 session: moto gives each mock a new default session, whose new loader would
+    parse the same service models again (~0.1 s per world), and whose clients would be built anew."""
+    global _SESSION
     import boto3
-    from botocore.loaders import create_loader
 
-    _LOADER = _LOADER or create_loader()
-    boto3.setup_default_session()
-    boto3.DEFAULT_SESSION._session.register_component("data_loader", _LOADER)  # type: ignore[union-attr]
+    if _SESSION is None:
+        boto3.setup_default_session()
+        _SESSION = boto3.DEFAULT_SESSION
+    boto3.DEFAULT_SESSION = _SESSION
+
+
+def _client(service: str, region: str) -> Any:
+    """The world's client for ``service``, shared by every world (~5 ms to build, ~15 per world): what it holds
+    (the service model, the testing credentials every world sets, the region) is the same in each, and moto
+    answers it from the backends of the world that runs."""
+    if (service, region) not in _CLIENTS:
+        _CLIENTS[service, region] = _SESSION.client(service, region_name=region)
+    return _CLIENTS[service, region]
 
 
 class World:
@@ -666,6 +676,9 @@ class World:
                 "AWS_DEFAULT_REGION": self.region,
                 "AWS_REGION": self.region,
                 "MOTO_ALLOW_NONEXISTENT_REGION": "true",
+                # nothing here launches an instance: moto's ~1300 default AMIs (and their volumes and snapshots)
+                # would be built each time an EC2 backend is, at first use and again at reset (~0.5 s per world)
+                "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
             }
         )
         for noisy in ("moto", "werkzeug", "botocore"):
@@ -678,7 +691,7 @@ class World:
         product_clock.use(self.clock.time)  # handlers read leases and claims on the virtual clock
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._mock.start()
-        _share_service_models()
+        _share_session()
         stepdeploy_clients.reset()
         if self.server_port is not None:
             from moto.server import ThreadedMotoServer
@@ -745,10 +758,8 @@ class World:
             time.sleep(0.01)
 
     def client(self, service: str) -> Any:
-        import boto3
-
         if service not in self._clients:
-            self._clients[service] = boto3.client(service, region_name=self.region)  # type: ignore[call-overload]
+            self._clients[service] = _client(service, self.region)
         return self._clients[service]
 
     # ------------------------------------------------------------------ the stepdeploy stack

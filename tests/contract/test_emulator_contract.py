@@ -452,15 +452,23 @@ def test_a_definition_is_parsed_once_and_each_execution_gets_its_own_program(
 ) -> None:
     from moto.stepfunctions.parser.asl.antlr.runtime.ASLParser import ASLParser
     from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser, ASLParserException
+    from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
 
     parses: list[int] = []
     original = ASLParser.state_machine
+    builds: list[int] = []
+    build = Preprocessor.visitProgram_decl
 
     def state_machine(self: Any) -> Any:
         parses.append(1)
         return original(self)
 
+    def program_decl(self: Any, ctx: Any) -> Any:
+        builds.append(1)
+        return build(self, ctx)
+
     monkeypatch.setattr(ASLParser, "state_machine", state_machine)
+    monkeypatch.setattr(Preprocessor, "visitProgram_decl", program_decl)
     definition = {
         "StartAt": "Greet",
         "States": {"Greet": {"Type": "Pass", "Parameters": {"msg.$": "States.Format('hi {}', $.who)"}, "End": True}},
@@ -469,12 +477,85 @@ def test_a_definition_is_parsed_once_and_each_execution_gets_its_own_program(
     outputs = [_run(world, machine, {"who": who}).output for who in ("ann", "bob")]
     assert outputs == [{"msg": "hi ann"}, {"msg": "hi bob"}]
     assert len(parses) == 1  # at CreateStateMachine; the executions reuse its parse tree
+    assert len(builds) == 1  # ... and copies of the program built from it
     text = json.dumps(definition)
     (first, tree), (second, same_tree) = AmazonStateLanguageParser.parse(text), AmazonStateLanguageParser.parse(text)
     assert first is not second and tree is same_tree  # one tree, a program per execution
+    assert first.states is not second.states and first.states.states.keys() == second.states.states.keys()
     for _ in range(2):  # a definition that does not parse is refused every time
         with pytest.raises(ASLParserException):
             AmazonStateLanguageParser.parse('{"StartAt": "A", "States": {"A": ')
+
+
+@covers("json_path_cache")
+def test_each_json_path_is_parsed_once_and_reads_each_execution_s_own_input(
+    world: World, _patch: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jsonpath_ng.exceptions import JsonPathParserError
+    from jsonpath_ng.parser import JsonPathParser
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    parsed: list[str] = []
+    original = JsonPathParser.parse
+
+    def parse(self: Any, string: str, lexer: Any = None) -> Any:
+        parsed.append(string)
+        return original(self, string, lexer)
+
+    monkeypatch.setattr(JsonPathParser, "parse", parse)
+    key = f"who{time.monotonic_ns()}"  # paths no other test has parsed in this process
+    name, said = f"$.{key}.name", f"$.{key}_said"
+    definition = {
+        "StartAt": "Pick",
+        "States": {
+            "Pick": {
+                "Type": "Choice",
+                "Choices": [{"Variable": name, "StringEquals": "ann", "Next": "Ann"}],
+                "Default": "Other",
+            },
+            "Ann": {"Type": "Pass", "Parameters": {"hi.$": name}, "ResultPath": said, "End": True},
+            "Other": {"Type": "Pass", "Parameters": {"bye.$": name}, "ResultPath": said, "End": True},
+        },
+    }
+    machine = _machine(world, definition)
+    runs = [_run(world, machine, {key: {"name": who}}) for who in ("ann", "bob", "ann", "bob")]
+    assert [run.output[f"{key}_said"] for run in runs] == [{"hi": "ann"}, {"bye": "bob"}, {"hi": "ann"}, {"bye": "bob"}]
+    assert sorted(parsed) == sorted([name, said])  # once each, over four executions
+    for _ in range(2):  # a path that does not parse fails every time
+        with pytest.raises(JsonPathParserError):
+            json_path.extract_json("$.[", {})
+
+
+@covers("json_data_copies")
+def test_every_state_reads_its_own_copy_of_the_state_data(
+    world: World, _patch: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import copy
+    import sys
+
+    copies: list[str] = []  # the modules that called copy.deepcopy
+    deepcopy = copy.deepcopy
+
+    def counted(value: Any, memo: Any = None) -> Any:
+        copies.append(sys._getframe(1).f_code.co_filename.rsplit("/", 1)[-1])
+        return deepcopy(value, memo)
+
+    both = {"a.$": "$.doc", "b.$": "$.doc"}
+    definition = {
+        "StartAt": "Both",
+        "States": {
+            "Both": {"Type": "Pass", "Parameters": both, "ResultPath": "$.two", "Next": "A"},
+            "A": {"Type": "Pass", "Result": "changed", "ResultPath": "$.two.a.items[0]", "Next": "Keep"},
+            "Keep": {"Type": "Pass", "InputPath": "$.two", "End": True},
+        },
+    }
+    machine = _machine(world, definition)
+    doc = {"items": ["x", 1, 2.5, True, None, {"deep": ["y"]}], "name": "café"}
+    monkeypatch.setattr(copy, "deepcopy", counted)
+    result = _run(world, machine, {"doc": doc})
+    assert result.status == "SUCCEEDED", result.cause
+    assert result.output == {"a": {**doc, "items": ["changed", *doc["items"][1:]]}, "b": doc}  # b is its own copy
+    assert {"states.py", "string_expression.py"} & set(copies) == set()  # JSON data read and kept is copied as JSON
 
 
 @covers("serializer_member_keys")
@@ -750,6 +831,67 @@ def test_fail_task_fails_the_attempts_of_one_arrival_of_a_state(world: World, _p
     assert world.runtime.invocations[-1].error not in (None, "Boom")
     with pytest.raises(ValueError, match="Caught is a Pass state"):
         world.faults.fail_task("Caught")
+
+
+@covers("lambda_task_clients", "lambda_invoke")
+def test_the_lambda_tasks_of_a_world_invoke_through_one_client(
+    world: World, _patch: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+
+    used: list[Any] = []  # the client of each Lambda Task attempt
+    client_for = lambda_eval_utils.boto_client_for  # type: ignore[attr-defined]
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        used.append(client_for(*args, **kwargs))
+        return used[-1]
+
+    monkeypatch.setattr(lambda_eval_utils, "boto_client_for", recorded)
+    machine = _lambda_machine(world, "Boom")
+    results = [_run(world, machine) for _ in range(3)]
+    assert [r.status for r in results] == ["SUCCEEDED"] * 3 and len(world.runtime.invocations) == 3
+    assert len(used) == 3 and all(client is used[0] for client in used)
+
+
+@covers("sns_signing_key")
+def test_sns_signs_every_notification_with_one_key(
+    world: World, _patch: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import base64
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.sns import models as sns_models
+
+    made: list[int] = []
+    generate = sns_models.rsa.generate_private_key
+
+    def generate_private_key(*args: Any, **kwargs: Any) -> Any:
+        made.append(1)
+        return generate(*args, **kwargs)
+
+    monkeypatch.setattr(sns_models.rsa, "generate_private_key", generate_private_key)
+    sns, sqs = world.client("sns"), world.client("sqs")
+    bodies = []
+    for name in ("one", "two"):
+        topic = sns.create_topic(Name=f"signed-{name}")["TopicArn"]
+        url = sqs.create_queue(QueueName=f"signed-{name}")["QueueUrl"]
+        queue = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue)
+        sns.publish(TopicArn=topic, Message=f"hello {name}")
+        bodies.append(json.loads(sqs.receive_message(QueueUrl=url)["Messages"][0]["Body"]))
+    keys = sns_models.sns_backends[DEFAULT_ACCOUNT_ID][world.region]._message_public_keys
+    public = []
+    for body in bodies:
+        cert = x509.load_pem_x509_certificate(keys[body["SigningCertURL"].rsplit("/", 1)[-1]])
+        signed = "".join(f"{k}\n{body[k]}\n" for k in ("Message", "MessageId", "Timestamp", "TopicArn", "Type"))
+        cert.public_key().verify(
+            base64.b64decode(body["Signature"]), signed.encode(), padding.PKCS1v15(), hashes.SHA256()
+        )
+        public.append(cert.public_key().public_numbers())
+    assert public[0] == public[1] and len(made) <= 1  # one key (made now, or by an earlier world)
 
 
 @covers("task_attempts")

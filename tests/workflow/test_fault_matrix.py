@@ -29,6 +29,12 @@ def test_every_scenario_holds_the_invariants_without_faults(baselines: list[tupl
     assert report([run for _, run in baselines]) == ""
 
 
+def test_an_unanswered_approval_runs_out_on_the_virtual_clock(baselines: list[tuple[fm.Baseline, fm.Run]]) -> None:
+    held = [run for base, run in baselines if base.scenario.approval]
+    assert held and all(run.result and run.result.status == "SUCCEEDED" for run in held)
+    assert all(run.wall_seconds < 60 * fm.UNANSWERED_APPROVAL["timeout_minutes"] for run in held), "waited in wall time"
+
+
 def test_the_matrix_slice_holds_the_invariants(baselines: list[tuple[fm.Baseline, fm.Run]]) -> None:
     cases = fm.slice_of(case for base, _ in baselines for case in fm.cases(base))
     assert {case.kind for case in cases} == set(fm.KINDS), "one case per fault kind"

@@ -19,6 +19,7 @@ import datetime as _dt
 import json
 import math
 import os
+import pickle
 import re
 import threading
 import time as _time
@@ -1184,31 +1185,131 @@ def _patch_serializer_member_keys() -> None:
     _serialize.ResponseSerializer.get_value = get_value  # type: ignore[method-assign]
 
 
-#: parsed ASL (ANTLR parse trees) by definition text, newest last (see :func:`_patch_asl_parse_cache`)
-_PARSE_TREES: dict[str, Any] = {}
+#: parsed ASL by definition text, newest last (see :func:`_patch_asl_parse_cache`): the ANTLR parse tree and
+#: the program built from it, pickled
+_PARSE_TREES: dict[str, tuple[Any, bytes | None]] = {}
 _PARSE_TREES_KEPT = 16
+
+
+def _patch_json_path_cache() -> None:
+    """Each JSONPath an execution evaluates ($.request.service, ResultPath, Choice variables, ...) is parsed
+    again with jsonpath-ng, whose parse builds a new PLY parser every time (~2 ms, hundreds per execution).
+    A parsed path is immutable (find and update_or_create change the data, not the path): parse each text
+    once (the parse error of a bad path is raised each time, as before)."""
+    import functools
+
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    json_path.parse = functools.lru_cache(maxsize=4096)(json_path.parse)  # type: ignore[attr-defined]
+    result_path.parse = functools.lru_cache(maxsize=4096)(result_path.parse)  # type: ignore[attr-defined]
+
+
+def _patch_lambda_task_clients() -> None:
+    """Each Lambda Task attempt creates a new boto3 Lambda client to invoke its function (~5 ms: botocore
+    builds the client class, its endpoint and event hooks each time). The client depends only on the region,
+    whether moto intercepts calls (else the moto server's port) and the session boto3 creates clients from
+    (a world sets up its own): keep one per such key, as a long-running service keeps its clients."""
+    import boto3
+    from moto.core.models import botocore_stubber
+    from moto.settings import moto_server_port
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+
+    original = lambda_eval_utils.boto_client_for  # type: ignore[attr-defined]
+    clients: dict[tuple[str, str, bool, str], tuple[Any, Any]] = {}
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        key = (region, service, botocore_stubber.enabled, moto_server_port())
+        session, client = clients.get(key, (None, None))
+        if client is None or session is not boto3.DEFAULT_SESSION:
+            session, client = boto3.DEFAULT_SESSION, original(region, service, state_credentials)
+            clients[key] = (session, client)
+        return client
+
+    lambda_eval_utils.boto_client_for = boto_client_for  # type: ignore[attr-defined]
+
+
+#: the key SNS signs notifications with, made at first use (see :func:`_patch_sns_signing_key`)
+_SNS_SIGNING_KEY: list[Any] = []
+
+
+def _patch_sns_signing_key() -> None:
+    """moto makes a new 2048-bit RSA key for each subscription at its first signed delivery (~0.1 s of CPU:
+    every world's notification queue); SNS signs every notification of a region with one key, named by the
+    SigningCertURL. Sign with one key, made once."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from moto.sns.models import Subscription
+
+    def private_key(self: Any) -> Any:
+        with _lock:
+            if not _SNS_SIGNING_KEY:
+                _SNS_SIGNING_KEY.append(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+            return _SNS_SIGNING_KEY[0]
+
+    Subscription.private_key = private_key  # type: ignore[method-assign,assignment]
+
+
+_JSON_ATOMS = (str, int, float, bool, type(None))
+
+
+def _copy_json(value: Any) -> Any:
+    """A deep copy of JSON data (dicts, lists, strings, numbers, booleans, null) ~3x faster than
+    ``copy.deepcopy``; anything else is deep-copied by it."""
+    kind = type(value)
+    if kind is dict:
+        return {key: _copy_json(item) for key, item in value.items()}
+    if kind is list:
+        return [_copy_json(item) for item in value]
+    if kind in _JSON_ATOMS:
+        return value
+    return copy.deepcopy(value)
+
+
+def _patch_json_data_copies() -> None:
+    """Each read of an execution's state data ($, a path of it, the context object) and each write of a
+    state's input, result or error output is a ``copy.deepcopy`` (~0.3 ms for a deployment's input, tens of
+    thousands per test file). That data is JSON (it crosses the execution as JSON text on AWS): copy it as
+    JSON. Anything that is not JSON is still deep-copied."""
+    from moto.stepfunctions.parser.asl.component.common.string import string_expression
+    from moto.stepfunctions.parser.asl.eval import states
+
+    json_copy = types.SimpleNamespace(deepcopy=_copy_json)
+    states.copy = json_copy  # type: ignore[attr-defined,assignment]
+    string_expression.copy = json_copy  # type: ignore[attr-defined,assignment]
+
+
+def _pickled(program: Any) -> bytes | None:
+    try:
+        return pickle.dumps(program)
+    except (pickle.PicklingError, TypeError, AttributeError, RecursionError):
+        return None
 
 
 def _patch_asl_parse_cache() -> None:
     """Every execution parses its state machine's definition again with ANTLR (about 0.3 s of CPU for
-    stepdeploy's 57 kB definition, more than most executions take in the local world). Keep the parse
-    tree of each definition and build every execution's program from it (a fresh program each time: the
-    components are not shared between executions); definitions with syntax errors are not kept."""
+    stepdeploy's 57 kB definition, more than most executions take in the local world), then builds its
+    program from the parse tree (another 80 ms). Keep the parse tree of each definition and the program
+    built from it, pickled: every execution gets a fresh program (the components are not shared between
+    executions) unpickled in ~3 ms (one that cannot be pickled is built from the tree each time);
+    definitions with syntax errors are not kept."""
     from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
     from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
 
     original = AmazonStateLanguageParser.parse
 
     def parse(definition: str) -> tuple[Any, Any]:
-        tree = _PARSE_TREES.get(definition)
-        if tree is None:
+        kept = _PARSE_TREES.get(definition)
+        if kept is None:
             program, tree = original(definition)
             with _lock:
-                _PARSE_TREES[definition] = tree
+                _PARSE_TREES[definition] = (tree, _pickled(program))
                 while len(_PARSE_TREES) > _PARSE_TREES_KEPT:
                     del _PARSE_TREES[next(iter(_PARSE_TREES))]
             return program, tree
-        return Preprocessor().visit(tree), tree
+        tree, pickled = kept
+        if pickled is None:
+            return Preprocessor().visit(tree), tree
+        return pickle.loads(pickled), tree  # noqa: S301 - bytes this process pickled from its own program
 
     AmazonStateLanguageParser.parse = staticmethod(parse)  # type: ignore[method-assign]
 
@@ -1254,7 +1355,14 @@ PATCHES: dict[str, tuple[Callable[[], None], str]] = {
         _patch_serializer_member_keys,
         "every response member is looked up through six alias providers (slow for large responses)",
     ),
-    "asl_parse_cache": (_patch_asl_parse_cache, "every execution parses its definition again (ANTLR, slow)"),
+    "asl_parse_cache": (
+        _patch_asl_parse_cache,
+        "every execution parses its definition again (ANTLR) and builds its program from the parse tree (slow)",
+    ),
+    "json_path_cache": (_patch_json_path_cache, "every JSONPath is parsed again at each use (a new PLY parser, slow)"),
+    "lambda_task_clients": (_patch_lambda_task_clients, "each Lambda Task attempt creates a new boto3 client"),
+    "sns_signing_key": (_patch_sns_signing_key, "each subscription signs with a new RSA key (slow to make)"),
+    "json_data_copies": (_patch_json_data_copies, "state data is deep-copied with copy.deepcopy at every read"),
     "execution_history_order": (
         _patch_execution_history_order,
         "GetExecutionHistory ignores reverseOrder, maxResults and nextToken",
