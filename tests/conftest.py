@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from stepdeploy_local import World
@@ -21,16 +25,27 @@ def app(world: World) -> AppService:
     return world.create_service(tag="v1")
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under ``pytest -n 2 --dist loadgroup`` (make test) tests are spread one by one over the workers, so
-    both stay busy to the end; the tests of a module that share a module-scoped fixture (a world or a
-    template built once) form one group, run by one worker, which builds it once."""
-    for item in items:
-        if any(fixture.scope in ("module", "class") for fixture in _fixtures_of(item)):
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under ``pytest -n 2 --dist loadgroup`` (make test) tests are spread one by one over the workers, so both
+    stay busy to the end, except the tests of a module that declares a module- or class-scoped fixture (a world or
+    a template built once): they form one group, run by one worker, which builds it once. (xdist's own loadgroup
+    reads ``xdist_group`` marks through a node id suffix that pytest 9 no longer shows: it grouped nothing.)"""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    rootpath = config.rootpath
+
+    class ModuleFixtureGroups(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if _shares_a_module_fixture(rootpath / module) else nodeid
+
+    return ModuleFixtureGroups(config, log)
 
 
-def _fixtures_of(item: pytest.Item) -> list[pytest.FixtureDef[object]]:
-    info = getattr(item, "_fixtureinfo", None)
-    return [d for defs in (info.name2fixturedefs.values() if info else ()) for d in defs]
+@functools.cache
+def _shares_a_module_fixture(path: Path) -> bool:
+    """Does the test module declare a fixture built once for all its tests?"""
+    text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    return bool(re.search(r"scope=[\"'](module|class)[\"']", text))

@@ -157,6 +157,14 @@ SCENARIOS: tuple[Scenario, ...] = (
         provisioned=True,
         strategy="BLUE_GREEN",
     ),
+    Scenario(
+        "stack-approval",
+        "a BLUE_GREEN stack app release held for approval at its test-traffic hook; nobody answers",
+        app="stack",
+        provisioned=True,
+        strategy="BLUE_GREEN",
+        approval=True,
+    ),
     Scenario("pipeline", "a CodePipeline Lambda invoke action deploys a healthy image", trigger="pipeline"),
     Scenario(
         "rollback-fails",

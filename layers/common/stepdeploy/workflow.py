@@ -944,7 +944,9 @@ def gate_stack_service(
     try:
         follow = _FOLLOW[phase](poll)
     except (HealthCheckFailed, AlarmTriggered, RolloutFailed, HookTimedOut, ApprovalRejected) as exc:
-        state.gate_failure = state.gate_failure or {"error": type(exc).__name__, "cause": str(exc)}
+        failure = {"error": type(exc).__name__, "cause": str(exc)}
+        observability.logger().warning("the stack's service deployment is taken back", extra=failure)
+        state.gate_failure = state.gate_failure or failure
         return None
     state.follow = asdict(follow)
     return follow.wait_seconds or None
