@@ -25,6 +25,7 @@ def app(world: World) -> AppService:
     return world.create_service(tag="v1")
 
 
+@pytest.hookimpl(optionalhook=True)  # (a hook of pytest-xdist: unknown under -p no:xdist)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """Under ``pytest -n 2 --dist loadgroup`` (make test) tests are spread one by one over the workers, so both
     stay busy to the end, except the tests of a module that declares a module- or class-scoped fixture (a world or

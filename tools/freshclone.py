@@ -64,8 +64,9 @@ def install_target(checkout: Path, which: str) -> str:
 
 
 def environment(tmp: Path, warm_cache: bool, installer: str | None) -> dict[str, str]:
-    """This process's environment for a new user: no venv or make of ours, empty caches unless warm_cache."""
-    drop = ("VIRTUAL_ENV", "PYTHONPATH", "MAKEFLAGS", "MAKELEVEL", "MFLAGS")
+    """This process's environment for a new user: no venv or make of ours (`make bench ARGS=...` exports ARGS to
+    its recipes: a `make demo` in the clone would take them), empty caches unless warm_cache."""
+    drop = ("VIRTUAL_ENV", "PYTHONPATH", "MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES", "ARGS")
     env = {k: v for k, v in os.environ.items() if k not in drop}
     if not warm_cache:
         env["UV_CACHE_DIR"] = str(tmp / "uv-cache")
