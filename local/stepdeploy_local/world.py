@@ -1991,6 +1991,25 @@ class World:
         self._pauses.append(pause)
         return pause
 
+    def hold_when(
+        self, state: str, start: Callable[[], str], condition: Callable[[], bool], limit: int = 60
+    ) -> tuple[str, Pause]:
+        """Start an execution (``start`` returns its ARN) and hold it at its arrivals at ``state`` until
+        ``condition()`` holds there: (the ARN, the pause holding it: release it). The next arrival's pause is armed
+        before the current one is released, so no arrival slips past (a fast execution could pass the next
+        arrival before a pause made after the release existed). AssertionError after ``limit`` arrivals."""
+        pause = self.pause_at(state, 1)
+        arn = start()
+        for arrival in range(1, limit + 1):
+            pause.reached()
+            if condition():
+                return arn, pause
+            following = self.pause_at(state, arrival + 1)
+            pause.release()
+            pause = following
+        pause.release()
+        raise AssertionError(f"{state}: the condition never held in {limit} arrivals")
+
     def _before_state(self, execution_arn: str, state: str, state_type: str, running: Callable[[], bool]) -> None:
         with self._entries_lock:
             key = (execution_arn, state)

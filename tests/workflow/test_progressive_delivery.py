@@ -114,24 +114,25 @@ def current_stage(world: World, app: AppService) -> tuple[str, float]:
     return latest.get("lifecycleStage", ""), float(weight)
 
 
+def at_a_canary_step(world: World, app: AppService) -> Callable[[], bool]:
+    """Is the latest deployment at a production step short of 100 % (the canary's share)?"""
+
+    def check() -> bool:
+        stage, weight = current_stage(world, app)
+        return stage == "PRODUCTION_TRAFFIC_SHIFT" and 0 < weight < 100
+
+    return check
+
+
 def test_a_canary_that_fails_on_production_is_taken_back(world: World) -> None:
     """An image that passes on test traffic and starts failing once it takes its canary share of production:
     the gates at the canary step fail, StopServiceDeployment(ROLLBACK) returns all traffic to blue."""
     app, strategy = progressive(world, "CANARY")
     world.push_image(app.repository, "v2")
-    arn = None
-    for arrival in range(1, 60):
-        pause = world.pause_at("FollowDeployment", arrival)
-        arn = arn or world.start_deployment(app.request("v2", strategy=strategy))
-        pause.reached()
-        stage, weight = current_stage(world, app)
-        if stage == "PRODUCTION_TRAFFIC_SHIFT" and 0 < weight < 100:
-            world.faults.set_image_profile(app.repository, "v2", "http-500")
-            pause.release()
-            break
-        pause.release()
-    else:
-        pytest.fail("the canary step never came")
+    start = lambda: world.start_deployment(app.request("v2", strategy=strategy))  # noqa: E731
+    arn, pause = world.hold_when("FollowDeployment", start, at_a_canary_step(world, app))
+    world.faults.set_image_profile(app.repository, "v2", "http-500")
+    pause.release()
     result = world.wait(arn)
     assert result.status == "FAILED", result.cause
     assert result.error in ("HealthCheckFailed", "AlarmTriggered"), result.cause
@@ -217,16 +218,12 @@ def awaiting_hook(world: World, app: AppService) -> dict[str, Any] | None:
 def held_at_hook(world: World, app: AppService, request: dict[str, Any]) -> tuple[str, Any, dict[str, Any]]:
     """Start ``request`` and hold its execution before the FollowDeployment poll that finds the service deployment
     paused at a hook: (execution ARN, the held pause, the paused deployment)."""
-    arn = None
-    for arrival in range(1, 60):
-        pause = world.pause_at("FollowDeployment", arrival)
-        arn = arn or world.start_deployment(request)
-        pause.reached()
-        paused = awaiting_hook(world, app)
-        if paused is not None:
-            return arn, pause, paused
-        pause.release()
-    pytest.fail("the release never paused at a hook")
+    arn, pause = world.hold_when(
+        "FollowDeployment", lambda: world.start_deployment(request), lambda: awaiting_hook(world, app) is not None
+    )
+    paused = awaiting_hook(world, app)
+    assert paused is not None
+    return arn, pause, paused
 
 
 def test_a_hook_that_times_out_while_stepdeploy_stalls_ends_failed_on_blue(world: World) -> None:
@@ -373,17 +370,14 @@ def test_a_healthy_canary_passes_the_comparison_on_real_datapoints(world: World)
 def start_in_the_bake(world: World, app: AppService, strategy: dict[str, Any], act: Callable[[], None]) -> str:
     """Start a release and hold it once ECS bakes it (100 % production on green, blue still running): run ``act``
     there, then let it go on. Returns the execution ARN."""
-    arn = None
-    for arrival in range(1, 60):
-        pause = world.pause_at("WaitDeployment", arrival)
-        arn = arn or world.start_deployment(app.request("v2", strategy=strategy))
-        pause.reached()
-        if current_stage(world, app) == ("BAKE_TIME", 100.0):
-            act()
-            pause.release()
-            return arn
-        pause.release()
-    pytest.fail("the bake never came")
+    arn, pause = world.hold_when(
+        "WaitDeployment",
+        lambda: world.start_deployment(app.request("v2", strategy=strategy)),
+        lambda: current_stage(world, app) == ("BAKE_TIME", 100.0),
+    )
+    act()
+    pause.release()
+    return arn
 
 
 def test_a_revision_that_sets_off_an_alarm_during_the_bake_is_rolled_back_by_ecs(world: World) -> None:
@@ -435,23 +429,14 @@ def test_a_single_failed_probe_at_a_canary_step_does_not_roll_back_a_healthy_can
     app, strategy = progressive(world, "CANARY")
     world.push_image(app.repository, "v2")
     blip = PROFILES["healthy"].with_changes(name="blip", error_every=2)  # every 2nd request it answers fails
-    for arrival in range(1, 60):
-        pause = world.pause_at("FollowDeployment", arrival)
-        if arrival == 1:
-            arn = world.start_deployment(app.request("v2", strategy=strategy))
-        pause.reached()
-        stage, weight = current_stage(world, app)
-        if stage == "PRODUCTION_TRAFFIC_SHIFT" and 0 < weight < 100:
-            world.faults.set_image_profile(app.repository, "v2", blip)
-            request = urllib.request.Request(strategy["test_url"], headers={"X-Stepdeploy-Test": app.test_token})
-            with urllib.request.urlopen(request, timeout=5) as answer:  # the 1st request: the gate's probe is 2nd
-                assert answer.status == 200
-            pause.release()
-            break
-        pause.release()
-    else:
-        pytest.fail("the canary step never came")
-    blipped = world.pause_at("FollowDeployment", arrival + 1)
+    start = lambda: world.start_deployment(app.request("v2", strategy=strategy))  # noqa: E731
+    arn, pause = world.hold_when("FollowDeployment", start, at_a_canary_step(world, app))
+    world.faults.set_image_profile(app.repository, "v2", blip)
+    request = urllib.request.Request(strategy["test_url"], headers={"X-Stepdeploy-Test": app.test_token})
+    with urllib.request.urlopen(request, timeout=5) as answer:  # the 1st request: the gate's probe is 2nd
+        assert answer.status == 200
+    blipped = world.pause_at("FollowDeployment", world.arrivals(arn, "FollowDeployment") + 1)  # (armed first)
+    pause.release()
     try:
         blipped.reached()
     except TimeoutError:

@@ -123,16 +123,11 @@ def test_a_stopped_execution_never_leaves_a_stack_update_paused(world: World, pr
     """StopExecution while the service deployment of the stack update waits at a hook: the execution-end handler
     takes it back, CloudFormation rolls the stack back, and v1 serves."""
     world.push_image("techchallengeapp", "v2")
-    arn = None
-    for arrival in range(1, 40):
-        pause = world.pause_at("WaitStack", arrival)
-        arn = arn or world.start_deployment(provisioned.request("v2"))
-        pause.reached()
-        if awaiting_hook(world, provisioned) is not None:
-            break
-        pause.release()
-    else:
-        pytest.fail("the stack update never paused at a hook")
+    arn, pause = world.hold_when(
+        "WaitStack",
+        lambda: world.start_deployment(provisioned.request("v2")),
+        lambda: awaiting_hook(world, provisioned) is not None,
+    )
     world.client("stepfunctions").stop_execution(executionArn=arn, error="Operator", cause="stop it")
     pause.release()
     assert world.wait(arn).status == "ABORTED"
