@@ -16,7 +16,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 # demo's own run): Python caches what a run imports, so the second run does not compile it again.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: demo test lint typecheck templates unit serve bench lock clean
+.PHONY: demo test checks lint typecheck templates unit serve bench lock clean
 
 $(DEMO_STAMP): requirements/demo.lock tools/install.sh
 	@$(INSTALL) demo
@@ -55,8 +55,12 @@ serve: $(DEMO_STAMP)
 bench: $(TEST_STAMP)
 	$(BIN)/python tools/bench.py $(ARGS)
 
-## test: lint, types, template validation and the whole test suite
-test: $(TEST_STAMP) lint typecheck templates unit
+## test: lint, types, template validation and the whole test suite. The checks run beside pytest (its workers
+## and one check at a time share the cores: the checks alone would leave one idle), each target's output together.
+test: $(TEST_STAMP) $(SCAN_STAMP)
+	@$(MAKE) --no-print-directory -j2 --output-sync=target checks unit
+
+checks: lint typecheck templates
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
