@@ -565,12 +565,11 @@ def _check_approval_fits(
         return
     if strategy is None or not strategy.progressive:
         return
-    held = approval_hold_seconds(approval, health, rollout)
-    if strategy.hook_timeout_minutes * 60 <= held:
+    if (held := hook_outlasted(strategy, approval, health, rollout)) is not None:
         raise _fail(
             "$.approval.timeout_minutes",
             f"the hook waits {strategy.hook_timeout_minutes} min (strategy.hook_timeout_minutes), but the gates at "
-            f"the hook and the approval can take {math.ceil(held / 60)} min: ECS would roll the release back "
+            f"the hook and the approval can take {held} min: ECS would roll the release back "
             "before the answer counts; lower the approval timeout or raise hook_timeout_minutes",
         )
 
@@ -579,6 +578,15 @@ def approval_hold_seconds(approval: ApprovalSpec, health: HealthPolicy, rollout:
     """The longest a deployment stays at its POST_TEST_TRAFFIC_SHIFT hook: a poll to notice it, the gate window,
     the approval, and a poll to answer it."""
     return 2 * rollout.poll_seconds + health.max_checks * health.interval_seconds + approval.timeout_seconds
+
+
+def hook_outlasted(
+    strategy: StrategySpec, approval: ApprovalSpec, health: HealthPolicy, rollout: RolloutPolicy
+) -> int | None:
+    """The minutes the gates at the hook and the approval can take when the hook's own timeout (action ROLLBACK)
+    would end first, so that the answer would come too late; None when the approval fits."""
+    held = approval_hold_seconds(approval, health, rollout)
+    return math.ceil(held / 60) if strategy.hook_timeout_minutes * 60 <= held else None
 
 
 def _percent(value: Mapping[str, Any], key: str, default: float) -> float:

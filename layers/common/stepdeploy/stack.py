@@ -25,8 +25,8 @@ from .models import (
     HealthPolicy,
     RolloutPolicy,
     StrategySpec,
-    approval_hold_seconds,
     carried,
+    hook_outlasted,
 )
 
 STACKS_DIR = Path(__file__).resolve().parent / "stacks"
@@ -136,12 +136,12 @@ def check_approval(
             "set stack.parameters.DeploymentStrategy to BLUE_GREEN, CANARY or LINEAR"
         )
     paced = replace(health, interval_seconds=max(health.interval_seconds, STACK_POLL_FLOOR))
-    held = approval_hold_seconds(approval, paced, replace(rollout, poll_seconds=STACK_POLL_FLOOR))
-    if strategy.hook_timeout_minutes * 60 <= held:
+    held = hook_outlasted(strategy, approval, paced, replace(rollout, poll_seconds=STACK_POLL_FLOOR))
+    if held is not None:
         raise _fail(
             "LifecycleHookTimeoutMinutes",
             f"the hook waits {strategy.hook_timeout_minutes} min, but the gates at the hook and the approval can take "
-            f"{-(-held // 60)} min: ECS would roll the release back before the answer counts",
+            f"{held} min: ECS would roll the release back before the answer counts",
         )
 
 

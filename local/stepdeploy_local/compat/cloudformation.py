@@ -2034,10 +2034,8 @@ def _stabilize(backend: Any, stack: Any) -> None:
     """Go on with an update whose services are stable (the resources that wait for them, then complete it), or
     roll it back when a rollout failed."""
     waiting: _Stabilizing = stack._compat_stabilizing
-    hook = HOOKS.service_stability
-    states = [(s, hook(s[1], s[2], s[3]) if hook is not None else "COMPLETED") for s in waiting.services]
-    failed = next(((s, state) for s, state in states if state.startswith("FAILED")), None)
-    if failed is None and any(state != "COMPLETED" for _, state in states):
+    unstable, failed = _unstable(waiting.services)
+    if failed is None and unstable:
         return
     if failed is None and waiting.rest:
         try:
@@ -2055,7 +2053,7 @@ def _stabilize(backend: Any, stack: Any) -> None:
     if failed is None:
         _complete(backend, waiting.change_set, waiting.operation, waiting.old_resources, waiting.removal_order)
         return
-    (logical_id, _, _, _), state = failed
+    logical_id, state = failed
     reason = (
         "Resource handler returned message: \"Error occurred during operation 'ECS Deployment Circuit Breaker "
         f"was triggered'.\" ({state.removeprefix('FAILED').strip(': ')})"
