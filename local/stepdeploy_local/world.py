@@ -610,6 +610,30 @@ def _client(service: str, region: str) -> Any:
     return _CLIENTS[service, region]
 
 
+#: the AWS environment and the cache statistics the product's clients were left with by the last world
+_PRODUCT_CLIENTS_LEFT: list[tuple[tuple[tuple[str, str], ...], Any]] = []
+
+
+def _aws_environment() -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_")))
+
+
+def _reuse_product_clients() -> None:
+    """The product's boto3 clients (stepdeploy.adapters.clients) are built again in each world (~10 ms each, a
+    dozen per world) unless the last world left them in the same AWS environment and nothing used them since,
+    as a warm Lambda container keeps its clients: everything they hold comes from that environment."""
+    from stepdeploy.adapters import clients
+
+    if [(_aws_environment(), clients.client.cache_info())] != _PRODUCT_CLIENTS_LEFT:
+        clients.reset()
+
+
+def _leave_product_clients() -> None:
+    from stepdeploy.adapters import clients
+
+    _PRODUCT_CLIENTS_LEFT[:] = [(_aws_environment(), clients.client.cache_info())]
+
+
 class World:
     def __init__(
         self,
@@ -665,7 +689,6 @@ class World:
     def start(self) -> World:
         from moto import mock_aws
         from stepdeploy import clock as product_clock
-        from stepdeploy.adapters import clients as stepdeploy_clients
 
         self._saved_env = dict(os.environ)
         os.environ.update(
@@ -692,7 +715,7 @@ class World:
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._mock.start()
         _share_session()
-        stepdeploy_clients.reset()
+        _reuse_product_clients()
         if self.server_port is not None:
             from moto.server import ThreadedMotoServer
 
@@ -703,7 +726,6 @@ class World:
 
     def close(self) -> None:
         from stepdeploy import clock as product_clock
-        from stepdeploy.adapters import clients as stepdeploy_clients
 
         try:
             for pause in self._pauses:
@@ -728,9 +750,9 @@ class World:
             compat.HOOKS.service_deployments = None
             compat.HOOKS.alb_metrics = None
             if self._mock is not None:
+                _leave_product_clients()  # (in the environment the mock sets, as the next world's start sees it)
                 self._mock.stop()
                 self._mock = None
-            stepdeploy_clients.reset()
             product_clock.use(None)
             self._clients.clear()
             if self._saved_env is not None:

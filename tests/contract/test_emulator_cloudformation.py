@@ -51,6 +51,9 @@ def expected_resources(*conditions_true: str) -> set[tuple[str, str]]:
     }
 
 
+_CLIENTS: dict[str, Any] = {}  # ~10 ms to build a client (its service model parsed again): ~40 tests x 4
+
+
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Clients]:
     """compat.apply() then mock_aws(), as the world starts them; plain boto3 clients."""
@@ -60,12 +63,11 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Clients]:
         monkeypatch.setenv(key, "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     compat.apply()
-    clients: dict[str, Any] = {}
 
     def client(service: str) -> Any:
-        if service not in clients:
-            clients[service] = boto3.client(service, region_name=REGION)  # type: ignore[call-overload]
-        return clients[service]
+        if service not in _CLIENTS:  # kept across tests: moto answers a client from the mock that runs
+            _CLIENTS[service] = boto3.client(service, region_name=REGION)  # type: ignore[call-overload]
+        return _CLIENTS[service]
 
     try:
         with mock_aws():

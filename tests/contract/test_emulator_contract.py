@@ -486,6 +486,37 @@ def test_a_definition_is_parsed_once_and_each_execution_gets_its_own_program(
         with pytest.raises(ASLParserException):
             AmazonStateLanguageParser.parse('{"StartAt": "A", "States": {"A": ')
 
+    programs, seen = [], len(parses)  # CreateStateMachine of a definition kept: no program to throw away
+    unpickle = compat.pickle.loads
+    monkeypatch.setattr(compat.pickle, "loads", lambda data: programs.append(1) or unpickle(data))
+    _machine(world, dict(definition))  # (a new dict: a new machine name, the same definition text)
+    assert programs == [] and len(parses) == seen
+    with pytest.raises(ClientError, match="ASLParserException"):  # ... and one that does not parse is refused
+        _machine(world, {"StartAt": "Missing", "States": {"A": {"Type": "Pass", "End": True}}, "Comment": ["x"]})
+
+
+@covers("action_names")
+def test_each_response_class_s_methods_are_listed_once(
+    world: World, _patch: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.core import responses, utils
+
+    listed: list[type] = []
+    original = utils.method_names_from_class
+    monkeypatch.setattr(utils, "method_names_from_class", lambda clazz: listed.append(clazz) or original(clazz))
+
+    class Fresh(responses.BaseResponse):
+        def greet(self) -> str:
+            return "hi"
+
+    names = [responses.method_names_from_class(Fresh) for _ in range(3)]  # type: ignore[attr-defined]
+    assert listed == [Fresh] and "greet" in names[0] and names[0] is names[2]
+    sqs = world.client("sqs")  # requests still reach their methods
+    urls = [sqs.create_queue(QueueName=f"listed-{n}")["QueueUrl"] for n in range(2)]
+    assert set(urls) <= set(sqs.list_queues()["QueueUrls"])
+    with pytest.raises(ClientError, match="does not exist"):
+        sqs.get_queue_url(QueueName="never-made")
+
 
 @covers("json_path_cache")
 def test_each_json_path_is_parsed_once_and_reads_each_execution_s_own_input(

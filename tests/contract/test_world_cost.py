@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 import urllib.request
 
+import pytest
 from stepdeploy_local import World
 from stepdeploy_local.workload import PROFILES, RedirectServer, WorkloadServer
 
@@ -37,3 +38,27 @@ def test_worlds_one_after_another_share_their_clients_not_their_resources() -> N
             clients.append(sqs)
     assert clients[0] is clients[1]  # built once (~5 ms a client, ~15 a world)
     assert queues == [["only-in-the-first-world"], ["only-in-the-second-world"]]
+
+
+def test_the_product_s_clients_outlive_a_world_only_into_the_same_aws_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A warm Lambda container keeps its boto3 clients; so does the next world when its AWS environment is the
+    same and nothing used them in between. Another region, or a use outside the worlds, builds them again."""
+    from stepdeploy.adapters import clients
+
+    def product_sqs(region: str = "us-east-1") -> tuple[object, list[str]]:
+        with World(region=region, function_log_level="ERROR") as world:
+            sqs = clients.client("sqs")
+            sqs.create_queue(QueueName=f"made-in-{region}")
+            return sqs, [url.rsplit("/", 1)[-1] for url in world.client("sqs").list_queues()["QueueUrls"]]
+
+    first, queues = product_sqs()
+    second, again = product_sqs()
+    assert second is first and "made-in-us-east-1" in queues and again.count("made-in-us-east-1") == 1
+    elsewhere, there = product_sqs("eu-west-1")
+    assert elsewhere is not first and "made-in-eu-west-1" in there and "made-in-us-east-1" not in there
+    back, _ = product_sqs()
+    assert back is not first and back is not elsewhere  # left in eu-west-1: built again for us-east-1
+    clients.client("sqs")  # used between worlds (another test, the CLI): the next world builds its own
+    assert product_sqs()[0] is not back
