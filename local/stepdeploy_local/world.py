@@ -615,7 +615,15 @@ _PRODUCT_CLIENTS_LEFT: list[tuple[tuple[tuple[str, str], ...], Any]] = []
 
 
 def _aws_environment() -> tuple[tuple[str, str], ...]:
-    return tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_")))
+    """The AWS_ variables a client may read (credentials, region, endpoints, config), not those that describe
+    the function running (AWS_LAMBDA_*, AWS_EXECUTION_ENV: the last invocation's stay set, see runtime)."""
+    return tuple(
+        sorted(
+            (k, v)
+            for k, v in os.environ.items()
+            if k.startswith("AWS_") and not k.startswith("AWS_LAMBDA_") and k != "AWS_EXECUTION_ENV"
+        )
+    )
 
 
 def _reuse_product_clients() -> None:

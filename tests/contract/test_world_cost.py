@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 import urllib.request
 
-import pytest
 from stepdeploy_local import World
 from stepdeploy_local.workload import PROFILES, RedirectServer, WorkloadServer
 
@@ -40,15 +39,15 @@ def test_worlds_one_after_another_share_their_clients_not_their_resources() -> N
     assert queues == [["only-in-the-first-world"], ["only-in-the-second-world"]]
 
 
-def test_the_product_s_clients_outlive_a_world_only_into_the_same_aws_environment(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_the_product_s_clients_outlive_a_world_only_into_the_same_aws_environment() -> None:
     """A warm Lambda container keeps its boto3 clients; so does the next world when its AWS environment is the
     same and nothing used them in between. Another region, or a use outside the worlds, builds them again."""
     from stepdeploy.adapters import clients
 
     def product_sqs(region: str = "us-east-1") -> tuple[object, list[str]]:
         with World(region=region, function_log_level="ERROR") as world:
+            function = world.runtime.by_logical_id("NormalizeRequestFunction").name
+            world.runtime.invoke(function, {"input": {}})  # (a function ran: its AWS_LAMBDA_* variables stay)
             sqs = clients.client("sqs")
             sqs.create_queue(QueueName=f"made-in-{region}")
             return sqs, [url.rsplit("/", 1)[-1] for url in world.client("sqs").list_queues()["QueueUrls"]]
