@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from stepdeploy_local import World, compat
-from stepdeploy_local.world import AppService
+from stepdeploy_local.world import ACCOUNT_ID, AppService
 
 COVERED: set[str] = set()
 
@@ -1541,3 +1541,47 @@ def test_alb_metrics_per_target_group_follow_the_user_traffic(world: World, _pat
         EndTime=_dt.datetime.fromtimestamp(now - 185, tz=_dt.UTC),
     )["MetricDataResults"]
     assert [r["Values"] for r in early][1] == []  # green served no production request before the canary step
+
+
+@covers("unsigned_requests")
+def test_requests_the_world_answers_in_process_go_unsigned_to_its_account_and_region(_patch: tuple[str, ...]) -> None:
+    import boto3
+
+    sent: list[dict[str, str]] = []
+
+    class Refused(Exception):
+        pass
+
+    def watch(client: Any, refuse: bool = False) -> Any:
+        """Record the headers of each request ``client`` sends; refuse it before it leaves (no network)."""
+
+        def before_send(request: Any, **_: Any) -> None:
+            sent.append({k: v.decode() if isinstance(v, bytes) else v for k, v in request.headers.items()})
+            if refuse:
+                raise Refused
+
+        client.meta.events.register_first("before-send", before_send)
+        return client
+
+    with World(region="eu-west-1", function_log_level="ERROR") as world:
+        sqs = watch(world.client("sqs"))
+        url = sqs.create_queue(QueueName="unsigned")["QueueUrl"]
+        assert "Authorization" not in sent[-1] and "X-Amz-Date" not in sent[-1]
+        assert url.split("/")[-2:] == [ACCOUNT_ID, "unsigned"] and ".eu-west-1." in url
+        assert url in sqs.list_queues(QueueNamePrefix="unsig")["QueueUrls"]  # answered from its region
+        role = world.client("iam").create_role(RoleName="unsigned", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        assert role == f"arn:aws:iam::{ACCOUNT_ID}:role/unsigned"
+        assert "X-Amz-Signature=" in sqs.generate_presigned_url("list_queues", ExpiresIn=60)  # presigned: signed
+        s3 = watch(world.client("s3"))
+        s3.create_bucket(Bucket="signed", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        s3.put_object(Bucket="signed", Key="k", Body=b"v")
+        assert s3.get_object(Bucket="signed", Key="k")["Body"].read() == b"v"  # S3: signed, not anonymous
+        assert "Authorization" in sent[-1]
+        served = watch(boto3.client("sqs", region_name="eu-west-1", endpoint_url="http://127.0.0.1:9"), refuse=True)
+        with pytest.raises(Refused):
+            served.list_queues()  # another endpoint (a served world reads the region from the signature): signed
+        assert "eu-west-1/sqs/aws4_request" in sent[-1]["Authorization"]
+    outside = boto3.client("sqs", region_name="eu-west-1", aws_access_key_id="k", aws_secret_access_key="s")
+    with pytest.raises(Refused):
+        watch(outside, refuse=True).list_queues()  # no world: signed
+    assert "Authorization" in sent[-1]

@@ -1205,6 +1205,29 @@ def _patch_json_path_cache() -> None:
     result_path.parse = functools.lru_cache(maxsize=4096)(result_path.parse)  # type: ignore[attr-defined]
 
 
+def _patch_unsigned_requests() -> None:
+    """moto ignores request signatures (it reads the account from the access key in Authorization, and falls
+    back to the default account, the world's, without it; the region comes from the URL): computing SigV4 for
+    every request it answers in-process is ~7% of the suite's CPU. While a mock intercepts requests, botocore
+    sends those to AWS endpoints unsigned; presigned URLs, S3 (an unsigned request is anonymous: moto checks it
+    against the bucket's public access), requests to another endpoint (a served world, whose region moto reads
+    from the signature) and every request when no mock runs are signed as before."""
+    from urllib.parse import urlsplit
+
+    from botocore.signers import RequestSigner
+    from moto.core.models import botocore_stubber
+
+    original = RequestSigner.sign
+
+    def sign(self: Any, operation_name: str, request: Any, *args: Any, **kwargs: Any) -> None:
+        standard = (args[1] if len(args) > 1 else kwargs.get("signing_type", "standard")) == "standard"
+        in_process = botocore_stubber.enabled and (urlsplit(request.url).hostname or "").endswith(".amazonaws.com")
+        if not (standard and in_process and self._signing_name != "s3"):
+            original(self, operation_name, request, *args, **kwargs)
+
+    RequestSigner.sign = sign  # type: ignore[method-assign]
+
+
 def _patch_lambda_task_clients() -> None:
     """Each Lambda Task attempt creates a new boto3 Lambda client to invoke its function (~5 ms: botocore
     builds the client class, its endpoint and event hooks each time). The client depends only on the region,
@@ -1389,6 +1412,7 @@ PATCHES: dict[str, tuple[Callable[[], None], str]] = {
     ),
     "action_names": (_patch_action_names, "each request lists its response class's methods (inspect.getmembers)"),
     "json_path_cache": (_patch_json_path_cache, "every JSONPath is parsed again at each use (a new PLY parser, slow)"),
+    "unsigned_requests": (_patch_unsigned_requests, "every request moto answers is signed (SigV4), for nothing"),
     "lambda_task_clients": (_patch_lambda_task_clients, "each Lambda Task attempt creates a new boto3 client"),
     "sns_signing_key": (_patch_sns_signing_key, "each subscription signs with a new RSA key (slow to make)"),
     "json_data_copies": (_patch_json_data_copies, "state data is deep-copied with copy.deepcopy at every read"),
