@@ -235,6 +235,10 @@ class WeightedRoundRobin:
             for key in list(self._current):
                 if key not in live:
                     del self._current[key]
+            if len(live) == 1:  # most requests: the general case below, without its sum and max
+                ((only, weight),) = live.items()
+                self._current[only] = self._current.get(only, 0.0) + weight - weight
+                return only
             total = sum(live.values())
             for key, weight in live.items():
                 self._current[key] = self._current.get(key, 0.0) + weight

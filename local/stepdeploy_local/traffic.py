@@ -144,6 +144,7 @@ def requests(
     served: dict[str, int] = {}
     k = 0
     for segment in segments:
+        alone = single(segment.weights)
         while start + k / rate < segment.end:
             at = start + k / rate
             k += 1
@@ -154,7 +155,7 @@ def requests(
             if revision is not None and reply is not None:
                 reply = reply.request(served.get(revision, 0))
                 served[revision] = served.get(revision, 0) + 1
-            yield Request(at, revision, reply, single(segment.weights))
+            yield Request(at, revision, reply, alone)
 
 
 def segments_of(weights: list[tuple[float, dict[str, float]]], end: float) -> list[Segment]:

@@ -495,6 +495,29 @@ def test_a_definition_is_parsed_once_and_each_execution_gets_its_own_program(
         _machine(world, {"StartAt": "Missing", "States": {"A": {"Type": "Pass", "End": True}}, "Comment": ["x"]})
 
 
+@covers("asl_parse_cache")
+def test_a_definition_in_use_stays_kept_while_others_come_and_go(
+    _patch: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.stepfunctions.parser.asl.antlr.runtime.ASLParser import ASLParser
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    compat.apply()
+    parses: list[int] = []
+    original = ASLParser.state_machine
+    monkeypatch.setattr(ASLParser, "state_machine", lambda self: parses.append(1) or original(self))
+
+    def definition(name: str) -> str:
+        return json.dumps({"StartAt": name, "States": {name: {"Type": "Pass", "End": True}}})
+
+    used = definition(f"Used{time.monotonic_ns()}")
+    AmazonStateLanguageParser.parse(used)
+    for n in range(2 * compat._PARSE_TREES_KEPT):  # as many other definitions as are kept, twice over
+        AmazonStateLanguageParser.parse(definition(f"Other{n}x{time.monotonic_ns()}"))
+        AmazonStateLanguageParser.parse(used)  # ... while the world's own runs executions in between
+    assert len(parses) == 1 + 2 * compat._PARSE_TREES_KEPT  # the one in use was parsed once
+
+
 @covers("action_names")
 def test_each_response_class_s_methods_are_listed_once(
     world: World, _patch: tuple[str, ...], monkeypatch: pytest.MonkeyPatch

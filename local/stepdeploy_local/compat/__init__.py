@@ -1347,6 +1347,8 @@ def _patch_asl_parse_cache() -> None:
                 while len(_PARSE_TREES) > _PARSE_TREES_KEPT:
                     del _PARSE_TREES[next(iter(_PARSE_TREES))]
             return program, tree
+        with _lock:  # the least recently used definition goes first: a world's own outlives the tests' many others
+            _PARSE_TREES[definition] = _PARSE_TREES.pop(definition, kept)
         tree, pickled = kept
         if pickled is None:
             return Preprocessor().visit(tree), tree
