@@ -1608,3 +1608,15 @@ def test_requests_with_a_key_moto_issued_stay_signed_and_keep_their_identity(
     key = iam.create_access_key(UserName="alice")["AccessKey"]
     assert as_(key, "sts").get_caller_identity()["Arn"] == f"arn:aws:iam::{ACCOUNT_ID}:user/alice"
     assert iam.get_access_key_last_used(AccessKeyId=key["AccessKeyId"])["AccessKeyLastUsed"]["ServiceName"] == "sts"
+
+
+@covers("unsigned_requests")
+def test_requests_moto_authenticates_stay_signed(world: World, _patch: tuple[str, ...]) -> None:
+    from moto.core import set_initial_no_auth_action_count
+
+    @set_initial_no_auth_action_count(0)
+    def list_queues() -> None:
+        world.client("sqs").list_queues()
+
+    with pytest.raises(ClientError, match="InvalidClientTokenId"):  # the world's key is no IAM user's
+        list_queues()
