@@ -1608,3 +1608,38 @@ def test_requests_the_world_answers_in_process_go_unsigned_to_its_account_and_re
     with pytest.raises(Refused):
         watch(outside, refuse=True).list_queues()  # no world: signed
     assert "Authorization" in sent[-1]
+
+
+@covers("unsigned_requests")
+def test_requests_with_a_key_moto_issued_stay_signed_and_keep_their_identity(
+    world: World, _patch: tuple[str, ...]
+) -> None:
+    """moto finds the caller from the access key: an assumed role's (here in another account) or an IAM user's.
+    Unsigned, their requests would be the default account's anonymous user."""
+    import boto3
+
+    def as_(key: dict[str, str], service: str) -> Any:
+        secret = {"aws_secret_access_key": key["SecretAccessKey"], "aws_session_token": key.get("SessionToken")}
+        return boto3.client(service, region_name=world.region, aws_access_key_id=key["AccessKeyId"], **secret)
+
+    role = "arn:aws:iam::111111111111:role/deployer"
+    assumed = world.client("sts").assume_role(RoleArn=role, RoleSessionName="release")["Credentials"]
+    assert as_(assumed, "sts").get_caller_identity()["Arn"] == "arn:aws:sts::111111111111:assumed-role/deployer/release"
+    assert "/111111111111/made-there" in as_(assumed, "sqs").create_queue(QueueName="made-there")["QueueUrl"]
+    iam = world.client("iam")
+    iam.create_user(UserName="alice")
+    key = iam.create_access_key(UserName="alice")["AccessKey"]
+    assert as_(key, "sts").get_caller_identity()["Arn"] == f"arn:aws:iam::{ACCOUNT_ID}:user/alice"
+    assert iam.get_access_key_last_used(AccessKeyId=key["AccessKeyId"])["AccessKeyLastUsed"]["ServiceName"] == "sts"
+
+
+@covers("unsigned_requests")
+def test_requests_moto_authenticates_stay_signed(world: World, _patch: tuple[str, ...]) -> None:
+    from moto.core import set_initial_no_auth_action_count
+
+    @set_initial_no_auth_action_count(0)
+    def list_queues() -> None:
+        world.client("sqs").list_queues()
+
+    with pytest.raises(ClientError, match="InvalidClientTokenId"):  # the world's key is no IAM user's
+        list_queues()

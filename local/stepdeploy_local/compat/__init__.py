@@ -1206,23 +1206,35 @@ def _patch_json_path_cache() -> None:
 
 
 def _patch_unsigned_requests() -> None:
-    """moto ignores request signatures (it reads the account from the access key in Authorization, and falls
-    back to the default account, the world's, without it; the region comes from the URL): computing SigV4 for
-    every request it answers in-process is ~7% of the suite's CPU. While a mock intercepts requests, botocore
-    sends those to AWS endpoints unsigned; presigned URLs, S3 (an unsigned request is anonymous: moto checks it
-    against the bucket's public access), requests to another endpoint (a served world, whose region moto reads
-    from the signature) and every request when no mock runs are signed as before."""
+    """moto checks no request signature unless it authenticates requests (set_initial_no_auth_action_count): it
+    reads the caller from the access key in Authorization (the account and identity of a key it issued, an IAM
+    user's or an assumed role's, maybe in another account; the default account, the world's, for any other key
+    or none) and the region from the URL. Computing SigV4 for every request it answers in-process is ~7% of the
+    suite's CPU. While a mock intercepts requests, botocore sends those to AWS endpoints unsigned; requests with
+    a key moto issued or while it authenticates, presigned URLs, S3 (an unsigned request is anonymous: moto
+    checks it against the bucket's public access), requests to another endpoint (a served world, whose region
+    moto reads from the signature) and every request when no mock runs are signed as before."""
     from urllib.parse import urlsplit
 
     from botocore.signers import RequestSigner
+    from moto import settings
     from moto.core.models import botocore_stubber
+    from moto.iam.models import iam_backends
 
     original = RequestSigner.sign
+
+    def checked_by_moto(credentials: Any) -> bool:
+        """Does moto read this request's signature: it authenticates requests (set_initial_no_auth_action_count),
+        or its credentials are a key it issued?"""
+        if not math.isinf(settings.INITIAL_NO_AUTH_ACTION_COUNT):
+            return True
+        key = getattr(credentials, "access_key", None)
+        return any(key in iam.access_keys for account in list(iam_backends.values()) for iam in list(account.values()))
 
     def sign(self: Any, operation_name: str, request: Any, *args: Any, **kwargs: Any) -> None:
         standard = (args[1] if len(args) > 1 else kwargs.get("signing_type", "standard")) == "standard"
         in_process = botocore_stubber.enabled and (urlsplit(request.url).hostname or "").endswith(".amazonaws.com")
-        if not (standard and in_process and self._signing_name != "s3"):
+        if not (standard and in_process and self._signing_name != "s3") or checked_by_moto(self._credentials):
             original(self, operation_name, request, *args, **kwargs)
 
     RequestSigner.sign = sign  # type: ignore[method-assign]
