@@ -276,9 +276,10 @@ def test_what_happens_at_the_stack_deadline(phase: str, status: str, action: str
 
 
 def test_how_a_failed_operation_ended_is_said_plainly() -> None:
-    assert (
-        app_stack.rolled_back("UPDATE_ROLLBACK_COMPLETE") == "CloudFormation rolled it back (UPDATE_ROLLBACK_COMPLETE)"
+    assert app_stack.rolled_back("UPDATE_ROLLBACK_COMPLETE") == (
+        "CloudFormation rolled it back (UPDATE_ROLLBACK_COMPLETE; the service runs the revision it ran before)"
     )
+    assert app_stack.rolled_back("ROLLBACK_COMPLETE") == "CloudFormation rolled it back (ROLLBACK_COMPLETE)"
     stuck = app_stack.rolled_back("UPDATE_ROLLBACK_FAILED")
     assert "could not roll it back (UPDATE_ROLLBACK_FAILED)" in stuck and "continue-update-rollback" in stuck
     assert stuck.startswith("CloudFormation could not"), "callers already say '..., and'"

@@ -270,7 +270,7 @@ def test_an_update_past_its_deadline_is_cancelled_and_rolled_back(world: World, 
     assert (result.status, result.error) == ("FAILED", "InfraUpdateFailed")
     assert (
         "did not finish within its 600 s deadline: stepdeploy cancelled it, and CloudFormation rolled it back "
-        "(UPDATE_ROLLBACK_COMPLETE)" in (result.cause or "")
+        "(UPDATE_ROLLBACK_COMPLETE; the service runs the revision it ran before)" in (result.cause or "")
     )
     assert "Resource update cancelled" in (result.cause or "")
     assert stack_status(world, provisioned) == "UPDATE_ROLLBACK_COMPLETE"
@@ -418,6 +418,24 @@ def test_a_release_whose_tasks_never_start_is_rolled_back_by_cloudformation(
     assert stack_image(world, provisioned) == service.running_image() == world.image_uri("techchallengeapp", "v1")
     assert len(service.rollouts()) == rollouts + 1, "one rollout: the release (ECS's circuit breaker restored v1)"
     assert not [i for i in control_items(world) if i["item"]["S"] == "LOCK"], "the lock was released"
+
+
+def test_a_release_whose_stack_rollback_fails_says_a_person_is_needed_not_that_it_rolled_back(
+    world: World, provisioned: StackApp
+) -> None:
+    """The circuit breaker fails the update and CloudFormation cannot get the service back to v1 (its tasks no
+    longer start either): the stack ends UPDATE_ROLLBACK_FAILED, and the cause says so, with nothing after it
+    claiming that the stack was rolled back."""
+    world.push_image("techchallengeapp", "v2", "never-healthy")
+    world.faults.set_image_profile("techchallengeapp", "v1", "never-healthy")
+    result = world.deploy(provisioned.request("v2"))
+
+    assert (result.status, result.error) == ("FAILED", "InfraUpdateFailed")
+    assert stack_status(world, provisioned) == "UPDATE_ROLLBACK_FAILED"
+    cause = result.cause or ""
+    assert "could not roll it back (UPDATE_ROLLBACK_FAILED): the stack needs a person" in cause, cause
+    assert "rolled the stack back" not in cause and "runs the revision it ran before" not in cause, cause
+    assert "stepdeploy deployed nothing after the stack update" in cause
 
 
 def last_digest(world: World, app: StackApp) -> str | None:

@@ -401,6 +401,8 @@ def blocking_failure(events: Sequence[Mapping[str, Any]], stack_name: str) -> st
 
 def rolled_back(status: str) -> str:
     """How a failed (or cancelled) operation ended, for the error message."""
+    if status == "UPDATE_ROLLBACK_COMPLETE":  # (CloudFormation waited for the service to be stable on it again)
+        return f"CloudFormation rolled it back ({status}; the service runs the revision it ran before)"
     if status.endswith("ROLLBACK_COMPLETE"):
         return f"CloudFormation rolled it back ({status})"
     if status.endswith("ROLLBACK_FAILED"):
