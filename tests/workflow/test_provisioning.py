@@ -430,12 +430,14 @@ def test_a_release_whose_stack_rollback_fails_says_a_person_is_needed_not_that_i
     world.faults.set_image_profile("techchallengeapp", "v1", "never-healthy")
     result = world.deploy(provisioned.request("v2"))
 
-    assert (result.status, result.error) == ("FAILED", "InfraUpdateFailed")
+    assert (result.status, result.error) == ("FAILED", "StackStuck")
     assert stack_status(world, provisioned) == "UPDATE_ROLLBACK_FAILED"
     cause = result.cause or ""
     assert "could not roll it back (UPDATE_ROLLBACK_FAILED): the stack needs a person" in cause, cause
     assert "rolled the stack back" not in cause and "runs the revision it ran before" not in cause, cause
     assert "stepdeploy deployed nothing after the stack update" in cause
+    notes = [n for n in world.notifications() if n["message"].get("deployment_id") == result.name]
+    assert [n["attributes"]["severity"] for n in notes] == ["CRITICAL"], "a person is needed: alerted"
 
 
 def last_digest(world: World, app: StackApp) -> str | None:
@@ -643,11 +645,15 @@ def test_a_stack_stuck_in_a_failed_rollback_needs_a_person(world: World, stack_a
     and changes nothing."""
     world.faults.fail_stack_resource("Service", "no free IPs", action="CREATE")
     world.faults.fail_stack_resource("LoadBalancer", "load balancer is in use", action="DELETE")
-    assert world.deploy(stack_app.request("v1")).error == "InfraUpdateFailed"
-    assert stack_status(world, stack_app) == "ROLLBACK_FAILED"
+    first = world.deploy(stack_app.request("v1"))
+    assert first.error == "StackStuck" and stack_status(world, stack_app) == "ROLLBACK_FAILED"
 
     result = world.deploy(stack_app.request("v1"))
-    assert (result.status, result.error) == ("FAILED", "InfraUpdateFailed")
+    assert (result.status, result.error) == ("FAILED", "StackStuck")
+    notes = world.notifications()  # a person is needed: alerted each time
+    for stuck in (first, result):
+        mine = [n["attributes"]["severity"] for n in notes if n["message"].get("deployment_id") == stuck.name]
+        assert mine == ["CRITICAL"]
     cause = result.cause or ""
     assert f"stack {stack_app.stack_name} is ROLLBACK_FAILED: LoadBalancer (AWS::ElasticLoadBalancingV2::" in cause
     assert "load balancer is in use" in cause and "the operation failed first on Service" in cause
@@ -657,7 +663,7 @@ def test_a_stack_stuck_in_a_failed_rollback_needs_a_person(world: World, stack_a
 
     before = control_items(world)
     plan = world.deploy(stack_app.request("v1", plan=True))  # a plan fails the same way, and leaves no trace
-    assert (plan.status, plan.error) == ("FAILED", "InfraUpdateFailed")
+    assert (plan.status, plan.error) == ("FAILED", "StackStuck")
     assert "needs a person" in (plan.cause or "") and "plan mode: nothing was recorded" in (plan.cause or "")
     assert world.record(stack_app, plan.name) is None
     assert control_items(world) == before

@@ -57,6 +57,11 @@ class InfraUpdateFailed(DeploymentError):
     """The application stack's change set failed, or its update failed and CloudFormation rolled it back."""
 
 
+class StackStuck(InfraUpdateFailed):
+    """The application stack is in a failed state CloudFormation cannot leave by itself (a rollback that failed:
+    *_ROLLBACK_FAILED; DELETE_FAILED): a person must fix it, and is alerted (CRITICAL)."""
+
+
 class DatabaseInitFailed(DeploymentError):
     """The one-off database initialisation task failed (or exited non-zero); the schema is not recorded."""
 
@@ -101,6 +106,7 @@ WORKFLOW_ERRORS: tuple[type[DeploymentError], ...] = (
     DatabaseInitUncertain,
     DatabaseInitRefused,
     InfraUpdateFailed,
+    StackStuck,
     DatabaseInitFailed,
     RolloutFailed,
     RolloutTimedOut,

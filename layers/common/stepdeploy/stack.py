@@ -399,6 +399,12 @@ def blocking_failure(events: Sequence[Mapping[str, Any]], stack_name: str) -> st
     return f"{_describe(failures[0])}; the operation failed first on {_describe(failures[-1])}"
 
 
+def stuck(status: str) -> bool:
+    """A failed state CloudFormation cannot leave by itself: a person fixes the cause, then continues the
+    rollback (continue-update-rollback) or deletes the stack."""
+    return status.endswith("ROLLBACK_FAILED") or status == "DELETE_FAILED"
+
+
 def rolled_back(status: str) -> str:
     """How a failed (or cancelled) operation ended, for the error message."""
     if status == "UPDATE_ROLLBACK_COMPLETE":  # (CloudFormation waited for the service to be stable on it again)

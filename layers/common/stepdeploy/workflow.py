@@ -34,6 +34,7 @@ from .errors import (
     PushIgnored,
     RolloutFailed,
     RolloutTimedOut,
+    StackStuck,
     TagFilterMismatch,
     UnregisteredRepository,
 )
@@ -707,7 +708,7 @@ def ensure_stack(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
                 create("UPDATE", view)
             else:
                 blocked = app_stack.blocking_failure(cloudformation.recent_events(name), name)
-                raise InfraUpdateFailed(
+                raise StackStuck(
                     f"stack {name} is {status}: {blocked}. It needs a person before stepdeploy changes it "
                     "(fix the cause, then continue-update-rollback, or delete the stack); nothing was changed"
                 )
@@ -762,7 +763,8 @@ def ensure_stack(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
                     if state.protecting
                     else f"{state.operation} of stack {name} failed, and"
                 )
-                raise InfraUpdateFailed(f"{what} {app_stack.rolled_back(status)}: {cause}")
+                failed = StackStuck if app_stack.stuck(status) else InfraUpdateFailed
+                raise failed(f"{what} {app_stack.rolled_back(status)}: {cause}")
         break
     if state.elapsed_seconds + spec.poll_seconds > spec.timeout_seconds:
         _at_deadline(state, spec, name, status, discard, view)
@@ -1687,6 +1689,8 @@ def _success_detail(word: str, revision: str, image: str | None, guard: dict[str
 
 
 def _severity(outcome: str, state: dict[str, Any]) -> str:
+    if outcome == "FAILED" and (state.get("failure") or {}).get("Error") == StackStuck.__name__:
+        return "CRITICAL"  # CloudFormation cannot get the stack out of a failed rollback without a person
     refresh = (state.get("intent") or {}).get("mode") == "refresh"
     if refresh and outcome == "FAILED" and state.get("active"):
         return "CRITICAL"  # new tasks failed and the old ones hold a rotated-out password: likely down
