@@ -1907,7 +1907,7 @@ def _unchanged(stack_state: dict[str, Any] | None) -> str:
         return "the stack was updated; the image was not deployed"
     if (stack_state or {}).get("phase") in ("executing", "cancelling") and operation == "UPDATE":
         # how the update ended (rolled back, could not be, or still going on) is CloudFormation's, said before
-        return "stepdeploy deployed nothing after the stack update: `stepdeploy status` shows what the service runs"
+        return "stepdeploy deployed nothing after the stack update (stepdeploy status shows what the service runs)"
     return "the service was not changed"
 
 
