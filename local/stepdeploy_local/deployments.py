@@ -235,7 +235,8 @@ class WeightedRoundRobin:
             for key in list(self._current):
                 if key not in live:
                     del self._current[key]
-            if len(live) == 1:  # most requests: the general case below, without its sum and max
+            if len(live) == 1:  # most requests: the general case below without its sum and max (same arithmetic,
+                # so the same float rounding of the key's current weight)
                 ((only, weight),) = live.items()
                 self._current[only] = self._current.get(only, 0.0) + weight - weight
                 return only

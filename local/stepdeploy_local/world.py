@@ -626,20 +626,25 @@ def _aws_environment() -> tuple[tuple[str, str], ...]:
     )
 
 
+def _product_clients_now() -> list[tuple[tuple[tuple[str, str], ...], Any]]:
+    """The AWS environment and the cache statistics of the product's clients, as _PRODUCT_CLIENTS_LEFT keeps them."""
+    from stepdeploy.adapters import clients
+
+    return [(_aws_environment(), clients.client.cache_info())]
+
+
 def _reuse_product_clients() -> None:
     """The product's boto3 clients (stepdeploy.adapters.clients) are built again in each world (~10 ms each, a
     dozen per world) unless the last world left them in the same AWS environment and nothing used them since,
     as a warm Lambda container keeps its clients: everything they hold comes from that environment."""
     from stepdeploy.adapters import clients
 
-    if [(_aws_environment(), clients.client.cache_info())] != _PRODUCT_CLIENTS_LEFT:
+    if _product_clients_now() != _PRODUCT_CLIENTS_LEFT:
         clients.reset()
 
 
 def _leave_product_clients() -> None:
-    from stepdeploy.adapters import clients
-
-    _PRODUCT_CLIENTS_LEFT[:] = [(_aws_environment(), clients.client.cache_info())]
+    _PRODUCT_CLIENTS_LEFT[:] = _product_clients_now()
 
 
 class World:

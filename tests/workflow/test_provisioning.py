@@ -36,6 +36,11 @@ def revision(arn: str) -> str:
     return arn.rsplit("/", 1)[-1]
 
 
+def severities(notes: list[dict[str, Any]], result: ExecutionResult) -> list[str]:
+    """The severity of each notification (world.notifications(), which drains them) about one execution."""
+    return [n["attributes"]["severity"] for n in notes if n["message"].get("deployment_id") == result.name]
+
+
 def control_items(world: World) -> list[dict[str, Any]]:
     table = world.outputs["ControlTableName"]
     return list(world.client("dynamodb").scan(TableName=table)["Items"])
@@ -436,8 +441,7 @@ def test_a_release_whose_stack_rollback_fails_says_a_person_is_needed_not_that_i
     assert "could not roll it back (UPDATE_ROLLBACK_FAILED): the stack needs a person" in cause, cause
     assert "rolled the stack back" not in cause and "runs the revision it ran before" not in cause, cause
     assert "stepdeploy deployed nothing after the stack update" in cause
-    notes = [n for n in world.notifications() if n["message"].get("deployment_id") == result.name]
-    assert [n["attributes"]["severity"] for n in notes] == ["CRITICAL"], "a person is needed: alerted"
+    assert severities(world.notifications(), result) == ["CRITICAL"], "a person is needed: alerted"
 
 
 def last_digest(world: World, app: StackApp) -> str | None:
@@ -542,8 +546,7 @@ def test_a_broken_first_image_fails_with_nothing_to_roll_back_to(world: World) -
     # found by the full fault matrix: the service keeps running an image that failed its gates, so the cause
     # and the notification say a person is needed (it read "fix forward" at WARNING)
     assert "A person is needed" in (result.cause or "")
-    notes = [n for n in world.notifications() if n["message"].get("deployment_id") == result.name]
-    assert [n["attributes"]["severity"] for n in notes] == ["CRITICAL"]
+    assert severities(world.notifications(), result) == ["CRITICAL"]
 
 
 def test_bad_stack_parameters_change_nothing(world: World, stack_app: StackApp) -> None:
@@ -651,9 +654,7 @@ def test_a_stack_stuck_in_a_failed_rollback_needs_a_person(world: World, stack_a
     result = world.deploy(stack_app.request("v1"))
     assert (result.status, result.error) == ("FAILED", "StackStuck")
     notes = world.notifications()  # a person is needed: alerted each time
-    for stuck in (first, result):
-        mine = [n["attributes"]["severity"] for n in notes if n["message"].get("deployment_id") == stuck.name]
-        assert mine == ["CRITICAL"]
+    assert [severities(notes, stuck) for stuck in (first, result)] == [["CRITICAL"], ["CRITICAL"]]
     cause = result.cause or ""
     assert f"stack {stack_app.stack_name} is ROLLBACK_FAILED: LoadBalancer (AWS::ElasticLoadBalancingV2::" in cause
     assert "load balancer is in use" in cause and "the operation failed first on Service" in cause
@@ -721,5 +722,4 @@ def test_a_stack_update_whose_image_step_fails_says_a_person_is_needed(world: Wo
     assert result.status == "FAILED" and "RecordNotChanged" in result.path
     assert provisioned.service().running_image().endswith(world.digest_of("techchallengeapp", "v2"))
     assert "A person is needed" in (result.cause or "") and "not passed its gates" in (result.cause or "")
-    notes = [n for n in world.notifications() if n["message"].get("deployment_id") == result.name]
-    assert [n["attributes"]["severity"] for n in notes] == ["CRITICAL"]
+    assert severities(world.notifications(), result) == ["CRITICAL"]
